@@ -1,0 +1,1 @@
+"""Agents: the default linear loop and the interactive one built on it."""

@@ -1,0 +1,53 @@
+"""The agent's configuration and the templates it renders."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from jinja2 import Environment, StrictUndefined
+from pydantic import BaseModel, ConfigDict
+
+
+class AgentConfig(BaseModel):
+    """Templates and limits of one agent run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    system_template: str
+    """The system message."""
+    instance_template: str
+    """The first user message; it states the task."""
+    action_observation_template: str
+    """The message that shows a command's output (variables: output, returncode, action)."""
+    format_error_template: str
+    """The message sent when the reply did not hold exactly one action (variable: error)."""
+    timeout_template: str
+    """The message sent when a command timed out (variables: action, output, timeout)."""
+    action_format: Literal["text", "toolcall"] = "text"
+    """text: one ```bash block in the reply; toolcall: one call of the native `bash` tool."""
+    step_limit: int = 0
+    """Most model calls in the run (0 = no limit)."""
+    cost_limit: float = 3.0
+    """Most dollars this run may spend (0 = no limit)."""
+    net_cost_limit: float = 0.0
+    """Most dollars all runs in this process may spend together (0 = no limit)."""
+    wall_time_limit: float = 0.0
+    """Most seconds the run may take (0 = no limit)."""
+    max_format_errors: int = 5
+    """Consecutive replies without a valid action before the run ends (0 = no limit)."""
+
+
+def elide(text: str, head: int = 5000, tail: int = 5000) -> str:
+    """`text`, or its first `head` and last `tail` characters with the count of those elided between."""
+    text = str(text)
+    if len(text) <= head + tail:
+        return text
+    elided = len(text) - head - tail
+    return f"{text[:head]}\n\n[... {elided} characters elided ...]\n\n{text[len(text) - tail :]}"
+
+
+def template_environment() -> Environment:
+    """Jinja2 with StrictUndefined, so a misspelt variable is an error instead of an empty string."""
+    env = Environment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
+    env.filters["elide"] = elide
+    return env

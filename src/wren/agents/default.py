@@ -1,0 +1,174 @@
+"""The default agent: a linear loop of query -> one bash action -> observation.
+
+Exceptions drive control: NonTerminatingException (format error, timeout) goes back to the model as
+a message; TerminatingException (Submitted, LimitsExceeded) ends the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from wren.agents.config import AgentConfig, template_environment
+from wren.config.loader import validate
+from wren.exceptions import (
+    ExecutionTimeoutError,
+    FormatError,
+    LimitsExceeded,
+    NonTerminatingException,
+    TerminatingException,
+)
+from wren.models.actions import BASH_TOOL, parse_action
+from wren.models.stats import GLOBAL_STATS
+
+logger = logging.getLogger("wren.agent")
+
+
+@dataclass
+class AgentResult:
+    """How a run ended and what it produced."""
+
+    exit_status: str
+    submission: str
+    n_steps: int = 0
+    cost: float = 0.0
+    messages: list[dict] = field(default_factory=list, repr=False)
+
+    def __getitem__(self, key: str) -> Any:  # dict-style access, as mini-swe-agent returns a dict
+        return getattr(self, key)
+
+
+class DefaultAgent:
+    def __init__(self, model: Any, env: Any, *, hooks: list[Any] | tuple = (), config: AgentConfig | None = None, **kwargs: Any):
+        if config is None:
+            from wren.config.loader import read_yaml
+
+            config = validate(AgentConfig, read_yaml("default")["agent"] | kwargs, where="agent")
+        self.config, self.model, self.env, self.hooks = config, model, env, list(hooks)
+        self.messages: list[dict] = []
+        self.extra_template_vars: dict[str, Any] = {}
+        self.n_steps = 0
+        self.cost = 0.0
+        self.format_errors = 0
+        self.start_time = time.time()
+        self._jinja = template_environment()
+        self._templates: dict[str, Any] = {}
+
+    def render(self, template: str, **kwargs: Any) -> str:
+        compiled = self._templates.get(template) or self._templates.setdefault(template, self._jinja.from_string(template))
+        return compiled.render(**self.template_vars(), **kwargs)
+
+    def template_vars(self) -> dict[str, Any]:
+        return {
+            **self.env.get_template_vars(),
+            **self.model.get_template_vars(),
+            **self.config.model_dump(),
+            "n_steps": self.n_steps,
+            "cost": self.cost,
+            "elapsed_seconds": int(time.time() - self.start_time),
+            **self.extra_template_vars,
+        }
+
+    def add_messages(self, *messages: dict) -> None:
+        self.messages.extend(messages)
+
+    def emit(self, event: str, *args: Any) -> None:
+        for hook in self.hooks:
+            handler = getattr(hook, event, None)
+            if handler is not None:
+                handler(self, *args)
+
+    def run(self, task: str, **kwargs: Any) -> AgentResult:
+        self.extra_template_vars = {"task": task, **kwargs}
+        self.messages, self.n_steps, self.cost, self.format_errors = [], 0, 0.0, 0
+        self.start_time = time.time()
+        self.add_messages(
+            {"role": "system", "content": self.render(self.config.system_template)},
+            {"role": "user", "content": self.render(self.config.instance_template)},
+        )
+        self.emit("on_start")
+        while True:
+            start, record = len(self.messages), {}
+            try:
+                record = self.step()
+                self.format_errors = 0
+            except NonTerminatingException as e:
+                try:
+                    self.add_messages(*self.observation(self.render_error(e)))
+                    status = ""
+                except TerminatingException as limit:
+                    status, submission, reason = limit.exit_status, limit.submission, str(limit)
+            except TerminatingException as e:
+                status, submission, reason = e.exit_status, e.submission, str(e)
+            except Exception as e:  # an unexpected error ends the run, and the trajectory says why
+                logger.exception("run ended by %s", type(e).__name__)
+                status, submission, reason = type(e).__name__, "", f"{type(e).__name__}: {e}"
+            else:
+                status = ""
+            if status:
+                extra = {"exit_status": status, "submission": submission, "reason": reason}
+                self.add_messages({"role": "exit", "content": submission or reason, "extra": extra})
+            self.emit("on_step", {"step": self.n_steps, "messages": self.messages[start:], **record})
+            if status:
+                break
+        result = AgentResult(status, submission, self.n_steps, self.cost, self.messages)
+        self.emit("on_finish", result)
+        return result
+
+    def render_error(self, error: NonTerminatingException) -> str:
+        if isinstance(error, FormatError):
+            self.format_errors += 1
+            if 0 < self.config.max_format_errors <= self.format_errors:
+                raise LimitsExceeded(f"{self.format_errors} format errors in a row", limit="max_format_errors")
+            return self.render(self.config.format_error_template, error=str(error))
+        if isinstance(error, ExecutionTimeoutError):
+            return self.render(self.config.timeout_template, action=error.action, output=error.output, timeout=error.timeout)
+        return str(error)
+
+    def observation(self, content: str) -> list[dict]:
+        """Messages that answer the last reply: one per tool call it made (APIs require it), else one user message."""
+        last = self.messages[-1] if self.messages else {}
+        calls = last.get("tool_calls") if last.get("role") == "assistant" else None
+        if not calls:
+            return [{"role": "user", "content": content}]
+        first, *rest = calls
+        return [{"role": "tool", "tool_call_id": first.get("id"), "content": content}] + [
+            {"role": "tool", "tool_call_id": c.get("id"), "content": "Not run: only one tool call per reply is allowed."}
+            for c in rest
+        ]
+
+    def check_limits(self) -> None:
+        c = self.config
+        if 0 < c.step_limit <= self.n_steps:
+            raise LimitsExceeded(f"step limit {c.step_limit} reached", limit="step_limit")
+        if 0 < c.cost_limit <= self.cost:
+            raise LimitsExceeded(f"cost limit ${c.cost_limit} reached", limit="cost_limit")
+        if 0 < c.net_cost_limit <= GLOBAL_STATS.cost:
+            raise LimitsExceeded(f"net cost limit ${c.net_cost_limit} reached", limit="net_cost_limit")
+        if 0 < c.wall_time_limit <= time.time() - self.start_time:
+            raise LimitsExceeded(f"wall time limit {c.wall_time_limit:g} s reached", limit="wall_time_limit")
+
+    def query(self) -> dict:
+        self.check_limits()
+        self.n_steps += 1
+        tools = [BASH_TOOL] if self.config.action_format == "toolcall" else None
+        message = self.model.query(self.messages, tools=tools)
+        self.cost += (message.get("extra") or {}).get("cost", 0.0)
+        self.add_messages(message)
+        return message
+
+    def step(self) -> dict[str, Any]:
+        """Query, parse one action, execute it, append the observation; return the step's record."""
+        message = self.query()
+        action = parse_action(message, self.config.action_format)
+        try:
+            result = self.env.execute(action.command)
+        except ExecutionTimeoutError as e:
+            e.action = action.command
+            raise
+        observation = self.render(self.config.action_observation_template, action=action.command, **result)
+        self.add_messages(*self.observation(observation))
+        extra = message.get("extra") or {}
+        return {"action": action.command, "output": result["output"], "returncode": result["returncode"], **extra}

@@ -1,0 +1,51 @@
+"""Entry point of the `wren` command.
+
+Each command module exposes `register(app)` and imports its heavy dependencies inside the
+command functions, so `wren --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import typer
+
+COMMAND_MODULES = ["run", "models", "serve", "replay", "gateway", "batch", "evaluate", "synth", "inspect", "learn"]
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="wren",
+        help="Run software-engineering agents on small language models, at benchmark scale.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    for name in COMMAND_MODULES:
+        module_name = f"wren.cli.{name}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name == module_name:  # command group not built yet
+                continue
+            raise
+        module.register(app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    from wren.exceptions import ConfigError, ModelNotFound
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app = build_app()
+    try:
+        app(args=argv, prog_name="wren", standalone_mode=True)
+    except (ConfigError, ModelNotFound) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Turning command-line choices (-c, -m, --slm, --env, --cwd) into one validated WrenConfig."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wren.config.loader import deep_merge, load_config_dict, parse_override, validate
+from wren.config.schema import WrenConfig
+
+
+def _model_overrides(specs: list[str]) -> dict[str, Any]:
+    """The `model.*` part of the command-line overrides, which still apply on top of --slm."""
+    merged: dict[str, Any] = {}
+    for spec in specs:
+        if "=" in spec and spec.split("=", 1)[0].strip().startswith("model."):
+            merged = deep_merge(merged, parse_override(spec)["model"])
+    return merged
+
+
+def assemble_config(
+    specs: list[str] | tuple = (),
+    *,
+    model: str | None = None,
+    slm: str | None = None,
+    env_kind: str | None = None,
+    cwd: str | None = None,
+    embedded: Any = None,
+) -> WrenConfig:
+    """The run's config. With no model named anywhere, `embedded(data)` supplies one (the local SLM)."""
+    from wren.models.catalog import resolve_model_name, resolve_slm
+
+    specs = list(specs)
+    data = load_config_dict(specs)
+    if slm:
+        # --slm replaces the model section; explicit `-c model.x=y` still wins over it.
+        data["model"] = deep_merge(resolve_slm(slm, data.get("slm_providers") or {}), _model_overrides(specs))
+    elif model:
+        data["model"] = deep_merge(data.get("model") or {}, resolve_model_name(model))
+        data["model"] = deep_merge(data["model"], _model_overrides(specs))
+    if not (data.get("model") or {}).get("name") and embedded is not None:
+        data = embedded(specs)
+    if env_kind:
+        data.setdefault("environment", {})["environment_class"] = env_kind
+    if cwd:
+        data.setdefault("environment", {})["cwd"] = cwd
+    return validate(WrenConfig, data)

@@ -1,0 +1,147 @@
+"""Loading and merging configuration.
+
+Precedence, lowest first: built-in defaults, YAML files, `WREN_SECTION__KEY` environment variables,
+`-c key.path=value` on the command line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from wren.exceptions import ConfigError
+
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+ENV_PREFIX = "WREN_"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def builtin_config_path(name: str) -> Path | None:
+    """The path of a built-in config such as `slm` or `toolcall.yaml`, if there is one."""
+    stem = name.removesuffix(".yaml").removesuffix(".yml")
+    path = BUILTIN_DIR / f"{stem}.yaml"
+    return path if path.is_file() and "/" not in name else None
+
+
+def read_yaml(spec: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping from a file path or a built-in config name."""
+    path = Path(spec)
+    if not path.is_file():
+        builtin = builtin_config_path(str(spec))
+        if builtin is None:
+            known = sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
+            raise ConfigError(f"config file not found: {spec} (built-in configs: {', '.join(known)})")
+        path = builtin
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"invalid YAML in {path}: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, not {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge `update` into a copy of `base`; nested mappings merge, everything else replaces."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def nest(path: str, value: Any) -> dict[str, Any]:
+    """`nest("a.b", 1)` is `{"a": {"b": 1}}`."""
+    keys = [k for k in path.split(".") if k]
+    if not keys:
+        raise ConfigError(f"empty config key in {path!r}")
+    out: Any = value
+    for key in reversed(keys):
+        out = {key: out}
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """A value as YAML would read it (numbers, booleans, lists), else the plain string."""
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
+
+
+def parse_override(spec: str) -> dict[str, Any]:
+    """`model.api_base=http://x` -> `{"model": {"api_base": "http://x"}}`."""
+    key, sep, value = spec.partition("=")
+    if not sep:
+        raise ConfigError(f"override {spec!r} is not of the form key.path=value")
+    return nest(key.strip(), parse_value(value))
+
+
+def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`WREN_MODEL__API_BASE=url` -> `{"model": {"api_base": "url"}}`; variables without `__` are not config."""
+    environ = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = ".".join(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        out = deep_merge(out, nest(path, parse_value(value)))
+    return out
+
+
+def load_config_dict(
+    specs: Iterable[str] = (),
+    *,
+    base: Iterable[str] = ("default",),
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Merge built-in `base` configs, the YAML files among `specs`, the environment, then overrides."""
+    specs = list(specs)
+    files = [s for s in specs if "=" not in s]
+    overrides = [s for s in specs if "=" in s]
+    merged: dict[str, Any] = {}
+    for spec in [*base, *files]:
+        merged = deep_merge(merged, read_yaml(spec))
+    merged = deep_merge(merged, env_overrides(environ))
+    for spec in overrides:
+        merged = deep_merge(merged, parse_override(spec))
+    return merged
+
+
+def _suggest(model: type[BaseModel], loc: tuple) -> str:
+    # Walk the model along the error location to list the keys that were allowed there.
+    fields: Mapping[str, Any] = model.model_fields
+    for part in loc[:-1]:
+        field = fields.get(part) if isinstance(part, str) else None
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            fields = annotation.model_fields
+        else:
+            return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(fields), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def validate(model: type[M], data: Mapping[str, Any], *, where: str = "") -> M:
+    """Validate `data` as `model`, turning pydantic's errors into a ConfigError that names each key."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            key = ".".join(str(p) for p in ((where,) if where else ()) + loc)
+            if err["type"] == "extra_forbidden":
+                lines.append(f"unknown config key {key!r}{_suggest(model, loc)}")
+            else:
+                lines.append(f"config key {key!r}: {err['msg']}")
+        raise ConfigError("; ".join(lines)) from None

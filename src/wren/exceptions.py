@@ -1,0 +1,71 @@
+"""Exceptions that drive the agent loop.
+
+Recoverable ones (NonTerminatingException) are rendered back to the model as a message;
+terminating ones end the run and carry its exit status.
+"""
+
+from __future__ import annotations
+
+
+class WrenError(Exception):
+    """Base of all Wren errors."""
+
+
+class ConfigError(WrenError, ValueError):
+    """A configuration is invalid; the message names the offending key."""
+
+
+class NonTerminatingException(WrenError):
+    """The agent tells the model and goes on."""
+
+
+class FormatError(NonTerminatingException):
+    """The model's output did not contain exactly one action."""
+
+    def __init__(self, message: str, *, content: str = ""):
+        super().__init__(message)
+        self.content = content
+
+
+class ExecutionTimeoutError(NonTerminatingException):
+    """A command ran past its timeout; `output` holds what it printed before it was killed."""
+
+    def __init__(self, message: str, *, output: str = "", action: str = "", timeout: float = 0.0):
+        super().__init__(message)
+        self.output = output
+        self.action = action
+        self.timeout = timeout
+
+
+class TerminatingException(WrenError):
+    """The run ends; `exit_status` names why and `submission` is what it produced."""
+
+    exit_status = "Error"
+
+    def __init__(self, message: str = "", *, submission: str = ""):
+        super().__init__(message)
+        self.submission = submission
+
+
+class Submitted(TerminatingException):
+    """The agent printed the submit marker; the rest of that output is the submission."""
+
+    exit_status = "Submitted"
+
+
+class LimitsExceeded(TerminatingException):
+    """A step, cost, net-cost, wall-time or format-error limit was hit."""
+
+    exit_status = "LimitsExceeded"
+
+    def __init__(self, message: str = "", *, limit: str = "", submission: str = ""):
+        super().__init__(message, submission=submission)
+        self.limit = limit
+
+
+class ModelError(WrenError):
+    """The model could not be queried (after retries, or an error that is never retried)."""
+
+
+class ModelNotFound(ModelError):
+    """An unknown model, provider or catalog name; the message lists the known names."""

@@ -1,0 +1,128 @@
+"""SLM providers and the model catalog.
+
+A provider is a named model config (`slm_providers: {name: {...}}` in YAML). A catalog entry is one
+YAML file per model:
+
+    internal_name: qwen2.5-coder-7b-instruct
+    provider_slugs: {hosted_vllm: hosted_vllm/Qwen/Qwen2.5-Coder-7B-Instruct, openrouter: ...}
+    agent_specific:
+      wren: {model_name: null, model_class: hosted_vllm, api_base: ..., model_kwargs: {...}, reasoning: null}
+
+The model name resolves as the explicit `model_name`, else the provider slug for `model_class`,
+else `internal_name`.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from wren.config.loader import validate
+from wren.exceptions import ConfigError, ModelNotFound
+
+CATALOG_DIR = Path(__file__).resolve().parent.parent / "config" / "catalog"
+# model_class values that name a Python class rather than a provider.
+CLIENT_CLASSES = {"litellm", "scripted", "replay", "router"}
+
+
+class WrenModelSettings(BaseModel):
+    """Wren's part of a catalog entry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_name: str | None = None
+    """Explicit LiteLLM model name; wins over provider slugs."""
+    model_class: str = "litellm"
+    """A provider key of provider_slugs (e.g. hosted_vllm, ollama, openrouter) or a client class."""
+    api_base: str | None = None
+    """Where the model is served, for OpenAI-compatible servers."""
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Further model config fields (temperature, max_output_tokens, ...)."""
+    reasoning: str | None = None
+    """Thinking preset: disabled, low, medium or high."""
+
+
+class CatalogEntry(BaseModel):
+    """One model of the catalog."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    internal_name: str
+    """Wren's name for the model, used with -m and --slm."""
+    description: str = ""
+    """One line about the model."""
+    provider_slugs: dict[str, str] = Field(default_factory=dict)
+    """The model's name at each provider, keyed by provider."""
+    agent_specific: dict[str, WrenModelSettings] = Field(default_factory=dict)
+    """Settings per agent framework; Wren reads `wren`."""
+
+    def resolved_name(self) -> str:
+        wren = self.agent_specific.get("wren") or WrenModelSettings()
+        if wren.model_name:
+            return wren.model_name
+        return self.provider_slugs.get(wren.model_class) or self.internal_name
+
+    def model_config_dict(self) -> dict[str, Any]:
+        """The model config this entry stands for."""
+        wren = self.agent_specific.get("wren") or WrenModelSettings()
+        data: dict[str, Any] = {"name": self.resolved_name()}
+        if wren.model_class in CLIENT_CLASSES:
+            data["model_class"] = wren.model_class
+        if wren.api_base:
+            data["api_base"] = wren.api_base
+        if wren.reasoning:
+            data["reasoning"] = wren.reasoning
+        data.update(wren.model_kwargs)
+        return data
+
+
+def load_catalog_file(path: Path) -> CatalogEntry:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"invalid YAML in catalog file {path}: {e}") from e
+    return validate(CatalogEntry, data, where=path.name)
+
+
+@functools.cache
+def _builtin_catalog() -> dict[str, CatalogEntry]:
+    return {entry.internal_name: entry for entry in map(load_catalog_file, sorted(CATALOG_DIR.glob("*.yaml")))}
+
+
+def load_catalog(extra_dirs: list[Path] | None = None) -> dict[str, CatalogEntry]:
+    """Built-in catalog entries, then those in `extra_dirs` (later ones win)."""
+    catalog = dict(_builtin_catalog())
+    for directory in extra_dirs or []:
+        for path in sorted(Path(directory).glob("*.yaml")):
+            entry = load_catalog_file(path)
+            catalog[entry.internal_name] = entry
+    return catalog
+
+
+def known_models(slm_providers: dict[str, Any] | None = None, catalog: dict[str, CatalogEntry] | None = None) -> dict[str, dict]:
+    """Every name that `--slm` accepts, mapped to its model config: catalog entries, then providers."""
+    catalog = load_catalog() if catalog is None else catalog
+    out: dict[str, dict] = {name: entry.model_config_dict() for name, entry in catalog.items()}
+    for name, config in (slm_providers or {}).items():
+        if not isinstance(config, dict):
+            raise ConfigError(f"slm_providers.{name} must be a mapping of model config fields")
+        out[name] = dict(config)
+    return out
+
+
+def resolve_slm(name: str, slm_providers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The model config of provider or catalog entry `name`; an unknown name lists the known ones."""
+    models = known_models(slm_providers)
+    if name not in models:
+        raise ModelNotFound(f"unknown SLM {name!r}; known: {', '.join(sorted(models)) or '(none)'}")
+    return models[name]
+
+
+def resolve_model_name(name: str) -> dict[str, Any]:
+    """`-m NAME`: a catalog entry's config if NAME is in the catalog, else a plain LiteLLM name."""
+    entry = load_catalog().get(name)
+    return entry.model_config_dict() if entry else {"name": name}

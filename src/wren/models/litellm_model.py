@@ -1,0 +1,240 @@
+"""The model for any LiteLLM provider, with a direct client for OpenAI-compatible servers."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from wren.models.config import ModelConfig
+from wren.models.cost import CostCalculator
+from wren.models.errors import ContextWindowExceeded, PermanentModelError, RetryableModelError
+from wren.models.stats import GLOBAL_STATS
+
+logger = logging.getLogger("wren.models")
+
+# LiteLLM prefixes whose endpoint speaks the OpenAI chat API at api_base.
+_OPENAI_COMPATIBLE = {"openai", "hosted_vllm", "custom_openai", "sglang", "llamacpp", "lm_studio", "ollama_chat", "vllm"}
+_LOCAL_PROVIDERS = {"hosted_vllm", "ollama", "ollama_chat", "llamacpp", "lm_studio", "sglang", "vllm"}
+
+
+def _is_local_url(url: str | None) -> bool:
+    host = urlparse(url or "").hostname or ""
+    if host in ("localhost", "") and url:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host.endswith(".local") or host.endswith(".internal")
+    return address.is_loopback or address.is_private or address.is_link_local
+
+
+def reasoning_params(config: ModelConfig) -> dict[str, Any]:
+    """Request fields for the thinking preset of `config`."""
+    preset = config.reasoning
+    if preset is None:
+        return {}
+    if config.name.startswith("openrouter/") or "openrouter.ai" in (config.api_base or ""):
+        if preset == "disabled":
+            return {"reasoning": {"enabled": False}}
+        return {"reasoning": {"effort": preset, "enabled": True, "exclude": False}}
+    if preset == "disabled":
+        # Local chat templates (Qwen3 and kin) switch thinking off through this flag.
+        extra = {"chat_template_kwargs": {"enable_thinking": False}} if config.api_base else {}
+        return {"reasoning_effort": "none", **extra}
+    return {"reasoning_effort": preset}
+
+
+class LitellmModel:
+    """Queries one model; retries with backoff, falls back to other models, tracks cost and tokens."""
+
+    def __init__(self, config: ModelConfig | None = None, **kwargs: Any):
+        self.config = config or ModelConfig(**kwargs)
+        self.provider, _, self.bare_name = self.config.name.rpartition("/")
+        self.local = self.provider in _LOCAL_PROVIDERS or _is_local_url(self.config.api_base)
+        self.cost_of = CostCalculator(
+            self.config.name, self.config.input_cost_per_token, self.config.output_cost_per_token, local=self.local
+        )
+        self.use_direct = self.config.client == "direct" or (
+            self.config.client == "auto"
+            and bool(self.config.api_base)
+            and (self.provider in _OPENAI_COMPATIBLE or not self.provider)
+        )
+        self._client = None
+        self._fallbacks: list[LitellmModel] | None = None
+        self.program_id: str | None = None
+        self.cost = 0.0
+        self.n_calls = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.last_prompt_tokens = 0
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def _body(self, tools: list[dict] | None) -> dict[str, Any]:
+        c = self.config
+        body: dict[str, Any] = {}
+        if c.temperature is not None:
+            body["temperature"] = c.temperature
+        if c.top_p is not None:
+            body["top_p"] = c.top_p
+        if c.max_output_tokens is not None:
+            body["max_tokens"] = c.max_output_tokens
+        if tools:
+            body["tools"] = tools
+        body.update(reasoning_params(c))
+        body.update(c.completion_kwargs)
+        return body
+
+    def _headers(self) -> dict[str, str]:
+        return {"X-Program-Id": self.program_id} if self.program_id else {}
+
+    def _query_direct(self, messages: list[dict], tools: list[dict] | None) -> dict:
+        if self._client is None:
+            from wren.models.openai_client import OpenAICompatibleClient
+
+            self._client = OpenAICompatibleClient(
+                self.config.api_base or "",
+                api_key=self.config.resolved_api_key(),
+                headers=self.config.headers,
+                timeout=self.config.timeout,
+            )
+        body = {"model": self.bare_name or self.config.name, **self._body(tools)}
+        extra_body = body.pop("extra_body", None) or {}
+        body.update(extra_body)
+        return self._client.chat(messages, body, self._headers())
+
+    def _query_litellm(self, messages: list[dict], tools: list[dict] | None) -> dict:
+        import litellm
+
+        c = self.config
+        kwargs = self._body(tools)
+        wire = [{k: v for k, v in m.items() if k != "extra"} for m in messages]
+        try:
+            response = litellm.completion(
+                model=c.name,
+                messages=wire,
+                api_base=c.api_base,
+                api_key=c.resolved_api_key(),
+                timeout=c.timeout,
+                num_retries=0,
+                extra_headers={**c.headers, **self._headers()} or None,
+                drop_params=True,
+                **kwargs,
+            )
+        except (
+            litellm.ContextWindowExceededError,
+        ) as e:
+            raise ContextWindowExceeded(str(e), kind="context_window") from e
+        except (
+            litellm.AuthenticationError,
+            litellm.PermissionDeniedError,
+            litellm.NotFoundError,
+            litellm.BadRequestError,
+            litellm.UnsupportedParamsError,
+        ) as e:
+            raise PermanentModelError(str(e), status=getattr(e, "status_code", None), kind=type(e).__name__) from e
+        except Exception as e:  # rate limits, timeouts, 5xx, connection errors
+            raise RetryableModelError(f"{type(e).__name__}: {e}") from e
+        return response.model_dump()
+
+    def _attempts(self, messages: list[dict], tools: list[dict] | None) -> dict:
+        c = self.config
+        retrying = Retrying(
+            stop=stop_after_attempt(max(c.retries, 1)),
+            wait=wait_exponential(multiplier=c.retry_wait, max=c.retry_max_wait),
+            retry=retry_if_exception_type(RetryableModelError),
+            reraise=True,
+            before_sleep=lambda s: logger.warning(
+                "model %s: attempt %d failed (%s); retrying", c.name, s.attempt_number, s.outcome.exception()
+            ),
+        )
+        query = self._query_direct if self.use_direct else self._query_litellm
+        return retrying(query, messages, tools)
+
+    def _check_input_budget(self, messages: list[dict]) -> None:
+        limit = self.config.max_input_tokens
+        if not limit:
+            return
+        # The last call's prompt tokens plus ~4 characters a token for what came after it.
+        counted = self._counted_messages if self.last_prompt_tokens else 0
+        new_chars = sum(len(str(m.get("content") or "")) for m in messages[counted:])
+        estimate = self.last_prompt_tokens + new_chars // 4
+        if estimate > limit:
+            raise ContextWindowExceeded(
+                f"prompt of about {estimate} tokens exceeds max_input_tokens={limit}", kind="context_window"
+            )
+
+    _counted_messages = 0
+
+    def query(self, messages: list[dict], tools: list[dict] | None = None, **kwargs: Any) -> dict:
+        """One assistant message for `messages`; `extra` holds cost, tokens, latency, model."""
+        self._check_input_budget(messages)
+        start = time.perf_counter()
+        try:
+            response = self._attempts(messages, tools)
+            model = self
+        except RetryableModelError as error:
+            if not self.config.fallbacks:
+                raise
+            response, model = self._try_fallbacks(messages, tools, error)
+        latency = time.perf_counter() - start
+        return model._record(response, latency, len(messages), owner=self)
+
+    def _try_fallbacks(
+        self, messages: list[dict], tools: list[dict] | None, error: RetryableModelError
+    ) -> tuple[dict, LitellmModel]:
+        if self._fallbacks is None:
+            from wren.models import model_config_from
+
+            self._fallbacks = [LitellmModel(model_config_from(f)) for f in self.config.fallbacks]
+        last: Exception = error
+        for fallback in self._fallbacks:
+            fallback.program_id = self.program_id
+            try:
+                logger.warning("model %s failed; falling back to %s", self.config.name, fallback.config.name)
+                return fallback._attempts(messages, tools), fallback
+            except RetryableModelError as e:
+                last = e
+        raise last
+
+    def _record(self, response: dict, latency: float, n_messages: int, *, owner: LitellmModel) -> dict:
+        choice = (response.get("choices") or [{}])[0]
+        message = choice.get("message") or {}
+        usage = response.get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        completion_tokens = int(usage.get("completion_tokens") or 0)
+        cost = self.cost_of(prompt_tokens, completion_tokens)
+        owner.cost += cost
+        owner.n_calls += 1
+        owner.prompt_tokens += prompt_tokens
+        owner.completion_tokens += completion_tokens
+        owner.last_prompt_tokens = prompt_tokens
+        owner._counted_messages = n_messages
+        GLOBAL_STATS.add(cost)
+        out: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
+        if message.get("tool_calls"):
+            out["tool_calls"] = [
+                {"id": tc.get("id"), "type": "function", "function": dict(tc.get("function") or {})}
+                for tc in message["tool_calls"]
+            ]
+        out["extra"] = {
+            "cost": cost,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "latency": latency,
+            "model": self.config.name,
+            "finish_reason": choice.get("finish_reason"),
+        }
+        return out
+
+    def get_template_vars(self) -> dict[str, Any]:
+        return self.config.public_dump() | {"n_model_calls": self.n_calls, "model_cost": self.cost}
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()

@@ -1,0 +1,76 @@
+"""Re-executing a saved run's actions and finding where the observations differ."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wren.agents.config import AgentConfig, template_environment
+from wren.config.loader import read_yaml, validate
+from wren.exceptions import ExecutionTimeoutError, FormatError, Submitted
+from wren.models.actions import parse_action
+from wren.trajectory import load_trajectory
+
+
+@dataclass
+class ReplayStep:
+    """One re-executed action and whether its observation matched the recorded one."""
+
+    step: int
+    action: str
+    recorded: str
+    replayed: str
+
+    @property
+    def same(self) -> bool:
+        return self.recorded == self.replayed
+
+    def diff(self, context: int = 2) -> str:
+        lines = difflib.unified_diff(
+            self.recorded.splitlines(), self.replayed.splitlines(), "recorded", "replayed", lineterm="", n=context
+        )
+        return "\n".join(lines)
+
+
+def recorded_steps(messages: list[dict], action_format: str) -> list[tuple[int, str, str]]:
+    """(step, action, recorded observation) for every assistant message that held a valid action."""
+    out = []
+    step = 0
+    for i, message in enumerate(messages):
+        if message.get("role") != "assistant":
+            continue
+        step += 1
+        try:
+            action = parse_action(message, action_format)
+        except FormatError:
+            continue
+        following = messages[i + 1] if i + 1 < len(messages) else {}
+        if following.get("role") in ("user", "tool"):
+            out.append((step, action.command, str(following.get("content") or "")))
+        elif following.get("role") == "exit":
+            out.append((step, action.command, "<submitted>\n" + str(following.get("content") or "")))
+    return out
+
+
+def replay(path: str | Path, env: Any) -> list[ReplayStep]:
+    """Run each recorded action in `env` and render its observation with the run's own templates."""
+    data = load_trajectory(path)
+    agent_data = ((data.get("info") or {}).get("config") or {}).get("agent") or read_yaml("default")["agent"]
+    config = validate(AgentConfig, agent_data, where="agent")
+    jinja = template_environment()
+    observation = jinja.from_string(config.action_observation_template)
+    timeout = jinja.from_string(config.timeout_template)
+    base_vars = {**env.get_template_vars(), **config.model_dump()}
+    results = []
+    for step, action, recorded in recorded_steps(data.get("messages") or [], config.action_format):
+        try:
+            out = env.execute(action)
+            replayed = observation.render(**base_vars, action=action, **out)
+        except Submitted as e:
+            replayed = "<submitted>\n" + e.submission
+        except ExecutionTimeoutError as e:
+            replayed = timeout.render(**base_vars, action=action, output=e.output, timeout=e.timeout)
+        results.append(ReplayStep(step, action, recorded, replayed))
+    return results

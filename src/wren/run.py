@@ -1,0 +1,67 @@
+"""One agent run with everything around it: model, trajectory, program id, release."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+from wren.agents.default import AgentResult, DefaultAgent
+from wren.config.schema import WrenConfig
+from wren.trajectory import TrajectoryRecorder
+
+logger = logging.getLogger("wren.run")
+
+
+def new_program_id(instance_id: str) -> str:
+    """A program id unique to one run of `instance_id`."""
+    return f"{instance_id}-{uuid.uuid4().hex[:12]}"
+
+
+def release_if_gateway(model: Any) -> None:
+    """Tell the gateway behind `model` that its program ended; nothing happens for other servers."""
+    api_base = getattr(getattr(model, "config", None), "api_base", None)
+    program_id = getattr(model, "program_id", None)
+    if not api_base or not program_id:
+        return
+    try:
+        from wren.gateway.client import is_gateway, release_program
+    except ImportError:
+        return
+    if is_gateway(api_base):
+        release_program(api_base, program_id)
+
+
+def run_agent(
+    config: WrenConfig,
+    task: str,
+    *,
+    env: Any,
+    model: Any = None,
+    output_dir: str | Path,
+    instance_id: str = "run",
+    hooks: list[Any] | tuple = (),
+    agent_class: type = DefaultAgent,
+    **agent_kwargs: Any,
+) -> AgentResult:
+    """Run `task` to its end, recording the trajectory in `output_dir` and releasing the program id."""
+    from wren.models import get_model
+
+    model = model if model is not None else get_model(config.model)
+    model.program_id = new_program_id(instance_id)
+    model_config = getattr(model, "config", None)
+    secrets = model_config.secret_values() if hasattr(model_config, "secret_values") else []
+    public = {
+        "agent": config.agent.model_dump(),
+        "model": model_config.public_dump() if hasattr(model_config, "public_dump") else {},
+        "environment": {k: v for k, v in config.environment.items() if k != "env"},
+        "agent_type": f"{agent_class.__module__}.{agent_class.__name__}",
+        "program_id": model.program_id,
+    }
+    recorder = TrajectoryRecorder(output_dir, instance_id, config=public, secrets=secrets)
+    agent = agent_class(model, env, config=config.agent, hooks=[recorder, *hooks], **agent_kwargs)
+    try:
+        return agent.run(task)
+    finally:
+        release_if_gateway(model)

@@ -1,0 +1,1 @@
+"""The embedded local SLM: a bundled GGUF model served over an OpenAI-compatible API."""

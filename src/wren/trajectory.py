@@ -1,0 +1,132 @@
+"""Recording runs: `trajectory.jsonl` as it happens, `<id>.traj.json` at the end.
+
+The JSONL file gets one line per step, appended and flushed, so a step costs what that step
+wrote and a crash loses nothing before it. The final file uses mini-swe-agent's schema so the
+tools that read mini-swe-agent runs read ours. Secret values are scrubbed from both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import wren
+
+TRAJECTORY_FORMAT = "mini-swe-agent-1.1"
+REDACTED = "***"
+
+
+class Redactor:
+    """Replaces known secret strings in text before it is written."""
+
+    def __init__(self, secrets: list[str] | tuple = ()):
+        # Short values would redact ordinary words; real keys are long.
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 8}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, default=str)
+
+
+class TrajectoryRecorder:
+    """An agent hook that writes the run's trajectory into `output_dir`."""
+
+    def __init__(
+        self,
+        output_dir: str | Path,
+        instance_id: str = "run",
+        *,
+        config: dict[str, Any] | None = None,
+        secrets: list[str] | tuple = (),
+    ):
+        self.output_dir = Path(output_dir)
+        self.instance_id = instance_id
+        self.config = config or {}
+        self.redact = Redactor(secrets)
+        self.jsonl_path = self.output_dir / "trajectory.jsonl"
+        self.traj_path = self.output_dir / f"{instance_id}.traj.json"
+        self._file = None
+
+    def on_start(self, agent: Any) -> None:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self._file = self.jsonl_path.open("w", encoding="utf-8")
+        self._write_line({"step": 0, "messages": agent.messages, "timestamp": time.time()})
+
+    def _write_line(self, record: dict) -> None:
+        assert self._file is not None
+        self._file.write(self.redact(_dumps(record)) + "\n")
+        self._file.flush()
+
+    def on_step(self, agent: Any, record: dict) -> None:
+        if self._file is None:
+            self.on_start(agent)
+        self._write_line({**record, "timestamp": time.time()})
+
+    def on_finish(self, agent: Any, result: Any) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        model = agent.model
+        data = {
+            "info": {
+                "exit_status": result.exit_status,
+                "submission": result.submission,
+                "model_stats": {
+                    "instance_cost": result.cost,
+                    "api_calls": result.n_steps,
+                    "prompt_tokens": getattr(model, "prompt_tokens", 0),
+                    "completion_tokens": getattr(model, "completion_tokens", 0),
+                },
+                "config": self.config,
+                "wren_version": wren.__version__,
+                "mini_version": wren.__version__,
+                "instance_id": self.instance_id,
+            },
+            "messages": result.messages,
+            "trajectory_format": TRAJECTORY_FORMAT,
+        }
+        tmp = self.traj_path.with_suffix(".tmp")
+        tmp.write_text(self.redact(json.dumps(data, indent=2, ensure_ascii=False, default=str)), encoding="utf-8")
+        os.replace(tmp, self.traj_path)
+
+
+def load_trajectory(path: str | Path) -> dict[str, Any]:
+    """A saved run as a `*.traj.json` dict; a bare `trajectory.jsonl` is assembled into one."""
+    path = Path(path)
+    if path.is_dir():
+        finals = sorted(path.glob("*.traj.json"))
+        path = finals[0] if finals else path / "trajectory.jsonl"
+    if path.suffix == ".jsonl":
+        messages: list[dict] = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                messages.extend(json.loads(line).get("messages") or [])
+        exit_message = next((m for m in reversed(messages) if m.get("role") == "exit"), {})
+        extra = exit_message.get("extra") or {}
+        return {
+            "info": {"exit_status": extra.get("exit_status", ""), "submission": extra.get("submission", "")},
+            "messages": messages,
+            "trajectory_format": TRAJECTORY_FORMAT,
+        }
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_messages(path: str | Path) -> list[dict]:
+    return load_trajectory(path).get("messages") or []
+
+
+def load_steps(path: str | Path) -> list[dict]:
+    """The per-step records of a `trajectory.jsonl` (step 0 holds the opening messages)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "trajectory.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
