@@ -58,7 +58,7 @@ class DefaultAgent:
 
     def render(self, template: str, **kwargs: Any) -> str:
         compiled = self._templates.get(template) or self._templates.setdefault(template, self._jinja.from_string(template))
-        return compiled.render(**self.template_vars(), **kwargs)
+        return compiled.render({**self.template_vars(), **kwargs})
 
     def template_vars(self) -> dict[str, Any]:
         return {
@@ -124,7 +124,7 @@ class DefaultAgent:
                 raise LimitsExceeded(f"{self.format_errors} format errors in a row", limit="max_format_errors")
             return self.render(self.config.format_error_template, error=str(error))
         if isinstance(error, ExecutionTimeoutError):
-            return self.render(self.config.timeout_template, action=error.action, output=error.output, timeout=error.timeout)
+            return self.render(self.config.timeout_template, action=error.action, output=error.output, timeout=f"{error.timeout:g}")
         return str(error)
 
     def observation(self, content: str) -> list[dict]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import logging
+import os
 import time
 from typing import Any
 from urllib.parse import urlparse
@@ -31,6 +33,15 @@ def _is_local_url(url: str | None) -> bool:
     except ValueError:
         return host.endswith(".local") or host.endswith(".internal")
     return address.is_loopback or address.is_private or address.is_link_local
+
+
+def import_litellm() -> Any:
+    """LiteLLM, told to use its bundled price table instead of fetching one over the network."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    return litellm
 
 
 def reasoning_params(config: ModelConfig) -> dict[str, Any]:
@@ -109,10 +120,12 @@ class LitellmModel:
         return self._client.chat(messages, body, self._headers())
 
     def _query_litellm(self, messages: list[dict], tools: list[dict] | None) -> dict:
-        import litellm
-
+        litellm = import_litellm()
         c = self.config
         kwargs = self._body(tools)
+        if tools and importlib.util.find_spec("mcp") is None:
+            # LiteLLM imports its MCP gateway (an optional dependency) whenever tools are passed.
+            kwargs["_skip_mcp_handler"] = True
         wire = [{k: v for k, v in m.items() if k != "extra"} for m in messages]
         try:
             response = litellm.completion(
@@ -138,7 +151,15 @@ class LitellmModel:
             litellm.UnsupportedParamsError,
         ) as e:
             raise PermanentModelError(str(e), status=getattr(e, "status_code", None), kind=type(e).__name__) from e
-        except Exception as e:  # rate limits, timeouts, 5xx, connection errors
+        except (
+            litellm.RateLimitError,
+            litellm.APIConnectionError,
+            litellm.Timeout,
+            litellm.InternalServerError,
+            litellm.ServiceUnavailableError,
+            litellm.BadGatewayError,
+            litellm.APIError,
+        ) as e:
             raise RetryableModelError(f"{type(e).__name__}: {e}") from e
         return response.model_dump()
 

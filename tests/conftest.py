@@ -1,0 +1,57 @@
+"""Shared fixtures: scripted OpenAI-compatible servers and throwaway git repositories."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.peers.openai_server import ScriptedOpenAIServer
+
+GIT = ["git", "-c", "user.email=wren@example.com", "-c", "user.name=wren", "-c", "init.defaultBranch=main"]
+
+
+@pytest.fixture
+def scripted_server() -> Iterator[Callable[..., ScriptedOpenAIServer]]:
+    """Start scripted servers on 127.0.0.1; all are stopped after the test."""
+    servers: list[ScriptedOpenAIServer] = []
+
+    def start(script: list, **kwargs) -> ScriptedOpenAIServer:
+        server = ScriptedOpenAIServer(script, **kwargs).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def make_git_repo(path: Path, files: dict[str, str]) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    subprocess.run([*GIT, "init", "-q"], cwd=path, check=True)
+    subprocess.run([*GIT, "add", "-A"], cwd=path, check=True)
+    subprocess.run([*GIT, "commit", "-qm", "initial"], cwd=path, check=True)
+    return path
+
+
+BUGGY_CALC = "def add(a, b):\n    return a - b\n"
+CALC_TEST = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+
+
+@pytest.fixture
+def buggy_repo(tmp_path: Path) -> Path:
+    """A git repo whose `add` subtracts, with a test that catches it."""
+    return make_git_repo(tmp_path / "repo", {"calc.py": BUGGY_CALC, "test_calc.py": CALC_TEST})
+
+
+def bash(command: str, thought: str = "Next step.") -> str:
+    """A well-formed model reply holding `command`."""
+    return f"THOUGHT: {thought}\n\n```bash\n{command}\n```"
+
+
+SUBMIT = bash("echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && git diff", "Done, submitting.")

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from wren.environments import get_environment
+from wren.environments.base import CappedBuffer
+from wren.environments.local import LocalEnvironment
+from wren.exceptions import ConfigError, ExecutionTimeoutError, Submitted
+
+
+def test_runs_in_cwd_with_env_and_returncode(tmp_path):
+    env = LocalEnvironment(cwd=str(tmp_path), env={"WREN_X": "42"})
+    out = env.execute("pwd; echo $WREN_X; exit 3")
+    assert out["output"].split() == [str(tmp_path), "42"]
+    assert out["returncode"] == 3
+
+
+def test_each_command_has_its_own_shell(tmp_path):
+    env = LocalEnvironment(cwd=str(tmp_path))
+    env.execute("cd /; export LEAK=1")
+    assert env.execute("pwd; echo ${LEAK:-none}")["output"].split() == [str(tmp_path), "none"]
+
+
+def test_credentials_are_not_inherited_unless_forwarded(monkeypatch):
+    monkeypatch.setenv("SOME_API_KEY", "sk-abcdef123456")
+    monkeypatch.setenv("HARMLESS_SETTING", "yes")
+    plain = LocalEnvironment()
+    assert plain.execute("echo ${SOME_API_KEY:-unset} $HARMLESS_SETTING")["output"].split() == ["unset", "yes"]
+    forwarded = LocalEnvironment(forward_env=["SOME_API_KEY"])
+    assert forwarded.execute("echo $SOME_API_KEY")["output"].strip() == "sk-abcdef123456"
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    env = LocalEnvironment(cwd=str(tmp_path), timeout=1)
+    start = time.monotonic()
+    with pytest.raises(ExecutionTimeoutError) as info:
+        env.execute(f"echo started; sleep 300 & echo $! > {pid_file}; wait")
+    assert time.monotonic() - start < 10
+    assert "started" in info.value.output
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        # A zombie still answers kill(0); its state in /proc says it is dead.
+        status = Path(f"/proc/{child}/stat")
+        if status.exists() and status.read_text().split()[2] == "Z":
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("background child of a timed-out command survived")
+
+
+def test_background_child_holding_the_pipe_does_not_hang_the_command(tmp_path):
+    env = LocalEnvironment(cwd=str(tmp_path), timeout=20)
+    start = time.monotonic()
+    out = env.execute("sleep 30 & echo quick")
+    assert out["output"].strip() == "quick" and time.monotonic() - start < 5
+    os.system("pkill -f 'sleep 30' >/dev/null 2>&1")
+
+
+def test_output_cap_keeps_head_and_tail_without_holding_everything():
+    env = LocalEnvironment(output_cap=10_000, timeout=60)
+    out = env.execute("echo FIRST; head -c 200000000 /dev/zero | tr '\\0' x; echo; echo LAST")
+    text = out["output"]
+    assert text.startswith("FIRST") and text.rstrip().endswith("LAST")
+    assert "bytes of output elided" in text and len(text) < 11_000
+
+
+def test_capped_buffer_counts_dropped_bytes():
+    buf = CappedBuffer(10)
+    for chunk in [b"abc", b"defgh", b"ijklmnop", b"qrst"]:
+        buf.write(chunk)
+    assert buf.head == b"abcde" and b"".join(buf.tail) == b"pqrst" and buf.dropped == 10
+
+
+@pytest.mark.parametrize("marker", ["COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT", "MINI_SWE_AGENT_FINAL_OUTPUT"])
+def test_submit_marker_on_the_first_line_ends_with_the_rest_as_submission(marker):
+    env = LocalEnvironment()
+    with pytest.raises(Submitted) as info:
+        env.execute(f"echo {marker}; echo the patch")
+    assert info.value.submission == "the patch\n"
+    env.execute(f"echo not first; echo {marker}")  # marker elsewhere is ordinary output
+
+
+def test_get_environment_validates_keys():
+    with pytest.raises(ConfigError, match="unknown config key 'environment.timout'"):
+        get_environment({"environment_class": "local", "timout": 3})
+    with pytest.raises(ConfigError, match="unknown environment 'nowhere'"):
+        get_environment("nowhere")
+    assert get_environment("local", timeout=5).config.timeout == 5
