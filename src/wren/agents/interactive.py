@@ -167,6 +167,14 @@ class InteractiveAgent(DefaultAgent):
             self.on_submitted(submitted)
         raise AssertionError("unreachable: the handlers above always raise")
 
+    def query(self) -> dict:
+        self.check_limits()  # before the model call is shown as under way: raising a limit asks the user
+        self.emit("on_model_call", "start")
+        try:
+            return super().query()
+        finally:
+            self.emit("on_model_call", "end")
+
     def model_step(self) -> dict[str, Any]:
         message = self.query()
         action = parse_action(message, self.config.action_format)

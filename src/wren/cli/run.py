@@ -1,16 +1,25 @@
-"""`wren run`: one task, one agent, shown step by step."""
+"""`wren run`: one task, one agent, shown step by step.
+
+On a terminal the run is interactive (confirm mode by default; see wren.agents.interactive); `-v` shows
+it in a Textual TUI instead. `--yolo`, or stdin/stdout not being a terminal, means no questions.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
+MODES = ("confirm", "yolo", "human")
 
-def _read_task(task: str | None) -> str:
+
+def _read_task(task: str | None, user: Any = None) -> str:
     if task is None:
+        if user is not None:
+            return user.ask("What should the agent do?", kind="task")
         if sys.stdin.isatty():
             return typer.prompt("Task")
         return sys.stdin.read()
@@ -19,28 +28,67 @@ def _read_task(task: str | None) -> str:
     return task
 
 
+def _on_terminal() -> bool:
+    try:
+        return sys.stdin.isatty() and sys.stdout.isatty()
+    except (ValueError, OSError):  # closed or detached streams
+        return False
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def run(
-        task: str = typer.Option(None, "-t", "--task", help="The task; @FILE reads it from a file; default: stdin."),
+        task: str = typer.Option(
+            None, "-t", "--task", help="The task; @FILE reads it from a file; default: stdin."
+        ),
         model: str = typer.Option(None, "-m", "--model", help="Model name (LiteLLM name or catalog entry)."),
         slm: str = typer.Option(None, "--slm", help="An SLM provider or catalog entry by name."),
-        config: list[str] = typer.Option([], "-c", "--config", help="YAML file, built-in name, or key.path=value."),
+        config: list[str] = typer.Option(
+            [], "-c", "--config", help="YAML file, built-in name, or key.path=value."
+        ),
         env: str = typer.Option(None, "--env", help="Environment kind: local, docker, apptainer, sandbox."),
         cwd: str = typer.Option(None, "--cwd", help="Working directory of the agent's commands."),
-        yolo: bool = typer.Option(False, "--yolo", help="Run every command without asking."),
+        yolo: bool = typer.Option(
+            False, "--yolo", help="Run every command without asking; ask nothing at all."
+        ),
+        mode: str = typer.Option(
+            None, "--mode", help="confirm (ask before each command), yolo, or human (you type the commands)."
+        ),
+        visual: bool = typer.Option(False, "-v", "--visual", help="Show the run in a Textual TUI."),
         output: str = typer.Option(None, "-o", "--output", help="Where the trajectory goes (a directory)."),
         check_model: bool = typer.Option(False, "--check-model", help="Ping the model before the run."),
     ) -> None:
         """Run one task with the agent; exit 0 when it submitted."""
+        from wren.agents.interactive import InteractiveAgent, InteractiveWrenConfig
         from wren.cli.display import StepPrinter, console
         from wren.config.assemble import assemble_config
         from wren.environments import get_environment
+        from wren.exceptions import ConfigError
         from wren.models import get_model
         from wren.run import run_agent
         from wren.serve.embedded import embedded_config
 
-        cfg = assemble_config(config, model=model, slm=slm, env_kind=env, cwd=cwd, embedded=embedded_config)
+        if mode is not None and mode not in MODES:
+            raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+        interactive = _on_terminal() and not yolo
+        if visual and not _on_terminal():
+            raise ConfigError("-v shows a TUI and needs a terminal on stdin and stdout")
+        if mode == "human" and not interactive:
+            raise ConfigError("--mode human needs a terminal (and no --yolo): you type the commands")
+
+        cfg = assemble_config(
+            config,
+            model=model,
+            slm=slm,
+            env_kind=env,
+            cwd=cwd,
+            embedded=embedded_config,
+            schema=InteractiveWrenConfig,
+        )
+        agent_config = cfg.agent
+        agent_config.mode = "yolo" if yolo else (mode or agent_config.mode)
+        if not interactive and not visual:
+            agent_config.mode = "yolo"  # nobody to ask
         model_obj = get_model(cfg.model)
         if check_model or cfg.run.check_model:
             from wren.models.health import check_models, print_checks
@@ -49,19 +97,45 @@ def register(app: typer.Typer) -> None:
             print_checks(results)
             if not all(r.ok for r in results):
                 raise typer.Exit(1)
-        text = _read_task(task)
+
+        user = None
+        if interactive and not visual:
+            from wren.ui.terminal import TerminalUser
+
+            user = TerminalUser()
+        text = _read_task(task, user if interactive else None)
         out_dir = Path(output or cfg.run.output or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
         if out_dir.suffix == ".json":
             out_dir = out_dir.parent
         instance_id = cfg.run.instance_id or "run"
         environment = get_environment(cfg.environment)
-        printer = StepPrinter()
+
+        def start(hooks: list[Any], run_user: Any) -> Any:
+            return run_agent(
+                cfg, text, env=environment, model=model_obj, output_dir=out_dir, instance_id=instance_id,
+                hooks=hooks, agent_class=InteractiveAgent, user=run_user,
+            )  # fmt: skip
+
         try:
-            result = run_agent(cfg, text, env=environment, model=model_obj, output_dir=out_dir, instance_id=instance_id, hooks=[printer])
+            if visual:
+                from wren.ui.run_app import RunApp
+
+                tui = RunApp(start, config=agent_config, task=text, ask=not yolo)
+                tui.run()
+                result = tui.wait_result()
+            elif interactive:
+                from wren.ui.terminal import LivePrinter
+
+                result = start([LivePrinter()], user)
+            else:
+                result = start([StepPrinter()], None)
         finally:
             close = getattr(environment, "close", None)
             if close:
                 close()
+        if result is None:
+            console.print(f"[bold]the run did not finish[/bold]; its trajectory so far is in {out_dir}")
+            raise typer.Exit(1)
         console.print(
             f"[bold]{result.exit_status}[/bold] after {result.n_steps} steps, cost ${result.cost:.4f}; "
             f"trajectory in {out_dir}"

@@ -25,6 +25,7 @@ def assemble_config(
     env_kind: str | None = None,
     cwd: str | None = None,
     embedded: Any = None,
+    schema: type[WrenConfig] = WrenConfig,
 ) -> WrenConfig:
     """The run's config. With no model named anywhere, `embedded(data)` supplies one (the local SLM)."""
     from wren.models.catalog import resolve_model_name, resolve_slm
@@ -43,4 +44,4 @@ def assemble_config(
         data.setdefault("environment", {})["environment_class"] = env_kind
     if cwd:
         data.setdefault("environment", {})["cwd"] = cwd
-    return validate(WrenConfig, data)
+    return validate(schema, data)
