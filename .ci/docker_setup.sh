@@ -11,6 +11,8 @@ IMAGE="${WREN_TEST_IMAGE:-wren-test-python:bookworm}"
 DOCKER_ROOT="${WREN_DOCKER_ROOT:-/var/lib/wren-docker}"
 LOG="${WREN_DOCKERD_LOG:-/tmp/wren-dockerd.log}"
 ROOTFS_CACHE="${WREN_ROOTFS_CACHE:-/var/cache/wren-rootfs}"
+# python3-pytest so that fixture repositories' tests run inside the image as they do on the host.
+PACKAGES="python3,python3-pytest,git"
 
 log() { echo "docker_setup: $*" >&2; }
 
@@ -51,22 +53,24 @@ if ! docker info >/dev/null 2>&1; then
     fi
 fi
 
-if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
+STAMP_LABEL="wren.packages=$PACKAGES"
+if [ "$(docker image inspect -f '{{ index .Config.Labels "wren.packages" }}' "$IMAGE" 2>/dev/null)" != "$PACKAGES" ]; then
     # vfs copies the whole image for every container, so a smaller image means faster `docker run`.
-    if [ ! -x "$ROOTFS_CACHE/usr/bin/python3" ]; then
+    if [ "$(cat "$ROOTFS_CACHE/.wren-packages" 2>/dev/null)" != "$PACKAGES" ]; then
         log "debootstrapping a minimal bookworm root into $ROOTFS_CACHE"
         rm -rf "$ROOTFS_CACHE"
         mkdir -p "$ROOTFS_CACHE"
-        debootstrap --variant=minbase --include=python3,git bookworm "$ROOTFS_CACHE" >/dev/null
+        debootstrap --variant=minbase --include="$PACKAGES" bookworm "$ROOTFS_CACHE" >/dev/null
         # Keep the image small: package caches and docs are not needed at run time.
         rm -rf "$ROOTFS_CACHE"/var/cache/apt/archives/*.deb "$ROOTFS_CACHE"/usr/share/doc/* \
                "$ROOTFS_CACHE"/usr/share/man/* "$ROOTFS_CACHE"/var/lib/apt/lists/* \
                "$ROOTFS_CACHE"/usr/share/locale/* "$ROOTFS_CACHE"/usr/share/info/*
+        echo "$PACKAGES" >"$ROOTFS_CACHE/.wren-packages"
     fi
     log "importing $IMAGE"
     tar -C "$ROOTFS_CACHE" -c . | docker import \
         -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        -c 'CMD ["/bin/bash"]' - "$IMAGE" >/dev/null
+        -c 'CMD ["/bin/bash"]' -c "LABEL $STAMP_LABEL" - "$IMAGE" >/dev/null
 fi
 log "ready: image $IMAGE"
 echo "WREN_TEST_IMAGE=$IMAGE"

@@ -10,6 +10,11 @@ from wren.exceptions import ConfigError
 # Short names -> "module:Class"; a dotted path "pkg.mod.Class" also works.
 ENVIRONMENTS: dict[str, str] = {
     "local": "wren.environments.local:LocalEnvironment",
+    "docker": "wren.environments.docker:DockerEnvironment",
+    "podman": "wren.environments.docker:PodmanEnvironment",
+    "apptainer": "wren.environments.apptainer:ApptainerEnvironment",
+    "singularity": "wren.environments.apptainer:ApptainerEnvironment",
+    "sandbox": "wren.environments.sandbox:SandboxEnvironment",
 }
 
 

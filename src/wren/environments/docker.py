@@ -1,0 +1,268 @@
+"""Runs commands in one long-lived container per environment, through the docker (or podman) CLI.
+
+Each command is a `docker exec` (or, with `persistent: true`, a line sent to one bash kept open
+through a single `docker exec -i`). The container is started by a small watcher process in its own
+session that removes it when our end of its stdin closes, which happens on `close()`, on Ctrl-C,
+and also when this process is killed with SIGKILL: no container outlives its run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import select
+import subprocess
+import time
+import weakref
+from typing import Any
+
+from pydantic import Field
+
+from wren.environments.base import ProcessConfig, ProcessEnvironment, check_finished, run_process
+from wren.environments.shell import PersistentShell
+from wren.exceptions import ConfigError, ExecutionTimeoutError, WrenError
+
+# The watcher: start the container, report how that went, then wait for EOF and remove it.
+_WATCHER = r"""
+name=$1; exe=$2; shift 2
+"$@" 2>&1
+rc=$?
+echo "__wren_started__ $rc"
+read -r _
+exec "$exe" rm -f "$name" >/dev/null 2>&1
+"""
+
+# Kills every process in the container whose environment carries the tag, i.e. one command and
+# everything it started, which the host cannot reach once `docker exec` is gone.
+_KILL_TAGGED = (
+    'for p in /proc/[0-9]*; do tr "\\0" "\\n" < "$p/environ" 2>/dev/null | grep -qxF "$0" '
+    '&& kill -9 "${p#/proc/}" 2>/dev/null; done; true'
+)
+
+_TAG_VAR = "WREN_EXEC_TAG"
+
+
+class EnvironmentStartError(WrenError):
+    """A container (or sandbox) could not be started; the message carries the runtime's own words."""
+
+
+class DockerEnvironmentConfig(ProcessConfig):
+    """Settings of the docker environment."""
+
+    environment_class: str = "docker"
+    """Which environment to use."""
+    image: str = ""
+    """Image to start the container from."""
+    executable: str = "docker"
+    """Container CLI: docker, or podman (same commands)."""
+    run_args: list[str] = Field(default_factory=list)
+    """Extra arguments for `docker run`, e.g. ["--network=none", "--memory=4g"]."""
+    volumes: list[str] = Field(default_factory=list)
+    """Bind mounts as `HOST:CONTAINER[:ro]`."""
+    user: str = ""
+    """User (name or uid[:gid]) commands run as; '' = the image's."""
+    persistent: bool = False
+    """Keep one bash open in the container and run each command in a subshell of it (much faster)."""
+    start_timeout: float = 600.0
+    """Seconds to wait for the container to start (pulling or copying a large image takes a while)."""
+    pull: str = "missing"
+    """When to pull the image: missing, always or never."""
+    container_command: list[str] = Field(default_factory=lambda: ["sleep", "infinity"])
+    """The container's main process; it only has to stay alive."""
+    name_prefix: str = "wren-"
+    """Prefix of container names, so that `docker ps` shows which ones Wren started."""
+
+
+class DockerEnvironment(ProcessEnvironment):
+    config_class = DockerEnvironmentConfig
+    config: DockerEnvironmentConfig
+
+    def __init__(self, config: DockerEnvironmentConfig | None = None, **kwargs: Any):
+        super().__init__(config or self.config_class(**kwargs))
+        if not self.config.image:
+            raise ConfigError("config key 'environment.image' is required for the docker environment")
+        if self.config.pull not in ("missing", "always", "never"):
+            raise ConfigError(
+                f"config key 'environment.pull': {self.config.pull!r} is not one of missing, always, never"
+            )
+        self.container_name = f"{self.config.name_prefix}{secrets.token_hex(6)}"
+        self._watcher: subprocess.Popen | None = None
+        self._shell: PersistentShell | None = None
+        self._exec_tag = ""
+        self._start_container()
+        # Closing the pipe removes the container, also when the environment is never closed.
+        self._finalizer = weakref.finalize(self, _close_watcher, self._watcher)
+
+    # -- container lifecycle ------------------------------------------------------------------
+    def _run_argv(self) -> list[str]:
+        c = self.config
+        argv = [c.executable, "run", "-d", "--rm", "--name", self.container_name, "--pull", c.pull]
+        argv += ["--label", "wren=1", "--label", f"wren.pid={os.getpid()}"]
+        for volume in c.volumes:
+            argv += ["-v", volume]
+        if c.user:
+            argv += ["--user", c.user]
+        return [*argv, *c.run_args, c.image, *c.container_command]
+
+    def _start_container(self) -> None:
+        exe = self.config.executable
+        self._watcher = subprocess.Popen(
+            ["sh", "-c", _WATCHER, "wren-container-watcher", self.container_name, exe, *self._run_argv()],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        lines: list[str] = []
+        deadline = time.monotonic() + self.config.start_timeout
+        try:
+            status = self._read_start_status(lines, deadline)
+        except BaseException:
+            # Ctrl-C or a start timeout: the watcher removes whatever got created.
+            _close_watcher(self._watcher)
+            raise
+        if status != 0:
+            _close_watcher(self._watcher)
+            detail = "\n".join(lines[-20:]).strip()
+            raise EnvironmentStartError(
+                f"could not start a container from image {self.config.image!r} with {exe}: {detail}"
+            )
+
+    def _read_start_status(self, lines: list[str], deadline: float) -> int:
+        assert self._watcher is not None and self._watcher.stdout is not None
+        fd = self._watcher.stdout.fileno()
+        data = b""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise EnvironmentStartError(
+                    f"container from image {self.config.image!r} did not start within {self.config.start_timeout:g} s"
+                )
+            ready, _, _ = select.select([fd], [], [], min(remaining, 1.0))
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            data += chunk
+            *done, data = data.split(b"\n")
+            for raw in done:
+                line = raw.decode(errors="replace")
+                if line.startswith("__wren_started__ "):
+                    return int(line.split()[1])
+                lines.append(line)
+            if not chunk:
+                lines.append(data.decode(errors="replace"))
+                return -1
+
+    def close(self) -> None:
+        """Remove the container and wait until it is gone."""
+        if self._shell is not None:
+            self._shell.close()
+            self._shell = None
+        self._finalizer()
+
+    # -- commands -----------------------------------------------------------------------------
+    def _exec_prefix(self, *, interactive: bool, tag: str) -> list[str]:
+        c = self.config
+        argv = [c.executable, "exec"]
+        if interactive:
+            argv.append("-i")
+        if c.user:
+            argv += ["--user", c.user]
+        for name, value in self._command_env().items():
+            argv += ["-e", f"{name}={value}"]
+        argv += ["-e", f"{_TAG_VAR}={tag}"]
+        return argv
+
+    def _command_env(self) -> dict[str, str]:
+        env = {}
+        for name in self.config.forward_env:
+            if name in os.environ:
+                env[name] = os.environ[name]
+        env.update(self.config.env)
+        return env
+
+    def wrap(self, command: str, cwd: str) -> tuple[list[str], str | None, dict[str, str] | None]:
+        argv = self._exec_prefix(interactive=False, tag=self._exec_tag)
+        if cwd:
+            argv += ["-w", cwd]
+        return [*argv, self.container_name, self.config.shell, "-c", command], None, None
+
+    def kill_tagged(self, tag: str) -> None:
+        """Kill the processes of one command inside the container."""
+        run_process(
+            [
+                self.config.executable,
+                "exec",
+                self.container_name,
+                "sh",
+                "-c",
+                _KILL_TAGGED,
+                f"{_TAG_VAR}={tag}",
+            ],
+            timeout=30,
+            output_cap=10_000,
+        )
+
+    def execute(self, command: str, cwd: str = "", *, timeout: float | None = None) -> dict[str, Any]:
+        cwd = cwd or self.config.cwd
+        if self.config.persistent:
+            return self._execute_persistent(command, cwd, timeout or self.config.timeout)
+        self._exec_tag = secrets.token_hex(8)
+        try:
+            return super().execute(command, cwd, timeout=timeout)
+        except ExecutionTimeoutError:
+            self.kill_tagged(self._exec_tag)
+            raise
+
+    def _execute_persistent(self, command: str, cwd: str, timeout: float) -> dict[str, Any]:
+        if self._shell is None:
+            tag = secrets.token_hex(8)
+            argv = self._exec_prefix(interactive=True, tag=tag)
+            argv += [self.container_name, self.config.shell, "--noprofile", "--norc"]
+            self._shell = PersistentShell(
+                argv, output_cap=self.config.output_cap, on_kill=lambda: self.kill_tagged(tag)
+            )
+        result = self._shell.run(command, cwd, timeout=timeout)
+        check_finished(result["output"])
+        return result
+
+    def get_template_vars(self) -> dict[str, Any]:
+        return self.config.model_dump(exclude={"env"}) | {"container_name": self.container_name}
+
+
+class PodmanEnvironmentConfig(DockerEnvironmentConfig):
+    """Settings of the podman environment (the docker environment with the podman CLI)."""
+
+    environment_class: str = "podman"
+    """Which environment to use."""
+    executable: str = "podman"
+    """Container CLI."""
+
+
+class PodmanEnvironment(DockerEnvironment):
+    config_class = PodmanEnvironmentConfig
+    config: PodmanEnvironmentConfig
+
+
+def _close_watcher(watcher: subprocess.Popen | None, timeout: float = 120.0) -> None:
+    """Close the watcher's stdin so it removes the container, and wait until it has."""
+    if watcher is None or watcher.returncode is not None:
+        return
+    with contextlib.suppress(OSError):
+        watcher.stdin.close()  # type: ignore[union-attr]
+    try:
+        watcher.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        watcher.kill()
+        watcher.wait()
+    if watcher.stdout is not None:
+        watcher.stdout.close()
+
+
+def docker_available(executable: str = "docker") -> bool:
+    """True when the CLI is installed and answers with a reachable engine."""
+    try:
+        return subprocess.run([executable, "info"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
