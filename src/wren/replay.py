@@ -58,6 +58,8 @@ def replay(path: str | Path, env: Any) -> list[ReplayStep]:
     """Run each recorded action in `env` and render its observation with the run's own templates."""
     data = load_trajectory(path)
     agent_data = ((data.get("info") or {}).get("config") or {}).get("agent") or read_yaml("default")["agent"]
+    # Subclass configs (the interactive agent's mode, whitelist, ...) add fields replay does not use.
+    agent_data = {k: v for k, v in agent_data.items() if k in AgentConfig.model_fields}
     config = validate(AgentConfig, agent_data, where="agent")
     jinja = template_environment()
     observation = jinja.from_string(config.action_observation_template)
