@@ -1,0 +1,165 @@
+"""SWE-bench-format datasets: local JSON / JSONL / Parquet files, or the Hugging Face datasets
+by short name when they are already in the local cache (nothing is downloaded).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+from wren.exceptions import ConfigError
+
+# Short names -> (Hugging Face dataset, default split).
+DATASET_NAMES: dict[str, tuple[str, str]] = {
+    "lite": ("princeton-nlp/SWE-bench_Lite", "test"),
+    "lite-dev": ("princeton-nlp/SWE-bench_Lite", "dev"),
+    "verified": ("princeton-nlp/SWE-bench_Verified", "test"),
+    "full": ("princeton-nlp/SWE-bench", "test"),
+}
+TEST_LISTS = ("FAIL_TO_PASS", "PASS_TO_PASS")
+SHUFFLE_SEED = 42
+
+
+class DatasetError(ConfigError):
+    """A dataset could not be read, or an instance in it is malformed."""
+
+
+def load_instances(spec: str | Path, split: str = "") -> list[dict[str, Any]]:
+    """Read every instance of a dataset file or named dataset, normalised (test lists as lists)."""
+    path = Path(spec)
+    if path.is_file():
+        rows = _read_file(path)
+    elif str(spec) in DATASET_NAMES:
+        rows = _read_hub_cache(str(spec), split)
+    else:
+        raise DatasetError(
+            f"dataset {str(spec)!r} is neither a file nor one of {', '.join(DATASET_NAMES)}; "
+            "pass a JSON, JSONL or Parquet file of SWE-bench instances"
+        )
+    instances = [normalise_instance(row, where=f"{spec}[{i}]") for i, row in enumerate(rows)]
+    seen: set[str] = set()
+    for inst in instances:
+        if inst["instance_id"] in seen:
+            raise DatasetError(f"{spec}: instance_id {inst['instance_id']!r} appears more than once")
+        seen.add(inst["instance_id"])
+    return instances
+
+
+def _read_file(path: Path) -> list[dict[str, Any]]:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path).to_pylist()
+        text = path.read_text()
+        if suffix == ".jsonl":
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        data = json.loads(text)
+    except ImportError as e:
+        raise DatasetError(f"reading {path} needs pyarrow: pip install 'wren-agent[bench]'") from e
+    except (json.JSONDecodeError, OSError, ValueError) as e:
+        raise DatasetError(f"cannot read dataset {path}: {e}") from e
+    if isinstance(data, dict):
+        # Also accept {instance_id: instance} (the shape of preds.json).
+        data = list(data.values()) if all(isinstance(v, dict) for v in data.values()) else [data]
+    if not isinstance(data, list):
+        raise DatasetError(f"{path}: expected a list of instances, found {type(data).__name__}")
+    return data
+
+
+def _read_hub_cache(name: str, split: str) -> list[dict[str, Any]]:
+    hub_name, default_split = DATASET_NAMES[name]
+    split = split or default_split
+    # Only what is already on disk: a missing dataset must fail fast rather than hang on the network.
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    hint = (
+        f"dataset {name!r} ({hub_name}, split {split!r}) is not in the local Hugging Face cache; "
+        "download it where you have network access, or pass a file: --dataset path/to/instances.jsonl "
+        "(JSON, JSONL or Parquet)"
+    )
+    try:
+        import datasets
+    except ImportError as e:
+        raise DatasetError(
+            f"{hint}; loading named datasets also needs: pip install 'wren-agent[bench]'"
+        ) from e
+    try:
+        return list(datasets.load_dataset(hub_name, split=split))
+    except Exception as e:  # the datasets library raises many kinds for "not cached"
+        raise DatasetError(f"{hint} ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def parse_test_list(value: Any, *, where: str = "") -> list[str]:
+    """A FAIL_TO_PASS / PASS_TO_PASS value, which may be a list or a JSON string of one."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{where}: test list is not JSON: {value[:80]!r}") from e
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise DatasetError(f"{where}: test list must be a list of strings")
+    return value
+
+
+def normalise_instance(row: Any, *, where: str = "") -> dict[str, Any]:
+    """Check an instance's fields and turn its test lists into lists."""
+    if not isinstance(row, dict):
+        raise DatasetError(f"{where}: an instance must be an object, not {type(row).__name__}")
+    if not isinstance(row.get("instance_id"), str) or not row["instance_id"]:
+        raise DatasetError(f"{where}: instance has no 'instance_id'")
+    inst = dict(row)
+    for key in TEST_LISTS:
+        inst[key] = parse_test_list(inst.get(key), where=f"{where} ({inst['instance_id']}).{key}")
+    for key in ("patch", "test_patch", "problem_statement", "version", "test_cmd"):
+        if inst.get(key) is None:
+            inst[key] = ""
+    inst["version"] = str(inst["version"])
+    return inst
+
+
+def require_fields(inst: dict[str, Any], *fields: str) -> None:
+    missing = [f for f in fields if not inst.get(f)]
+    if missing:
+        raise DatasetError(f"instance {inst['instance_id']!r} lacks {', '.join(missing)}")
+
+
+def parse_slice(spec: str) -> slice:
+    """`"A:B"`, `":B"`, `"A:"` or `"N"` (the first N) as a slice."""
+    if not spec:
+        return slice(None)
+    try:
+        if ":" not in spec:
+            return slice(int(spec))
+        start, _, stop = spec.partition(":")
+        return slice(int(start) if start else None, int(stop) if stop else None)
+    except ValueError:
+        raise DatasetError(f"--slice {spec!r} is not of the form A:B") from None
+
+
+def select_instances(
+    instances: list[dict[str, Any]],
+    *,
+    slice_spec: str = "",
+    filter_re: str = "",
+    shuffle: bool = False,
+) -> list[dict[str, Any]]:
+    """Filter by instance_id regex, shuffle (seed 42) and slice, in that order (as mini-swe-agent does)."""
+    out = list(instances)
+    if filter_re:
+        try:
+            pattern = re.compile(filter_re)
+        except re.error as e:
+            raise DatasetError(f"--filter {filter_re!r} is not a valid regular expression: {e}") from None
+        out = [inst for inst in out if pattern.search(inst["instance_id"])]
+    if shuffle:
+        out = sorted(out, key=lambda inst: inst["instance_id"])
+        random.Random(SHUFFLE_SEED).shuffle(out)
+    return out[parse_slice(slice_spec)]

@@ -1,0 +1,82 @@
+"""Local git repositories and clean per-instance checkouts of them.
+
+A repos directory holds one entry per repository, named `owner__name` or `owner+name`, which is a
+git repository (bare or not) or a directory with one in `repo/` (the layout of fetched mirrors).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from wren.exceptions import WrenError
+
+
+class WorkspaceError(WrenError):
+    """A workspace could not be made: the repository or commit is missing, or git failed."""
+
+
+def _git(*args: str, cwd: Path | None = None, timeout: float = 600) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise WorkspaceError(f"git {' '.join(args)} failed: {proc.stderr.strip()[-1000:]}")
+    return proc.stdout
+
+
+def _is_git_dir(path: Path) -> bool:
+    if not path.is_dir():
+        return False
+    probe = subprocess.run(
+        ["git", "-C", str(path), "rev-parse", "--git-dir"], capture_output=True, text=True, timeout=60
+    )
+    return probe.returncode == 0
+
+
+def find_repo(repos_dir: str | Path, repo: str) -> Path:
+    """The local git repository for `owner/name` under `repos_dir`."""
+    root = Path(repos_dir)
+    if not root.is_dir():
+        raise WorkspaceError(f"--repos {root} is not a directory")
+    owner, _, name = repo.partition("/")
+    if not owner or not name:
+        raise WorkspaceError(f"repo {repo!r} is not of the form owner/name")
+    tried = []
+    for entry in (f"{owner}__{name}", f"{owner}+{name}", f"{owner}__{name}.git", f"{owner}+{name}.git"):
+        for candidate in (root / entry, root / entry / "repo"):
+            tried.append(candidate.name if candidate.parent == root else f"{entry}/repo")
+            if _is_git_dir(candidate):
+                return candidate
+    raise WorkspaceError(f"no git repository for {repo} in {root} (looked for {', '.join(tried)})")
+
+
+def checkout(source: Path, commit: str, dest: Path) -> Path:
+    """Make `dest` a clean checkout of `commit` whose history ends there.
+
+    Other refs and the remote are removed, so that `git log --all` cannot show the future fix.
+    Objects are hard-linked from `source` when on the same file system (cheap, and self-contained
+    unlike `--shared`, so the checkout also works when mounted into a container).
+    """
+    if dest.exists() and any(dest.iterdir()):
+        raise WorkspaceError(f"workspace {dest} already exists and is not empty")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _git("clone", "-q", "--no-checkout", str(source), str(dest))
+    try:
+        _git("-c", "advice.detachedHead=false", "checkout", "-q", "-f", commit, cwd=dest)
+    except WorkspaceError as e:
+        raise WorkspaceError(f"commit {commit} of {source}: {e}") from None
+    _git("remote", "remove", "origin", cwd=dest)
+    refs = _git("for-each-ref", "--format=%(refname)", cwd=dest).split()
+    if refs:
+        subprocess.run(
+            ["git", "update-ref", "--stdin"],
+            input="".join(f"delete {ref}\n" for ref in refs),
+            cwd=dest,
+            text=True,
+            capture_output=True,
+            check=True,
+        )
+    _git("reflog", "expire", "--expire=now", "--all", cwd=dest)
+    # Agents commit and stash; give the checkout an identity so those work.
+    _git("config", "user.email", "wren@localhost", cwd=dest)
+    _git("config", "user.name", "wren", cwd=dest)
+    return dest
