@@ -34,6 +34,8 @@ class GatewayConfig(BaseModel):
     """A program with no request for this long is released (its client went away)."""
     target_utilization: float = Field(default=0.95, gt=0, le=1.5)
     """Fraction of a backend's KV capacity the `program` policy fills before pausing programs."""
+    resume_headroom: float = Field(default=0.05, ge=0, lt=1)
+    """Fraction of usable capacity left free when resuming or admitting, so running programs can grow before more pauses."""
     step_growth_tokens: int = Field(default=512, ge=0)
     """Assumed context growth of a program's next step before its own growth has been observed."""
     affinity_wait_seconds: float = Field(default=30.0, ge=0)

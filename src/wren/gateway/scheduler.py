@@ -150,7 +150,7 @@ class ProgramPolicy(Policy):
         own = prog.charge if prog.charged is b else 0
         if b.used - own <= 0:
             return True  # an empty backend takes anything, even a program larger than it
-        return b.used - own + self.projection(prog) <= self.capacity(b)
+        return b.used - own + self.projection(prog) <= self.capacity(b) * (1.0 - self.config.resume_headroom)
 
     # the request path
     async def acquire(self, prog: ProgramState, prompt_tokens: int) -> Backend:
@@ -178,7 +178,12 @@ class ProgramPolicy(Policy):
                         if prog.active:
                             continue
                         self.metrics.pauses.labels(reason).inc()
-                        log.info("hold %s (%s): %d tokens projected", prog.program_id, reason, self.projection(prog))
+                        log.info(
+                            "hold %s (%s): %d tokens projected",
+                            prog.program_id,
+                            reason,
+                            self.projection(prog),
+                        )
                 if not started:
                     started = time.monotonic()
                 fut = asyncio.get_running_loop().create_future()

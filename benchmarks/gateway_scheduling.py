@@ -1,0 +1,201 @@
+"""Steps per minute of 128 agent programs through the gateway: `program` vs `round-robin` vs `least-loaded`.
+
+Two simulated inference servers (`wren gateway sim serve`) hold together half of what the programs'
+contexts need on average (2x KV oversubscription); the workload generator replays the same seeded
+programs through a gateway running each policy in turn. A second round gives the servers twice
+what is needed (0.5x, no pressure). Every process is a real one talking over loopback sockets;
+simulated time runs `--time-scale` times faster than the wall clock.
+
+    python benchmarks/gateway_scheduling.py [--time-scale 5] [--duration 300] [--programs 128]
+
+Targets (issue 3): program >= 2.5x round-robin at 2x; at 0.5x program is not slower than round-robin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except Exception:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def mean_context(args: argparse.Namespace) -> float:
+    """Average context (tokens) of a live program over its steps, from the seeded program specs."""
+    from wren.gateway.workload import WorkloadConfig, program_spec
+
+    cfg = WorkloadConfig(
+        url="http://x/v1", seed=args.seed, chars_per_token=1, steps=(args.min_steps, args.max_steps)
+    )
+    total = count = 0
+    for i in range(args.programs * 4):
+        spec = program_spec(cfg, i)
+        ctx = cfg.system_prompt_tokens + spec.task_tokens + 40
+        for step in range(spec.steps):
+            ctx += spec.completions[step]
+            total += ctx
+            count += 1
+            ctx += spec.observations[step] + 40
+    return total / count
+
+
+def start(cmd: list[str], log: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+
+
+def scrape(url: str) -> dict[str, float]:
+    from wren.gateway.backends import parse_prometheus
+
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        samples = parse_prometheus(resp.read().decode())
+    return {name: sum(v for _, v in vals) for name, vals in samples.items()}
+
+
+def run_case(policy: str, capacity: int, args: argparse.Namespace, logs: Path) -> dict:
+    procs = []
+    try:
+        sims = []
+        for k in range(args.backends):
+            port = free_port()
+            procs.append(
+                start(
+                    [
+                        PY, "-m", "wren.cli.main", "gateway", "sim", "serve", "--port", str(port),
+                        "--capacity", str(capacity), "--chars-per-token", "1",
+                        "--time-scale", str(args.time_scale), "--seed", str(args.seed),
+                    ],
+                    logs / f"sim-{policy}-{capacity}-{k}.log",
+                )
+            )  # fmt: skip
+            sims.append(f"http://127.0.0.1:{port}")
+        for s in sims:
+            wait_http(s + "/health")
+        gw_port = free_port()
+        # Wall-clock knobs of the gateway are scaled with simulated time.
+        scale = args.time_scale
+        procs.append(
+            start(
+                [
+                    PY, "-m", "wren.cli.main", "gateway", "--backends", ",".join(sims), "--port", str(gw_port),
+                    "--policy", policy, "--log-level", "WARNING",
+                    "-c", f"affinity_wait_seconds={30 / scale}", "-c", f"ageing_seconds={60 / scale}",
+                    "-c", f"scrape_interval_seconds={max(0.2, 2 / scale)}",
+                ],
+                logs / f"gateway-{policy}-{capacity}.log",
+            )
+        )  # fmt: skip
+        wait_http(f"http://127.0.0.1:{gw_port}/health")
+        t0 = time.monotonic()
+        out = subprocess.run(
+            [
+                PY, "-m", "wren.cli.main", "gateway", "sim", "workload", "--url", f"http://127.0.0.1:{gw_port}/v1",
+                "--programs", str(args.total_programs), "--concurrency", str(args.programs),
+                "--duration", str(args.duration), "--seed", str(args.seed), "--time-scale", str(args.time_scale),
+                "--chars-per-token", "1", "--steps", f"{args.min_steps}:{args.max_steps}", "-c", "steady_start=true",
+            ],
+            capture_output=True, text=True, cwd=ROOT, timeout=args.duration / args.time_scale + 300,
+        )  # fmt: skip
+        wall = time.monotonic() - t0
+        if out.returncode != 0:
+            raise RuntimeError(f"workload failed: {out.stderr[-2000:]}")
+        result = json.loads(out.stdout)
+        sim_stats = [scrape(s + "/metrics") for s in sims]
+        gw = scrape(f"http://127.0.0.1:{gw_port}/metrics")
+        queries = sum(m.get("vllm:prefix_cache_queries_total", 0) for m in sim_stats)
+        hits = sum(m.get("vllm:prefix_cache_hits_total", 0) for m in sim_stats)
+        result.update(
+            policy=policy,
+            capacity_per_backend=capacity,
+            wall_seconds=round(wall, 1),
+            preemptions=int(sum(m.get("vllm:num_preemptions_total", 0) for m in sim_stats)),
+            prefix_hit_rate=round(hits / queries, 3) if queries else 0.0,
+            sim_max_lag_seconds=round(max(m.get("wren_sim_max_lag_seconds", 0) for m in sim_stats), 2),
+            pauses=int(gw.get("wren_gateway_pauses_total", 0)),
+            resumes=int(gw.get("wren_gateway_resumes_total", 0)),
+        )
+        return result
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--programs", type=int, default=128, help="programs running at once")
+    parser.add_argument("--total-programs", type=int, default=2000, help="programs available to the workers")
+    parser.add_argument("--backends", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=300.0, help="simulated seconds per case")
+    parser.add_argument("--time-scale", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--min-steps", type=int, default=10)
+    parser.add_argument("--max-steps", type=int, default=40)
+    parser.add_argument("--pressures", default="2.0,0.5", help="KV oversubscription factors to run")
+    parser.add_argument("--policies", default="program,round-robin,least-loaded")
+    parser.add_argument("--logs", default="/tmp/wren-gateway-bench")
+    args = parser.parse_args()
+    logs = Path(args.logs)
+    logs.mkdir(parents=True, exist_ok=True)
+
+    demand = mean_context(args) * args.programs
+    print(
+        f"{args.programs} programs, mean live context {demand / args.programs:.0f} tokens, demand {demand:.0f} tokens"
+    )
+    rows = []
+    for pressure in [float(x) for x in args.pressures.split(",")]:
+        capacity = int(demand / pressure / args.backends)
+        print(f"\n== {pressure:g}x KV oversubscription: {args.backends} backends x {capacity} tokens")
+        by_policy = {}
+        for policy in args.policies.split(","):
+            r = run_case(policy, capacity, args, logs)
+            by_policy[policy] = r
+            rows.append({"pressure": pressure, **r})
+            print(
+                f"  {policy:13s} {r['steps_per_minute']:8.1f} steps/min  steps={r['steps']:5d} errors={r['errors']} "
+                f"p50={r['step_latency_p50']:.1f}s p99={r['step_latency_p99']:.1f}s hit={r['prefix_hit_rate']:.2f} "
+                f"preempt={r['preemptions']} pauses={r['pauses']} lag={r['sim_max_lag_seconds']}s wall={r['wall_seconds']}s",
+                flush=True,
+            )
+        if "program" in by_policy:
+            base = by_policy["program"]["steps_per_minute"]
+            for other in ("round-robin", "least-loaded"):
+                if other in by_policy and by_policy[other]["steps_per_minute"] > 0:
+                    print(f"  ratio program / {other}: {base / by_policy[other]['steps_per_minute']:.2f}x")
+    out = logs / "results.json"
+    out.write_text(json.dumps(rows, indent=2))
+    print(f"\nresults: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""`wren gateway`: the program-aware inference gateway, and `wren gateway sim` (simulated server, workload)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def _capacities(specs: list[str]) -> dict[str, int]:
+    """`32768` (every backend) or `URL=32768` (one backend)."""
+    from wren.exceptions import ConfigError
+
+    out: dict[str, int] = {}
+    for spec in specs:
+        url, sep, tokens = spec.rpartition("=")
+        key = url.strip().rstrip("/").removesuffix("/v1") if sep else "*"
+        try:
+            out[key] = int(tokens)
+        except ValueError:
+            raise ConfigError(f"--capacity {spec!r}: expected TOKENS or URL=TOKENS") from None
+    return out
+
+
+def _range(text: str, name: str) -> tuple[int, int]:
+    lo, sep, hi = text.partition(":")
+    try:
+        return (int(lo), int(hi)) if sep else (int(lo), int(lo))
+    except ValueError:
+        raise typer.BadParameter(f"{name} must be MIN:MAX, got {text!r}") from None
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(
+        help="Program-aware inference gateway: an OpenAI-compatible proxy that keeps agent runs' KV caches warm.",
+        invoke_without_command=True,
+    )
+    app.add_typer(group, name="gateway")
+
+    @group.callback()
+    def gateway(
+        ctx: typer.Context,
+        backends: list[str] = typer.Option(
+            [], "--backends", "-b", help="Backend URL(s), comma-separated or repeated."
+        ),
+        port: int = typer.Option(8100, "--port", "-p", help="Port to listen on."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+        policy: str = typer.Option(
+            "program", "--policy", help="program | round-robin | least-loaded | dotted.path.Class"
+        ),
+        capacity: list[str] = typer.Option(
+            [], "--capacity", help="KV tokens of backends that do not report it: TOKENS or URL=TOKENS."
+        ),
+        api_key: str | None = typer.Option(
+            None, "--api-key", envvar="WREN_GATEWAY_API_KEY", help="Require this key from clients."
+        ),
+        backend_api_key: str | None = typer.Option(
+            None, "--backend-api-key", envvar="WREN_GATEWAY_BACKEND_API_KEY", help="Key sent to backends."
+        ),
+        forward_header: list[str] = typer.Option(
+            [], "--forward-header", help="Client header copied to backends (default: authorization)."
+        ),
+        lease: float = typer.Option(600.0, "--lease", help="Release programs idle for this many seconds."),
+        config: list[str] = typer.Option(
+            [], "-c", "--config", help="YAML file with gateway settings, or key=value."
+        ),
+        log_level: str = typer.Option("INFO", "--log-level", help="Logging level."),
+    ) -> None:
+        """Run the gateway: `wren gateway --backends URL[,URL...] [--port P] [--policy NAME]`."""
+        if ctx.invoked_subcommand is not None:
+            return
+        import logging
+
+        from wren.config.loader import deep_merge, parse_override, read_yaml
+        from wren.gateway.app import serve
+        from wren.gateway.config import load_gateway_config
+
+        data: dict = {}
+        for spec in config:
+            if "=" in spec:
+                data = deep_merge(data, parse_override(spec))
+            else:
+                loaded = read_yaml(spec)
+                data = deep_merge(data, loaded.get("gateway", loaded))
+        urls = [u for spec in backends for u in spec.split(",") if u.strip()]
+        cli = {"port": port, "host": host, "policy": policy, "lease_seconds": lease}
+        if urls:
+            cli["backends"] = urls
+        if capacity:
+            cli["capacity_tokens"] = _capacities(capacity)
+        if api_key:
+            cli["api_key"] = api_key
+        if backend_api_key:
+            cli["backend_api_key"] = backend_api_key
+        if forward_header:
+            cli["forward_headers"] = forward_header
+        if "backends" not in cli and "backends" not in data:
+            raise typer.BadParameter("give at least one backend with --backends URL[,URL...]")
+        cfg = load_gateway_config(deep_merge(data, cli))
+        logging.getLogger("wren.gateway").setLevel(log_level.upper())
+        logging.getLogger("wren").setLevel(log_level.upper())
+
+        def ready(bound: int) -> None:
+            typer.echo(
+                f"wren gateway listening on http://{cfg.host}:{bound}/v1 ({cfg.policy}; backends: {', '.join(cfg.backends)})"
+            )
+
+        serve(cfg, ready=ready)
+
+    sim = typer.Typer(help="Simulated inference server and agent workload generator.", no_args_is_help=True)
+    group.add_typer(sim, name="sim")
+
+    @sim.command("serve")
+    def sim_serve(
+        port: int = typer.Option(8000, "--port", "-p", help="Port to listen on."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+        capacity: int = typer.Option(65536, "--capacity", help="KV cache size in tokens."),
+        block_size: int = typer.Option(16, "--block-size", help="Tokens per KV block."),
+        chars_per_token: int = typer.Option(4, "--chars-per-token", help="Characters per simulated token."),
+        time_scale: float = typer.Option(1.0, "--time-scale", help="Simulated seconds per wall second."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the output text."),
+        model: str = typer.Option("sim-model", "--model", help="Model name served."),
+        config: list[str] = typer.Option(
+            [], "-c", "--config", help="key=value for any SimConfig field (e.g. prefill_ms_per_token=0.1)."
+        ),
+    ) -> None:
+        """Serve a simulated OpenAI-compatible inference server with a KV-cache model."""
+        from wren.config.loader import deep_merge, parse_override, validate
+        from wren.gateway.sim import SimConfig, serve_sim
+
+        data = {
+            "port": port,
+            "host": host,
+            "capacity_tokens": capacity,
+            "block_size": block_size,
+            "chars_per_token": chars_per_token,
+            "time_scale": time_scale,
+            "seed": seed,
+            "model": model,
+        }
+        for spec in config:
+            data = deep_merge(data, parse_override(spec))
+        cfg = validate(SimConfig, data, where="sim")
+
+        def ready(bound: int) -> None:
+            typer.echo(
+                f"wren sim listening on http://{cfg.host}:{bound}/v1 ({cfg.capacity_tokens} KV tokens, x{cfg.time_scale:g})"
+            )
+
+        serve_sim(cfg, ready=ready)
+
+    @sim.command("workload")
+    def sim_workload(
+        url: str = typer.Option(..., "--url", help="OpenAI base URL (gateway or server /v1)."),
+        programs: int = typer.Option(128, "--programs", "-n", help="Programs to run."),
+        concurrency: int | None = typer.Option(
+            None, "--concurrency", help="Programs at once (default: all)."
+        ),
+        duration: float | None = typer.Option(
+            None, "--duration", help="Simulated seconds to run (default: to the end)."
+        ),
+        seed: int = typer.Option(0, "--seed"),
+        time_scale: float = typer.Option(1.0, "--time-scale", help="Simulated seconds per wall second."),
+        chars_per_token: int = typer.Option(4, "--chars-per-token"),
+        steps: str = typer.Option("10:40", "--steps", help="MIN:MAX steps per program."),
+        model: str = typer.Option("sim-model", "--model"),
+        stream: bool = typer.Option(False, "--stream", help="Send streaming requests."),
+        config: list[str] = typer.Option(
+            [], "-c", "--config", help="key=value for any WorkloadConfig field."
+        ),
+    ) -> None:
+        """Replay agent programs against an endpoint and print steps per minute (JSON)."""
+        import json
+
+        from wren.config.loader import deep_merge, parse_override, validate
+        from wren.gateway.workload import WorkloadConfig, run_workload
+
+        data = {
+            "url": url,
+            "programs": programs,
+            "concurrency": concurrency,
+            "duration_seconds": duration,
+            "seed": seed,
+            "time_scale": time_scale,
+            "chars_per_token": chars_per_token,
+            "steps": _range(steps, "--steps"),
+            "model": model,
+            "stream": stream,
+        }
+        for spec in config:
+            data = deep_merge(data, parse_override(spec))
+        cfg = validate(WorkloadConfig, data, where="workload")
+        result = run_workload(cfg)
+        typer.echo(json.dumps(result.summary(), indent=2))
