@@ -23,6 +23,10 @@ class AgentConfig(BaseModel):
     """The message sent when the reply did not hold exactly one action (variable: error)."""
     timeout_template: str
     """The message sent when a command timed out (variables: action, output, timeout)."""
+    demonstrations: list[dict[str, str]] = []
+    """Example turns (role + content) placed after the system message; small base models copy them."""
+    cut_after_action: bool = False
+    """Drop what a reply says after its first complete bash block, as a stop sequence would."""
     action_format: Literal["text", "toolcall"] = "text"
     """text: one ```bash block in the reply; toolcall: one call of the native `bash` tool."""
     step_limit: int = 0

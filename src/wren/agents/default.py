@@ -20,7 +20,7 @@ from wren.exceptions import (
     NonTerminatingException,
     TerminatingException,
 )
-from wren.models.actions import BASH_TOOL, parse_action
+from wren.models.actions import BASH_TOOL, cut_after_first_action, parse_action
 from wren.models.stats import GLOBAL_STATS
 
 logger = logging.getLogger("wren.agent")
@@ -86,6 +86,7 @@ class DefaultAgent:
         self.start_time = time.time()
         self.add_messages(
             {"role": "system", "content": self.render(self.config.system_template)},
+            *({"role": d["role"], "content": d["content"]} for d in self.config.demonstrations),
             {"role": "user", "content": self.render(self.config.instance_template)},
         )
         self.emit("on_start")
@@ -155,6 +156,8 @@ class DefaultAgent:
         self.n_steps += 1
         tools = [BASH_TOOL] if self.config.action_format == "toolcall" else None
         message = self.model.query(self.messages, tools=tools)
+        if self.config.cut_after_action and message.get("content"):
+            message["content"] = cut_after_first_action(message["content"])
         self.cost += (message.get("extra") or {}).get("cost", 0.0)
         self.add_messages(message)
         return message

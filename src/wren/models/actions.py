@@ -46,6 +46,12 @@ def parse_text_action(content: str) -> Action:
     return Action(blocks[0])
 
 
+def cut_after_first_action(content: str) -> str:
+    """`content` up to the end of its first complete bash block (what follows is a base model rambling)."""
+    match = _FENCE.search(content)
+    return content[: match.end()] if match else content
+
+
 def _arguments(raw: object) -> dict:
     if isinstance(raw, dict):
         return raw

