@@ -99,11 +99,13 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(1)
 
         user = None
-        if interactive and not visual:
+        if _on_terminal() and (task is None or (interactive and not visual)):
             from wren.ui.terminal import TerminalUser
 
             user = TerminalUser()
-        text = _read_task(task, user if interactive else None)
+        text = _read_task(task, user)
+        if not interactive or visual:
+            user = None  # nobody is asked in the REPL: with --yolo nobody at all, with -v the TUI asks
         out_dir = Path(output or cfg.run.output or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
         if out_dir.suffix == ".json":
             out_dir = out_dir.parent
