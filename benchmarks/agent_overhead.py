@@ -79,7 +79,14 @@ def run_wren(n_steps: int, workdir: Path, client: str = "auto") -> list[float]:
             pass
 
         Timed.step, durations = timed(DefaultAgent.step)
-        result = run_agent(config, "bench", env=env, model=model, output_dir=workdir / f"wren-{client}-{n_steps}", agent_class=Timed)
+        result = run_agent(
+            config,
+            "bench",
+            env=env,
+            model=model,
+            output_dir=workdir / f"wren-{client}-{n_steps}",
+            agent_class=Timed,
+        )
         assert result.exit_status == "Submitted", result.exit_status
         return durations
     finally:
@@ -96,8 +103,12 @@ def run_mini(n_steps: int, workdir: Path) -> list[float]:
     server = ScriptServer(n_steps, workdir)
     try:
         config = yaml.safe_load((builtin_config_dir / "mini_textbased.yaml").read_text())
-        agent_cfg = {k: v for k, v in config["agent"].items() if k in ("system_template", "instance_template")}
-        model_cfg = {k: v for k, v in config["model"].items() if k in ("observation_template", "format_error_template")}
+        agent_cfg = {
+            k: v for k, v in config["agent"].items() if k in ("system_template", "instance_template")
+        }
+        model_cfg = {
+            k: v for k, v in config["model"].items() if k in ("observation_template", "format_error_template")
+        }
         model = LitellmTextbasedModel(
             model_name="openai/bench",
             model_kwargs={"api_base": server.url, "api_key": "none", "temperature": 0.0},
@@ -111,7 +122,14 @@ def run_mini(n_steps: int, workdir: Path) -> list[float]:
             pass
 
         Timed.step, durations = timed(DefaultAgent.step)
-        agent = Timed(model, env, step_limit=0, cost_limit=0, output_path=workdir / f"mini-{n_steps}.traj.json", **agent_cfg)
+        agent = Timed(
+            model,
+            env,
+            step_limit=0,
+            cost_limit=0,
+            output_path=workdir / f"mini-{n_steps}.traj.json",
+            **agent_cfg,
+        )
         result = agent.run("bench")
         assert result.get("exit_status") == "Submitted", result
         return durations
@@ -124,7 +142,9 @@ def window(durations: list[float], end: int, width: int = 20) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, nargs="+", default=[50, 400])
     args = parser.parse_args()
     rows = []
@@ -150,12 +170,16 @@ def main() -> None:
         wren_ms = statistics.mean(runs[n]["wren"]) * 1000
         mini_ms = statistics.mean(runs[n]["mini-swe-agent 2.4.6"]) * 1000
         lite_ms = statistics.mean(runs[n]["wren (litellm client)"]) * 1000
-        print(f"{n} steps: wren / mini-swe-agent = {wren_ms / mini_ms:.3f}x; direct client / litellm client = {wren_ms / lite_ms:.3f}x")
+        print(
+            f"{n} steps: wren / mini-swe-agent = {wren_ms / mini_ms:.3f}x; direct client / litellm client = {wren_ms / lite_ms:.3f}x"
+        )
     longest = max(args.steps)
     if longest >= 100:
         for name, durations in runs[longest].items():
             late, early = window(durations, longest), window(durations, 50)
-            print(f"{name}: steps {longest - 19}-{longest} cost {late * 1000:.2f} ms vs steps 31-50 {early * 1000:.2f} ms = {late / early:.2f}x")
+            print(
+                f"{name}: steps {longest - 19}-{longest} cost {late * 1000:.2f} ms vs steps 31-50 {early * 1000:.2f} ms = {late / early:.2f}x"
+            )
 
 
 if __name__ == "__main__":

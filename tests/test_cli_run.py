@@ -13,9 +13,15 @@ from tests.conftest import SUBMIT, bash
 WREN = [sys.executable, "-m", "wren.cli.main"]
 
 
-def wren(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("WREN_")} | {"COLUMNS": "200"} | (env or {})
-    return subprocess.run([*WREN, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
+def wren(
+    *args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    full_env = (
+        {k: v for k, v in os.environ.items() if not k.startswith("WREN_")} | {"COLUMNS": "200"} | (env or {})
+    )
+    return subprocess.run(
+        [*WREN, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout
+    )
 
 
 FIX_SCRIPT = [
@@ -48,7 +54,15 @@ def test_wren_run_fixes_a_planted_bug_and_submits_the_diff(buggy_repo, scripted_
     lines = [json.loads(line) for line in (out / "trajectory.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [0, 1, 2, 3, 4]
     assert lines[1]["action"] == "cat calc.py" and "return a - b" in lines[1]["output"]
-    assert {"cost", "prompt_tokens", "completion_tokens", "model", "latency", "timestamp", "returncode"} <= set(lines[1])
+    assert {
+        "cost",
+        "prompt_tokens",
+        "completion_tokens",
+        "model",
+        "latency",
+        "timestamp",
+        "returncode",
+    } <= set(lines[1])
     assert server.requests[0]["headers"]["Authorization"] == f"Bearer {secret}"
     for path in out.iterdir():
         assert secret not in path.read_text()
@@ -77,7 +91,9 @@ def test_run_that_does_not_submit_exits_nonzero(buggy_repo, scripted_server, tmp
 
 def test_unknown_slm_fails_before_running_and_lists_names(tmp_path):
     config = tmp_path / "c.yaml"
-    config.write_text("slm_providers:\n  my-local-slm: {name: openai/local, api_base: 'http://127.0.0.1:9/v1'}\n")
+    config.write_text(
+        "slm_providers:\n  my-local-slm: {name: openai/local, api_base: 'http://127.0.0.1:9/v1'}\n"
+    )
     proc = wren("run", "-t", "t", "--slm", "my-locl-slm", "-c", str(config), "-o", str(tmp_path / "o"))
     assert proc.returncode == 2
     assert "unknown SLM 'my-locl-slm'" in proc.stderr and "my-local-slm" in proc.stderr
@@ -86,7 +102,10 @@ def test_unknown_slm_fails_before_running_and_lists_names(tmp_path):
 
 def test_config_typo_is_an_error_naming_the_key(tmp_path):
     proc = wren("run", "-t", "t", "-m", "openai/x", "-c", "agent.step_limt=3", "-o", str(tmp_path / "o"))
-    assert proc.returncode == 2 and "unknown config key 'agent.step_limt' (did you mean 'step_limit'?)" in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "unknown config key 'agent.step_limt' (did you mean 'step_limit'?)" in proc.stderr
+    )
 
 
 def test_models_check_reports_up_and_down_and_exit_code(scripted_server, tmp_path):
@@ -114,7 +133,22 @@ def test_check_model_flag_stops_a_run_against_a_dead_server(buggy_repo, tmp_path
 def test_replay_reports_same_then_differs(buggy_repo, scripted_server, tmp_path):
     server = scripted_server(FIX_SCRIPT)
     out = tmp_path / "out"
-    assert wren("run", "-t", "t", "-m", "openai/x", "-c", f"model.api_base={server.url}", "--cwd", str(buggy_repo), "-o", str(out)).returncode == 0
+    assert (
+        wren(
+            "run",
+            "-t",
+            "t",
+            "-m",
+            "openai/x",
+            "-c",
+            f"model.api_base={server.url}",
+            "--cwd",
+            str(buggy_repo),
+            "-o",
+            str(out),
+        ).returncode
+        == 0
+    )
     subprocess.run(["git", "checkout", "-q", "calc.py"], cwd=buggy_repo, check=True)
     same = wren("replay", str(out / "run.traj.json"), "--cwd", str(buggy_repo))
     assert same.returncode == 0, same.stdout
@@ -132,7 +166,22 @@ def test_replay_model_reproduces_a_saved_run(buggy_repo, scripted_server, tmp_pa
 
     server = scripted_server(FIX_SCRIPT)
     out = tmp_path / "out"
-    assert wren("run", "-t", "t", "-m", "openai/x", "-c", f"model.api_base={server.url}", "--cwd", str(buggy_repo), "-o", str(out)).returncode == 0
+    assert (
+        wren(
+            "run",
+            "-t",
+            "t",
+            "-m",
+            "openai/x",
+            "-c",
+            f"model.api_base={server.url}",
+            "--cwd",
+            str(buggy_repo),
+            "-o",
+            str(out),
+        ).returncode
+        == 0
+    )
     subprocess.run(["git", "checkout", "-q", "calc.py"], cwd=buggy_repo, check=True)
     model = get_model({"model_class": "replay", "trajectory": str(out / "trajectory.jsonl")})
     result = DefaultAgent(model, get_environment("local", cwd=str(buggy_repo))).run("t")

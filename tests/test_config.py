@@ -11,7 +11,9 @@ from wren.exceptions import ConfigError, ModelNotFound
 def test_override_parses_yaml_values():
     assert parse_override("agent.step_limit=7") == {"agent": {"step_limit": 7}}
     assert parse_override("model.api_base=http://h:1/v1") == {"model": {"api_base": "http://h:1/v1"}}
-    assert parse_override("model.completion_kwargs={stop: [x]}") == {"model": {"completion_kwargs": {"stop": ["x"]}}}
+    assert parse_override("model.completion_kwargs={stop: [x]}") == {
+        "model": {"completion_kwargs": {"stop": ["x"]}}
+    }
     with pytest.raises(ConfigError, match="key.path=value"):
         parse_override("agent.step_limit")
 
@@ -36,7 +38,9 @@ def test_precedence_command_line_over_environment_over_yaml_over_builtin(tmp_pat
 
 
 def test_env_overrides_ignore_plain_wren_variables():
-    assert env_overrides({"WREN_HOME": "/tmp", "WREN_RUN__OUTPUT": "x", "OTHER__A": "1"}) == {"run": {"output": "x"}}
+    assert env_overrides({"WREN_HOME": "/tmp", "WREN_RUN__OUTPUT": "x", "OTHER__A": "1"}) == {
+        "run": {"output": "x"}
+    }
 
 
 @pytest.mark.parametrize(
@@ -75,7 +79,11 @@ def test_slm_provider_replaces_model_and_command_line_still_wins(tmp_path, monke
         "slm_providers:\n  tiny: {name: hosted_vllm/tiny, api_base: http://tiny/v1}\n"
     )
     cfg = assemble_config([str(f)], slm="tiny")
-    assert (cfg.model.name, cfg.model.api_base, cfg.model.temperature) == ("hosted_vllm/tiny", "http://tiny/v1", 0.0)
+    assert (cfg.model.name, cfg.model.api_base, cfg.model.temperature) == (
+        "hosted_vllm/tiny",
+        "http://tiny/v1",
+        0.0,
+    )
     cfg = assemble_config([str(f), "model.temperature=0.3"], slm="tiny")
     assert cfg.model.temperature == 0.3
     with pytest.raises(ModelNotFound) as info:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -51,7 +52,5 @@ def test_wren_run_with_no_model_uses_the_embedded_slm_for_real_steps(buggy_repo,
     finally:
         pid_file = home / f"serve-{port}.pid"
         if pid_file.exists():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(int(pid_file.read_text()), signal.SIGTERM)
-            except ProcessLookupError:
-                pass

@@ -29,7 +29,12 @@ class ReplayStep:
 
     def diff(self, context: int = 2) -> str:
         lines = difflib.unified_diff(
-            self.recorded.splitlines(), self.replayed.splitlines(), "recorded", "replayed", lineterm="", n=context
+            self.recorded.splitlines(),
+            self.replayed.splitlines(),
+            "recorded",
+            "replayed",
+            lineterm="",
+            n=context,
         )
         return "\n".join(lines)
 

@@ -95,7 +95,9 @@ class TrajectoryRecorder:
             "trajectory_format": TRAJECTORY_FORMAT,
         }
         tmp = self.traj_path.with_suffix(".tmp")
-        tmp.write_text(self.redact(json.dumps(data, indent=2, ensure_ascii=False, default=str)), encoding="utf-8")
+        tmp.write_text(
+            self.redact(json.dumps(data, indent=2, ensure_ascii=False, default=str)), encoding="utf-8"
+        )
         os.replace(tmp, self.traj_path)
 
 

@@ -13,15 +13,24 @@ from wren.models.scripted import ScriptedModel
 
 def agent_for(outputs, tmp_path, cost_per_call=0.0, **kwargs):
     model = ScriptedModel(outputs=outputs, cost_per_call=cost_per_call)
-    return DefaultAgent(model, get_environment("local", cwd=str(tmp_path), timeout=kwargs.pop("timeout", 30)), **kwargs)
+    return DefaultAgent(
+        model, get_environment("local", cwd=str(tmp_path), timeout=kwargs.pop("timeout", 30)), **kwargs
+    )
 
 
 def test_fixes_a_planted_bug_through_a_real_http_model(buggy_repo, scripted_server):
     server = scripted_server(
-        [bash("cat calc.py"), bash("sed -i 's/a - b/a + b/' calc.py"), bash("python3 -m pytest -q test_calc.py || python3 -c 'import calc; assert calc.add(2,3)==5'"), SUBMIT]
+        [
+            bash("cat calc.py"),
+            bash("sed -i 's/a - b/a + b/' calc.py"),
+            bash("python3 -m pytest -q test_calc.py || python3 -c 'import calc; assert calc.add(2,3)==5'"),
+            SUBMIT,
+        ]
     )
     model = get_model({"name": "openai/scripted", "api_base": server.url, "api_key": "k"})
-    result = DefaultAgent(model, get_environment("local", cwd=str(buggy_repo)), step_limit=10, cost_limit=1).run("Fix add()")
+    result = DefaultAgent(
+        model, get_environment("local", cwd=str(buggy_repo)), step_limit=10, cost_limit=1
+    ).run("Fix add()")
     assert result.exit_status == "Submitted" and result["exit_status"] == "Submitted"
     assert "+    return a + b" in result.submission
     assert result.n_steps == 4
@@ -32,7 +41,9 @@ def test_fixes_a_planted_bug_through_a_real_http_model(buggy_repo, scripted_serv
 
 
 def test_format_errors_go_back_to_the_model_and_repeated_ones_end_the_run(tmp_path):
-    result = agent_for(["no action here", bash("echo fine"), *["still nothing"] * 3], tmp_path, max_format_errors=3).run("t")
+    result = agent_for(
+        ["no action here", bash("echo fine"), *["still nothing"] * 3], tmp_path, max_format_errors=3
+    ).run("t")
     assert result.exit_status == "LimitsExceeded"
     feedback = [m["content"] for m in result.messages if m["role"] == "user"][1]
     assert "Format error: found no bash code blocks" in feedback
@@ -67,7 +78,11 @@ def test_net_cost_limit_is_shared_by_runs_in_threads(tmp_path):
     results = []
 
     def one():
-        results.append(agent_for([bash("true")] * 50, tmp_path, cost_per_call=0.1, cost_limit=0, net_cost_limit=1.0).run("t"))
+        results.append(
+            agent_for([bash("true")] * 50, tmp_path, cost_per_call=0.1, cost_limit=0, net_cost_limit=1.0).run(
+                "t"
+            )
+        )
 
     threads = [threading.Thread(target=one) for _ in range(4)]
     for t in threads:
@@ -113,9 +128,27 @@ def test_toolcall_mode_answers_each_tool_call(tmp_path):
     from wren.config.loader import load_config_dict
 
     agent_cfg = load_config_dict(["toolcall"], environ={})["agent"]
-    call = {"id": "c1", "type": "function", "function": {"name": "bash", "arguments": '{"command": "echo hi"}'}}
+    call = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "bash", "arguments": '{"command": "echo hi"}'},
+    }
     two = [call, {**call, "id": "c2"}]
-    outputs = [{"tool_calls": [call]}, {"tool_calls": two}, {"tool_calls": [{**call, "function": {"name": "bash", "arguments": '{"command": "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"}'}}]}]
+    outputs = [
+        {"tool_calls": [call]},
+        {"tool_calls": two},
+        {
+            "tool_calls": [
+                {
+                    **call,
+                    "function": {
+                        "name": "bash",
+                        "arguments": '{"command": "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"}',
+                    },
+                }
+            ]
+        },
+    ]
     result = agent_for(outputs, tmp_path, **agent_cfg).run("t")
     assert result.exit_status == "Submitted"
     tool_messages = [m for m in result.messages if m["role"] == "tool"]

@@ -29,7 +29,10 @@ def test_credentials_are_not_inherited_unless_forwarded(monkeypatch):
     monkeypatch.setenv("SOME_API_KEY", "sk-abcdef123456")
     monkeypatch.setenv("HARMLESS_SETTING", "yes")
     plain = LocalEnvironment()
-    assert plain.execute("echo ${SOME_API_KEY:-unset} $HARMLESS_SETTING")["output"].split() == ["unset", "yes"]
+    assert plain.execute("echo ${SOME_API_KEY:-unset} $HARMLESS_SETTING")["output"].split() == [
+        "unset",
+        "yes",
+    ]
     forwarded = LocalEnvironment(forward_env=["SOME_API_KEY"])
     assert forwarded.execute("echo $SOME_API_KEY")["output"].strip() == "sk-abcdef123456"
 

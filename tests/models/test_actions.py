@@ -51,7 +51,7 @@ def test_tool_call_arguments_as_object_json_or_double_encoded_string():
     assert parse_tool_action([_call({"command": "ls"})]).command == "ls"
     assert parse_tool_action([_call(json.dumps({"command": "ls"}))]).command == "ls"
     assert parse_tool_action([_call(json.dumps(json.dumps({"command": "ls"})))]).command == "ls"
-    assert parse_tool_action([_call(" {\"command\": \"pwd\"} ")]).tool_call_id == "c1"
+    assert parse_tool_action([_call(' {"command": "pwd"} ')]).tool_call_id == "c1"
 
 
 def test_tool_call_errors():

@@ -14,13 +14,21 @@ MESSAGES = [{"role": "system", "content": "sys"}, {"role": "user", "content": "h
 
 
 def model_for(server, client, **kwargs):
-    config = {"name": "hosted_vllm/scripted-model", "api_base": server.url, "client": client, "retry_wait": 0.01, **kwargs}
+    config = {
+        "name": "hosted_vllm/scripted-model",
+        "api_base": server.url,
+        "client": client,
+        "retry_wait": 0.01,
+        **kwargs,
+    }
     return get_model(config)
 
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_query_returns_content_tokens_and_zero_cost_for_a_local_model(scripted_server, client, caplog):
-    server = scripted_server([{"content": "hello there", "usage": {"prompt_tokens": 40, "completion_tokens": 3}}])
+    server = scripted_server(
+        [{"content": "hello there", "usage": {"prompt_tokens": 40, "completion_tokens": 3}}]
+    )
     model = model_for(server, client)
     with caplog.at_level(logging.INFO, logger="wren.models.cost"):
         message = model.query(MESSAGES)
@@ -77,7 +85,9 @@ def test_retries_give_up_with_a_clear_error(scripted_server):
 
 
 def test_dead_backend_is_a_clean_error_not_a_hang():
-    model = get_model({"name": "openai/x", "api_base": "http://127.0.0.1:9/v1", "retries": 2, "retry_wait": 0.01})
+    model = get_model(
+        {"name": "openai/x", "api_base": "http://127.0.0.1:9/v1", "retries": 2, "retry_wait": 0.01}
+    )
     with pytest.raises(RetryableModelError, match="cannot reach"):
         model.query(MESSAGES)
 
@@ -85,7 +95,9 @@ def test_dead_backend_is_a_clean_error_not_a_hang():
 def test_fallback_model_answers_when_the_first_fails(scripted_server):
     broken = scripted_server([{"status": 503}])
     backup = scripted_server(["from the backup"])
-    model = model_for(broken, "direct", retries=2, fallbacks=[{"name": "openai/backup", "api_base": backup.url}])
+    model = model_for(
+        broken, "direct", retries=2, fallbacks=[{"name": "openai/backup", "api_base": backup.url}]
+    )
     message = model.query(MESSAGES)
     assert message["content"] == "from the backup" and message["extra"]["model"] == "openai/backup"
     assert model.n_calls == 1
@@ -115,7 +127,11 @@ def test_plain_api_key_is_redacted_from_dumps():
     ("name", "preset", "expected"),
     [
         ("hosted_vllm/q", "high", {"reasoning_effort": "high"}),
-        ("hosted_vllm/q", "disabled", {"reasoning_effort": "none", "chat_template_kwargs": {"enable_thinking": False}}),
+        (
+            "hosted_vllm/q",
+            "disabled",
+            {"reasoning_effort": "none", "chat_template_kwargs": {"enable_thinking": False}},
+        ),
         ("openrouter/q", "disabled", {"reasoning": {"enabled": False}}),
         ("openrouter/q", "low", {"reasoning": {"effort": "low", "enabled": True, "exclude": False}}),
     ],

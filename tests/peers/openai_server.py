@@ -33,7 +33,9 @@ def _expand(script: list[Any]) -> list[dict]:
 class ScriptedOpenAIServer:
     """Serves the script on 127.0.0.1 in a background thread (`with ScriptedOpenAIServer(...) as s`)."""
 
-    def __init__(self, script: list[Any], *, port: int = 0, model: str = "scripted-model", record: bool = True):
+    def __init__(
+        self, script: list[Any], *, port: int = 0, model: str = "scripted-model", record: bool = True
+    ):
         self.script = _expand(script) or [{"content": ""}]
         self.model = model
         self.record = record
@@ -90,7 +92,9 @@ class ScriptedOpenAIServer:
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
-                    self._send_json(200, {"object": "list", "data": [{"id": server.model, "object": "model"}]})
+                    self._send_json(
+                        200, {"object": "list", "data": [{"id": server.model, "object": "model"}]}
+                    )
                 elif self.path.rstrip("/").endswith("/health"):
                     self._send_json(200, {"status": "ok"})
                 else:
@@ -106,7 +110,9 @@ class ScriptedOpenAIServer:
                     return
                 if server.record:
                     with server.lock:
-                        server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                        server.requests.append(
+                            {"path": self.path, "headers": dict(self.headers), "body": body}
+                        )
                 if not (self.path.endswith("/chat/completions") or self.path.endswith("/completions")):
                     self._send_json(404, {"error": {"message": f"no route {self.path}"}})
                     return
@@ -114,7 +120,16 @@ class ScriptedOpenAIServer:
                 if reply.get("delay"):
                     time.sleep(float(reply["delay"]))
                 if reply.get("status"):
-                    self._send_json(int(reply["status"]), {"error": {"message": reply.get("error", "scripted error"), "type": "scripted", "code": reply["status"]}})
+                    self._send_json(
+                        int(reply["status"]),
+                        {
+                            "error": {
+                                "message": reply.get("error", "scripted error"),
+                                "type": "scripted",
+                                "code": reply["status"],
+                            }
+                        },
+                    )
                     return
                 chat = self.path.endswith("/chat/completions")
                 content = reply.get("content") or ""
@@ -130,7 +145,9 @@ class ScriptedOpenAIServer:
                         "type": "function",
                         "function": {
                             "name": tc.get("name", "bash"),
-                            "arguments": tc["arguments"] if isinstance(tc["arguments"], str) else json.dumps(tc["arguments"]),
+                            "arguments": tc["arguments"]
+                            if isinstance(tc["arguments"], str)
+                            else json.dumps(tc["arguments"]),
                         },
                     }
                     for i, tc in enumerate(reply.get("tool_calls") or [])
@@ -139,10 +156,17 @@ class ScriptedOpenAIServer:
                     self._stream(chat, content, tool_calls, usage, body)
                     return
                 if chat:
-                    message: dict[str, Any] = {"role": "assistant", "content": content or (None if tool_calls else "")}
+                    message: dict[str, Any] = {
+                        "role": "assistant",
+                        "content": content or (None if tool_calls else ""),
+                    }
                     if tool_calls:
                         message["tool_calls"] = tool_calls
-                    choice = {"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop"}
+                    choice = {
+                        "index": 0,
+                        "message": message,
+                        "finish_reason": "tool_calls" if tool_calls else "stop",
+                    }
                     obj = "chat.completion"
                 else:
                     choice = {"index": 0, "text": content, "finish_reason": "stop"}
@@ -166,17 +190,37 @@ class ScriptedOpenAIServer:
                 self.end_headers()
 
                 def send(payload: Any) -> None:
-                    data = b"data: " + (payload if isinstance(payload, bytes) else json.dumps(payload).encode()) + b"\n\n"
+                    data = (
+                        b"data: "
+                        + (payload if isinstance(payload, bytes) else json.dumps(payload).encode())
+                        + b"\n\n"
+                    )
                     self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                     self.wfile.flush()
 
-                base = {"id": "stream", "object": "chat.completion.chunk" if chat else "text_completion", "model": body.get("model", server.model)}
+                base = {
+                    "id": "stream",
+                    "object": "chat.completion.chunk" if chat else "text_completion",
+                    "model": body.get("model", server.model),
+                }
                 pieces = [content[i : i + 8] for i in range(0, len(content), 8)] or [""]
                 for piece in pieces:
                     delta = {"index": 0, "delta": {"content": piece}} if chat else {"index": 0, "text": piece}
                     send({**base, "choices": [delta]})
                 if tool_calls and chat:
-                    send({**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, **tc} for i, tc in enumerate(tool_calls)]}}]})
+                    send(
+                        {
+                            **base,
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "delta": {
+                                        "tool_calls": [{"index": i, **tc} for i, tc in enumerate(tool_calls)]
+                                    },
+                                }
+                            ],
+                        }
+                    )
                 send({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
                 if (body.get("stream_options") or {}).get("include_usage"):
                     send({**base, "choices": [], "usage": usage})

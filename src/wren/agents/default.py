@@ -41,7 +41,15 @@ class AgentResult:
 
 
 class DefaultAgent:
-    def __init__(self, model: Any, env: Any, *, hooks: list[Any] | tuple = (), config: AgentConfig | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        model: Any,
+        env: Any,
+        *,
+        hooks: list[Any] | tuple = (),
+        config: AgentConfig | None = None,
+        **kwargs: Any,
+    ):
         if config is None:
             from wren.config.loader import read_yaml
 
@@ -57,7 +65,9 @@ class DefaultAgent:
         self._templates: dict[str, Any] = {}
 
     def render(self, template: str, **kwargs: Any) -> str:
-        compiled = self._templates.get(template) or self._templates.setdefault(template, self._jinja.from_string(template))
+        compiled = self._templates.get(template) or self._templates.setdefault(
+            template, self._jinja.from_string(template)
+        )
         return compiled.render({**self.template_vars(), **kwargs})
 
     def template_vars(self) -> dict[str, Any]:
@@ -122,10 +132,17 @@ class DefaultAgent:
         if isinstance(error, FormatError):
             self.format_errors += 1
             if 0 < self.config.max_format_errors <= self.format_errors:
-                raise LimitsExceeded(f"{self.format_errors} format errors in a row", limit="max_format_errors")
+                raise LimitsExceeded(
+                    f"{self.format_errors} format errors in a row", limit="max_format_errors"
+                )
             return self.render(self.config.format_error_template, error=str(error))
         if isinstance(error, ExecutionTimeoutError):
-            return self.render(self.config.timeout_template, action=error.action, output=error.output, timeout=f"{error.timeout:g}")
+            return self.render(
+                self.config.timeout_template,
+                action=error.action,
+                output=error.output,
+                timeout=f"{error.timeout:g}",
+            )
         return str(error)
 
     def observation(self, content: str) -> list[dict]:
@@ -136,7 +153,11 @@ class DefaultAgent:
             return [{"role": "user", "content": content}]
         first, *rest = calls
         return [{"role": "tool", "tool_call_id": first.get("id"), "content": content}] + [
-            {"role": "tool", "tool_call_id": c.get("id"), "content": "Not run: only one tool call per reply is allowed."}
+            {
+                "role": "tool",
+                "tool_call_id": c.get("id"),
+                "content": "Not run: only one tool call per reply is allowed.",
+            }
             for c in rest
         ]
 
@@ -174,4 +195,9 @@ class DefaultAgent:
         observation = self.render(self.config.action_observation_template, action=action.command, **result)
         self.add_messages(*self.observation(observation))
         extra = message.get("extra") or {}
-        return {"action": action.command, "output": result["output"], "returncode": result["returncode"], **extra}
+        return {
+            "action": action.command,
+            "output": result["output"],
+            "returncode": result["returncode"],
+            **extra,
+        }

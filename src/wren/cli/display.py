@@ -30,15 +30,30 @@ class StepPrinter:
             extra = message.get("extra") or {}
             calls = message.get("tool_calls") or []
             body = content + "".join(f"\n[tool call] {c.get('function', {}).get('arguments')}" for c in calls)
-            title = f"step {step} · assistant · ${extra.get('cost', 0.0):.4f} · {extra.get('latency', 0.0):.2f}s"
+            title = (
+                f"step {step} · assistant · ${extra.get('cost', 0.0):.4f} · {extra.get('latency', 0.0):.2f}s"
+            )
             self.console.print(Panel(Text(_clip(body)), title=title, border_style="cyan", title_align="left"))
         elif role in ("user", "tool"):
-            self.console.print(Panel(Text(_clip(content)), title=f"step {step} · observation", border_style="green", title_align="left"))
+            self.console.print(
+                Panel(
+                    Text(_clip(content)),
+                    title=f"step {step} · observation",
+                    border_style="green",
+                    title_align="left",
+                )
+            )
         elif role == "system":
-            self.console.print(Panel(Text(_clip(content, 800)), title="system", border_style="dim", title_align="left"))
+            self.console.print(
+                Panel(Text(_clip(content, 800)), title="system", border_style="dim", title_align="left")
+            )
         elif role == "exit":
             status = (message.get("extra") or {}).get("exit_status", "")
-            self.console.print(Panel(Text(_clip(content)), title=f"exit · {status}", border_style="magenta", title_align="left"))
+            self.console.print(
+                Panel(
+                    Text(_clip(content)), title=f"exit · {status}", border_style="magenta", title_align="left"
+                )
+            )
 
     def on_start(self, agent: Any) -> None:
         for message in agent.messages:

@@ -12,7 +12,18 @@ import sys
 
 import typer
 
-COMMAND_MODULES = ["run", "models", "serve", "replay", "gateway", "batch", "evaluate", "synth", "inspect", "learn"]
+COMMAND_MODULES = [
+    "run",
+    "models",
+    "serve",
+    "replay",
+    "gateway",
+    "batch",
+    "evaluate",
+    "synth",
+    "inspect",
+    "learn",
+]
 
 
 def build_app() -> typer.Typer:

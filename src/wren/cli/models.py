@@ -11,7 +11,9 @@ def register(app: typer.Typer) -> None:
 
     @group.command("list")
     def list_models(
-        config: list[str] = typer.Option([], "-c", "--config", help="YAML file, built-in name, or key.path=value."),
+        config: list[str] = typer.Option(
+            [], "-c", "--config", help="YAML file, built-in name, or key.path=value."
+        ),
     ) -> None:
         """Show SLM providers (from config) and catalog entries."""
         from rich.table import Table
@@ -31,8 +33,12 @@ def register(app: typer.Typer) -> None:
 
     @group.command("check")
     def check(
-        names: list[str] = typer.Argument(None, help="Providers or catalog entries (default: all providers)."),
-        config: list[str] = typer.Option([], "-c", "--config", help="YAML file, built-in name, or key.path=value."),
+        names: list[str] = typer.Argument(
+            None, help="Providers or catalog entries (default: all providers)."
+        ),
+        config: list[str] = typer.Option(
+            [], "-c", "--config", help="YAML file, built-in name, or key.path=value."
+        ),
         timeout: float = typer.Option(15.0, help="Seconds per request."),
     ) -> None:
         """Ping each model (/v1/models and a one-token completion); exit 1 if any is down."""

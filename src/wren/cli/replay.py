@@ -11,7 +11,9 @@ def register(app: typer.Typer) -> None:
         trajectory: str = typer.Argument(..., help="A *.traj.json, trajectory.jsonl, or a run directory."),
         cwd: str = typer.Option(None, "--cwd", help="Working directory for the replayed commands."),
         env: str = typer.Option("local", "--env", help="Environment kind."),
-        config: list[str] = typer.Option([], "-c", "--config", help="Environment settings, e.g. environment.timeout=30."),
+        config: list[str] = typer.Option(
+            [], "-c", "--config", help="Environment settings, e.g. environment.timeout=30."
+        ),
     ) -> None:
         """Re-run each action of a saved trajectory; exit 1 if any observation differs."""
         from rich.markup import escape

@@ -15,13 +15,20 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
         engine: str = typer.Option("llama.cpp", "--engine", help="llama.cpp, or vllm for a model directory."),
         n_ctx: int = typer.Option(8192, "--n-ctx", help="Context length in tokens."),
-        chat_format: str = typer.Option(None, "--chat-format", help="llama.cpp chat format (default: the GGUF's template)."),
+        chat_format: str = typer.Option(
+            None, "--chat-format", help="llama.cpp chat format (default: the GGUF's template)."
+        ),
     ) -> None:
         """Serve a local model (OpenAI-compatible, at http://HOST:PORT/v1)."""
         from wren.serve.embedded import default_model_path, server_argv
 
         argv = server_argv(
-            model or default_model_path(), port, host=host, n_ctx=n_ctx, engine=engine, chat_format=chat_format
+            model or default_model_path(),
+            port,
+            host=host,
+            n_ctx=n_ctx,
+            engine=engine,
+            chat_format=chat_format,
         )
         typer.echo(f"serving at http://{host}:{port}/v1 : {' '.join(argv)}", err=True)
         os.execv(argv[0], argv)

@@ -6,6 +6,7 @@ Local, Docker, Apptainer and sandbox environments differ only in the argv they w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import select
@@ -84,10 +85,8 @@ class CappedBuffer:
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def run_process(
@@ -129,7 +128,10 @@ def run_process(
                 _kill_group(proc)
                 proc.wait()
                 raise ExecutionTimeoutError(
-                    f"command timed out after {timeout:g} s", output=buf.text(), action=" ".join(argv), timeout=timeout
+                    f"command timed out after {timeout:g} s",
+                    output=buf.text(),
+                    action=" ".join(argv),
+                    timeout=timeout,
                 )
             wait = deadline - now
             if exited_at is not None:

@@ -18,7 +18,9 @@ _FENCE = re.compile(
     re.DOTALL | re.IGNORECASE,
 )
 # A reply that ends inside an open fence (the model stopped at the closing ``` stop sequence).
-_OPEN_FENCE = re.compile(r"```[ \t]*(?:bash|sh|shell|console|zsh)[ \t]*\r?\n(?P<body>.*)\Z", re.DOTALL | re.IGNORECASE)
+_OPEN_FENCE = re.compile(
+    r"```[ \t]*(?:bash|sh|shell|console|zsh)[ \t]*\r?\n(?P<body>.*)\Z", re.DOTALL | re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,9 @@ def parse_tool_action(tool_calls: list[dict] | None, content: str = "") -> Actio
     calls = tool_calls or []
     if len(calls) != 1:
         found = "no" if not calls else str(len(calls))
-        raise FormatError(f"found {found} tool calls; exactly one call of the bash tool is required", content=content)
+        raise FormatError(
+            f"found {found} tool calls; exactly one call of the bash tool is required", content=content
+        )
     call = calls[0]
     function = call.get("function") or {}
     name = function.get("name")

@@ -90,7 +90,9 @@ def load_catalog_file(path: Path) -> CatalogEntry:
 
 @functools.cache
 def _builtin_catalog() -> dict[str, CatalogEntry]:
-    return {entry.internal_name: entry for entry in map(load_catalog_file, sorted(CATALOG_DIR.glob("*.yaml")))}
+    return {
+        entry.internal_name: entry for entry in map(load_catalog_file, sorted(CATALOG_DIR.glob("*.yaml")))
+    }
 
 
 def load_catalog(extra_dirs: list[Path] | None = None) -> dict[str, CatalogEntry]:
@@ -103,7 +105,9 @@ def load_catalog(extra_dirs: list[Path] | None = None) -> dict[str, CatalogEntry
     return catalog
 
 
-def known_models(slm_providers: dict[str, Any] | None = None, catalog: dict[str, CatalogEntry] | None = None) -> dict[str, dict]:
+def known_models(
+    slm_providers: dict[str, Any] | None = None, catalog: dict[str, CatalogEntry] | None = None
+) -> dict[str, dict]:
     """Every name that `--slm` accepts, mapped to its model config: catalog entries, then providers."""
     catalog = load_catalog() if catalog is None else catalog
     out: dict[str, dict] = {name: entry.model_config_dict() for name, entry in catalog.items()}

@@ -81,7 +81,8 @@ class ModelConfig(BaseModel):
         if data.get("api_key") and not str(data["api_key"]).startswith("$"):
             data["api_key"] = REDACTED
         data["headers"] = {
-            k: (REDACTED if any(w in k.lower() for w in _SECRET_HEADER_WORDS) else v) for k, v in self.headers.items()
+            k: (REDACTED if any(w in k.lower() for w in _SECRET_HEADER_WORDS) else v)
+            for k, v in self.headers.items()
         }
         return data
 
@@ -94,5 +95,7 @@ class ModelConfig(BaseModel):
             key = None
         if key:
             values.append(key)
-        values += [v for k, v in self.headers.items() if any(w in k.lower() for w in _SECRET_HEADER_WORDS) and v]
+        values += [
+            v for k, v in self.headers.items() if any(w in k.lower() for w in _SECRET_HEADER_WORDS) and v
+        ]
         return values

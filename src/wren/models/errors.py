@@ -22,7 +22,14 @@ class ContextWindowExceeded(PermanentModelError):
     """The prompt no longer fits the model's context window."""
 
 
-_CONTEXT_WORDS = ("context length", "context_length", "maximum context", "context window", "too many tokens", "prompt is too long")
+_CONTEXT_WORDS = (
+    "context length",
+    "context_length",
+    "maximum context",
+    "context window",
+    "too many tokens",
+    "prompt is too long",
+)
 
 
 def classify_http_error(status: int, body: str) -> ModelError:
@@ -30,9 +37,13 @@ def classify_http_error(status: int, body: str) -> ModelError:
     text = body[:2000]
     lowered = text.lower()
     if status == 400 and any(w in lowered for w in _CONTEXT_WORDS):
-        return ContextWindowExceeded(f"context window exceeded (HTTP 400): {text}", status=status, kind="context_window")
+        return ContextWindowExceeded(
+            f"context window exceeded (HTTP 400): {text}", status=status, kind="context_window"
+        )
     if status in (401, 403):
-        return PermanentModelError(f"authentication failed (HTTP {status}): {text}", status=status, kind="auth")
+        return PermanentModelError(
+            f"authentication failed (HTTP {status}): {text}", status=status, kind="auth"
+        )
     if status == 404:
         return PermanentModelError(f"not found (HTTP 404): {text}", status=status, kind="not_found")
     if status in (408, 409, 429) or status >= 500:

@@ -47,16 +47,31 @@ def check_model(name: str, config: ModelConfig, timeout: float = 15.0) -> CheckR
             return CheckResult(name, config.name, endpoint, False, f"unreachable: {type(e).__name__}: {e}")
         models_latency = time.perf_counter() - start
         if response.status_code != 200:
-            return CheckResult(name, config.name, endpoint, False, f"/models answered HTTP {response.status_code}", models_latency)
+            return CheckResult(
+                name,
+                config.name,
+                endpoint,
+                False,
+                f"/models answered HTTP {response.status_code}",
+                models_latency,
+            )
     probe = config.model_copy(
-        update={"max_output_tokens": 1, "retries": 1, "timeout": timeout, "fallbacks": [], "max_input_tokens": None}
+        update={
+            "max_output_tokens": 1,
+            "retries": 1,
+            "timeout": timeout,
+            "fallbacks": [],
+            "max_input_tokens": None,
+        }
     )
     model = model_class(probe.model_class)(probe)
     start = time.perf_counter()
     try:
         model.query([{"role": "user", "content": "Say OK."}])
     except Exception as e:
-        return CheckResult(name, config.name, endpoint, False, f"completion failed: {e}"[:300], models_latency)
+        return CheckResult(
+            name, config.name, endpoint, False, f"completion failed: {e}"[:300], models_latency
+        )
     finally:
         close = getattr(model, "close", None)
         if close:
@@ -64,7 +79,9 @@ def check_model(name: str, config: ModelConfig, timeout: float = 15.0) -> CheckR
     return CheckResult(name, config.name, endpoint, True, "ok", models_latency, time.perf_counter() - start)
 
 
-def check_models(configs: dict[str, ModelConfig | dict[str, Any]], timeout: float = 15.0) -> list[CheckResult]:
+def check_models(
+    configs: dict[str, ModelConfig | dict[str, Any]], timeout: float = 15.0
+) -> list[CheckResult]:
     """Check all models at once; results in the order given."""
     from wren.models import model_config_from
 

@@ -20,7 +20,16 @@ from wren.models.stats import GLOBAL_STATS
 logger = logging.getLogger("wren.models")
 
 # LiteLLM prefixes whose endpoint speaks the OpenAI chat API at api_base.
-_OPENAI_COMPATIBLE = {"openai", "hosted_vllm", "custom_openai", "sglang", "llamacpp", "lm_studio", "ollama_chat", "vllm"}
+_OPENAI_COMPATIBLE = {
+    "openai",
+    "hosted_vllm",
+    "custom_openai",
+    "sglang",
+    "llamacpp",
+    "lm_studio",
+    "ollama_chat",
+    "vllm",
+}
 _LOCAL_PROVIDERS = {"hosted_vllm", "ollama", "ollama_chat", "llamacpp", "lm_studio", "sglang", "vllm"}
 
 
@@ -68,7 +77,10 @@ class LitellmModel:
         self.provider, _, self.bare_name = self.config.name.rpartition("/")
         self.local = self.provider in _LOCAL_PROVIDERS or _is_local_url(self.config.api_base)
         self.cost_of = CostCalculator(
-            self.config.name, self.config.input_cost_per_token, self.config.output_cost_per_token, local=self.local
+            self.config.name,
+            self.config.input_cost_per_token,
+            self.config.output_cost_per_token,
+            local=self.local,
         )
         self.use_direct = self.config.client == "direct" or (
             self.config.client == "auto"
@@ -140,9 +152,7 @@ class LitellmModel:
                 drop_params=True,
                 **kwargs,
             )
-        except (
-            litellm.ContextWindowExceededError,
-        ) as e:
+        except litellm.ContextWindowExceededError as e:
             raise ContextWindowExceeded(str(e), kind="context_window") from e
         except (
             litellm.AuthenticationError,
@@ -151,7 +161,9 @@ class LitellmModel:
             litellm.BadRequestError,
             litellm.UnsupportedParamsError,
         ) as e:
-            raise PermanentModelError(str(e), status=getattr(e, "status_code", None), kind=type(e).__name__) from e
+            raise PermanentModelError(
+                str(e), status=getattr(e, "status_code", None), kind=type(e).__name__
+            ) from e
         except (
             litellm.RateLimitError,
             litellm.APIConnectionError,

@@ -56,7 +56,11 @@ class OpenAICompatibleClient:
     def chat(self, messages: list[dict], body: dict[str, Any], headers: dict[str, str] | None = None) -> dict:
         """One chat completion; `body` holds every field but the messages."""
         fields = json.dumps(body)
-        payload = '{"messages":' + self.encoder.encode_all(messages) + ("," + fields[1:] if len(fields) > 2 else "}")
+        payload = (
+            '{"messages":'
+            + self.encoder.encode_all(messages)
+            + ("," + fields[1:] if len(fields) > 2 else "}")
+        )
         try:
             response = self.http.post(self.url, content=payload.encode(), headers=headers)
         except httpx.TransportError as e:

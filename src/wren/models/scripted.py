@@ -22,7 +22,9 @@ class ScriptedModel:
         cost_per_call: float = 0.0,
         **kwargs: Any,
     ):
-        self.config = config or ModelConfig(name=kwargs.pop("name", "scripted"), model_class="scripted", **kwargs)
+        self.config = config or ModelConfig(
+            name=kwargs.pop("name", "scripted"), model_class="scripted", **kwargs
+        )
         self.outputs = list(outputs if outputs is not None else self.config.outputs)
         self.cost_per_call = cost_per_call
         self.program_id: str | None = None
@@ -36,7 +38,11 @@ class ScriptedModel:
         self.n_calls += 1
         self.cost += self.cost_per_call
         GLOBAL_STATS.add(self.cost_per_call)
-        message = {"role": "assistant", "content": output} if isinstance(output, str) else {"role": "assistant", **output}
+        message = (
+            {"role": "assistant", "content": output}
+            if isinstance(output, str)
+            else {"role": "assistant", **output}
+        )
         message.setdefault("content", "")
         message["extra"] = {
             "cost": self.cost_per_call,
@@ -68,7 +74,9 @@ def assistant_outputs(path: str | Path) -> list[dict]:
 class ReplayModel(ScriptedModel):
     """Replays the model outputs of a saved trajectory, in order."""
 
-    def __init__(self, config: ModelConfig | None = None, *, trajectory: str | Path | None = None, **kwargs: Any):
+    def __init__(
+        self, config: ModelConfig | None = None, *, trajectory: str | Path | None = None, **kwargs: Any
+    ):
         config = config or ModelConfig(name="replay", model_class="replay", trajectory=str(trajectory or ""))
         path = trajectory or config.trajectory
         if not path:

@@ -98,19 +98,27 @@ def ensure_server(port: int = DEFAULT_PORT, model_path: str | None = None) -> st
     log_path = state_dir() / f"serve-{port}.log"
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            server_argv(path, port), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            server_argv(path, port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     (state_dir() / f"serve-{port}.pid").write_text(str(proc.pid))
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log_path.read_text(errors="replace")[-2000:]
-            raise ConfigError(f"the embedded SLM server exited with {proc.returncode}; its log ({log_path}):\n{tail}")
+            raise ConfigError(
+                f"the embedded SLM server exited with {proc.returncode}; its log ({log_path}):\n{tail}"
+            )
         if is_serving(api_base, timeout=1.0):
             return api_base
         time.sleep(0.5)
     proc.kill()
-    raise ConfigError(f"the embedded SLM server did not answer within {STARTUP_TIMEOUT_S:.0f} s; see {log_path}")
+    raise ConfigError(
+        f"the embedded SLM server did not answer within {STARTUP_TIMEOUT_S:.0f} s; see {log_path}"
+    )
 
 
 def embedded_model_config(api_base: str) -> dict[str, Any]:
