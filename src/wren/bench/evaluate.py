@@ -64,7 +64,9 @@ def load_predictions(path: str | Path) -> dict[str, dict[str, Any]]:
             data = [json.loads(line) for line in text.splitlines() if line.strip()]
         except json.JSONDecodeError as e:
             raise DatasetError(f"predictions {path} are neither JSON nor JSONL: {e}") from e
-    if isinstance(data, dict):
+    if isinstance(data, dict) and "model_patch" in data and "instance_id" in data:
+        data = [data]  # one prediction (a one-line JSONL file)
+    elif isinstance(data, dict):
         data = [
             {"instance_id": key, **value} if isinstance(value, dict) else value for key, value in data.items()
         ]

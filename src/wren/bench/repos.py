@@ -6,6 +6,7 @@ git repository (bare or not) or a directory with one in `repo/` (the layout of f
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -49,6 +50,19 @@ def find_repo(repos_dir: str | Path, repo: str) -> Path:
     raise WorkspaceError(f"no git repository for {repo} in {root} (looked for {', '.join(tried)})")
 
 
+def _checkout_without(dest: Path, commit: str, missing: list[str]) -> None:
+    """Check out all but files whose contents the source lacks (mirrors that drop large blobs)."""
+    _git("config", "core.sparseCheckout", "true", cwd=dest)
+    patterns = "/*\n" + "".join(f"!/{path}\n" for path in missing)
+    (dest / ".git" / "info").mkdir(exist_ok=True)
+    (dest / ".git" / "info" / "sparse-checkout").write_text(patterns)
+    try:
+        _git("-c", "advice.detachedHead=false", "checkout", "-q", "-f", commit, cwd=dest)
+    except WorkspaceError as e:
+        raise WorkspaceError(f"commit {commit}: {e}") from None
+    (dest / ".git" / "wren-missing-files").write_text("\n".join(missing) + "\n")
+
+
 def checkout(source: Path, commit: str, dest: Path) -> Path:
     """Make `dest` a clean checkout of `commit` whose history ends there.
 
@@ -63,7 +77,10 @@ def checkout(source: Path, commit: str, dest: Path) -> Path:
     try:
         _git("-c", "advice.detachedHead=false", "checkout", "-q", "-f", commit, cwd=dest)
     except WorkspaceError as e:
-        raise WorkspaceError(f"commit {commit} of {source}: {e}") from None
+        missing = re.findall(r"unable to read sha1 file of (.+) \([0-9a-f]+\)", str(e))
+        if not missing:
+            raise WorkspaceError(f"commit {commit} of {source}: {e}") from None
+        _checkout_without(dest, commit, missing)
     _git("remote", "remove", "origin", cwd=dest)
     refs = _git("for-each-ref", "--format=%(refname)", cwd=dest).split()
     if refs:

@@ -57,7 +57,7 @@ class InstanceSpec(BaseModel):
     """'pytest' (per-test lines of `pytest -rA`), or 'swebench' (the swebench package's parser for the repo)."""
 
 
-def test_files(test_patch: str) -> list[str]:
+def files_in_patch(test_patch: str) -> list[str]:
     """Files a test patch touches that hold tests (what SWE-bench passes to the test command)."""
     files = re.findall(r"^diff --git a/.* b/(.*)$", test_patch or "", flags=re.MULTILINE)
     return [f for f in files if not f.endswith(_NON_TEST_SUFFIXES)]
@@ -75,7 +75,7 @@ def _swebench_directives(inst: dict[str, Any]) -> list[str]:
     try:
         from swebench.harness.test_spec.python import get_test_directives
     except ImportError:
-        return test_files(inst.get("test_patch", ""))
+        return files_in_patch(inst.get("test_patch", ""))
     return list(get_test_directives(inst))
 
 

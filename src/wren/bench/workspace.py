@@ -181,11 +181,25 @@ def _container_setup(env: Any, spec: InstanceSpec, config: WorkspaceConfig, log:
             )
 
 
+def _python_runs(path: str) -> bool:
+    # A pyenv shim exists for every version but fails for those not selected; only running tells.
+    try:
+        return subprocess.run([path, "-c", "import venv"], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 def _find_python(version: str, log: list[str]) -> str:
+    """An interpreter of `version` (on PATH, or installed by pyenv), else the one running Wren."""
     if version:
-        found = shutil.which(f"python{version}")
-        if found:
-            return found
+        pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+        candidates = [shutil.which(f"python{version}")]
+        candidates += [
+            str(p) for p in sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"), reverse=True)
+        ]
+        for candidate in candidates:
+            if candidate and _python_runs(candidate):
+                return candidate
         log.append(f"python{version} is not installed; using {sys.version.split()[0]} instead")
     return getattr(sys, "_base_executable", None) or sys.executable
 

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import Field
 
 from wren.environments.base import ProcessConfig, ProcessEnvironment
+from wren.environments.shell import host_uname
 from wren.exceptions import ConfigError
 
 
@@ -69,6 +70,9 @@ class ApptainerEnvironment(ProcessEnvironment):
         if cwd:
             argv += ["--pwd", cwd]
         return [*argv, *c.exec_args, c.image, c.shell, "-c", command], None, self._host_env
+
+    def get_template_vars(self) -> dict[str, Any]:
+        return self.config.model_dump(exclude={"env"}) | host_uname() | {"cwd": self.config.cwd or "/"}
 
 
 def find_apptainer() -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import Field
 
 from wren.environments.base import ProcessConfig, ProcessEnvironment, check_finished, run_process
-from wren.environments.shell import PersistentShell
+from wren.environments.shell import PersistentShell, host_uname
 from wren.exceptions import ConfigError, ExecutionTimeoutError, WrenError
 
 # The watcher: start the container, report how that went, then wait for EOF and remove it.
@@ -228,7 +228,14 @@ class DockerEnvironment(ProcessEnvironment):
         return result
 
     def get_template_vars(self) -> dict[str, Any]:
-        return self.config.model_dump(exclude={"env"}) | {"container_name": self.container_name}
+        return (
+            self.config.model_dump(exclude={"env"})
+            | host_uname()
+            | {
+                "container_name": self.container_name,
+                "cwd": self.config.cwd or "/",
+            }
+        )
 
 
 class PodmanEnvironmentConfig(DockerEnvironmentConfig):

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field
 
 from wren.environments.base import ProcessConfig, ProcessEnvironment, check_finished, command_env
-from wren.environments.shell import PersistentShell
+from wren.environments.shell import PersistentShell, host_uname
 from wren.exceptions import ConfigError
 
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
@@ -90,7 +90,9 @@ class SandboxEnvironment(ProcessEnvironment):
         return result
 
     def get_template_vars(self) -> dict[str, Any]:
-        return self.config.model_dump(exclude={"env"}) | {"cwd": self.config.cwd or self.workdir}
+        return (
+            self.config.model_dump(exclude={"env"}) | host_uname() | {"cwd": self.config.cwd or self.workdir}
+        )
 
     def close(self) -> None:
         if self._shell is not None:

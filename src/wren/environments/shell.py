@@ -162,3 +162,11 @@ class PersistentShell:
         except (OSError, subprocess.TimeoutExpired):
             pass
         self.kill(inside=False)
+
+
+def host_uname() -> dict[str, str]:
+    """system, release and machine of the kernel, which containers and sandboxes share with the host."""
+    import platform
+
+    uname = platform.uname()
+    return {"system": uname.system, "release": uname.release, "machine": uname.machine}

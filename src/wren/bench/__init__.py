@@ -1,0 +1,1 @@
+"""Benchmark runs: datasets, workspaces, the batch runner, the evaluation harness and its report."""

@@ -1,0 +1,32 @@
+"""The `bench` section of a Wren config: what `wren batch` and `wren eval` add to a run's config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from wren.bench.workspace import WorkspaceConfig
+from wren.config.schema import WrenConfig
+
+
+class BenchConfig(BaseModel):
+    """Settings of batch runs and evaluations."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig)
+    """Where instance checkouts come from and how they are set up."""
+    specs: dict[str, Any] = Field(default_factory=dict)
+    """Per-repo overrides of install/test commands: {owner/name: {...}} or {owner/name: {version: {...}}}."""
+    eval_timeout: float = 1800.0
+    """Seconds the tests of one instance may run in `wren eval`."""
+    task_template: str = "{{ problem_statement }}"
+    """Jinja2 template of the task given to the agent; instance fields are its variables."""
+
+
+class BenchWrenConfig(WrenConfig):
+    """A Wren config with the `bench` section."""
+
+    bench: BenchConfig = Field(default_factory=BenchConfig)
+    """Batch and evaluation settings."""

@@ -1,0 +1,80 @@
+"""`wren eval`: evaluate predictions against a dataset, locally, with a verdict per instance."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("eval")
+    def evaluate_command(
+        predictions: str = typer.Option(
+            ..., "--predictions", "-p", help="preds.json (or a JSON/JSONL list)."
+        ),
+        dataset: str = typer.Option(
+            ..., "--dataset", "-d", help="JSON/JSONL/Parquet file, or lite|verified|full|lite-dev."
+        ),
+        output: str = typer.Option(
+            ..., "-o", "--output", help="Report JSON path; an HTML page goes beside it."
+        ),
+        split: str = typer.Option("", "--split", help="Split of a named dataset."),
+        repos: str = typer.Option(
+            None, "--repos", help="Directory of git repos (owner__name or owner+name)."
+        ),
+        env: str = typer.Option(
+            None, "--env", help="Environment kind: local, sandbox, docker, podman, apptainer."
+        ),
+        image: str = typer.Option(None, "--image", help="Image for docker/apptainer when --repos is given."),
+        image_template: str = typer.Option(
+            None, "--image-template", help="Image per instance without --repos."
+        ),
+        workers: int = typer.Option(1, "--workers", "-w", help="Instances evaluated at once."),
+        timeout: float = typer.Option(None, "--timeout", help="Seconds the tests of one instance may run."),
+        filter_re: str = typer.Option("", "--filter", help="Regex on instance_id."),
+        config: list[str] = typer.Option(
+            [], "-c", "--config", help="YAML file or key.path=value (bench.*, environment.*)."
+        ),
+    ) -> None:
+        """Apply each prediction's patch in a fresh workspace, run the tests, and report what resolved."""
+        from rich.console import Console
+
+        from wren.bench.config import BenchWrenConfig
+        from wren.bench.datasets import load_instances, select_instances
+        from wren.bench.evaluate import EvalConfig, evaluate, load_predictions
+        from wren.config.assemble import assemble_config
+        from wren.exceptions import ConfigError
+
+        if workers < 1:
+            raise ConfigError(f"--workers must be at least 1, not {workers}")
+        cfg = assemble_config(config, env_kind=env, schema=BenchWrenConfig)
+        bench = cfg.bench
+        if repos:
+            bench.workspace.repos = repos
+        if image_template:
+            bench.workspace.image_template = image_template
+        environment = dict(cfg.environment)
+        if image:
+            environment["image"] = image
+        instances = select_instances(load_instances(dataset, split), filter_re=filter_re)
+        preds = load_predictions(predictions)
+        eval_config = EvalConfig(
+            workers=workers,
+            timeout=timeout or bench.eval_timeout,
+            environment=environment,
+            workspace=bench.workspace,
+            specs=bench.specs,
+        )
+        console = Console(stderr=True)
+        todo = [i for i in preds if i in {inst["instance_id"] for inst in instances}]
+        console.print(f"evaluating {len(todo)} predictions with {workers} worker(s)")
+
+        def done(instance_id: str, report: dict) -> None:
+            detail = f" ({report['error']})" if report.get("error") else ""
+            console.print(f"  {instance_id}: [bold]{report['outcome']}[/bold]{detail}")
+
+        summary = evaluate(instances, preds, eval_config, output, on_done=done)
+        console.print(
+            f"resolved {summary['resolved_instances']}/{summary['submitted_instances']}, "
+            f"unresolved {summary['unresolved_instances']}, patch failed {summary['patch_failed_instances']}, "
+            f"errors {summary['error_instances']}; report: {output}"
+        )
