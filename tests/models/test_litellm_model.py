@@ -179,3 +179,19 @@ def test_message_encoding_is_cached_and_follows_edits():
     assert encoder.encode(message) is first
     message["content"] = "changed"
     assert "changed" in encoder.encode(message)
+
+
+@pytest.mark.parametrize(
+    ("name", "sent"),
+    [
+        ("hosted_vllm/Org/M-7B", "Org/M-7B"),
+        ("openai/gemma", "gemma"),
+        ("Qwen/Qwen2.5-Coder", "Qwen/Qwen2.5-Coder"),
+    ],
+)
+def test_direct_client_sends_the_name_without_litellm_prefix(scripted_server, name, sent):
+    server = scripted_server(["ok"])
+    model = get_model({"name": name, "api_base": server.url})
+    assert model.use_direct
+    model.query(MESSAGES)
+    assert server.requests[0]["body"]["model"] == sent

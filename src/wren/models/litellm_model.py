@@ -30,6 +30,12 @@ _OPENAI_COMPATIBLE = {
     "ollama_chat",
     "vllm",
 }
+# Providers with an API of their own, which only LiteLLM speaks.
+_NATIVE_PROVIDERS = {
+    "anthropic", "gemini", "vertex_ai", "bedrock", "azure", "azure_ai", "cohere", "ollama", "huggingface",
+    "replicate", "together_ai", "groq", "mistral", "deepseek", "openrouter", "fireworks_ai", "xai", "cerebras",
+    "databricks", "sagemaker", "watsonx", "perplexity", "deepinfra", "ai21", "nvidia_nim", "palm",
+}  # fmt: skip
 _LOCAL_PROVIDERS = {"hosted_vllm", "ollama", "ollama_chat", "llamacpp", "lm_studio", "sglang", "vllm"}
 
 
@@ -74,7 +80,10 @@ class LitellmModel:
 
     def __init__(self, config: ModelConfig | None = None, **kwargs: Any):
         self.config = config or ModelConfig(**kwargs)
-        self.provider, _, self.bare_name = self.config.name.rpartition("/")
+        prefix, sep, rest = self.config.name.partition("/")
+        self.provider = prefix if sep else ""
+        # The name the server knows: without LiteLLM's routing prefix ("hosted_vllm/Org/M" -> "Org/M").
+        self.bare_name = rest if self.provider in _OPENAI_COMPATIBLE else self.config.name
         self.local = self.provider in _LOCAL_PROVIDERS or _is_local_url(self.config.api_base)
         self.cost_of = CostCalculator(
             self.config.name,
@@ -85,7 +94,7 @@ class LitellmModel:
         self.use_direct = self.config.client == "direct" or (
             self.config.client == "auto"
             and bool(self.config.api_base)
-            and (self.provider in _OPENAI_COMPATIBLE or not self.provider)
+            and self.provider not in _NATIVE_PROVIDERS
         )
         self._client = None
         self._fallbacks: list[LitellmModel] | None = None
