@@ -118,13 +118,16 @@ def test_human_mode_and_multiline_input(buggy_repo, scripted_server, tmp_path):
             await pilot.press("escape", "u")  # take over: the proposal is rejected
             await wait_for(pilot, lambda: app.pending == "human", what="the human prompt")
             assert "mode human" in screen_text(app) and "Type a command" in screen_text(app)
-            assert (
-                sent_to_model(server, "the user switched to human mode") and (buggy_repo / "calc.py").exists()
-            )
+            assert (buggy_repo / "calc.py").exists(), "the rejected rm -rf did not run"
 
             await pilot.press(*"echo one > human.txt", "enter")
             await wait_for(pilot, lambda: app.pending == "human" and "HUMAN" in screen_text(app))
             assert (buggy_repo / "human.txt").read_text() == "one\n"
+            line = app.query_one("#line")
+            await pilot.press("up")  # earlier answers come back
+            assert line.value == "echo one > human.txt"
+            await pilot.press("down")
+            assert line.value == ""
 
             await pilot.press("ctrl+t")  # multi-line input
             assert app.multiline and app.query_one("#multi").display and not app.query_one("#line").display
@@ -148,6 +151,7 @@ def test_human_mode_and_multiline_input(buggy_repo, scripted_server, tmp_path):
     scenario(run())
     assert app.wait_result().exit_status == "Submitted"
     assert sent_to_model(server, "one\\ntwo\\nthree")
+    assert sent_to_model(server, "the user switched to human mode")
 
 
 def test_ui_stays_live_during_a_slow_model_call_and_ctrl_c_interrupts(buggy_repo, scripted_server, tmp_path):

@@ -6,6 +6,7 @@ steps (h/l/0/$), a search through its messages (/, n, N), and its submitted diff
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from rich.text import Text
@@ -57,6 +58,9 @@ class RunListScreen(Screen):
         self.runs = runs
         self.shown: list[RunSummary] = list(runs)
         self.sort_key = "name"
+        # Paths are shown relative to the directory all runs share, so the column says what differs.
+        parents = [str(r.path.parent.resolve()) for r in runs]
+        self.base = Path(os.path.commonpath(parents)) if parents else Path(".")
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -85,7 +89,7 @@ class RunListScreen(Screen):
                 str(run.steps),
                 f"${run.cost:.4f}",
                 run.model,
-                str(run.path),
+                self.shown_path(run.path),
                 key=str(i),
             )
         submitted = sum(1 for r in self.shown if r.exit_status == "Submitted")
@@ -94,7 +98,13 @@ class RunListScreen(Screen):
             f"{len(self.shown)} of {len(self.runs)} runs │ {submitted} submitted │ ${cost:.4f} │ sorted by {self.sort_key}"
         )
         self.app.title = "wren inspect"
-        self.app.sub_title = f"{len(self.runs)} runs"
+        self.app.sub_title = f"{len(self.runs)} runs in {self.base}"
+
+    def shown_path(self, path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(self.base))
+        except ValueError:
+            return str(path)
 
     def apply_filter(self, query: str) -> None:
         self.shown = filter_runs(self.runs, query)
@@ -139,13 +149,13 @@ class RunScreen(Screen):
     BINDINGS = [
         Binding("h,left", "previous_step", "Prev step"),
         Binding("l,right", "next_step", "Next step"),
-        Binding("0", "first_step", "First"),
-        Binding("$", "last_step", "Last"),
+        Binding("0", "first_step", "First", show=False),
+        Binding("$", "last_step", "Last", show=False),
         Binding("j,down", "scroll(3)", "Scroll", show=False),
         Binding("k,up", "scroll(-3)", "Scroll", show=False),
         Binding("slash", "search", "Search"),
         Binding("n", "next_match", "Next match"),
-        Binding("N", "previous_match", "Prev match"),
+        Binding("N", "previous_match", "Prev match", show=False),
         Binding("d", "toggle_diff", "Diff"),
         Binding("H", "previous_run", "Prev run"),
         Binding("L", "next_run", "Next run"),
