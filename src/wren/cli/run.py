@@ -124,7 +124,9 @@ def register(app: typer.Typer) -> None:
 
                 tui = RunApp(start, config=agent_config, task=text, ask=not yolo)
                 tui.run()
-                result = tui.wait_result()
+                if not tui.finished.is_set():
+                    console.print("stopping the agent and saving its trajectory (at most 30 s) …")
+                result = tui.wait_result(timeout=30)
             elif interactive:
                 from wren.ui.terminal import LivePrinter
 
