@@ -17,7 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -205,7 +204,14 @@ def _find_python(version: str, log: list[str]) -> str:
 
 
 def _site_packages(venv: Path) -> Path:
-    return Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
+    # Asked of the venv's own interpreter: its Python version may differ from ours.
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return Path(out.stdout.strip())
 
 
 def _venv_env(venv: Path) -> dict[str, str]:

@@ -1,0 +1,264 @@
+"""`wren batch` with the scripted model on the fixture repository: real git, real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.peers.containers import require_docker_image, wren_containers
+from tests.peers.fixture_repo import build_calc_repo, copies, write_jsonl
+from tests.peers.scripted_batch import ran, read_preds, scripted_outputs, write_config
+from wren.bench.batch import BatchRunner, PredictionsStore
+from wren.bench.config import BenchWrenConfig
+from wren.bench.datasets import load_instances
+from wren.bench.progress import BatchProgress
+from wren.config.assemble import assemble_config
+from wren.exceptions import ConfigError
+
+PATH_ENV = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
+
+
+@pytest.fixture
+def calc(tmp_path):
+    inst = build_calc_repo(tmp_path / "repos")
+    return tmp_path, inst
+
+
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_runs():
+    """A failed test must not leave a batch running (it would disturb the next tests)."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _cli(*args: str, **kwargs) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wren.cli.main", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PATH": PATH_ENV},
+        **kwargs,
+    )
+    _STARTED.append(proc)
+    return proc
+
+
+def _config(tmp_path: Path, outputs: list[str], **sections) -> BenchWrenConfig:
+    path = write_config(tmp_path / "cfg.yaml", outputs, **sections)
+    return assemble_config([str(path)], schema=BenchWrenConfig)
+
+
+def test_batch_then_eval_resolves_everything(calc):
+    tmp_path, inst = calc
+    write_jsonl(tmp_path / "ds.jsonl", copies(inst, 4))
+    write_config(tmp_path / "cfg.yaml", scripted_outputs(tmp_path / "steps.log", extra_steps=1))
+    out = tmp_path / "out"
+    proc = _cli("batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(out), "--repos", str(tmp_path / "repos"),
+                "-w", "2", "-c", str(tmp_path / "cfg.yaml"))  # fmt: skip
+    text, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, text
+    preds = read_preds(out)
+    assert sorted(preds) == [f"wren-fixtures__calc-{i}" for i in range(1, 5)]
+    assert all("+    if x > hi:" in p["model_patch"] for p in preds.values())
+    statuses = json.loads((out / "exit_statuses.json").read_text())
+    assert {s["exit_status"] for s in statuses.values()} == {"Submitted"}
+    one = out / "wren-fixtures__calc-1"
+    assert (one / "trajectory.jsonl").is_file() and (one / "wren-fixtures__calc-1.log").is_file()
+    traj = json.loads((one / "wren-fixtures__calc-1.traj.json").read_text())
+    assert traj["info"]["exit_status"] == "Submitted"
+    assert "Submitted 4" in text and "4 run, 0 already done" in text
+
+    report = tmp_path / "eval" / "report.json"
+    proc = _cli("eval", "-p", str(out / "preds.json"), "-d", str(tmp_path / "ds.jsonl"),
+                "--repos", str(tmp_path / "repos"), "-o", str(report))  # fmt: skip
+    text, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, text
+    assert json.loads(report.read_text())["resolved_instances"] == 4
+
+    # Run again: everything is done already; --redo-existing runs it all again.
+    again = _cli("batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(out), "--repos", str(tmp_path / "repos"),
+                 "-c", str(tmp_path / "cfg.yaml"), "--filter", "calc-[12]$")  # fmt: skip
+    text, _ = again.communicate(timeout=300)
+    assert "0 run, 2 already done" in text
+    assert sorted(ran(tmp_path / "steps.log")) == sorted(preds)
+    redo = _cli("batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(out), "--repos", str(tmp_path / "repos"),
+                "-c", str(tmp_path / "cfg.yaml"), "--slice", "1", "--redo-existing")  # fmt: skip
+    text, _ = redo.communicate(timeout=300)
+    assert "1 run, 0 already done" in text
+    assert ran(tmp_path / "steps.log").count("wren-fixtures__calc-1") == 2
+    assert len(read_preds(out)) == 4
+
+
+def test_kill_9_then_resume_loses_nothing_and_repeats_nothing(calc):
+    tmp_path, inst = calc
+    write_jsonl(tmp_path / "ds.jsonl", copies(inst, 6))
+    log = tmp_path / "steps.log"
+    write_config(tmp_path / "cfg.yaml", scripted_outputs(log, extra_steps=3, step_command="sleep 0.3"))
+    args = ["batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(tmp_path / "out"), "--repos",
+            str(tmp_path / "repos"), "-c", str(tmp_path / "cfg.yaml")]  # fmt: skip
+    first = _cli(*args)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        preds_file = tmp_path / "out" / "preds.json"
+        if preds_file.exists() and len(json.loads(preds_file.read_text())) >= 2:
+            break
+        time.sleep(0.1)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    done_before = set(read_preds(tmp_path / "out"))  # valid JSON even after kill -9
+    assert 2 <= len(done_before) < 6
+
+    second = _cli(*args)
+    text, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, text
+    assert f"{6 - len(done_before)} run, {len(done_before)} already done" in text
+    preds = read_preds(tmp_path / "out")
+    assert len(preds) == 6 and all("+    if x > hi:" in p["model_patch"] for p in preds.values())
+    fixed = ran(log)
+    for instance_id in done_before:
+        assert fixed.count(instance_id) == 1, instance_id  # finished ones were not run again
+    assert set(fixed) == set(preds)
+
+
+def _wait_for(log: Path, step: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not ran(log, step) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ran(log, step), f"no instance reached {step}"
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if marker.encode() in cmdline:
+                found.append(int(entry))
+    return found
+
+
+def test_ctrl_c_stops_cleanly_and_leaves_no_process(calc):
+    tmp_path, inst = calc
+    write_jsonl(tmp_path / "ds.jsonl", copies(inst, 3))
+    log = tmp_path / "steps.log"
+    write_config(tmp_path / "cfg.yaml", scripted_outputs(log, extra_steps=1, step_command="sleep 61.25"))
+    proc = _cli("batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(tmp_path / "out"), "--repos",
+                str(tmp_path / "repos"), "-w", "2", "-c", str(tmp_path / "cfg.yaml"))  # fmt: skip
+    _wait_for(log, "step0")
+    time.sleep(0.5)
+    assert _processes_with("sleep 61.25")
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    text, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, text
+    assert time.monotonic() - started < 30
+    assert "interrupted" in text
+    assert _processes_with("sleep 61.25") == []
+    preds = tmp_path / "out" / "preds.json"
+    assert not preds.exists() or json.loads(preds.read_text()) == {}  # interrupted runs are not recorded
+
+
+@pytest.mark.docker
+def test_ctrl_c_leaves_no_container(calc):
+    image = require_docker_image()
+    tmp_path, inst = calc
+    write_jsonl(tmp_path / "ds.jsonl", copies(inst, 2))
+    write_config(
+        tmp_path / "cfg.yaml",
+        scripted_outputs(Path("/dev/null"), extra_steps=1, step_command="sleep 61.75"),
+        environment={"environment_class": "docker", "image": image},
+    )
+    proc = _cli("batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(tmp_path / "out"), "--repos",
+                str(tmp_path / "repos"), "-w", "2", "-c", str(tmp_path / "cfg.yaml"))  # fmt: skip
+    deadline = time.monotonic() + 240
+    while len(wren_containers(proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)
+    assert wren_containers(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    text, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, text
+    assert wren_containers(proc.pid) == []
+
+
+def test_failing_instance_is_an_exit_status_not_a_crash(calc):
+    tmp_path, inst = calc
+    broken = {**inst, "instance_id": "broken-1", "repo": "nobody/missing"}
+    instances = load_instances(write_jsonl(tmp_path / "ds.jsonl", [broken, *copies(inst, 1)]))
+    config = _config(tmp_path, scripted_outputs(tmp_path / "steps.log"))
+    config.bench.workspace.repos = str(tmp_path / "repos")
+    config.environment = {"environment_class": "local", "env": {"PATH": PATH_ENV}}
+    summary = BatchRunner(config, tmp_path / "out", workers=2).run(instances)
+    assert summary["exit_statuses"] == {"Submitted": 1, "WorkspaceError": 1}
+    log_text = (tmp_path / "out" / "broken-1" / "broken-1.log").read_text()
+    assert "no git repository for nobody/missing" in log_text
+    assert read_preds(tmp_path / "out")["broken-1"]["model_patch"] == ""
+
+
+def test_bad_arguments_and_a_second_runner_on_the_same_directory(calc, tmp_path):
+    config = _config(tmp_path, [])
+    with pytest.raises(ConfigError, match="--workers"):
+        BatchRunner(config, tmp_path / "o", workers=0)
+    with pytest.raises(ConfigError, match="--executor"):
+        BatchRunner(config, tmp_path / "o", executor="processes")
+    first = BatchRunner(config, tmp_path / "o")
+    with first._exclusive(), pytest.raises(ConfigError, match="another wren batch"):  # noqa: SIM117
+        with BatchRunner(config, tmp_path / "o")._exclusive():
+            pass
+    (tmp_path / "o" / "preds.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="preds.json is not valid JSON"):
+        PredictionsStore(tmp_path / "o")
+
+
+def test_progress_shows_workers_steps_and_cost():
+    from rich.console import Console
+
+    console = Console(record=True, width=120, force_terminal=False)
+    progress = BatchProgress(3, live=False, console=console)
+    progress.instance_started("a__b-1")
+    progress.instance_step("a__b-1", 7, 0.125)
+    progress.instance_finished("a__b-2", "Submitted", 0.5)
+    console.print(progress.render())
+    text = console.export_text()
+    assert "[1/3] a__b-2: Submitted" in text
+    assert "a__b-1" in text and "running" in text and " 7 " in text and "$0.1250" in text
+    assert "cost $0.5000" in text and "Submitted: 1" in text and "ETA" in text
+
+
+def test_ray_executor(calc):
+    pytest.importorskip("ray", reason="ray (the [ray] extra) is not installed")
+    tmp_path, inst = calc
+    instances = load_instances(write_jsonl(tmp_path / "ds.jsonl", copies(inst, 2)))
+    config = _config(tmp_path, scripted_outputs(tmp_path / "steps.log"))
+    config.bench.workspace.repos = str(tmp_path / "repos")
+    config.environment = {"environment_class": "local", "env": {"PATH": PATH_ENV}}
+    import ray
+
+    try:
+        summary = BatchRunner(config, tmp_path / "out", workers=2, executor="ray").run(instances)
+    finally:
+        ray.shutdown()
+    assert summary["exit_statuses"] == {"Submitted": 2}
+    assert sorted(ran(tmp_path / "steps.log")) == ["wren-fixtures__calc-1", "wren-fixtures__calc-2"]
