@@ -7,6 +7,7 @@ git repository (bare or not) or a directory with one in `repo/` (the layout of f
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -73,7 +74,18 @@ def checkout(source: Path, commit: str, dest: Path) -> Path:
     if dest.exists() and any(dest.iterdir()):
         raise WorkspaceError(f"workspace {dest} already exists and is not empty")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    _git("clone", "-q", "--no-checkout", str(source), str(dest))
+    # Agents commit and stash: the checkout gets an identity.
+    _git(
+        "clone",
+        "-q",
+        "--no-checkout",
+        "-c",
+        "user.email=wren@localhost",
+        "-c",
+        "user.name=wren",
+        str(source),
+        str(dest),
+    )
     try:
         _git("-c", "advice.detachedHead=false", "checkout", "-q", "-f", commit, cwd=dest)
     except WorkspaceError as e:
@@ -81,19 +93,21 @@ def checkout(source: Path, commit: str, dest: Path) -> Path:
         if not missing:
             raise WorkspaceError(f"commit {commit} of {source}: {e}") from None
         _checkout_without(dest, commit, missing)
-    _git("remote", "remove", "origin", cwd=dest)
-    refs = _git("for-each-ref", "--format=%(refname)", cwd=dest).split()
-    if refs:
-        subprocess.run(
-            ["git", "update-ref", "--stdin"],
-            input="".join(f"delete {ref}\n" for ref in refs),
-            cwd=dest,
-            text=True,
-            capture_output=True,
-            check=True,
-        )
-    _git("reflog", "expire", "--expire=now", "--all", cwd=dest)
-    # Agents commit and stash; give the checkout an identity so those work.
-    _git("config", "user.email", "wren@localhost", cwd=dest)
-    _git("config", "user.name", "wren", cwd=dest)
+    _git("config", "--remove-section", "remote.origin", cwd=dest)
+    # A fresh clone keeps its refs and reflogs as plain files; with HEAD detached at the commit,
+    # removing them leaves the history ending there (one process instead of one per ref).
+    git_dir = dest / ".git"
+    for path in (
+        git_dir / "packed-refs",
+        git_dir / "logs",
+        git_dir / "refs" / "remotes",
+        git_dir / "refs" / "tags",
+    ):
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    for head in (git_dir / "refs" / "heads").iterdir():
+        shutil.rmtree(head) if head.is_dir() else head.unlink()
+    (git_dir / "refs" / "tags").mkdir()
     return dest
