@@ -153,6 +153,12 @@ def test_run_screen_steps_search_diff_and_next_run(saved_runs):
             await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
             run_screen = app.screen
             assert "step 0/5" in screen_text(app) and "SYSTEM" in screen_text(app)
+            messages = run_screen.query_one("#messages")
+            await pilot.resize_terminal(120, 24)  # now the opening page is taller than the screen
+            await wait_for(pilot, lambda: messages.max_scroll_y > 6, what="the opening page laid out")
+            await pilot.press("j", "j", "k")
+            assert messages.scroll_target_y == 3
+            await pilot.resize_terminal(*SIZE)
             await pilot.press("l")
             assert "step 1/5" in screen_text(app) and "cat calc.py" in screen_text(app)
             assert "return a - b" in screen_text(app), "the observation is on the same page"

@@ -70,6 +70,10 @@ def test_confirm_reject_switch_to_yolo_and_step_keys(buggy_repo, scripted_server
                 "token counts from the server's usage"
             )
 
+            await pilot.press("escape")  # out of the input: keys act on the app again
+            assert app.focused is not app.query_one("#line")
+            await pilot.press("i")  # back into it
+            assert app.focused is app.query_one("#line")
             await pilot.press("enter")  # run it
             await wait_for(pilot, lambda: app.pending == "confirm" and "rm calc.py" in screen_text(app))
             assert "return a - b" not in screen_text(app), (
@@ -89,6 +93,14 @@ def test_confirm_reject_switch_to_yolo_and_step_keys(buggy_repo, scripted_server
 
             await pilot.press("0")
             assert "step 0/5" in screen_text(app) and "SYSTEM" in screen_text(app)
+            messages = app.query_one("#messages")
+            await pilot.resize_terminal(110, 24)  # now the opening page is taller than the screen
+            await wait_for(pilot, lambda: messages.max_scroll_y > 6, what="the opening page laid out")
+            await pilot.press("j", "j")
+            assert messages.scroll_target_y == 6
+            await pilot.press("k")
+            assert messages.scroll_target_y == 3
+            await pilot.resize_terminal(*SIZE)
             await pilot.press("l")
             assert "step 1/5" in screen_text(app) and "cat calc.py" in screen_text(app)
             assert "return a - b" in screen_text(app)
