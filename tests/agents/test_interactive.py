@@ -215,3 +215,21 @@ def test_config_validation():
 
 def test_user_stopped_is_a_terminating_status():
     assert UserStopped("x").exit_status == "Interrupted"
+
+
+def test_ctrl_c_while_a_hook_prints_still_saves_the_trajectory(buggy_repo, tmp_path):
+    from wren.trajectory import TrajectoryRecorder, load_trajectory
+
+    class SlowPrinter:  # Ctrl-C arrives while the second step is being printed
+        def on_step(self, agent, record):
+            if record["step"] == 2:
+                raise KeyboardInterrupt
+
+    agent = make_agent(buggy_repo, [bash("true")] * 5, ScriptedUser([]), mode="yolo")
+    agent.hooks = [TrajectoryRecorder(tmp_path / "out", "run"), SlowPrinter()]
+    result = agent.run("x")
+    assert result.exit_status == "Interrupted" and result.n_steps == 2
+    saved = load_trajectory(tmp_path / "out" / "run.traj.json")
+    assert saved["info"]["exit_status"] == "Interrupted" and saved["messages"][-1]["role"] == "exit"
+    jsonl = (tmp_path / "out" / "trajectory.jsonl").read_text()
+    assert '"exit_status": "Interrupted"' in jsonl

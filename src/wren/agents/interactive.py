@@ -16,7 +16,7 @@ import threading
 from typing import Any, Literal, Protocol
 
 from wren.agents.config import AgentConfig
-from wren.agents.default import DefaultAgent
+from wren.agents.default import AgentResult, DefaultAgent
 from wren.config.loader import validate
 from wren.config.schema import WrenConfig
 from wren.exceptions import (
@@ -154,6 +154,34 @@ class InteractiveAgent(DefaultAgent):
             return answer
 
     # --- the loop ---
+
+    def run(self, task: str, **kwargs: Any) -> AgentResult:
+        try:
+            return super().run(task, **kwargs)
+        except KeyboardInterrupt:
+            # Ctrl-C outside a step (while a hook prints or records): end the run, but keep its trajectory.
+            reason = "interrupted (Ctrl-C)"
+            extra = {"exit_status": "Interrupted", "submission": "", "reason": reason}
+            if not self.messages or self.messages[-1].get("role") != "exit":
+                exit_message = {"role": "exit", "content": reason, "extra": extra}
+                self.messages.append(exit_message)
+                self._emit_each("on_step", {"step": self.n_steps, "messages": [exit_message]})
+            last = self.messages[-1].get("extra") or extra
+            result = AgentResult(
+                last["exit_status"], last.get("submission", ""), self.n_steps, self.cost, self.messages
+            )
+            self._emit_each("on_finish", result)
+            return result
+
+    def _emit_each(self, event: str, *args: Any) -> None:
+        """Emit to every hook even if one is interrupted again, so the recorder still writes its files."""
+        for hook in self.hooks:
+            handler = getattr(hook, event, None)
+            if handler is not None:
+                try:
+                    handler(self, *args)
+                except KeyboardInterrupt:
+                    continue
 
     def step(self) -> dict[str, Any]:
         try:
