@@ -99,3 +99,18 @@ def test_get_environment_validates_keys():
     with pytest.raises(ConfigError, match="unknown environment 'nowhere'"):
         get_environment("nowhere")
     assert get_environment("local", timeout=5).config.timeout == 5
+
+
+def test_interrupt_while_waiting_kills_the_command(tmp_path):
+    import signal
+    import threading
+
+    pid_file = tmp_path / "pid"
+    env = LocalEnvironment(cwd=str(tmp_path), timeout=60)
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        env.execute(f"echo $$ > {pid_file}; sleep 300")
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)

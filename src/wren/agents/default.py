@@ -184,20 +184,23 @@ class DefaultAgent:
         return message
 
     def step(self) -> dict[str, Any]:
-        """Query, parse one action, execute it, append the observation; return the step's record."""
+        """Query, parse one action, execute it; return the step's record."""
         message = self.query()
         action = parse_action(message, self.config.action_format)
+        return self.execute_action(message, action.command)
+
+    def execute_action(self, message: dict, command: str) -> dict[str, Any]:
+        """Run `command`, append its observation, and return the step's record."""
         try:
-            result = self.env.execute(action.command)
+            result = self.env.execute(command)
         except ExecutionTimeoutError as e:
-            e.action = action.command
+            e.action = command
             raise
-        observation = self.render(self.config.action_observation_template, action=action.command, **result)
+        observation = self.render(self.config.action_observation_template, action=command, **result)
         self.add_messages(*self.observation(observation))
-        extra = message.get("extra") or {}
         return {
-            "action": action.command,
+            "action": command,
             "output": result["output"],
             "returncode": result["returncode"],
-            **extra,
+            **(message.get("extra") or {}),
         }

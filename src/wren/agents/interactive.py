@@ -21,7 +21,6 @@ from wren.config.loader import validate
 from wren.config.schema import WrenConfig
 from wren.exceptions import (
     ConfigError,
-    ExecutionTimeoutError,
     LimitsExceeded,
     NonTerminatingException,
     Submitted,
@@ -208,14 +207,7 @@ class InteractiveAgent(DefaultAgent):
         action = parse_action(message, self.config.action_format)
         self.check_interrupt()
         self.confirm(action.command)
-        result = self.execute(action.command)
-        extra = message.get("extra") or {}
-        return {
-            "action": action.command,
-            "output": result["output"],
-            "returncode": result["returncode"],
-            **extra,
-        }
+        return self.execute_action(message, action.command)
 
     def human_step(self) -> dict[str, Any]:
         while True:
@@ -231,24 +223,7 @@ class InteractiveAgent(DefaultAgent):
                 "extra": {"source": "human"},
             }
         )
-        result = self.execute(command)
-        return {
-            "action": command,
-            "output": result["output"],
-            "returncode": result["returncode"],
-            "source": "human",
-        }
-
-    def execute(self, command: str) -> dict[str, Any]:
-        """Run `command` and add its observation; return the environment's result."""
-        try:
-            result = self.env.execute(command)
-        except ExecutionTimeoutError as e:
-            e.action = command
-            raise
-        observation = self.render(self.config.action_observation_template, action=command, **result)
-        self.add_messages(*self.observation(observation))
-        return result
+        return self.execute_action({"extra": {"source": "human"}}, command)
 
     # --- where the user steps in ---
 

@@ -153,6 +153,12 @@ def run_process(
         raise ExecutionTimeoutError(
             f"command timed out after {timeout:g} s", output=buf.text(), timeout=timeout
         ) from None
+    except BaseException:
+        # Ctrl-C or any other error while waiting: the command runs in its own session and would
+        # never see the SIGINT, so end it here rather than leave it orphaned.
+        _kill_group(proc)
+        proc.wait()
+        raise
     finally:
         proc.stdout.close()  # type: ignore[union-attr]
     return {"output": buf.text(), "returncode": returncode}
