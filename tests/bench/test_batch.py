@@ -223,6 +223,8 @@ def test_bad_arguments_and_a_second_runner_on_the_same_directory(calc, tmp_path)
         BatchRunner(config, tmp_path / "o", workers=0)
     with pytest.raises(ConfigError, match="--executor"):
         BatchRunner(config, tmp_path / "o", executor="processes")
+    with pytest.raises(ConfigError, match="needs --repos"):
+        BatchRunner(config, tmp_path / "o").run([{"instance_id": "x", "repo": "a/b"}])
     first = BatchRunner(config, tmp_path / "o")
     with first._exclusive(), pytest.raises(ConfigError, match="another wren batch"):  # noqa: SIM117
         with BatchRunner(config, tmp_path / "o")._exclusive():

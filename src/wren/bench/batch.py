@@ -242,6 +242,9 @@ class BatchRunner:
 
     def run(self, instances: list[dict[str, Any]]) -> dict[str, Any]:
         """Run every instance not already done; return a summary of exit statuses."""
+        from wren.bench.workspace import check_workspace_config
+
+        check_workspace_config(self.config.environment, self.config.bench.workspace)
         with self._exclusive():
             store = PredictionsStore(self.output_dir)
             todo = self.todo(instances, store)

@@ -242,7 +242,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate every prediction whose instance is in `instances`; write the JSON and HTML reports."""
     from wren.bench.report import write_html
+    from wren.bench.workspace import check_workspace_config
 
+    check_workspace_config(config.environment, config.workspace)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     instance_dir = output.with_name(output.stem + ".instances")

@@ -75,6 +75,18 @@ def _kind(env_config: dict[str, Any]) -> str:
     return str(env_config.get("environment_class") or "local")
 
 
+def check_workspace_config(env_config: dict[str, Any], config: WorkspaceConfig) -> None:
+    """Fail before any instance runs when the environment kind cannot get a workspace."""
+    kind = _kind(env_config)
+    if not config.repos and kind not in CONTAINER_KINDS:
+        raise ConfigError(
+            f"the {kind} environment needs --repos DIR (a directory of git repositories); "
+            "without it, instances run in per-instance container images (--env docker)"
+        )
+    if config.repos and not Path(config.repos).is_dir():
+        raise ConfigError(f"--repos {config.repos} is not a directory")
+
+
 @contextlib.contextmanager
 def open_workspace(
     inst: dict[str, Any],
@@ -113,11 +125,7 @@ def open_workspace(
                 env_config["binds"] = [*env_config.get("binds", []), f"{host_repo}:{repo_dir}"]
                 env_config.setdefault("cwd", repo_dir)
         else:
-            if kind not in CONTAINER_KINDS:
-                raise ConfigError(
-                    f"the {kind} environment needs --repos DIR (a directory of git repositories); "
-                    "without it, instances run in per-instance container images (--env docker)"
-                )
+            check_workspace_config(env_config, config)
             env_config["image"] = config.image_template.format(
                 instance_id=inst["instance_id"],
                 docker_id=docker_id(inst["instance_id"]),
