@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -84,10 +85,8 @@ class ParsedFile:
 
     def __post_init__(self) -> None:
         if not self.line_starts:
-            starts = [0]
-            for line in self.text.splitlines(keepends=True):
-                starts.append(starts[-1] + len(line))
-            self.line_starts = starts
+            # Only what the tokenizer counts as a line break (str.splitlines also splits on \f and more).
+            self.line_starts = [0, *(m.end() for m in re.finditer(r"\r\n|\r|\n", self.text))]
 
     def lines_of(self, node: cst.CSTNode) -> tuple[int, int]:
         pos = self.positions[node]
@@ -164,10 +163,13 @@ class ParsedFile:
 def parse_file(root: Path, relpath: str) -> ParsedFile | None:
     """Parse a file with libcst; None if it is not valid Python for the parser or not UTF-8."""
     try:
-        text = (root / relpath).read_text(encoding="utf-8")
-        wrapper = MetadataWrapper(cst.parse_module(text))
-        positions = wrapper.resolve(PositionProvider)
-        parents = wrapper.resolve(ParentNodeProvider)
+        # newline="" keeps the file's own line endings, so a patch touches only the mutated lines.
+        with open(root / relpath, encoding="utf-8", newline="") as f:
+            text = f.read()
+        # The module is ours alone, so the wrapper need not copy it; both providers share one pass.
+        wrapper = MetadataWrapper(cst.parse_module(text), unsafe_skip_copy=True)
+        metadata = wrapper.resolve_many([PositionProvider, ParentNodeProvider])
+        positions, parents = metadata[PositionProvider], metadata[ParentNodeProvider]
     except (UnicodeDecodeError, cst.ParserSyntaxError, RecursionError):
         return None
     return ParsedFile(relpath, text, wrapper.module, positions, parents)
