@@ -263,6 +263,11 @@ def _wrap_scripts(base: Path, venv: Path) -> None:
         target.chmod(0o755)
 
 
+# Shared venvs whose build failed in this process: the instances waiting for them fail at once
+# instead of each trying again (a failed install tends to fail the same way, slowly).
+_FAILED_BUILDS: dict[str, str] = {}
+
+
 def _shared_venv(spec: InstanceSpec, repo: Path, config: WorkspaceConfig, log: list[str]) -> Path:
     cache = Path(config.env_cache or Path.home() / ".cache" / "wren" / "envs")
     cache.mkdir(parents=True, exist_ok=True)
@@ -276,26 +281,46 @@ def _shared_venv(spec: InstanceSpec, repo: Path, config: WorkspaceConfig, log: l
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (venv / ".wren-ready").is_file():
             return venv
-        shutil.rmtree(venv, ignore_errors=True)
-        python = _find_python(spec.python, log)
-        subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True)
-        env = {**os.environ, **_venv_env(venv)}
-        pip = "python -m pip install -q"
-        if requirements:
-            (venv / "requirements.txt").write_text(requirements)
-            _run(
-                f"{pip} -r {venv / 'requirements.txt'}",
-                cwd=repo,
-                env=env,
-                timeout=config.setup_timeout,
-                log=log,
+        if venv.name in _FAILED_BUILDS:
+            raise WorkspaceError(
+                f"the shared environment {venv} failed to build: {_FAILED_BUILDS[venv.name]}"
             )
-        elif spec.packages and spec.packages not in ("requirements.txt", "environment.yml"):
-            _run(f"{pip} {spec.packages}", cwd=repo, env=env, timeout=config.setup_timeout, log=log)
-        elif spec.packages == "environment.yml":
-            log.append("environment.yml (conda) is not installed on the host; only pip packages are")
-        if spec.pip_packages:
-            quoted = " ".join(f"'{p}'" for p in spec.pip_packages)
-            _run(f"{pip} {quoted}", cwd=repo, env=env, timeout=config.setup_timeout, log=log)
-        (venv / ".wren-ready").write_text(key)
-        return venv
+        try:
+            return _build_shared_venv(venv, key, requirements, spec, repo, config, log)
+        except (WorkspaceError, subprocess.SubprocessError, OSError) as e:
+            _FAILED_BUILDS[venv.name] = str(e)[:2000]
+            raise
+
+
+def _build_shared_venv(
+    venv: Path,
+    key: str,
+    requirements: str,
+    spec: InstanceSpec,
+    repo: Path,
+    config: WorkspaceConfig,
+    log: list[str],
+) -> Path:
+    shutil.rmtree(venv, ignore_errors=True)
+    python = _find_python(spec.python, log)
+    subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True)
+    env = {**os.environ, **_venv_env(venv)}
+    pip = "python -m pip install -q"
+    if requirements:
+        (venv / "requirements.txt").write_text(requirements)
+        _run(
+            f"{pip} -r {venv / 'requirements.txt'}",
+            cwd=repo,
+            env=env,
+            timeout=config.setup_timeout,
+            log=log,
+        )
+    elif spec.packages and spec.packages not in ("requirements.txt", "environment.yml"):
+        _run(f"{pip} {spec.packages}", cwd=repo, env=env, timeout=config.setup_timeout, log=log)
+    elif spec.packages == "environment.yml":
+        log.append("environment.yml (conda) is not installed on the host; only pip packages are")
+    if spec.pip_packages:
+        quoted = " ".join(f"'{p}'" for p in spec.pip_packages)
+        _run(f"{pip} {quoted}", cwd=repo, env=env, timeout=config.setup_timeout, log=log)
+    (venv / ".wren-ready").write_text(key)
+    return venv
