@@ -167,3 +167,48 @@ def test_swebench_specs_when_installed():
     spec = instance_spec(inst)
     assert spec.test_cmd == "pytest -rA tests/test_fields.py"
     assert spec.log_parser == "swebench" and "pip install" in spec.install
+
+
+@pytest.fixture
+def calc_image(calc):
+    """An image with the fixture checkout at /testbed, like SWE-bench's per-instance images."""
+    from wren.bench.repos import checkout, find_repo
+
+    base = require_docker_image()
+    tmp_path, instances = calc
+    repo = checkout(
+        find_repo(tmp_path / "repos", "wren-fixtures/calc"), instances[0]["base_commit"], tmp_path / "co"
+    )
+    tag = f"wren-test-calc:{os.getpid()}"
+    name = f"wren-test-build-{os.getpid()}"
+    subprocess.run(["docker", "create", "--name", name, base, "true"], check=True, capture_output=True)
+    try:
+        subprocess.run(["docker", "cp", f"{repo}/.", f"{name}:/testbed"], check=True, capture_output=True)
+        subprocess.run(["docker", "commit", name, tag], check=True, capture_output=True)
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    yield tag
+    subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
+
+
+@pytest.mark.docker
+def test_per_instance_images_without_repos(calc, calc_image):
+    tmp_path, instances = calc
+    config = EvalConfig(
+        environment={"environment_class": "docker"},
+        workspace={"image_template": calc_image},
+        workers=2,
+    )
+    gold, empty = instances[0], instances[1]
+    preds = {gold["instance_id"]: {"model_patch": gold["patch"]}, empty["instance_id"]: {"model_patch": ""}}
+    summary = evaluate([gold, empty], preds, config, tmp_path / "img" / "report.json")
+    assert summary["resolved_ids"] == [gold["instance_id"]], summary["instances"]
+    assert summary["unresolved_ids"] == [empty["instance_id"]]
+
+
+def test_swebench_image_names():
+    from wren.bench.workspace import WorkspaceConfig, docker_id
+
+    assert docker_id("django__django-11099") == "django_1776_django-11099"
+    template = WorkspaceConfig().image_template
+    assert template.format(docker_id=docker_id("Org__Repo-1")) == "sweb.eval.x86_64.org_1776_repo-1:latest"
