@@ -164,7 +164,12 @@ class Gateway:
             loop.create_task(self._every(0.1, self.policy.tick)),
         ]
         for b in self.backends:
-            log.info("backend %s: capacity %s (%s)", b.url, b.capacity, b.capacity_source)
+            if b.capacity is None and self.policy.name == "program":
+                log.warning(
+                    "backend %s: KV capacity unknown; programs on it are never paused (set --capacity)", b.url
+                )
+            else:
+                log.info("backend %s: capacity %s (%s)", b.url, b.capacity, b.capacity_source)
 
     async def _on_cleanup(self, app: web.Application) -> None:
         for task in self._tasks:

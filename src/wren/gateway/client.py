@@ -33,7 +33,9 @@ def is_gateway(api_base: str, timeout: float = 1.0) -> bool:
             return _cache[key]
     answer = False
     try:
-        req = urllib.request.Request(gateway_root(api_base) + "/health", headers={"Accept": "application/json"})
+        req = urllib.request.Request(
+            gateway_root(api_base) + "/health", headers={"Accept": "application/json"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 body = resp.read()
