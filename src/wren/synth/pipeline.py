@@ -435,7 +435,16 @@ def _validate_all(
                 seen_texts.add(digest)
             report.tried += 1
             per_mutator[candidate.mutator]["tried"] += 1
-            attempt = {"id": candidate.id, "mutator": candidate.mutator, "status": verdict.status}
+            attempt = {
+                "id": candidate.id,
+                "mutator": candidate.mutator,
+                "path": candidate.path,
+                "function": candidate.function,
+                "lines": [candidate.start_line, candidate.end_line],
+                "tests_run": verdict.selected,
+                "seconds": round(verdict.elapsed, 3),
+                "status": verdict.status,
+            }
             if verdict.validated:
                 report.validated += 1
                 per_mutator[candidate.mutator]["validated"] += 1
