@@ -72,5 +72,29 @@ if [ "$(docker image inspect -f '{{ index .Config.Labels "wren.packages" }}' "$I
         -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         -c 'CMD ["/bin/bash"]' -c "LABEL $STAMP_LABEL" - "$IMAGE" >/dev/null
 fi
+# Podman, for the podman flavour of the docker environment: rootful, vfs storage like dockerd, and
+# default ulimits no higher than this machine's hard limits (podman's defaults exceed them here).
+if [ "${WREN_SKIP_PODMAN:-0}" != 1 ]; then
+    if ! command -v podman >/dev/null; then
+        log "installing podman"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman >/dev/null || true
+    fi
+    if command -v podman >/dev/null; then
+        mkdir -p /etc/containers
+        [ -f /etc/containers/storage.conf ] || printf '%s\n' '[storage]' 'driver = "vfs"' \
+            'runroot = "/run/containers/storage"' 'graphroot = "/var/lib/containers/storage"' \
+            >/etc/containers/storage.conf
+        if [ ! -f /etc/containers/containers.conf ]; then
+            # nproc at the hard limit is refused too (seen with runc here); 4096 is accepted.
+            printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=4096:4096"]\n' \
+                "$(ulimit -Hn)" "$(ulimit -Hn)" >/etc/containers/containers.conf
+        fi
+        if ! podman image exists "$IMAGE" 2>/dev/null; then
+            log "importing $IMAGE into podman"
+            tar -C "$ROOTFS_CACHE" -c . | podman import \
+                -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - "$IMAGE" >/dev/null 2>&1
+        fi
+    fi
+fi
 log "ready: image $IMAGE"
 echo "WREN_TEST_IMAGE=$IMAGE"

@@ -155,3 +155,38 @@ def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="unknown config key 'environment.imag'"):
         get_environment({"environment_class": "docker", "imag": "x"})
     assert PodmanEnvironmentConfig(image="x").executable == "podman"
+
+
+def _podman_image() -> str:
+    import shutil
+
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed (.ci/docker_setup.sh installs it)")
+    from tests.peers.containers import TEST_IMAGE
+
+    if (
+        subprocess.run(["podman", "image", "exists", TEST_IMAGE], capture_output=True, timeout=120).returncode
+        != 0
+    ):
+        pytest.fail(f"podman is installed but has no {TEST_IMAGE}; run .ci/docker_setup.sh")
+    return TEST_IMAGE
+
+
+def test_podman_runs_commands_and_removes_its_container():
+    image = _podman_image()
+    env = get_environment({"environment_class": "podman", "image": image, "cwd": "/tmp", "persistent": True})
+    name = env.container_name
+    try:
+        assert env.execute("cd / && export A=1; echo $A")["output"] == "1\n"
+        assert env.execute('pwd; echo "${A:-unset}"')["output"] == "/tmp\nunset\n"
+        env.config.persistent = False
+        assert env.execute("python3 -c 'print(6 * 7)'") == {"output": "42\n", "returncode": 0}
+    finally:
+        env.close()
+    listed = subprocess.run(
+        ["podman", "ps", "-a", "--filter", f"name={name}", "--format", "{{.Names}}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert name not in listed.stdout
