@@ -50,6 +50,8 @@ def test_checkout_is_clean_and_hides_the_future(tmp_path):
     history = git("log", "--all", "--format=%s")
     assert "fix clamp" not in history and "clamp bug" in history
     assert git("remote") == ""
+    assert git("tag").split() == ["v1.0"]  # the release before the base stays, the later one goes
+    assert git("describe", "--tags").strip() == "v1.0"
     # The checkout stands alone (no alternates): it keeps working if the source goes away.
     subprocess.run(["rm", "-rf", str(tmp_path / "repos")], check=True)
     assert "clamp bug" in git("log", "--format=%s")

@@ -82,11 +82,13 @@ def build_calc_repo(repos_dir: Path, *, bare: bool = False, entry_style: str = "
     _git(work, "add", ".")
     _git(work, "commit", "-q", "-m", "calc with a clamp bug")
     base_commit = _git(work, "rev-parse", "HEAD").strip()
+    _git(work, "tag", "-a", "v1.0", "-m", "release 1.0")
     patch = _diff_after(work, "calc/ops.py", OPS_FIXED)
     test_patch = _diff_after(work, "tests/test_ops.py", TESTS_NEW)
     # The upstream fix, committed after the base: a checkout at base_commit must not reveal it.
     (work / "calc" / "ops.py").write_text(OPS_FIXED)
     _git(work, "commit", "-q", "-am", "fix clamp above hi")
+    _git(work, "tag", "v1.1")
     if bare:
         final = repos_dir / f"{owner}{entry_style}{name}"
         subprocess.run(["git", "clone", "-q", "--bare", str(work), str(final)], check=True)

@@ -67,7 +67,8 @@ def _checkout_without(dest: Path, commit: str, missing: list[str]) -> None:
 def checkout(source: Path, commit: str, dest: Path) -> Path:
     """Make `dest` a clean checkout of `commit` whose history ends there.
 
-    Other refs and the remote are removed, so that `git log --all` cannot show the future fix.
+    Branches, the remote and tags on later commits are removed, so that `git log --all` cannot
+    show the future fix.
     Objects are hard-linked from `source` when on the same file system (cheap, and self-contained
     unlike `--shared`, so the checkout also works when mounted into a container).
     """
@@ -94,6 +95,11 @@ def checkout(source: Path, commit: str, dest: Path) -> Path:
             raise WorkspaceError(f"commit {commit} of {source}: {e}") from None
         _checkout_without(dest, commit, missing)
     _git("config", "--remove-section", "remote.origin", cwd=dest)
+    # Tags on the history up to the commit stay (setuptools_scm and friends read versions from
+    # them); tags on later commits would show the future, so they go with the other refs.
+    past_tags = _git(
+        "for-each-ref", "--merged", "HEAD", "--format=%(objectname) %(refname)", "refs/tags", cwd=dest
+    )
     # A fresh clone keeps its refs and reflogs as plain files; with HEAD detached at the commit,
     # removing them leaves the history ending there (one process instead of one per ref).
     git_dir = dest / ".git"
@@ -110,4 +116,6 @@ def checkout(source: Path, commit: str, dest: Path) -> Path:
     for head in (git_dir / "refs" / "heads").iterdir():
         shutil.rmtree(head) if head.is_dir() else head.unlink()
     (git_dir / "refs" / "tags").mkdir()
+    if past_tags.strip():
+        (git_dir / "packed-refs").write_text("# pack-refs with: sorted \n" + past_tags)
     return dest
