@@ -116,7 +116,7 @@ def normalize(text):
     return text.strip().lower()
 '''
 
-TEST_CORE = '''\
+TEST_CORE = """\
 import pytest
 
 from mathlib.core import (
@@ -205,7 +205,7 @@ def test_counter():
     c.add(2)
     assert c.add() == 3
     assert c.history == [2, 1]
-'''
+"""
 
 TEST_FLAKY = '''\
 import fcntl
@@ -301,4 +301,3 @@ def synth_run(tmp_path_factory: pytest.TempPathFactory):
     finally:
         mp.undo()
     return {"project": project, "base": base, "config": config, "report": report}
-

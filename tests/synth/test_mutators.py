@@ -94,7 +94,10 @@ def test_remove_assignment_keeps_first_bindings(tmp_path: Path):
 def test_removals_never_empty_a_block(tmp_path: Path):
     code = "def f(xs):\n    for x in xs:\n        print(x)\n"
     root = _write(tmp_path, code)
-    assert file_candidates(parse_file(root, "mod.py"), [get_mutator("remove_loop"), get_mutator("remove_call")]) == []
+    assert (
+        file_candidates(parse_file(root, "mod.py"), [get_mutator("remove_loop"), get_mutator("remove_call")])
+        == []
+    )
 
 
 def test_spliced_edits_equal_full_regeneration(project: Path):

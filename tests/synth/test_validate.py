@@ -25,7 +25,9 @@ def _attempt(attempts: list[dict], function: str, mutator: str) -> list[dict]:
 
 def test_a_caught_mutation_is_kept_with_its_failing_and_passing_tests(synth_run):
     tasks = _tasks(synth_run)
-    clamp_flips = [t for t in tasks if t["mutation"]["function"] == "clamp" and t["mutator"] == "flip_comparison"]
+    clamp_flips = [
+        t for t in tasks if t["mutation"]["function"] == "clamp" and t["mutator"] == "flip_comparison"
+    ]
     assert len(clamp_flips) == 2  # `value < low` and `value > high`
     for task in clamp_flips:
         assert task["FAIL_TO_PASS"] == ["tests/test_core.py::test_clamp"]
@@ -47,7 +49,9 @@ def test_a_mutation_that_hangs_is_dropped_as_timeout(synth_run):
     assert removal and removal[0]["reason"] == "timeout"
     assert removal[0]["seconds"] < 10
     tasks = _tasks(synth_run)
-    assert not any(t["mutation"]["function"] == "countdown" and t["mutation"]["lines"] == [78, 78] for t in tasks)
+    assert not any(
+        t["mutation"]["function"] == "countdown" and t["mutation"]["lines"] == [78, 78] for t in tasks
+    )
 
 
 def test_a_test_flaky_on_clean_code_is_never_listed(synth_run):
@@ -62,14 +66,21 @@ def test_every_task_is_consistent(synth_run):
     tasks = _tasks(synth_run)
     assert len(tasks) == report.validated
     assert report.yield_rate >= 0.8
-    assert {t["mutator"] for t in tasks} >= {"flip_comparison", "remove_loop", "invert_if_else", "swap_operands"}
+    assert {t["mutator"] for t in tasks} >= {
+        "flip_comparison",
+        "remove_loop",
+        "invert_if_else",
+        "swap_operands",
+    }
     assert len({t["instance_id"] for t in tasks}) == len(tasks)
     for task in tasks:
         f2p, p2p = set(task["FAIL_TO_PASS"]), set(task["PASS_TO_PASS"])
         assert f2p and p2p and not f2p & p2p
         assert len(f2p | p2p) == report.stable_tests
         assert task["test_patch"] == "" and task["environment_setup_commit"] == task["base_commit"]
-        assert task["repo"] == "local/mathlib-project" and task["instance_id"].startswith("local__mathlib-project-")
+        assert task["repo"] == "local/mathlib-project" and task["instance_id"].startswith(
+            "local__mathlib-project-"
+        )
 
 
 def _checkout(entry: Path, commit: str, dest: Path) -> Path:

@@ -5,6 +5,17 @@ from __future__ import annotations
 import typer
 
 
+def _statement_model(specs: list[str], model: str | None, slm: str | None) -> dict | None:
+    """The model config for statements from -m/--slm/-c (as `wren run` reads them), or None."""
+    if not (model or slm or specs):
+        return None
+    from wren.config.assemble import assemble_config
+
+    cfg = assemble_config(specs, model=model, slm=slm)
+    data = cfg.model.model_dump(exclude_defaults=True)
+    return data if data.get("name") else None
+
+
 def register(app: typer.Typer) -> None:
     @app.command("synth")
     def synth_command(
@@ -35,6 +46,9 @@ def register(app: typer.Typer) -> None:
         ),
         model: str = typer.Option(None, "-m", "--model", help="Model that writes problem statements."),
         slm: str = typer.Option(None, "--slm", help="SLM provider or catalog name that writes statements."),
+        config: list[str] = typer.Option(
+            [], "-c", "--config", help="YAML file or key.path=value for the statement model (model.*)."
+        ),
         overwrite: bool = typer.Option(False, "--overwrite", help="Start over instead of resuming."),
         list_mutators: bool = typer.Option(False, "--list-mutators", help="List the mutators and exit."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -49,7 +63,7 @@ def register(app: typer.Typer) -> None:
 
         from wren.exceptions import ConfigError, ModelNotFound, WrenError
 
-        console = Console(stderr=True)
+        console = Console(stderr=True, soft_wrap=True)
         if list_mutators:
             from wren.synth.mutators import MUTATORS
 
@@ -72,8 +86,7 @@ def register(app: typer.Typer) -> None:
             "python": python,
             "timeout": timeout,
             "suite_timeout": suite_timeout,
-            "model": model,
-            "slm": slm or "",
+            "model": _statement_model(config, model, slm),
             "overwrite": overwrite,
             "progress": not quiet,
         }
@@ -87,7 +100,7 @@ def register(app: typer.Typer) -> None:
         except (ConfigError, ModelNotFound):
             raise  # the entry point prints these
         except WrenError as e:
-            console.print(f"error: {e}", markup=False, highlight=False)
+            print(f"error: {e}", file=sys.stderr)
             sys.exit(1)
         console.print(
             f"{report.validated} tasks from {report.tried} candidates tried "

@@ -1,0 +1,136 @@
+"""`wren synth` end to end through the command line: output, snapshot, determinism, resuming, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WREN = [sys.executable, "-m", "wren.cli.main"]
+
+
+def _synth(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*WREN, "synth", *args, "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_cli_writes_tasks_report_and_a_git_snapshot(project: Path, tmp_path: Path):
+    out = tmp_path / "out" / "tasks.jsonl"
+    proc = _synth(str(project), "-o", str(out), "--max", "4", "-w", "2", "--report", str(tmp_path / "r.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert "4 tasks from" in proc.stderr
+    tasks = _lines(out)
+    assert len(tasks) == 4
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["validated"] == 4 and report["tests"] == 19
+    entry = tmp_path / "out" / "repos" / "local__mathlib-project"
+    assert report["repos_entry"] == str(entry)
+    branches = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads"],
+        cwd=entry,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    refs = dict(line.split() for line in branches)
+    assert refs["main"] == report["snapshot"]
+    for task in tasks:
+        assert refs[task["instance_id"]] == task["base_commit"]
+        assert task["clean_commit"] == report["snapshot"]
+        assert task["test_cmd"] == "python -m pytest -rA -p no:cacheprovider"
+        assert isinstance(task["FAIL_TO_PASS"], list) and isinstance(task["PASS_TO_PASS"], list)
+    # The entry is a checkout of the clean snapshot.
+    assert (entry / "mathlib" / "core.py").read_text() == (project / "mathlib" / "core.py").read_text()
+
+
+def test_same_seed_same_tasks_and_resuming_extends_them(project: Path, tmp_path: Path):
+    first = tmp_path / "a" / "tasks.jsonl"
+    assert _synth(str(project), "-o", str(first), "--max", "3", "--seed", "7").returncode == 0
+    three = first.read_text()
+    proc = _synth(str(project), "-o", str(first), "--max", "6", "--seed", "7")
+    assert proc.returncode == 0, proc.stderr
+    assert first.read_text().startswith(three)
+    assert len(_lines(first)) == 6
+    # Nothing more to do at the same limit: no new task, none made twice.
+    proc = _synth(str(project), "-o", str(first), "--max", "6", "--seed", "7")
+    assert proc.returncode == 0 and "0 tasks from 0 candidates" in proc.stderr
+    assert len(_lines(first)) == 6
+
+    # A fresh run elsewhere with the same seed makes the very same six tasks, commits included.
+    second = tmp_path / "b" / "tasks.jsonl"
+    assert _synth(str(project), "-o", str(second), "--max", "6", "--seed", "7", "-w", "1").returncode == 0
+    assert second.read_text() == first.read_text()
+    # Another seed picks other candidates first.
+    third = tmp_path / "c" / "tasks.jsonl"
+    assert _synth(str(project), "-o", str(third), "--max", "3", "--seed", "8").returncode == 0
+    assert [t["instance_id"] for t in _lines(third)] != [t["instance_id"] for t in _lines(first)[:3]]
+
+
+def test_an_interrupted_run_resumes_to_the_same_result(synth_run, tmp_path: Path):
+    """Stop a full pass with Ctrl-C once it has written something, resume it, and compare with the
+    uninterrupted pass over the same project (same seed, same flaky-test setup)."""
+    project = synth_run["project"]
+    out = tmp_path / "out" / "tasks.jsonl"
+    state = tmp_path / "state"
+    state.mkdir()
+    env = {**os.environ, "SYNTH_FIXTURE_FLAKY": str(state)}
+    args = [*WREN, "synth", str(project), "-o", str(out), "-w", "2", "--timeout", "3", "--quiet"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 1):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    partial = _lines(out)
+    assert 1 <= len(partial) < synth_run["report"].validated
+
+    resumed = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(partial)} done before" in resumed.stderr or "done before" in resumed.stderr
+    assert out.read_text() == Path(synth_run["config"].output).read_text()
+
+
+def test_a_torn_last_line_is_repaired_on_resume(project: Path, tmp_path: Path):
+    out = tmp_path / "tasks.jsonl"
+    assert _synth(str(project), "-o", str(out), "--max", "2").returncode == 0
+    with open(out, "a") as f:
+        f.write('{"instance_id": "local__mathlib-project-tor')
+    assert _synth(str(project), "-o", str(out), "--max", "3").returncode == 0
+    assert len(_lines(out)) == 3
+
+
+def test_bad_input_gets_a_clear_error(project: Path, tmp_path: Path):
+    out = str(tmp_path / "t.jsonl")
+    proc = _synth(str(tmp_path / "missing"), "-o", out)
+    assert proc.returncode == 1 and "does not exist" in proc.stderr
+    proc = _synth(str(project), "-o", out, "--test-cmd", "make test")
+    assert proc.returncode == 2 and "must run pytest" in proc.stderr
+    proc = _synth(str(project), "-o", out, "--mutators", "flip_comparison,nope")
+    assert proc.returncode == 2 and "unknown mutator 'nope'" in proc.stderr
+    proc = _synth(str(project), "-o", out, "--workers", "0")
+    assert proc.returncode == 2 and "synth.workers" in proc.stderr
+    no_tests = tmp_path / "no-tests"
+    no_tests.mkdir()
+    (no_tests / "lib.py").write_text("def f(x):\n    return x + 1\n")
+    proc = _synth(str(no_tests), "-o", out)
+    assert proc.returncode == 1 and "ran no tests" in proc.stderr
+
+
+def test_list_mutators():
+    proc = subprocess.run([*WREN, "synth", ".", "-o", "x", "--list-mutators"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert "flip_comparison" in proc.stderr and "break_method_chain" in proc.stderr
