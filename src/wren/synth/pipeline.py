@@ -372,9 +372,6 @@ def _validate_all(
             verdict = validate(candidate, ws, baseline, settings)
         finally:
             free.put(ws)
-        if verdict.validated:
-            patch = unified_diff(candidate.path, verdict.broken_text, candidate.file.text)
-            verdict.statement, verdict.statement_source = writer.write(verdict, patch)
         return verdict
 
     if remaining is not None and remaining <= 0:
@@ -393,17 +390,16 @@ def _validate_all(
             commits = commit_broken_states(snapshot, states, modes)
             with open(output, "a") as out:
                 for verdict, commit in zip(batch, commits, strict=True):
-                    patch = unified_diff(
-                        verdict.candidate.path, verdict.broken_text, verdict.candidate.file.text
-                    )
+                    patch, statement = statements.pop(verdict.candidate.id)
+                    text, source = statement.result()
                     record = task_record(
                         snapshot,
                         verdict,
                         base_commit=commit,
                         patch=patch,
                         test_cmd=task_cmd,
-                        statement=verdict.statement,
-                        statement_source=verdict.statement_source,
+                        statement=text,
+                        statement_source=source,
                     )
                     out.write(json.dumps(record) + "\n")
             batch.clear()
@@ -414,6 +410,9 @@ def _validate_all(
         last_flush = time.monotonic()
 
     pool = ThreadPoolExecutor(max_workers=len(workspaces), thread_name_prefix="synth")
+    # Statements are written only for tasks that are kept; a model may write several at once.
+    writers = ThreadPoolExecutor(max_workers=len(workspaces), thread_name_prefix="synth-statement")
+    statements: dict[str, tuple[str, Future]] = {}
     in_flight: deque[Future] = deque()
     source = iter(todo)
     stopping = False
@@ -446,6 +445,8 @@ def _validate_all(
                 "status": verdict.status,
             }
             if verdict.validated:
+                patch = unified_diff(candidate.path, verdict.broken_text, candidate.file.text)
+                statements[candidate.id] = (patch, writers.submit(writer.write, verdict, patch))
                 report.validated += 1
                 per_mutator[candidate.mutator]["validated"] += 1
                 attempt["instance_id"] = instance_id(snapshot, verdict)
@@ -466,6 +467,7 @@ def _validate_all(
             if len(batch) >= 32 or time.monotonic() - last_flush > 10:
                 flush()
     finally:
-        flush()
-        bar.close()
         pool.shutdown(wait=True, cancel_futures=True)
+        flush()
+        writers.shutdown(wait=True)
+        bar.close()

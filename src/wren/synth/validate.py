@@ -62,8 +62,6 @@ class Verdict:
     selected: int = 0
     broken_text: str = ""
     elapsed: float = 0.0
-    statement: str = ""
-    statement_source: str = ""
 
     @property
     def validated(self) -> bool:
