@@ -383,10 +383,10 @@ class Gateway:
             # Streaming: pass each complete SSE event through as it arrives.
             state = _StreamState(wants_usage)
             out = web.StreamResponse(status=200, headers={"Content-Type": ctype, "Cache-Control": "no-cache"})
-            await out.prepare(request)
-            self.metrics.added_seconds.observe(pre)
             buf = b""
             try:
+                await out.prepare(request)
+                self.metrics.added_seconds.observe(pre)
                 async for chunk in resp.iter_chunks():
                     buf = buf + chunk if buf else chunk
                     cut = _event_cut(buf)
@@ -400,6 +400,8 @@ class Gateway:
                 if buf:
                     await out.write(buf)
                 completed = True
+            except ConnectionError:
+                return 499, out  # the client went away; the step still ends below
             except UpstreamError as e:
                 self.metrics.backend_errors.labels(backend.url, type(e).__name__).inc()
                 if isinstance(e, UpstreamDisconnected):

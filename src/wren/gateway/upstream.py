@@ -86,13 +86,14 @@ class _Response:
         )
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
-        """Body bytes as they arrive; raises UpstreamError if the body is cut short."""
+        """Body bytes as they arrive (all that is buffered at once); raises UpstreamError if cut short."""
         while True:
             if self._chunks:
-                data = self._chunks.popleft()
-                self._buffered -= len(data)
-                if self._buffered <= _HIGH_WATER // 2:
-                    self._conn.resume()
+                chunks = self._chunks
+                data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+                chunks.clear()
+                self._buffered = 0
+                self._conn.resume()
                 yield data
                 continue
             if self._done:
