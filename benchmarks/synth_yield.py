@@ -131,23 +131,27 @@ def _touch(copy: Path, patch: str) -> None:
         os.utime(copy / path, (stamp, stamp))
 
 
+def _is_test_path(root: str, name: str) -> bool:
+    """SWE-smith's RepoProfile._is_test_path for a Python profile (importing swesmith.profiles needs
+    docker and GitHub clients)."""
+    if name.lower().startswith("test") or name.rsplit(".", 1)[0].endswith("test"):
+        return True
+    return any(part in ("tests", "test", "specs") for part in root.split("/"))
+
+
 def peer(repo: Path, workers: int, test_python: str, out: Path, timeout: float) -> None:
     """Generate with SWE-smith's Python procedural modifiers, validate like its harness; write figures."""
-    from types import SimpleNamespace
-
     from swesmith.bug_gen.adapters.python import get_entities_from_file_py
     from swesmith.bug_gen.procedural import MAP_EXT_TO_MODIFIERS
     from swesmith.bug_gen.utils import generate_patch_fast
-    from swesmith.profiles.base import RepoProfile
 
     started = time.monotonic()
     random.seed(24)  # generate.py's default --seed
-    profile = SimpleNamespace(exts=[".py"])
     entities: list = []
     for root, dirs, files in os.walk(repo):
         dirs[:] = sorted(d for d in dirs if d != ".git")
         for name in sorted(files):
-            if name.endswith(".py") and not RepoProfile._is_test_path(profile, root, name):
+            if name.endswith(".py") and not _is_test_path(root, name):
                 get_entities_from_file_py(entities, os.path.join(root, name))
     candidates: dict[tuple, tuple[str, str]] = {}
     for pm in MAP_EXT_TO_MODIFIERS[".py"]:
