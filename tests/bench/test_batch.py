@@ -137,6 +137,7 @@ def test_kill_9_then_resume_loses_nothing_and_repeats_nothing(calc):
     for instance_id in done_before:
         assert fixed.count(instance_id) == 1, instance_id  # finished ones were not run again
     assert set(fixed) == set(preds)
+    assert list((tmp_path / "out" / ".workspaces").iterdir()) == []  # the killed run's checkouts are gone
 
 
 def _wait_for(log: Path, step: str, timeout: float = 120) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -27,6 +28,7 @@ from wren.exceptions import ConfigError, TerminatingException
 PREDS_FILE = "preds.json"
 STATUS_FILE = "exit_statuses.json"
 LOCK_FILE = ".wren-batch.lock"
+WORKSPACES_DIR = ".workspaces"
 
 
 class BatchInterrupted(TerminatingException):
@@ -208,8 +210,12 @@ class BatchRunner:
             raise ConfigError(f"--workers must be at least 1, not {workers}")
         if executor not in ("threads", "ray"):
             raise ConfigError(f"--executor must be threads or ray, not {executor!r}")
-        self.config = config
         self.output_dir = Path(output_dir)
+        self.config = config.model_copy(deep=True)
+        if not self.config.bench.workspace.root:
+            # Checkouts live beside the results, so that those of a killed run are found and
+            # removed by the next one instead of piling up in /tmp.
+            self.config.bench.workspace.root = str(self.output_dir / WORKSPACES_DIR)
         self.workers = workers
         self.executor = executor
         self.ray_address = ray_address
@@ -246,6 +252,9 @@ class BatchRunner:
 
         check_workspace_config(self.config.environment, self.config.bench.workspace)
         with self._exclusive():
+            # Holding the lock, no other runner uses these: what is left is a killed run's.
+            if Path(self.config.bench.workspace.root) == self.output_dir / WORKSPACES_DIR:
+                shutil.rmtree(self.output_dir / WORKSPACES_DIR, ignore_errors=True)
             store = PredictionsStore(self.output_dir)
             todo = self.todo(instances, store)
             skipped = len(instances) - len(todo)

@@ -149,7 +149,7 @@ def _instance_dir(config: WorkspaceConfig, instance_id: str) -> Path:
     if config.root:
         root = Path(config.root)
         root.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f"{instance_id}.", dir=root))
+        return Path(tempfile.mkdtemp(prefix=f"wren-{instance_id}.", dir=root))
     return Path(tempfile.mkdtemp(prefix=f"wren-{instance_id}."))
 
 
