@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -316,11 +317,12 @@ def _build_shared_venv(
             log=log,
         )
     elif spec.packages and spec.packages not in ("requirements.txt", "environment.yml"):
-        _run(f"{pip} {spec.packages}", cwd=repo, env=env, timeout=config.setup_timeout, log=log)
+        names = " ".join(shlex.quote(p) for p in spec.packages.split())
+        _run(f"{pip} {names}", cwd=repo, env=env, timeout=config.setup_timeout, log=log)
     elif spec.packages == "environment.yml":
         log.append("environment.yml (conda) is not installed on the host; only pip packages are")
     if spec.pip_packages:
-        quoted = " ".join(f"'{p}'" for p in spec.pip_packages)
+        quoted = " ".join(shlex.quote(p) for p in spec.pip_packages)
         _run(f"{pip} {quoted}", cwd=repo, env=env, timeout=config.setup_timeout, log=log)
     (venv / ".wren-ready").write_text(key)
     return venv

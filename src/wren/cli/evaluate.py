@@ -57,6 +57,9 @@ def register(app: typer.Typer) -> None:
             environment["image"] = image
         instances = select_instances(load_instances(dataset, split), filter_re=filter_re)
         preds = load_predictions(predictions)
+        if filter_re:
+            selected = {inst["instance_id"] for inst in instances}
+            preds = {i: p for i, p in preds.items() if i in selected}
         eval_config = EvalConfig(
             workers=workers,
             timeout=timeout or bench.eval_timeout,
