@@ -19,6 +19,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -49,7 +50,10 @@ def mean_context(args: argparse.Namespace) -> float:
     from wren.gateway.workload import WorkloadConfig, program_spec
 
     cfg = WorkloadConfig(
-        url="http://x/v1", seed=args.seed, chars_per_token=1, steps=(args.min_steps, args.max_steps)
+        url="http://x/v1",
+        seed=args.seed,
+        chars_per_token=args.chars_per_token,
+        steps=(args.min_steps, args.max_steps),
     )
     total = count = 0
     for i in range(args.programs * 4):
@@ -76,6 +80,38 @@ def scrape(url: str) -> dict[str, float]:
     return {name: sum(v for _, v in vals) for name, vals in samples.items()}
 
 
+class StateSampler(threading.Thread):
+    """Samples the gateway's programs-by-state gauge once a second."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.samples: list[dict[str, float]] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        from wren.gateway.backends import parse_prometheus
+
+        while not self._stop_event.wait(1.0):
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as resp:
+                    samples = parse_prometheus(resp.read().decode())
+            except OSError:
+                continue
+            self.samples.append({lab["state"]: v for lab, v in samples.get("wren_gateway_programs", [])})
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(5)
+
+    def means(self) -> dict[str, float]:
+        states = {k for s in self.samples for k in s}
+        return {
+            k: round(sum(s.get(k, 0) for s in self.samples) / max(1, len(self.samples)), 1)
+            for k in sorted(states)
+        }
+
+
 def run_case(policy: str, capacity: int, args: argparse.Namespace, logs: Path) -> dict:
     procs = []
     try:
@@ -86,7 +122,7 @@ def run_case(policy: str, capacity: int, args: argparse.Namespace, logs: Path) -
                 start(
                     [
                         PY, "-m", "wren.cli.main", "gateway", "sim", "serve", "--port", str(port),
-                        "--capacity", str(capacity), "--chars-per-token", "1",
+                        "--capacity", str(capacity), "--chars-per-token", str(args.chars_per_token),
                         "--time-scale", str(args.time_scale), "--seed", str(args.seed),
                     ],
                     logs / f"sim-{policy}-{capacity}-{k}.log",
@@ -110,17 +146,20 @@ def run_case(policy: str, capacity: int, args: argparse.Namespace, logs: Path) -
             )
         )  # fmt: skip
         wait_http(f"http://127.0.0.1:{gw_port}/health")
+        sampler = StateSampler(f"http://127.0.0.1:{gw_port}/metrics")
+        sampler.start()
         t0 = time.monotonic()
         out = subprocess.run(
             [
                 PY, "-m", "wren.cli.main", "gateway", "sim", "workload", "--url", f"http://127.0.0.1:{gw_port}/v1",
                 "--programs", str(args.total_programs), "--concurrency", str(args.programs),
                 "--duration", str(args.duration), "--seed", str(args.seed), "--time-scale", str(args.time_scale),
-                "--chars-per-token", "1", "--steps", f"{args.min_steps}:{args.max_steps}", "-c", "steady_start=true",
+                "--chars-per-token", str(args.chars_per_token), "--steps", f"{args.min_steps}:{args.max_steps}", "-c", "steady_start=true",
             ],
             capture_output=True, text=True, cwd=ROOT, timeout=args.duration / args.time_scale + 300,
         )  # fmt: skip
         wall = time.monotonic() - t0
+        sampler.stop()
         if out.returncode != 0:
             raise RuntimeError(f"workload failed: {out.stderr[-2000:]}")
         result = json.loads(out.stdout)
@@ -136,6 +175,12 @@ def run_case(policy: str, capacity: int, args: argparse.Namespace, logs: Path) -
             prefix_hit_rate=round(hits / queries, 3) if queries else 0.0,
             sim_max_lag_seconds=round(max(m.get("wren_sim_max_lag_seconds", 0) for m in sim_stats), 2),
             pauses=int(gw.get("wren_gateway_pauses_total", 0)),
+            prefill_share=round(
+                sum(m.get("wren_sim_prefill_seconds_total", 0) for m in sim_stats)
+                / max(1e-9, sum(m.get("wren_sim_busy_seconds_total", 0) for m in sim_stats)),
+                2,
+            ),
+            mean_programs=sampler.means(),
             resumes=int(gw.get("wren_gateway_resumes_total", 0)),
         )
         return result
@@ -159,6 +204,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=300.0, help="simulated seconds per case")
     parser.add_argument("--time-scale", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chars-per-token", type=int, default=4, help="simulated tokenizer density")
     parser.add_argument("--min-steps", type=int, default=10)
     parser.add_argument("--max-steps", type=int, default=40)
     parser.add_argument("--pressures", default="2.0,0.5", help="KV oversubscription factors to run")
@@ -184,7 +230,8 @@ def main() -> None:
             print(
                 f"  {policy:13s} {r['steps_per_minute']:8.1f} steps/min  steps={r['steps']:5d} errors={r['errors']} "
                 f"p50={r['step_latency_p50']:.1f}s p99={r['step_latency_p99']:.1f}s hit={r['prefix_hit_rate']:.2f} "
-                f"preempt={r['preemptions']} pauses={r['pauses']} lag={r['sim_max_lag_seconds']}s wall={r['wall_seconds']}s",
+                f"preempt={r['preemptions']} pauses={r['pauses']} lag={r['sim_max_lag_seconds']}s wall={r['wall_seconds']}s "
+                f"prefill={r['prefill_share']:.0%} programs={r['mean_programs']}",
                 flush=True,
             )
         if "program" in by_policy:

@@ -180,9 +180,11 @@ class Backend:
         if preemptions is not None:
             if self.preemptions is not None and preemptions > self.preemptions:
                 # The backend evicted running requests: our token estimate is optimistic here.
-                self.correction = max(0.5, self.correction * 0.9)
+                # Back off gently and come back soon: a burst of new programs whose size was
+                # guessed from characters also preempts, and must not cost capacity for long.
+                self.correction = max(0.75, self.correction * 0.95)
             else:
-                self.correction = min(1.0, self.correction + 0.01)
+                self.correction = min(1.0, self.correction + 0.02)
             self.preemptions = preemptions
 
     async def _sglang_capacity(self) -> None:

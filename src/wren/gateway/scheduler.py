@@ -120,9 +120,15 @@ class ProgramPolicy(Policy):
         return b.usable_capacity(self.config.target_utilization)
 
     def projection(self, prog: ProgramState) -> int:
-        """Tokens the program will hold after its next step."""
-        growth = prog.growth_tokens if prog.growth_tokens >= 0 else self.config.step_growth_tokens
-        return int(max(prog.context_tokens, prog.pending_tokens) + growth)
+        """Tokens the program will hold: its context, and while it reasons, the growth of this step.
+
+        An acting program is charged only its context: its next request says how much it grew,
+        and is checked against the capacity when it arrives.
+        """
+        tokens = max(prog.context_tokens, prog.pending_tokens)
+        if prog.inflight or prog.holding:
+            tokens += prog.growth_tokens if prog.growth_tokens >= 0 else self.config.step_growth_tokens
+        return int(tokens)
 
     def _uncharge(self, prog: ProgramState) -> None:
         b = prog.charged

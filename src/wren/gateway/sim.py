@@ -159,6 +159,7 @@ class SimEngine:
         self.wall0 = time.monotonic()
         self.now = 0.0  # simulated seconds
         self.busy = 0.0
+        self.prefill_seconds = 0.0  # the part of `busy` spent computing prompts
         self.max_lag = 0.0
         self.stats = collections.Counter()
 
@@ -290,6 +291,8 @@ class SimEngine:
             + context * cfg.attention_ms_per_token
         )
         self.stats["computed_tokens"] += prefill
+        prefill_ms = prefill * cfg.prefill_ms_per_token + pairs * cfg.prefill_attention_ms_per_token
+        self.prefill_seconds += prefill_ms / 1000.0
         self.stats["steps"] += 1
         finished = []
         for req, n in scheduled:
@@ -374,6 +377,8 @@ class SimEngine:
             f"wren_sim_requests_total {s['requests']}",
             "# TYPE wren_sim_busy_seconds_total counter",
             f"wren_sim_busy_seconds_total {self.busy}",
+            "# TYPE wren_sim_prefill_seconds_total counter",
+            f"wren_sim_prefill_seconds_total {self.prefill_seconds}",
             "# TYPE wren_sim_time_seconds gauge",
             f"wren_sim_time_seconds {self.sim_time()}",
             "# TYPE wren_sim_max_lag_seconds gauge",
