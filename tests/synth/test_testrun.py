@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,6 +43,35 @@ def test_full_run_records_outcomes_durations_and_lines(server: PytestServer, pro
     assert 13 not in clamp_lines
     assert {4, 12} <= set(result.outside["mathlib/core.py"])
     assert 5 not in result.outside["mathlib/core.py"]
+
+
+def _newer_python_with_pytest() -> str | None:
+    """An interpreter with sys.monitoring (3.12+) and pytest: $WREN_SYNTH_TEST_PYTHON, or one on PATH."""
+    candidates = [os.environ.get("WREN_SYNTH_TEST_PYTHON", "")]
+    candidates += [shutil.which(f"python3.{minor}") or "" for minor in (12, 13, 14)]
+    for python in filter(None, candidates):
+        probe = subprocess.run(
+            [python, "-c", "import sys, pytest; assert sys.version_info >= (3, 12)"], capture_output=True
+        )
+        if probe.returncode == 0:
+            return python
+    return None
+
+
+def test_line_tracing_with_sys_monitoring(project: Path, tmp_path: Path):
+    python = _newer_python_with_pytest()
+    if python is None:
+        pytest.skip("no Python 3.12+ with pytest here (set WREN_SYNTH_TEST_PYTHON to one)")
+    srv = PytestServer(python, project, default_test_command(project), tmp_path / "scratch")
+    try:
+        result = srv.run(trace=source_files(project), timeout=120)
+    finally:
+        srv.close()
+    assert result.status == "done" and len(result.outcomes) == 19
+    clamp_lines = set(result.lines["tests/test_core.py::test_clamp"]["mathlib/core.py"])
+    assert {5, 6, 7, 8, 9} <= clamp_lines and 13 not in clamp_lines
+    # Each test records its own first hits: test_total sees total's lines although test_clamp ran first.
+    assert {13, 14, 15, 16} <= set(result.lines["tests/test_core.py::test_total"]["mathlib/core.py"])
 
 
 def test_selected_run_collects_and_runs_only_the_selection(server: PytestServer):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -46,24 +46,28 @@ def is_test_file(relpath: str) -> bool:
     return any(part in ("test", "tests", "testing") for part in path.parts[:-1])
 
 
-def source_files(root: Path) -> list[str]:
-    """Repository-relative POSIX paths of the Python files that may be mutated, sorted."""
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = Path(dirpath).relative_to(root)
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if not d.startswith(".") and d not in SKIPPED_DIRS and not d.endswith(".egg-info")
-        )
-        for name in sorted(filenames):
-            if not name.endswith(".py"):
-                continue
-            rel = (rel_dir / name).as_posix()
-            if rel in ("setup.py", "noxfile.py", "fabfile.py") or is_test_file(rel):
-                continue
-            found.append(rel)
-    return sorted(found)
+def is_source_file(relpath: str) -> bool:
+    """Whether a repository path is Python code that may be mutated (not tests, docs, build files)."""
+    path = PurePosixPath(relpath)
+    if path.suffix != ".py" or relpath in ("setup.py", "noxfile.py", "fabfile.py", "conftest.py"):
+        return False
+    for part in path.parts[:-1]:
+        if part.startswith(".") or part in SKIPPED_DIRS or part.endswith(".egg-info"):
+            return False
+    return not is_test_file(relpath)
+
+
+def source_files(root: Path, paths: Iterable[str] | None = None) -> list[str]:
+    """Repository-relative POSIX paths of the Python files that may be mutated, sorted; from `paths`
+    (e.g. a snapshot's file list) when given, else from walking `root`."""
+    if paths is None:
+        found = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            rel_dir = Path(dirpath).relative_to(root)
+            dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in SKIPPED_DIRS]
+            found.extend((rel_dir / name).as_posix() for name in filenames)
+        paths = found
+    return sorted(p for p in paths if is_source_file(p))
 
 
 try:  # private, but it is what Module.code_for_node uses; without it every edit regenerates the file
@@ -170,7 +174,7 @@ def parse_file(root: Path, relpath: str) -> ParsedFile | None:
         wrapper = MetadataWrapper(cst.parse_module(text), unsafe_skip_copy=True)
         metadata = wrapper.resolve_many([PositionProvider, ParentNodeProvider])
         positions, parents = metadata[PositionProvider], metadata[ParentNodeProvider]
-    except (UnicodeDecodeError, cst.ParserSyntaxError, RecursionError):
+    except (OSError, UnicodeDecodeError, cst.ParserSyntaxError, RecursionError):
         return None
     return ParsedFile(relpath, text, wrapper.module, positions, parents)
 

@@ -265,7 +265,9 @@ def synthesize(config: SynthConfig) -> SynthReport:
     workspaces: list[Workspace] = []
     try:
         phase = time.monotonic()
-        files = source_files(repo_dir)
+        # What the snapshot holds (not the user's ignored files); symlinks are not mutated.
+        listing = file_modes(snapshot)
+        files = source_files(repo_dir, (path for path, mode in listing.items() if mode != "120000"))
         packages = own_packages(files)
         for i in range(config.workers):
             workspaces.append(Workspace(i, snapshot, scratch, python, command, packages))
