@@ -197,13 +197,15 @@ class Workload:
             tasks = [asyncio.ensure_future(self._worker(session, t0)) for _ in range(workers)]
             deadline = cfg.duration_seconds / cfg.time_scale if cfg.duration_seconds else None
             done, pending = await asyncio.wait(tasks, timeout=deadline)
+            # Time ends here: cancelling and releasing the unfinished programs is not part of the run.
+            t_end = time.monotonic()
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             for task in done:
                 if task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
-        self.result.elapsed_seconds = (time.monotonic() - t0) * cfg.time_scale
+        self.result.elapsed_seconds = (t_end - t0) * cfg.time_scale
         return self.result
 
     async def _is_gateway(self, session: Any) -> bool:
