@@ -3,8 +3,9 @@
 Capacity in tokens comes, in order, from the gateway's configuration, a vLLM `/metrics` page
 (`vllm:cache_config_info` block_size x num_gpu_blocks) or SGLang's `/get_server_info`
 (`max_total_num_tokens`); without any of them it is unknown and the `program` policy cannot pause.
-Scraped KV usage and preemptions correct the scheduler's estimate: each new preemption shrinks the
-usable fraction of the capacity, and quiet scrapes let it recover.
+Scraped KV usage, queued requests and preemptions correct the scheduler's estimate: each new
+preemption (or a queue at a full cache) shrinks the usable fraction of the capacity, and quiet
+scrapes let it recover.
 """
 
 from __future__ import annotations
@@ -183,6 +184,9 @@ class Backend:
                 # Back off gently and come back soon: a burst of new programs whose size was
                 # guessed from characters also preempts, and must not cost capacity for long.
                 self.correction = max(0.75, self.correction * 0.95)
+            elif self.waiting and self.kv_usage is not None and self.kv_usage >= 0.95:
+                # Requests queue at a full cache: running ones fill it, a preemption is near.
+                self.correction = max(0.75, self.correction * 0.98)
             else:
                 self.correction = min(1.0, self.correction + 0.02)
             self.preemptions = preemptions
