@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -60,7 +59,8 @@ def listener():
 
 
 def connect_command(port: int) -> str:
-    return f'{sys.executable} -c \'import socket; socket.create_connection(("127.0.0.1", {port}), timeout=3); print("connected")\''
+    # bash's /dev/tcp, not this interpreter: a venv under /tmp is not visible inside the sandbox.
+    return f"timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}' && echo connected"
 
 
 def test_the_working_directory_is_writable(sandbox, tmp_path):

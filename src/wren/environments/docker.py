@@ -186,7 +186,9 @@ class DockerEnvironment(ProcessEnvironment):
         argv = self._exec_prefix(interactive=False, tag=self._exec_tag)
         if cwd:
             argv += ["-w", cwd]
-        return [*argv, self.container_name, self.config.shell, "-c", command], None, None
+        # docker exec carries stdout and stderr as separate streams, which lose their relative order;
+        # merged inside the container they keep it.
+        return [*argv, self.container_name, self.config.shell, "-c", "exec 2>&1\n" + command], None, None
 
     def kill_tagged(self, tag: str) -> None:
         """Kill the processes of one command inside the container."""
