@@ -183,7 +183,7 @@ class Recorder:
         items[:] = keep
 
     def pytest_collectreport(self, report):
-        if report.failed:
+        if report.failed and not any(e["nodeid"] == report.nodeid for e in self.collect_errors):
             self.collect_errors.append({"nodeid": report.nodeid, "message": str(report.longrepr)[-4000:]})
 
     def pytest_runtest_logstart(self, nodeid, location):
@@ -196,7 +196,12 @@ class Recorder:
 
     def pytest_exception_interact(self, node, call, report):
         nodeid = getattr(report, "nodeid", None)
-        if nodeid and call is not None and call.excinfo is not None and nodeid not in self.failures:
+        if call is None or call.excinfo is None:
+            return
+        if type(report).__name__ == "CollectReport":
+            described = _describe(call.excinfo, self.root)
+            self.collect_errors.append({"nodeid": nodeid or "", "message": described["message"], **described})
+        elif nodeid and nodeid not in self.failures:
             self.failures[nodeid] = _describe(call.excinfo, self.root)
 
     def pytest_runtest_logreport(self, report):

@@ -123,12 +123,9 @@ def _trim(message: str) -> str:
 
 
 def _collect_error_message(message: str) -> str:
-    # pytest's collection report quotes source lines; only its `E   ` lines are the error itself.
+    # A formatted collection report quotes source lines; only its `E   ` lines are the error itself.
     errors = [line[1:].strip() for line in message.splitlines() if line.startswith("E ")]
-    if errors:
-        return "\n".join(errors[-MAX_MESSAGE_LINES:])
-    lines = message.strip().splitlines()
-    return lines[-1] if lines else ""
+    return "\n".join(errors[-MAX_MESSAGE_LINES:]) if errors else message
 
 
 def _frames(failure: dict[str, Any], sources: Collection[str]) -> list[dict[str, str]]:

@@ -20,16 +20,13 @@ from wren.exceptions import ConfigError, WrenError
 
 SERVER_SCRIPT = Path(__file__).with_name("pytest_server.py")
 DEFAULT_PYTEST_ARGS = ["-rA", "-p", "no:cacheprovider"]
-# Our own runs: no cache writes, no random order, little terminal output; installed plugins are
-# imported before pytest starts (see pytest_server), so it may not rewrite their asserts.
+# Our own runs: no cache writes, no random order, little terminal output and no tracebacks printed
+# (failures are recorded from the exceptions themselves; formatting them costs more than most
+# tests take). Installed plugins are imported before pytest starts (see pytest_server), so it may
+# not rewrite their asserts.
 RUN_ARGS = [
-    "-p",
-    "no:cacheprovider",
-    "-p",
-    "no:randomly",
-    "-q",
-    "-W",
-    "ignore::pytest.PytestAssertRewriteWarning",
+    *("-p", "no:cacheprovider", "-p", "no:randomly", "-q", "--tb=no"),
+    *("-W", "ignore::pytest.PytestAssertRewriteWarning"),
 ]
 _ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _PYTHON = re.compile(r"^(.*/)?python[0-9.]*$")

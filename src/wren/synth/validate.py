@@ -36,7 +36,7 @@ class ValidationSettings:
 
     timeout: float = 60.0
     """Most seconds one run may take."""
-    min_timeout: float = 5.0
+    min_timeout: float = 3.0
     """Seconds every run may take, however fast its tests were on the clean code."""
     slowdown: float = 10.0
     """A run may take this many times its tests' clean duration (plus min_timeout)."""
@@ -136,6 +136,8 @@ def validate(
         failing = [t for t in selected if not first.passed(t)]
         confirmed = list(failing)
         reason = _problem(first)
+        if not reason and len(failing) == len(baseline.stable):
+            reason = NO_PASS_TO_PASS  # everything broke (an import-time error): no rerun can change that
         for _ in range(settings.confirm_runs):
             if reason or not confirmed:
                 break
