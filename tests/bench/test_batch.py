@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.peers.containers import require_docker_image, wren_containers
@@ -265,3 +266,38 @@ def test_ray_executor(calc):
         ray.shutdown()
     assert summary["exit_statuses"] == {"Submitted": 2}
     assert sorted(ran(tmp_path / "steps.log")) == ["wren-fixtures__calc-1", "wren-fixtures__calc-2"]
+
+
+def test_each_instance_is_one_program_released_at_its_end(calc):
+    """Through a real gateway in front of a scripted OpenAI server: one program id per instance."""
+    from tests.peers.openai_server import ScriptedOpenAIServer
+    from tests.peers.scripted_batch import scripted_outputs
+    from wren.gateway.app import GatewayThread
+    from wren.gateway.config import GatewayConfig
+
+    tmp_path, inst = calc
+    instances = load_instances(write_jsonl(tmp_path / "ds.jsonl", copies(inst, 2)))
+    fix, submit = scripted_outputs(tmp_path / "steps.log")
+    server = ScriptedOpenAIServer([fix, submit, fix, submit]).start()
+    gateway = GatewayThread(GatewayConfig(backends=[server.url], port=0)).start()
+    try:
+        config = assemble_config(
+            [f"model.api_base={gateway.url}", "model.api_key=test-key", "model.retries=0"],
+            model="openai/scripted-model",
+            schema=BenchWrenConfig,
+        )
+        config.bench.workspace.repos = str(tmp_path / "repos")
+        config.environment = {"environment_class": "local", "env": {"PATH": PATH_ENV}}
+        summary = BatchRunner(config, tmp_path / "out", workers=1).run(instances)
+        programs = httpx.get(gateway.base + "/programs", timeout=10).json()
+    finally:
+        gateway.stop()
+        server.stop()
+    assert summary["exit_statuses"] == {"Submitted": 2}
+    ids = [
+        json.loads((tmp_path / "out" / i / f"{i}.traj.json").read_text())["info"]["config"]["program_id"]
+        for i in ("wren-fixtures__calc-1", "wren-fixtures__calc-2")
+    ]
+    assert len(set(ids)) == 2 and all(pid.startswith("wren-fixtures__calc-") for pid in ids)
+    assert programs["count"] == 0  # both released when their instance ended (the lease is 600 s)
+    assert all("+    if x > hi:" in p["model_patch"] for p in read_preds(tmp_path / "out").values())
