@@ -104,6 +104,35 @@ def test_an_interrupted_run_resumes_to_the_same_result(synth_run, tmp_path: Path
     assert out.read_text() == Path(synth_run["config"].output).read_text()
 
 
+def test_outputs_inside_the_repository_stay_out_of_its_snapshot(project: Path):
+    proc = subprocess.run(
+        [*WREN, "synth", ".", "-o", "synth-out/tasks.jsonl", "--max", "1", "--quiet"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    entry = project / "synth-out" / "repos" / "local__mathlib-project"
+    (task,) = _lines(project / "synth-out" / "tasks.jsonl")
+    files = subprocess.run(
+        ["git", "ls-tree", "-r", "--name-only", task["base_commit"]],
+        cwd=entry,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert "mathlib/core.py" in files and not any(f.startswith("synth-out") for f in files)
+    # Run again: the snapshot (and so every id) is the same although the outputs now exist.
+    again = subprocess.run(
+        [*WREN, "synth", ".", "-o", "synth-out/tasks.jsonl", "--max", "1", "--quiet"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0 and "0 tasks from 0 candidates" in again.stderr
+
+
 def test_a_torn_last_line_is_repaired_on_resume(project: Path, tmp_path: Path):
     out = tmp_path / "tasks.jsonl"
     assert _synth(str(project), "-o", str(out), "--max", "2").returncode == 0

@@ -94,8 +94,10 @@ def take_snapshot(
     name = sanitize_name(name or repo_dir.name)
     owner = sanitize_name(owner)
     entry = Path(repos_dir).resolve() / f"{owner}__{name}"
-    if entry == repo_dir or repo_dir in entry.parents:
-        raise SynthError(f"the repos directory {repos_dir} must be outside the repository {repo_dir}")
+    if entry == repo_dir or entry in repo_dir.parents:
+        raise SynthError(
+            f"the snapshot {entry} would replace the repository {repo_dir}; choose another --repos-dir"
+        )
     git_dir = entry / ".git"
     if not git_dir.is_dir():
         if entry.exists() and any(entry.iterdir()):
