@@ -55,3 +55,44 @@ def test_gold_patch_resolves_and_empty_patch_does_not(synth_run, tmp_path: Path)
     for instance in empty["instances"].values():
         assert instance["tests_status"]["FAIL_TO_PASS"]["failure"]
         assert not instance["tests_status"]["PASS_TO_PASS"]["failure"]
+
+
+def test_wren_batch_runs_an_agent_on_a_synthesized_task(synth_run, tmp_path: Path):
+    """A scripted agent that applies the known fix, run by `wren batch`; `wren eval` then resolves it."""
+    import base64
+
+    from tests.peers.scripted_batch import write_config
+
+    tasks = [json.loads(line) for line in Path(synth_run["config"].output).read_text().splitlines()]
+    task = next(t for t in tasks if t["mutator"] == "invert_if_else")
+    encoded = base64.b64encode(task["patch"].encode()).decode()
+    outputs = [
+        f"THOUGHT: apply the fix\n\n```bash\necho {encoded} | base64 -d | git apply\n```",
+        "THOUGHT: done\n\n```bash\necho COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && git diff\n```",
+    ]
+    config = write_config(tmp_path / "cfg.yaml", outputs)
+    (tmp_path / "tasks.jsonl").write_text(json.dumps(task) + "\n")
+    repos = str(Path(synth_run["report"].repos_entry).parent)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    wren = [sys.executable, "-m", "wren.cli.main"]
+    batch = subprocess.run(
+        [*wren, "batch", "-d", str(tmp_path / "tasks.jsonl"), "-o", str(tmp_path / "run")]
+        + ["--repos", repos, "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert batch.returncode == 0, batch.stdout + batch.stderr
+    preds = json.loads((tmp_path / "run" / "preds.json").read_text())
+    assert preds[task["instance_id"]]["model_patch"].strip()
+    evaluated = subprocess.run(
+        [*wren, "eval", "-p", str(tmp_path / "run" / "preds.json"), "-d", str(tmp_path / "tasks.jsonl")]
+        + ["--repos", repos, "-o", str(tmp_path / "report.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads((tmp_path / "report.json").read_text())["resolved_ids"] == [task["instance_id"]]
