@@ -39,10 +39,11 @@ TEMPLATE = _env.from_string(
 ```
 {{ f.message }}
 ```
+
 {% if f.frames %}
 The error is raised in {% for fr in f.frames %}`{{ fr.function }}` ({{ fr.path }}){% if not loop.last %}, called from {% endif %}{% endfor %}.
-{% endif %}
 
+{% endif %}
 {% endfor %}
 {% if others %}
 {{ others_intro }} {{ others | join(", ") }}{% if hidden %} and {{ hidden }} more{% endif %}.
