@@ -134,7 +134,7 @@ def main() -> None:
         if not args.model_dir:
             parser.error("give --model-dir (to start vLLM) or --url")
         port = free_port()
-        env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_CPU_OMP_THREADS_BIND="all")
+        env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1")
         template = logs / "chat_template.jinja"
         template.write_text(CHAT_TEMPLATE)
         server = subprocess.Popen(
