@@ -293,7 +293,6 @@ def synth_run(tmp_path_factory: pytest.TempPathFactory):
             repo_dir=str(project),
             output=str(base / "out" / "tasks.jsonl"),
             workers=2,
-            timeout=3,
             progress=False,
             python=sys.executable,
         )

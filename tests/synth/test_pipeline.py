@@ -87,7 +87,7 @@ def test_an_interrupted_run_resumes_to_the_same_result(synth_run, tmp_path: Path
     state = tmp_path / "state"
     state.mkdir()
     env = {**os.environ, "SYNTH_FIXTURE_FLAKY": str(state)}
-    args = [*WREN, "synth", str(project), "-o", str(out), "-w", "2", "--timeout", "3", "--quiet"]
+    args = [*WREN, "synth", str(project), "-o", str(out), "-w", "2", "--quiet"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 1):

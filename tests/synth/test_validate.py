@@ -47,7 +47,7 @@ def test_a_mutation_that_hangs_is_dropped_as_timeout(synth_run):
     attempts = _attempts(synth_run["base"] / "out")
     removal = [a for a in _attempt(attempts, "countdown", "remove_assignment") if a["lines"] == [78, 78]]
     assert removal and removal[0]["reason"] == "timeout"
-    assert removal[0]["seconds"] < 10
+    assert removal[0]["seconds"] < 30  # the floor: a few times the time to collect the suite
     tasks = _tasks(synth_run)
     assert not any(
         t["mutation"]["function"] == "countdown" and t["mutation"]["lines"] == [78, 78] for t in tasks

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import queue
 import random
 import shutil
@@ -19,13 +18,11 @@ import tempfile
 import time
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from wren.synth import baseline as baseline_mod
+from wren.synth.config import SynthConfig, SynthReport
 from wren.synth.discover import Candidate, repo_candidates, source_files
 from wren.synth.mutators import get_mutators
 from wren.synth.snapshot import BrokenState, Snapshot, commit_broken_states, file_modes, take_snapshot
@@ -36,94 +33,7 @@ from wren.synth.validate import DUPLICATE, ValidationSettings, Verdict, Workspac
 
 log = logging.getLogger(__name__)
 
-
-def _default_workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
-
-
-class SynthConfig(BaseModel):
-    """Settings of `wren synth`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    repo_dir: str
-    """The repository to break: Python code with pytest tests."""
-    output: str
-    """Tasks JSONL file; appended to, and tasks already in it are not made again."""
-    repos_dir: str = ""
-    """Directory for the git snapshot (entry `{owner}__{name}`); '' = `repos` beside the output."""
-    owner: str = "local"
-    """Owner part of the tasks' `repo` field."""
-    name: str = ""
-    """Name part of the tasks' `repo` field ('' = the repository directory's name)."""
-    max_tasks: int = Field(default=0, ge=0)
-    """Stop after this many tasks from this repository in the output (0 = one pass over all candidates)."""
-    seed: int = 0
-    """Seed of the order in which candidates are tried."""
-    workers: int = Field(default_factory=_default_workers, ge=1)
-    """Candidates validated at once, each in its own copy of the repository."""
-    mutators: list[str] = Field(default_factory=list)
-    """Mutators to use, by name or dotted path ([] = all built-in ones)."""
-    test_cmd: str = ""
-    """pytest command run in the repository root ('' = `python -m pytest -rA`, with PYTHONPATH=src for a src layout)."""
-    python: str = ""
-    """Interpreter that runs the tests ('' = the one running Wren); it needs pytest and the repo's dependencies."""
-    timeout: float = Field(default=60.0, gt=0)
-    """Most seconds one validation run may take (runs are also capped at 10x their tests' clean time + 3 s)."""
-    suite_timeout: float = Field(default=1800.0, gt=0)
-    """Most seconds one clean run of the whole suite may take."""
-    baseline_runs: int = Field(default=2, ge=1)
-    """Clean runs of the suite; a test whose outcome differs between them is flaky and never listed."""
-    confirm_runs: int = Field(default=1, ge=0)
-    """Reruns of a candidate's failing tests; a test must fail every time to count."""
-    cache_dir: str = ""
-    """Where the baseline and the attempts log go ('' = `.wren-synth` beside the output)."""
-    overwrite: bool = False
-    """Start over: replace the output file and forget earlier attempts."""
-    model: str | dict[str, Any] | None = None
-    """Model that writes problem statements (name or config); None = the template."""
-    slm: str = ""
-    """SLM provider or catalog name that writes problem statements."""
-    progress: bool = True
-    """Show a progress bar on stderr."""
-
-
-@dataclass
-class SynthReport:
-    """What a run did: counts, yield per mutator and timings."""
-
-    repo: str = ""
-    snapshot: str = ""
-    repos_entry: str = ""
-    output: str = ""
-    tests: int = 0
-    stable_tests: int = 0
-    flaky_tests: list[str] = field(default_factory=list)
-    candidates: int = 0
-    reachable: int = 0
-    skipped_done: int = 0
-    tried: int = 0
-    validated: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
-    per_mutator: dict[str, dict[str, int]] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-    baseline_cached: bool = False
-
-    @property
-    def yield_rate(self) -> float:
-        return self.validated / self.tried if self.tried else 0.0
-
-    @property
-    def tasks_per_minute(self) -> float:
-        total = self.seconds.get("total", 0.0)
-        return 60.0 * self.validated / total if total else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **asdict(self),
-            "yield": round(self.yield_rate, 4),
-            "tasks_per_minute": round(self.tasks_per_minute, 2),
-        }
+__all__ = ["SynthConfig", "SynthReport", "order_candidates", "synthesize"]
 
 
 def order_candidates(candidates: list[Candidate], seed: int) -> list[Candidate]:
@@ -322,7 +232,11 @@ def synthesize(config: SynthConfig) -> SynthReport:
 
         phase = time.monotonic()
         writer = StatementWriter(snapshot.repo, files, model)
-        settings = ValidationSettings(timeout=config.timeout, confirm_runs=config.confirm_runs)
+        settings = ValidationSettings(
+            timeout=config.timeout,
+            min_timeout=_warm_up(workspaces, config.suite_timeout),
+            confirm_runs=config.confirm_runs,
+        )
         _validate_all(
             todo,
             workspaces,
@@ -346,6 +260,17 @@ def synthesize(config: SynthConfig) -> SynthReport:
         shutil.rmtree(scratch, ignore_errors=True)
         report.seconds["total"] = time.monotonic() - started
     return report
+
+
+def _warm_up(workspaces: list[Workspace], timeout: float) -> float:
+    """Collect the suite once in every copy (so byte code is cached before timed runs start) and
+    return the timeout floor: a few times the slowest collection, at least 3 s, so that a slow
+    machine does not turn ordinary runs into timeouts."""
+    with ThreadPoolExecutor(max_workers=len(workspaces)) as pool:
+        runs = list(
+            pool.map(lambda ws: ws.server.run(extra_args=["--collect-only"], timeout=timeout), workspaces)
+        )
+    return max(3.0, 4.0 * max(run.elapsed for run in runs))
 
 
 def _validate_all(

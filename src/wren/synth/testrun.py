@@ -180,13 +180,14 @@ class PytestServer:
         trace: list[str] | None = None,
         timeout: float = 600.0,
         keep_log: bool = False,
+        extra_args: list[str] | None = None,
     ) -> RunResult:
         """Run the suite (or only `select_ids`); `trace` lists source files whose lines to record per test."""
         n = next(self._ids)
         result_path = self.scratch / f"run-{n}.json"
         log_path = self.scratch / f"run-{n}.log"
         request = {
-            "args": [*self.command.args, *RUN_ARGS],
+            "args": [*self.command.args, *RUN_ARGS, *(extra_args or [])],
             "result": str(result_path),
             "log": str(log_path),
             "timeout": timeout,
