@@ -41,8 +41,7 @@ class SynthConfig(BaseModel):
     python: str = ""
     """Interpreter that runs the tests ('' = the one running Wren); it needs pytest and the repo's dependencies."""
     timeout: float = Field(default=60.0, gt=0)
-    """Most seconds one validation run may take (each is also capped at 10x its tests' clean time plus a
-    floor of 4x the suite's collection time, at least 3 s)."""
+    """Most seconds one validation run may take (each is also capped at 10x its tests' time plus a floor)."""
     suite_timeout: float = Field(default=1800.0, gt=0)
     """Most seconds one clean run of the whole suite may take."""
     baseline_runs: int = Field(default=2, ge=1)
