@@ -35,14 +35,7 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
     )
     for name in COMMAND_MODULES:
-        module_name = f"wren.cli.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name == module_name:  # command group not built yet
-                continue
-            raise
-        module.register(app)
+        importlib.import_module(f"wren.cli.{name}").register(app)
     return app
 
 
