@@ -22,7 +22,6 @@ COMMAND_MODULES = [
     "evaluate",
     "synth",
     "inspect",
-    "learn",
 ]
 
 
