@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from wren.ui.messages import group_steps, message_text
 from wren.ui.runs import RunSummary, filter_runs, load_run
-from wren.ui.widgets import MessageView, diff_renderable
+from wren.ui.widgets import MessageView, StepNavigation, diff_renderable
 
 STATUS_STYLES = {
     "Submitted": "green",
@@ -137,7 +137,7 @@ class RunListScreen(Screen):
         self.refresh_table()
 
 
-class RunScreen(Screen):
+class RunScreen(StepNavigation, Screen):
     """One run: its steps, a search through its messages, and its submitted diff."""
 
     CSS = """
@@ -272,22 +272,6 @@ class RunScreen(Screen):
             self.go_to_step(earlier[-1] if earlier else self.matches[-1])
 
     # --- keys ---
-
-    def action_previous_step(self) -> None:
-        self.go_to_step(self.i_step - 1)
-
-    def action_next_step(self) -> None:
-        self.go_to_step(self.i_step + 1)
-
-    def action_first_step(self) -> None:
-        self.go_to_step(0)
-
-    def action_last_step(self) -> None:
-        self.go_to_step(len(self.steps) - 1)
-
-    def action_scroll(self, lines: int) -> None:
-        container = self.query_one("#messages", VerticalScroll)
-        container.scroll_to(y=container.scroll_target_y + lines, animate=False)
 
     def action_toggle_diff(self) -> None:
         self.showing_diff = not self.showing_diff

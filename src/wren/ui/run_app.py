@@ -21,7 +21,7 @@ from textual.widgets import Footer, Header, Input, Static, TextArea
 
 from wren.agents.interactive import MODE_COMMANDS, InteractiveAgentConfig, UserStopped
 from wren.ui.messages import group_steps
-from wren.ui.widgets import MessageView
+from wren.ui.widgets import MessageView, StepNavigation
 
 _STOP = object()
 _INTERRUPT = object()
@@ -126,7 +126,7 @@ class HistoryInput(Input):
         self.value = self.history[self._index] if self._index < len(self.history) else ""
 
 
-class RunApp(App):
+class RunApp(StepNavigation, App):
     """One agent run, live: its steps, cost and tokens, and a prompt when the agent asks."""
 
     TITLE = "wren run"
@@ -375,22 +375,6 @@ class RunApp(App):
             self.agent_config.mode = mode
         self.notify(f"Mode: {mode}", timeout=2)
         self.update_status()
-
-    def action_previous_step(self) -> None:
-        self.go_to_step(self.i_step - 1)
-
-    def action_next_step(self) -> None:
-        self.go_to_step(self.i_step + 1)
-
-    def action_first_step(self) -> None:
-        self.go_to_step(0)
-
-    def action_last_step(self) -> None:
-        self.go_to_step(len(self.steps) - 1)
-
-    def action_scroll(self, lines: int) -> None:
-        container = self.query_one("#messages", VerticalScroll)
-        container.scroll_to(y=container.scroll_target_y + lines, animate=False)
 
     def action_interrupt(self) -> None:
         if self.finished.is_set():

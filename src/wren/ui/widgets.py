@@ -8,7 +8,7 @@ from rich.console import Group, RenderableType
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from wren.ui.messages import message_role, message_text
@@ -112,3 +112,32 @@ class MessageView(Vertical):
             extra = self.message.get("extra") or {}
             text = extra.get("submission") or extra.get("reason") or text
         yield Static(body_renderable(text, highlight=self.highlight), classes="body")
+
+
+class StepNavigation:
+    """Key actions that move through the steps of a run shown in `#messages` (h, l, 0, $, j, k).
+
+    The class it is mixed into has `steps`, `i_step` and `go_to_step(i)`.
+    """
+
+    steps: list
+    i_step: int
+
+    def go_to_step(self, i: int) -> None:
+        raise NotImplementedError
+
+    def action_previous_step(self) -> None:
+        self.go_to_step(self.i_step - 1)
+
+    def action_next_step(self) -> None:
+        self.go_to_step(self.i_step + 1)
+
+    def action_first_step(self) -> None:
+        self.go_to_step(0)
+
+    def action_last_step(self) -> None:
+        self.go_to_step(len(self.steps) - 1)
+
+    def action_scroll(self, lines: int) -> None:
+        container = self.query_one("#messages", VerticalScroll)  # type: ignore[attr-defined]
+        container.scroll_to(y=container.scroll_target_y + lines, animate=False)
