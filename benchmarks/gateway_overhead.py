@@ -112,7 +112,7 @@ def backend_main(port: int) -> None:
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_get("/health", health)
-    from wren.gateway.app import new_event_loop
+    from wren.gateway.serving import new_event_loop
 
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
@@ -125,7 +125,7 @@ def loadgen_main(url: str, connections: int, duration: float, body: str, out: st
 
     import aiohttp
 
-    from wren.gateway.app import new_event_loop
+    from wren.gateway.serving import new_event_loop
 
     latencies: list[float] = []
 

@@ -13,7 +13,6 @@ import contextlib
 import hmac
 import json
 import logging
-import threading
 import time
 from typing import Any
 
@@ -25,6 +24,7 @@ from wren.gateway.config import GatewayConfig
 from wren.gateway.metrics import GatewayMetrics
 from wren.gateway.programs import ProgramReleased, ProgramState, ProgramTable
 from wren.gateway.scheduler import NoHealthyBackend, Policy, get_policy_class
+from wren.gateway.serving import ServerThread, serve_forever, start_site
 from wren.gateway.upstream import ConnectFailed, UpstreamDisconnected, UpstreamError
 
 log = logging.getLogger("wren.gateway")
@@ -539,111 +539,25 @@ class Gateway:
         )
 
 
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop where installed (lower per-request overhead), else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
 async def start_gateway(config: GatewayConfig) -> tuple[web.AppRunner, int, Gateway]:
     """Start serving; returns the runner (call `cleanup()` to stop), the bound port and the gateway."""
     gateway = Gateway(config)
-    runner = web.AppRunner(gateway.build_app(), handler_cancellation=True, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, backlog=2048)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await start_site(gateway.build_app(), config.host, config.port)
     return runner, port, gateway
 
 
 def serve(config: GatewayConfig, *, ready: Any = None) -> None:
     """Run the gateway until interrupted; `ready(port)` is called once it listens."""
-    loop = new_event_loop()
-    asyncio.set_event_loop(loop)
-
-    async def main() -> None:
-        runner, port, _ = await start_gateway(config)
-        if ready is not None:
-            ready(port)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
-
-    try:
-        loop.run_until_complete(main())
-    except KeyboardInterrupt:
-        pass
-    finally:
-        loop.close()
+    serve_forever(lambda: start_gateway(config), ready=ready)
 
 
-class GatewayThread:
+class GatewayThread(ServerThread):
     """A gateway served from a background thread (tests, embedding): `with GatewayThread(cfg) as g: g.url`."""
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.port = 0
-        self.gateway: Gateway | None = None
-        self._loop = new_event_loop()
-        self._started = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(lambda: start_gateway(config))
 
     @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return self.base + "/v1"
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            try:
-                runner, self.port, self.gateway = await start_gateway(self.config)
-            except BaseException as e:
-                self._error = e
-                self._started.set()
-                return
-            self._started.set()
-            try:
-                await self._stop.wait()
-            finally:
-                await runner.cleanup()
-
-        self._loop.run_until_complete(main())
-
-    def call(self, fn: Any) -> Any:
-        """Run `fn()` on the gateway's loop and return its result (to inspect state safely)."""
-        fut: Any = asyncio.run_coroutine_threadsafe(self._call(fn), self._loop)
-        return fut.result(10)
-
-    @staticmethod
-    async def _call(fn: Any) -> Any:
-        return fn()
-
-    def start(self) -> GatewayThread:
-        self._thread.start()
-        self._started.wait(30)
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def stop(self) -> None:
-        if self._stop is not None and self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-
-    def __enter__(self) -> GatewayThread:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def gateway(self) -> Gateway | None:
+        return self.served

@@ -23,7 +23,6 @@ import asyncio
 import collections
 import hashlib
 import random
-import threading
 import time
 from typing import Any
 
@@ -32,6 +31,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from wren.gateway.kvcache import Block, KVCache
+from wren.gateway.serving import ServerThread, serve_forever, start_site
 
 
 class SimConfig(BaseModel):
@@ -577,81 +577,22 @@ class SimServer:
 async def start_sim(config: SimConfig) -> tuple[web.AppRunner, int, SimServer]:
     """Start a simulated server; returns the runner, the bound port and the server."""
     server = SimServer(config)
-    runner = web.AppRunner(server.build_app(), handler_cancellation=True, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, backlog=2048)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await start_site(server.build_app(), config.host, config.port)
     return runner, port, server
 
 
 def serve_sim(config: SimConfig, *, ready: Any = None) -> None:
     """Run a simulated server until interrupted; `ready(port)` is called once it listens."""
-    from wren.gateway.app import new_event_loop
-
-    loop = new_event_loop()
-    asyncio.set_event_loop(loop)
-
-    async def main() -> None:
-        runner, port, _ = await start_sim(config)
-        if ready is not None:
-            ready(port)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
-
-    try:
-        loop.run_until_complete(main())
-    except KeyboardInterrupt:
-        pass
-    finally:
-        loop.close()
+    serve_forever(lambda: start_sim(config), ready=ready)
 
 
-class SimThread:
+class SimThread(ServerThread):
     """A simulated server in a background thread (tests): `with SimThread(cfg) as s: s.url`."""
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config
-        self.port = 0
-        self.server: SimServer | None = None
-        self._loop = asyncio.new_event_loop()
-        self._started = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(lambda: start_sim(config))
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            runner, self.port, self.server = await start_sim(self.config)
-            self._started.set()
-            try:
-                await self._stop.wait()
-            finally:
-                await runner.cleanup()
-
-        self._loop.run_until_complete(main())
-
-    def start(self) -> SimThread:
-        self._thread.start()
-        if not self._started.wait(30):
-            raise RuntimeError("simulated server did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._stop is not None and self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-
-    def __enter__(self) -> SimThread:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def server(self) -> SimServer | None:
+        return self.served

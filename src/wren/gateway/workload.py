@@ -335,7 +335,7 @@ class Workload:
 
 def run_workload(config: WorkloadConfig) -> WorkloadResult:
     """Run a workload to its end (or its duration) on a fresh event loop."""
-    from wren.gateway.app import new_event_loop
+    from wren.gateway.serving import new_event_loop
 
     loop = new_event_loop()
     try:

@@ -1,0 +1,124 @@
+"""Serving an aiohttp application: in the foreground until Ctrl-C, or from a background thread.
+
+The gateway and the simulated inference server are both served this way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+Started = tuple[web.AppRunner, int, Any]
+"""What a start function returns: the runner (cleanup() stops it), the bound port, the served object."""
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when it is installed (it halves the proxy's per-request CPU), else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+async def start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Listen on host:port (0 = any free port); return the runner and the bound port."""
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=2048)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+
+def serve_forever(start: Callable[[], Awaitable[Started]], *, ready: Any = None) -> None:
+    """Serve until interrupted; `ready(port)` is called once it listens."""
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+
+    async def main() -> None:
+        runner, port, _ = await start()
+        if ready is not None:
+            ready(port)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+class ServerThread:
+    """A server run from a background thread (tests, embedding): `with Sub(cfg) as s: s.url`."""
+
+    def __init__(self, start: Callable[[], Awaitable[Started]]) -> None:
+        self._start_fn = start
+        self.port = 0
+        self.served: Any = None
+        self._loop = new_event_loop()
+        self._started = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return self.base + "/v1"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            try:
+                runner, self.port, self.served = await self._start_fn()
+            except BaseException as e:
+                self._error = e
+                self._started.set()
+                return
+            self._started.set()
+            try:
+                await self._stop.wait()
+            finally:
+                await runner.cleanup()
+
+        self._loop.run_until_complete(main())
+
+    def call(self, fn: Any) -> Any:
+        """Run `fn()` on the server's loop and return its result (to inspect state safely)."""
+
+        async def run() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+
+    def start(self):
+        self._thread.start()
+        if not self._started.wait(30):
+            raise RuntimeError(f"{type(self).__name__} did not start within 30 s")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self._stop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
