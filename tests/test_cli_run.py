@@ -130,26 +130,30 @@ def test_check_model_flag_stops_a_run_against_a_dead_server(buggy_repo, tmp_path
     assert proc.returncode == 1 and "down" in proc.stdout
 
 
-def test_replay_reports_same_then_differs(buggy_repo, scripted_server, tmp_path):
+def recorded_fix_run(repo, scripted_server, tmp_path) -> Path:
+    """Record a run of FIX_SCRIPT in `repo`, then undo its edit; return the run's directory."""
     server = scripted_server(FIX_SCRIPT)
     out = tmp_path / "out"
-    assert (
-        wren(
-            "run",
-            "-t",
-            "t",
-            "-m",
-            "openai/x",
-            "-c",
-            f"model.api_base={server.url}",
-            "--cwd",
-            str(buggy_repo),
-            "-o",
-            str(out),
-        ).returncode
-        == 0
+    proc = wren(
+        "run",
+        "-t",
+        "t",
+        "-m",
+        "openai/x",
+        "-c",
+        f"model.api_base={server.url}",
+        "--cwd",
+        str(repo),
+        "-o",
+        str(out),
     )
-    subprocess.run(["git", "checkout", "-q", "calc.py"], cwd=buggy_repo, check=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    subprocess.run(["git", "checkout", "-q", "calc.py"], cwd=repo, check=True)
+    return out
+
+
+def test_replay_reports_same_then_differs(buggy_repo, scripted_server, tmp_path):
+    out = recorded_fix_run(buggy_repo, scripted_server, tmp_path)
     same = wren("replay", str(out / "run.traj.json"), "--cwd", str(buggy_repo))
     assert same.returncode == 0, same.stdout
     assert "4 actions replayed, 0 observations differ" in same.stdout
@@ -164,25 +168,7 @@ def test_replay_model_reproduces_a_saved_run(buggy_repo, scripted_server, tmp_pa
     from wren.environments import get_environment
     from wren.models import get_model
 
-    server = scripted_server(FIX_SCRIPT)
-    out = tmp_path / "out"
-    assert (
-        wren(
-            "run",
-            "-t",
-            "t",
-            "-m",
-            "openai/x",
-            "-c",
-            f"model.api_base={server.url}",
-            "--cwd",
-            str(buggy_repo),
-            "-o",
-            str(out),
-        ).returncode
-        == 0
-    )
-    subprocess.run(["git", "checkout", "-q", "calc.py"], cwd=buggy_repo, check=True)
+    out = recorded_fix_run(buggy_repo, scripted_server, tmp_path)
     model = get_model({"model_class": "replay", "trajectory": str(out / "trajectory.jsonl")})
     result = DefaultAgent(model, get_environment("local", cwd=str(buggy_repo))).run("t")
     assert result.exit_status == "Submitted" and "+    return a + b" in result.submission
