@@ -26,7 +26,8 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway_scheduling import free_port, scrape, wait_http  # noqa: E402
+from gateway_scheduling import scrape  # noqa: E402
+from servers import free_port, wait_http  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable

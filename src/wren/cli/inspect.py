@@ -38,20 +38,13 @@ def _print_runs(runs: list) -> None:
     from rich.table import Table
 
     from wren.cli.display import console
-    from wren.ui.inspector import status_text
+    from wren.ui.inspector import run_cells
 
     table = Table(box=None, pad_edge=False)
     for column in ("run", "exit status", "steps", "cost", "model", "path"):
         table.add_column(column, justify="right" if column in ("steps", "cost") else "left")
     for run in runs:
-        table.add_row(
-            run.name,
-            status_text(run.exit_status),
-            str(run.steps),
-            f"${run.cost:.4f}",
-            run.model,
-            str(run.path),
-        )
+        table.add_row(*run_cells(run, str(run.path)))
     console.print(table)
     submitted = sum(1 for r in runs if r.exit_status == "Submitted")
     console.print(f"{len(runs)} runs, {submitted} submitted, ${sum(r.cost for r in runs):.4f}")

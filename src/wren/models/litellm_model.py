@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import ipaddress
 import logging
@@ -48,6 +49,11 @@ def _is_local_url(url: str | None) -> bool:
     except ValueError:
         return host.endswith(".local") or host.endswith(".internal")
     return address.is_loopback or address.is_private or address.is_link_local
+
+
+@functools.cache
+def _has_mcp() -> bool:
+    return importlib.util.find_spec("mcp") is not None
 
 
 def import_litellm() -> Any:
@@ -104,6 +110,7 @@ class LitellmModel:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.last_prompt_tokens = 0
+        self._counted_messages = 0  # messages that the last call's prompt_tokens covered
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -144,7 +151,7 @@ class LitellmModel:
         litellm = import_litellm()
         c = self.config
         kwargs = self._body(tools)
-        if tools and importlib.util.find_spec("mcp") is None:
+        if tools and not _has_mcp():
             # LiteLLM imports its MCP gateway (an optional dependency) whenever tools are passed.
             kwargs["_skip_mcp_handler"] = True
         wire = [{k: v for k, v in m.items() if k != "extra"} for m in messages]
@@ -211,8 +218,6 @@ class LitellmModel:
             raise ContextWindowExceeded(
                 f"prompt of about {estimate} tokens exceeds max_input_tokens={limit}", kind="context_window"
             )
-
-    _counted_messages = 0
 
     def query(self, messages: list[dict], tools: list[dict] | None = None, **kwargs: Any) -> dict:
         """One assistant message for `messages`; `extra` holds cost, tokens, latency, model."""

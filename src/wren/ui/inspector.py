@@ -38,6 +38,11 @@ def status_text(status: str) -> Text:
     return Text(status or "unfinished", style=STATUS_STYLES.get(status, "red" if status else "dim"))
 
 
+def run_cells(run: RunSummary, path: str) -> tuple:
+    """One run's cells for the run tables: name, exit status, steps, cost, model, path."""
+    return (run.name, status_text(run.exit_status), str(run.steps), f"${run.cost:.4f}", run.model, path)
+
+
 class RunListScreen(Screen):
     """Every run found, filtered by the query typed at the top."""
 
@@ -83,15 +88,7 @@ class RunListScreen(Screen):
         table.clear()
         self.shown.sort(key=SORT_KEYS[self.sort_key])
         for i, run in enumerate(self.shown):
-            table.add_row(
-                run.name,
-                status_text(run.exit_status),
-                str(run.steps),
-                f"${run.cost:.4f}",
-                run.model,
-                self.shown_path(run.path),
-                key=str(i),
-            )
+            table.add_row(*run_cells(run, self.shown_path(run.path)), key=str(i))
         submitted = sum(1 for r in self.shown if r.exit_status == "Submitted")
         cost = sum(r.cost for r in self.shown)
         self.query_one("#totals", Static).update(
