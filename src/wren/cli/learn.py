@@ -1,0 +1,121 @@
+"""`wren learn`: demonstrations, training data, training, and the closed loop."""
+
+from __future__ import annotations
+
+import typer
+
+
+def _bench_config(config: list[str], env: str | None, repos: str | None):
+    from wren.bench.config import BenchWrenConfig
+    from wren.config.assemble import assemble_config
+
+    cfg = assemble_config(config, env_kind=env, schema=BenchWrenConfig)
+    if repos:
+        cfg.bench.workspace.repos = repos
+    return cfg
+
+
+def register(app: typer.Typer) -> None:
+    learn = typer.Typer(
+        help="Learn from runs: demonstrations, training data, SFT/DPO training, the closed loop.",
+        no_args_is_help=True,
+    )
+    app.add_typer(learn, name="learn")
+
+    @learn.command("demos")
+    def demos_command(
+        dataset: str = typer.Option(
+            ..., "--dataset", "-d", help="Tasks with gold patches (JSON/JSONL/Parquet)."
+        ),
+        output: str = typer.Option(..., "-o", "--output", help="Run directory of the kept demonstrations."),
+        repos: str = typer.Option(
+            None, "--repos", help="Directory of git repos (owner__name or owner+name)."
+        ),
+        env: str = typer.Option(
+            None, "--env", help="Environment kind: local, sandbox, docker, podman, apptainer."
+        ),
+        workers: int = typer.Option(1, "--workers", "-w", help="Instances run and judged at once."),
+        filter_re: str = typer.Option("", "--filter", help="Regex on instance_id."),
+        slice_spec: str = typer.Option("", "--slice", help="A:B, :B, A: or N (the first N)."),
+        config: list[str] = typer.Option([], "-c", "--config", help="YAML file or key.path=value."),
+    ) -> None:
+        """Expert runs from gold patches, executed for real and kept only when the judge resolves them."""
+        from rich.console import Console
+
+        from wren.bench.datasets import load_instances, select_instances
+        from wren.learn.demos import write_demos
+
+        cfg = _bench_config(config, env, repos)
+        instances = select_instances(load_instances(dataset), slice_spec=slice_spec, filter_re=filter_re)
+        report = write_demos(instances, cfg, output, workers=workers)
+        Console(stderr=True).print(
+            f"kept {len(report['resolved_ids'])} demonstrations the judge resolved, rejected "
+            f"{len(report['rejected_ids'])}, {len(report['no_gold_patch_ids'])} without a gold patch; "
+            f"run directory: {output}",
+            highlight=False,
+        )
+
+    @learn.command("export")
+    def export_command(
+        runs: list[str] = typer.Argument(..., help="Run directories (wren batch / learn demos output)."),
+        output: str = typer.Option(
+            ..., "-o", "--output", help="Directory for sft.jsonl, dpo.jsonl, value.jsonl."
+        ),
+        dataset: str = typer.Option("", "--dataset", "-d", help="The runs' tasks (for gold patches)."),
+        reports: list[str] = typer.Option(
+            [], "--report", "-r", help="Eval report per run, in order (default: RUN/report.json if there)."
+        ),
+        select: str = typer.Option(
+            "resolved", "--select", help="SFT episodes: resolved, or reward (weighted)."
+        ),
+        max_tokens: int = typer.Option(
+            2048, "--max-tokens", help="Longest record; longer runs become windows."
+        ),
+        tokenizer: str = typer.Option(
+            "", "--tokenizer", help="Training directory whose tokenizer counts tokens."
+        ),
+        config: list[str] = typer.Option(
+            [], "-c", "--config", help="YAML file or key=value of the export config."
+        ),
+    ) -> None:
+        """Write TRL datasets: SFT conversations, DPO pairs and value records."""
+        from pathlib import Path
+
+        from rich.console import Console
+
+        from wren.config.loader import validate
+        from wren.exceptions import ConfigError
+        from wren.learn.episodes import load_episodes
+        from wren.learn.export import ExportConfig, export
+        from wren.learn.windows import approx_tokens
+
+        if reports and len(reports) != len(runs):
+            raise ConfigError(
+                f"--report was given {len(reports)} times for {len(runs)} runs; give one per run"
+            )
+        data = _config_data(config) | {"select": select, "max_tokens": max_tokens}
+        export_config = validate(ExportConfig, data, where="learn export")
+        episodes = []
+        for i, run in enumerate(runs):
+            report = reports[i] if reports else (Path(run) / "report.json")
+            episodes += load_episodes(
+                run, report=report if Path(report).is_file() else None, dataset=dataset or None
+            )
+        count = approx_tokens
+        if tokenizer:
+            from wren.learn.convert import token_counter
+
+            count = token_counter(tokenizer)
+        counts = export(episodes, output, export_config, count)
+        Console(stderr=True).print(
+            f"{len(episodes)} episodes -> {counts['sft']} SFT records, {counts['dpo']} DPO pairs, "
+            f"{counts['value']} value records in {output}",
+            highlight=False,
+        )
+
+
+def _config_data(specs: list[str]) -> dict:
+    """YAML files and key.path=value items merged into one dict (no built-in base, no environment)."""
+    from wren.config.loader import load_config_dict
+
+    return load_config_dict(specs, base=(), environ={})
