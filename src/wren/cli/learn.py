@@ -113,6 +113,63 @@ def register(app: typer.Typer) -> None:
             highlight=False,
         )
 
+    @learn.command("convert")
+    def convert_command(
+        model: str = typer.Option("", "--model", help="A GGUF file (default: the bundled Gemma-3-270M)."),
+        output: str = typer.Option(..., "-o", "--output", help="Training directory to write."),
+    ) -> None:
+        """Turn a GGUF model into a transformers training directory (fp32, with a chat template)."""
+        from wren.learn.convert import gguf_to_training_dir
+
+        if not model:
+            from wren.serve.embedded import default_model_path
+
+            model = default_model_path()
+        out = gguf_to_training_dir(model, output)
+        typer.echo(f"training directory: {out}", err=True)
+
+    def _train(method: str, model: str, data: str, output: str, max_steps: int, config: list[str]) -> None:
+        from wren.config.loader import validate
+        from wren.learn.train import TrainConfig, train
+
+        values = _config_data(config) | {"model": model, "data": data, "output": output, "method": method}
+        if max_steps:
+            values["max_steps"] = max_steps
+        log = train(validate(TrainConfig, values, where=f"learn {method}"))
+        resumed = f", resumed from {log['resumed_from']}" if log["resumed_from"] else ""
+        first, last = (log["loss"][0], log["loss"][-1]) if log["loss"] else (float("nan"), float("nan"))
+        typer.echo(
+            f"{method}: {log['steps']} steps in {log['seconds']:.0f} s{resumed}; loss {first:.3f} -> {last:.3f}; "
+            f"adapter and model in {output}",
+            err=True,
+        )
+
+    @learn.command("sft")
+    def sft_command(
+        model: str = typer.Option(..., "--model", help="Training directory (from `wren learn convert`)."),
+        data: str = typer.Option(..., "--data", help="sft.jsonl from `wren learn export`."),
+        output: str = typer.Option(..., "-o", "--output", help="Output directory; run again to resume."),
+        max_steps: int = typer.Option(0, "--max-steps", help="Optimizer steps (default: one epoch)."),
+        config: list[str] = typer.Option(
+            [], "-c", "--config", help="YAML file or key=value (learning_rate, lora.r, ...)."
+        ),
+    ) -> None:
+        """Supervised fine-tuning with a LoRA (TRL SFTTrainer); loss on trained assistant turns only."""
+        _train("sft", model, data, output, max_steps, config)
+
+    @learn.command("dpo")
+    def dpo_command(
+        model: str = typer.Option(..., "--model", help="Training directory (e.g. the SFT output's model/)."),
+        data: str = typer.Option(..., "--data", help="dpo.jsonl from `wren learn export`."),
+        output: str = typer.Option(..., "-o", "--output", help="Output directory; run again to resume."),
+        max_steps: int = typer.Option(0, "--max-steps", help="Optimizer steps (default: one epoch)."),
+        config: list[str] = typer.Option(
+            [], "-c", "--config", help="YAML file or key=value (beta, learning_rate, ...)."
+        ),
+    ) -> None:
+        """Direct preference optimisation with a LoRA (TRL DPOTrainer)."""
+        _train("dpo", model, data, output, max_steps, config)
+
 
 def _config_data(specs: list[str]) -> dict:
     """YAML files and key.path=value items merged into one dict (no built-in base, no environment)."""
