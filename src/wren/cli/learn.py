@@ -170,6 +170,48 @@ def register(app: typer.Typer) -> None:
         """Direct preference optimisation with a LoRA (TRL DPOTrainer)."""
         _train("dpo", model, data, output, max_steps, config)
 
+    @learn.command("gguf")
+    def gguf_command(
+        model: str = typer.Option(
+            ..., "--model", help="Training directory (e.g. an sft/dpo output's model/)."
+        ),
+        output: str = typer.Option(..., "-o", "--output", help="GGUF file to write."),
+        precision: str = typer.Option("q8_0", "--precision", help="f32, f16 or q8_0."),
+        tokenizer_gguf: str = typer.Option(
+            "",
+            "--tokenizer-gguf",
+            help="GGUF whose tokenizer to copy (default: the one the model came from).",
+        ),
+    ) -> None:
+        """Write a training directory as a GGUF that `wren serve --model FILE` serves."""
+        from wren.exceptions import ConfigError
+        from wren.learn.gguf_export import export_gguf
+
+        if precision not in ("f32", "f16", "q8_0"):
+            raise ConfigError(f"--precision must be f32, f16 or q8_0, not {precision!r}")
+        out = export_gguf(model, output, tokenizer_gguf=tokenizer_gguf, precision=precision)  # type: ignore[arg-type]
+        typer.echo(f"GGUF: {out} (serve it with: wren serve --model {out})", err=True)
+
+    @learn.command("loop")
+    def loop_command(
+        config: list[str] = typer.Option(
+            ..., "-c", "--config", help="The loop's YAML file, then key=value overrides (see docs/learn.md)."
+        ),
+    ) -> None:
+        """Synthesize, demonstrate, roll out, train (SFT, DPO), serve and evaluate on held-out repos; resumable."""
+        from wren.config.loader import validate
+        from wren.learn.loop import Loop, LoopConfig
+
+        loop_config = validate(LoopConfig, _config_data(config), where="learn loop")
+        report = Loop(loop_config, log=lambda line: typer.echo(line, err=True)).run()
+        for name, evaluation in report["evaluations"].items():
+            summary = evaluation["summary"]
+            typer.echo(
+                f"{name}: " + ", ".join(f"{k} {v['mean']:.3f} ± {v['ci95']:.3f}" for k, v in summary.items()),
+                err=True,
+            )
+        typer.echo(f"report: {loop_config.work_dir}/report.json (.html)", err=True)
+
 
 def _config_data(specs: list[str]) -> dict:
     """YAML files and key.path=value items merged into one dict (no built-in base, no environment)."""

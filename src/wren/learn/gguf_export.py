@@ -47,13 +47,15 @@ def _rope_theta(config: dict[str, Any]) -> float:
 def _copy_tokenizer(writer: Any, source: str) -> None:
     import gguf
 
-    reader = gguf.GGUFReader(source)
-    for name, field in reader.fields.items():
-        if not name.startswith("tokenizer."):
-            continue
-        vtype = field.types[0]
-        sub_type = field.types[1] if vtype == gguf.GGUFValueType.ARRAY and len(field.types) > 1 else None
-        writer.add_key_value(name, field.contents(), vtype, sub_type=sub_type)
+    from wren.learn.gguf_meta import read_metadata
+
+    for name, (vtype, value, sub_type) in read_metadata(source, "tokenizer.").items():
+        writer.add_key_value(
+            name,
+            value,
+            gguf.GGUFValueType(vtype),
+            sub_type=gguf.GGUFValueType(sub_type) if sub_type is not None else None,
+        )
 
 
 def _state_dict(model_dir: Path) -> dict[str, Any]:
