@@ -179,10 +179,13 @@ def known_models(
 
 def choose_slm(name: str, slm_providers: dict[str, Any] | None = None) -> ModelChoice:
     """`--slm NAME`: a provider or catalog entry; an unknown name lists the known ones."""
-    choices = known_choices(slm_providers)
-    if name not in choices:
-        raise ModelNotFound(f"unknown SLM {name!r}; known: {', '.join(sorted(choices)) or '(none)'}")
-    return choices[name]
+    providers, catalog = slm_providers or {}, load_catalog()
+    if name in providers:
+        return provider_choice(name, providers[name])
+    if name in catalog:
+        return catalog[name].choice()
+    known = sorted({*providers, *catalog})
+    raise ModelNotFound(f"unknown SLM {name!r}; known: {', '.join(known) or '(none)'}")
 
 
 def resolve_slm(name: str, slm_providers: dict[str, Any] | None = None) -> dict[str, Any]:
