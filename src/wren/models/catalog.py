@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from wren.config.loader import validate
 from wren.exceptions import ConfigError, ModelNotFound
+from wren.validation import validate
 
 CATALOG_DIR = Path(__file__).resolve().parent.parent / "config" / "catalog"
 # model_class values that name a Python class rather than a provider.
