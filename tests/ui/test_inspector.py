@@ -12,11 +12,10 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from wren.trajectory import message_text, pages
 
 from tests.ui.screen import screen_text, wait_for
+from wren.trajectory import TrajectoryError, find_runs, message_text, pages
 from wren.ui.inspector import InspectorApp, RunListScreen, RunScreen
-from wren.trajectory import TrajectoryError, find_runs
 from wren.ui.runs import filter_runs, load_runs, parse_filter
 
 SIZE = (120, 40)

@@ -72,7 +72,8 @@ class Run:
 
     @property
     def replies(self) -> list[dict]:
-        return [m for m in self.messages if m.get("role") == "assistant"]
+        """The model replies that are steps (demonstrations are not)."""
+        return [s.reply for s in self.steps if s.reply.get("role") == "assistant"]
 
     @property
     def model_stats(self) -> ModelStats:
