@@ -49,6 +49,9 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def items(self) -> Iterator[tuple[str, type[T]]]:
         """(name, class) of every registered entry, importing each."""
         for name in self._entries:

@@ -80,18 +80,20 @@ class Run:
         """The file's model stats; summed from the replies where it has none (a run that did not finish)."""
         stats = self.info.get("model_stats")
         stats = stats if isinstance(stats, dict) else {}
-        extras = [r.get("extra") or {} for r in self.replies]
-        cost = stats.get("instance_cost")
-        calls = stats.get("api_calls")
+        if stats.get("instance_cost") is not None and stats.get("api_calls") is not None:
+            # A final file: no need to read the steps (the run list reads many of these).
+            return ModelStats(
+                _float(stats["instance_cost"]),
+                int(stats["api_calls"]),
+                int(stats.get("prompt_tokens") or 0),
+                int(stats.get("completion_tokens") or 0),
+            )
+        steps = [s for s in self.steps if s.reply.get("role") == "assistant"]
         return ModelStats(
-            instance_cost=_float(cost) if cost is not None else sum(_float(e.get("cost")) for e in extras),
-            api_calls=int(calls) if calls is not None else len(extras),
-            prompt_tokens=int(
-                stats.get("prompt_tokens") or sum(int(e.get("prompt_tokens") or 0) for e in extras)
-            ),
-            completion_tokens=int(
-                stats.get("completion_tokens") or sum(int(e.get("completion_tokens") or 0) for e in extras)
-            ),
+            instance_cost=sum(s.cost for s in steps),
+            api_calls=len(steps),
+            prompt_tokens=sum(s.prompt_tokens for s in steps),
+            completion_tokens=sum(s.completion_tokens for s in steps),
         )
 
     @property
