@@ -66,6 +66,12 @@ def test_a_final_file_without_its_log_still_has_its_steps(fixed_run, tmp_path):
         "the final file does not say what ran"
     )
 
+    # Another run's log beside it (two runs written to one directory) lends it nothing.
+    other = (fixed_run / "trajectory.jsonl").read_text().replace("return a - b", "return a * b")
+    (tmp_path / "trajectory.jsonl").write_text(other)
+    run = read_run(copy)
+    assert len(run.records) == 6 and all(s.action is None for s in run.steps)
+
 
 def test_a_crashed_run_is_its_log_up_to_the_line_it_was_writing(fixed_run, tmp_path):
     lines = (fixed_run / "trajectory.jsonl").read_text().splitlines(keepends=True)

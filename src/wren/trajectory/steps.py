@@ -80,6 +80,15 @@ def _from_record(step: Step, record: dict) -> None:
         step.timestamp = _number(record["timestamp"], float)
 
 
+def _same_messages(records: Sequence[dict], messages: Sequence[dict]) -> bool:
+    # A log beside a final file may be another run's (two runs written to one directory).
+    logged = [m for r in records for m in r.get("messages") or []]
+    return len(logged) == len(messages) and all(
+        a.get("role") == b.get("role") and a.get("content") == b.get("content")
+        for a, b in zip(logged, messages, strict=True)
+    )
+
+
 def split_steps(
     messages: Sequence[dict], records: Sequence[dict] = (), *, demonstrations: int | None = None
 ) -> tuple[list[dict], list[Step]]:
@@ -96,7 +105,7 @@ def split_steps(
     steps = [Step(number=n, messages=group) for n, group in enumerate(groups, 1)]
     for step in steps:
         _from_extras(step)
-    if records and sum(len(r.get("messages") or []) for r in records) == len(messages):
+    if records and _same_messages(records, messages):
         # Each log line lists the messages its step added; the step that holds its first one is its step.
         offset = 0
         for record in records:
