@@ -16,6 +16,7 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess:
+    assert LINT_IMPORTS.is_file(), f"{LINT_IMPORTS} is missing: install the dev extra (import-linter)"
     # PYTHONPATH first, so the copy's `wren` is analysed rather than the installed one.
     env = {**os.environ, "PYTHONPATH": str(root / "src")}
     return subprocess.run(

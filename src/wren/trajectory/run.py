@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ class Run:
     """Every message of the run, in order (the opening, the replies, observations, the exit message)."""
     info: dict[str, Any] = field(default_factory=dict, repr=False)
     """The file's `info` mapping as written ({} when it has none)."""
-    load_records: Any = field(default=None, repr=False, compare=False)
+    load_records: Callable[[], list[dict]] | None = field(default=None, repr=False, compare=False)
     """Reads the per-step log lines on first use (None: the run has no log)."""
 
     @functools.cached_property
