@@ -371,3 +371,28 @@ def test_a_rejecting_model_is_a_model_error_and_limits_are_agent_outcomes(calc, 
         summary = BatchRunner(config, tmp_path / "out", workers=1, redo_existing=True).run(instances)
         assert {g.kind: g.instance_ids for g in summary["failures"]} == failures, summary
     assert summary["exit_statuses"] == {"LimitsExceeded": 1}
+
+
+def test_no_model_named_means_the_embedded_default_with_the_small_model_config(calc, scripted_server):
+    """A server already answering on run.embedded_port (a scripted peer here) is used, not started again."""
+    from wren.config.loader import read_yaml
+
+    tmp_path, inst = calc
+    write_jsonl(tmp_path / "ds.jsonl", copies(inst, 2))
+    fix, submit = scripted_outputs(tmp_path / "steps.log")
+    server = scripted_server([fix, submit, fix, submit])
+    out, home = tmp_path / "out", tmp_path / "home"
+    proc = _cli("batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(out), "--repos", str(tmp_path / "repos"),
+                "-c", f"run.embedded_port={server.port}", env={"WREN_HOME": str(home)})  # fmt: skip
+    text, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, text
+    assert "Submitted 2" in text and "Traceback" not in text
+    assert not list(home.glob("serve-*.pid"))  # the running server was reused
+    slm = read_yaml("slm")
+    for instance_id in ("wren-fixtures__calc-1", "wren-fixtures__calc-2"):
+        config = json.loads((out / instance_id / f"{instance_id}.traj.json").read_text())["info"]["config"]
+        assert config["agent"]["system_template"] == slm["agent"]["system_template"]
+        assert (config["model"]["name"], config["model"]["api_base"]) == ("openai/gemma-3-270m", server.url)
+    bodies = [r["body"] for r in server.requests if r["path"] == "/v1/chat/completions"]
+    assert len(bodies) == 4 and all(b["model"] == "gemma-3-270m" for b in bodies)
+    assert all(b["stop"] == slm["model"]["completion_kwargs"]["stop"] for b in bodies)
