@@ -396,3 +396,15 @@ def test_no_model_named_means_the_embedded_default_with_the_small_model_config(c
     bodies = [r["body"] for r in server.requests if r["path"] == "/v1/chat/completions"]
     assert len(bodies) == 4 and all(b["model"] == "gemma-3-270m" for b in bodies)
     assert all(b["stop"] == slm["model"]["completion_kwargs"]["stop"] for b in bodies)
+
+
+def test_exit_statuses_map_to_agent_outcomes_or_failure_kinds():
+    from wren.bench.outcomes import failure_kind
+
+    assert [failure_kind(s) for s in ("Submitted", "LimitsExceeded", "ContextWindowExceeded")] == [None] * 3
+    assert failure_kind("RetryableModelError") == "model unreachable"
+    assert {failure_kind(s) for s in ("PermanentModelError", "ModelNotFound", "ModelError")} == {
+        "model error"
+    }
+    assert failure_kind("EnvironmentStartError") == failure_kind("WorkspaceError") == "environment error"
+    assert failure_kind("KeyError") == failure_kind("Error") == "error"

@@ -75,7 +75,7 @@ class PredictionsStore:
 
     def done(self) -> set[str]:
         """Instances with a prediction, except those that failed for infrastructure reasons."""
-        return {i for i in self.preds if entry_failure(self.statuses.get(i, {"exit_status": "?"})) is None}
+        return {i for i in self.preds if i not in self.statuses or entry_failure(self.statuses[i]) is None}
 
     def record(self, result: dict[str, Any]) -> None:
         instance_id = result["instance_id"]

@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from wren.exceptions import ModelError
+from wren.models.errors import RetryableModelError
 
-ENVIRONMENT = "environment error"
-"""The failure kind of an instance whose workspace or environment failed before or under the agent."""
-OTHER = "error"
-"""The failure kind of an unexpected exception."""
 UNREACHABLE = "model unreachable"
+"""Nobody answered for the model after its retries (refused, timed out, 5xx, rate-limited)."""
 MODEL = "model error"
+"""The model rejected the requests (key, name, bad request) or is not known."""
+ENVIRONMENT = "environment error"
+"""The workspace or environment failed, before the agent started or under it."""
+OTHER = "error"
+"""An unexpected exception."""
 # Exit statuses that are verdicts on the agent's work (LimitsExceeded covers format errors too).
 AGENT_OUTCOMES = frozenset({"Submitted", "LimitsExceeded", "ContextWindowExceeded"})
 # Exceptions raised by environments and workspaces, by name (the agent records only the name).
@@ -36,8 +39,6 @@ def failure_kind(exit_status: str) -> str | None:
     """None for an agent outcome, else the kind of infrastructure failure the exit status names."""
     if exit_status in AGENT_OUTCOMES:
         return None
-    from wren.models.errors import RetryableModelError
-
     if exit_status in _subclass_names(RetryableModelError):
         return UNREACHABLE
     if exit_status in _subclass_names(ModelError):
