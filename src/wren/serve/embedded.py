@@ -122,3 +122,10 @@ def ensure_server(port: int = DEFAULT_PORT, model_path: str | None = None, *, sl
     raise ConfigError(
         f"the embedded SLM server did not answer within {STARTUP_TIMEOUT_S:.0f} s; see {log_path}"
     )
+
+
+def embedded_model_config(api_base: str) -> dict[str, object]:
+    """The bundled model's config (its catalog entry's model settings), served at `api_base`."""
+    from wren.models.catalog import DEFAULT_MODEL, choose_slm
+
+    return {**choose_slm(DEFAULT_MODEL).model, "api_base": api_base}
