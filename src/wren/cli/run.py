@@ -59,14 +59,15 @@ def register(app: typer.Typer) -> None:
         check_model: bool = typer.Option(False, "--check-model", help="Ping the model before the run."),
     ) -> None:
         """Run one task with the agent; exit 0 when it submitted."""
-        from wren.agents.interactive import InteractiveAgent, InteractiveWrenConfig
+        from wren.agents.interactive import InteractiveAgent
         from wren.cli.display import StepPrinter, console
         from wren.config.assemble import assemble_config
+        from wren.config.schema import InteractiveWrenConfig
         from wren.environments import get_environment
         from wren.exceptions import ConfigError
         from wren.models import get_model
         from wren.run import run_agent
-        from wren.serve.embedded import embedded_config
+        from wren.serve.embedded import ensure_server
 
         if mode is not None and mode not in MODES:
             raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -82,7 +83,7 @@ def register(app: typer.Typer) -> None:
             slm=slm,
             env_kind=env,
             cwd=cwd,
-            embedded=embedded_config,
+            embedded=ensure_server,
             schema=InteractiveWrenConfig,
         )
         agent_config = cfg.agent
@@ -91,7 +92,8 @@ def register(app: typer.Typer) -> None:
             agent_config.mode = "yolo"  # nobody to ask
         model_obj = get_model(cfg.model)
         if check_model or cfg.run.check_model:
-            from wren.models.health import check_models, print_checks
+            from wren.cli.display import print_checks
+            from wren.models.health import check_models
 
             results = check_models({cfg.model.name or "model": cfg.model})
             print_checks(results)
