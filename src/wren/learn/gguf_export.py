@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from wren.exceptions import ConfigError
-from wren.learn.convert import source_gguf
+from wren.learn.convert import GEMMA_CHAT_TEMPLATE, source_gguf
 
 SUPPORTED = {"gemma3_text": "gemma3", "gemma3": "gemma3"}
 Precision = Literal["f32", "f16", "q8_0"]
@@ -56,6 +56,12 @@ def _copy_tokenizer(writer: Any, source: str) -> None:
             gguf.GGUFValueType(vtype),
             sub_type=gguf.GGUFValueType(sub_type) if sub_type is not None else None,
         )
+
+
+def _has_chat_template(source: str) -> bool:
+    from wren.learn.gguf_meta import read_metadata
+
+    return "tokenizer.chat_template" in read_metadata(source, "tokenizer.chat_template")
 
 
 def _state_dict(model_dir: Path) -> dict[str, Any]:
@@ -135,6 +141,9 @@ def export_gguf(
     if config.get("sliding_window"):
         writer.add_sliding_window(int(config["sliding_window"]))
     _copy_tokenizer(writer, source)
+    if not _has_chat_template(source):
+        # The bundled base model has none; servers would fall back to ChatML, which it never saw.
+        writer.add_chat_template(GEMMA_CHAT_TEMPLATE)
     for key, tensor in sorted(_state_dict(model_dir).items()):
         if key == "lm_head.weight":
             continue  # tied to the token embeddings
