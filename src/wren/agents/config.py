@@ -5,7 +5,22 @@ from __future__ import annotations
 from typing import Literal
 
 from jinja2 import Environment, StrictUndefined
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class HistoryConfig(BaseModel):
+    """How the prompt is shortened for small context windows (the defaults change nothing)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    keep_last: int = 0
+    """Observations kept whole at the end of the history (0 = all of them)."""
+    block: int = 1
+    """Older observations are stubbed this many at a time, so the prompt prefix is stable between."""
+    max_observation_tokens: int = 0
+    """Cap on each observation kept whole, in tokens (about 4 characters each; 0 = no cap)."""
+    stub: str = "[output of an earlier command elided: {lines} lines]"
+    """The one line an elided observation becomes ({lines}: its line count)."""
 
 
 class AgentConfig(BaseModel):
@@ -39,6 +54,8 @@ class AgentConfig(BaseModel):
     """Most seconds the run may take (0 = no limit)."""
     max_format_errors: int = 5
     """Consecutive replies without a valid action before the run ends (0 = no limit)."""
+    history: HistoryConfig = Field(default_factory=HistoryConfig)
+    """What of the history the model sees: recent observations whole, older ones stubbed."""
 
 
 def elide(text: str, head: int = 5000, tail: int = 5000) -> str:

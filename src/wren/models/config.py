@@ -54,6 +54,10 @@ class ModelConfig(BaseModel):
     """Price per prompt token in dollars; overrides LiteLLM's price table."""
     output_cost_per_token: float | None = None
     """Price per completion token in dollars; overrides LiteLLM's price table."""
+    constrain: Literal["auto", "off", "grammar", "regex"] = "off"
+    """Constrained output: replies are exactly one THOUGHT and one bash block (auto asks the server once)."""
+    constrain_form: Literal["full", "fence"] = "full"
+    """What the constraint fixes: the whole reply, or only the bash block's fences."""
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra HTTP headers sent with every request."""
     outputs: list[Any] = Field(default_factory=list)

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from wren.models.config import ModelConfig
+from wren.models.constrain import Constraint
 from wren.models.cost import CostCalculator
 from wren.models.errors import ContextWindowExceeded, PermanentModelError, RetryableModelError
 from wren.models.stats import GLOBAL_STATS
@@ -103,6 +104,7 @@ class LitellmModel:
             and self.provider not in _NATIVE_PROVIDERS
         )
         self._client = None
+        self.constraint = Constraint(self.config.constrain, self.config.constrain_form, self.config.api_base)
         self._fallbacks: list[LitellmModel] | None = None
         self.program_id: str | None = None
         self.cost = 0.0
@@ -127,6 +129,10 @@ class LitellmModel:
             body["tools"] = tools
         body.update(reasoning_params(c))
         body.update(c.completion_kwargs)
+        constraint = self.constraint.fields(tools=bool(tools))
+        if constraint:
+            # In extra_body so that LiteLLM passes the server-specific fields through untouched.
+            body["extra_body"] = {**constraint, **(body.get("extra_body") or {})}
         return body
 
     def _headers(self) -> dict[str, str]:
