@@ -18,27 +18,22 @@ logger = logging.getLogger("wren.models")
 ConstrainMode = Literal["auto", "off", "grammar", "regex"]
 ConstrainForm = Literal["full", "fence"]
 
-# One THOUGHT line, then one bash block; the body may hold single backticks but never a fence.
-# No bounded repetitions ({m,n}): llama.cpp expands them into nested rules that make every check slow.
+# One THOUGHT line, then one bash block whose lines never start with a fence (markdown's own rule),
+# so backticks inside commands are fine. No bounded repetitions ({m,n}): llama.cpp expands them into
+# nested rules that make every check slow.
+_GBNF_BLOCK = [
+    'block ::= "```bash\\n" line+ "```"',
+    'line ::= ([^`\\n] [^\\n]* | "`" [^`\\n] [^\\n]* | "``" [^`\\n] [^\\n]*)? "\\n"',
+]
 GRAMMARS: dict[str, str] = {
-    "full": "\n".join(
-        [
-            'root ::= "THOUGHT: " thought "\\n```bash\\n" body "\\n```"',
-            "thought ::= [^\\n`]+",
-            'body ::= ([^`] | "`" [^`])+',
-        ]
-    ),
+    "full": "\n".join(['root ::= "THOUGHT: " [^\\n`]+ "\\n" block', *_GBNF_BLOCK]),
     # Only the fences are fixed: the model writes what it likes before the block.
-    "fence": "\n".join(
-        [
-            'root ::= [^`]* "```bash\\n" body "\\n```"',
-            'body ::= ([^`] | "`" [^`])+',
-        ]
-    ),
+    "fence": "\n".join(["root ::= [^`]* block", *_GBNF_BLOCK]),
 }
+_REGEX_BLOCK = r"```bash\n(?:(?:[^`\n][^\n]*|`[^`\n][^\n]*|``[^`\n][^\n]*)?\n)+```"
 REGEXES: dict[str, str] = {
-    "full": r"THOUGHT: [^\n`]+\n```bash\n([^`]|`[^`])+\n```",
-    "fence": r"[^`]*```bash\n([^`]|`[^`])+\n```",
+    "full": r"THOUGHT: [^\n`]+\n" + _REGEX_BLOCK,
+    "fence": r"[^`]*" + _REGEX_BLOCK,
 }
 
 

@@ -262,6 +262,8 @@ class LitellmModel:
         usage = response.get("usage") or {}
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion_tokens = int(usage.get("completion_tokens") or 0)
+        # Prompt tokens the server took from its prefix cache (OpenAI's field; llama.cpp and vLLM fill it).
+        cached_tokens = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
         cost = self.cost_of(prompt_tokens, completion_tokens)
         owner.cost += cost
         owner.n_calls += 1
@@ -280,6 +282,7 @@ class LitellmModel:
             "cost": cost,
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
+            "cached_tokens": cached_tokens,
             "latency": latency,
             "model": self.config.name,
             "finish_reason": choice.get("finish_reason"),
