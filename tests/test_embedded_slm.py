@@ -19,6 +19,18 @@ pytestmark = pytest.mark.slm
 DEMO_TASK = "Create a file named notes.txt containing the word hello."
 
 
+def opening_messages(task: str) -> list[dict]:
+    """What the slm config sends first: system, the few-shot turns, the task."""
+    from wren.config.loader import load_config_dict
+
+    agent = load_config_dict([], base=("default", "slm"))["agent"]
+    return [
+        {"role": "system", "content": agent["system_template"]},
+        *agent["demonstrations"],
+        {"role": "user", "content": agent["instance_template"].replace("{{ task }}", task)},
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -70,8 +82,7 @@ def test_auto_constraint_asks_llama_cpp_for_a_grammar_and_the_reply_obeys_it(emb
          "max_output_tokens": 96, "temperature": 0.0}
     )  # fmt: skip
     assert model.constraint.resolved == "grammar"
-    # A bare prompt with no examples: unconstrained, the base model does not write a bash block.
-    reply = model.query([{"role": "user", "content": "List the files in this directory."}])
+    reply = model.query(opening_messages("Print the current date."))
     assert reply["extra"]["finish_reason"] == "stop", reply
     assert re.fullmatch(REGEXES[form], reply["content"]), reply["content"]
 
