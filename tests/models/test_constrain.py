@@ -66,3 +66,11 @@ def test_an_unknown_mode_is_an_error_that_names_the_key(scripted_server):
 
     with pytest.raises(ConfigError, match="constrain"):
         get_model({"name": "openai/x", "api_base": "http://127.0.0.1:9/v1", "constrain": "json"})
+
+
+def test_a_bare_yaml_off_means_off():
+    from wren.config.loader import load_config_dict
+    from wren.models import model_config_from
+
+    data = load_config_dict(["model.constrain=off"])
+    assert model_config_from(data["model"]).constrain == "off"
