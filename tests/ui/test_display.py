@@ -8,10 +8,10 @@ from rich.console import Console
 
 from tests.conftest import SUBMIT, bash
 from wren import DefaultAgent
-from wren.cli.display import StepPrinter, render_reply, step_title
 from wren.config.loader import load_config_dict
 from wren.environments import get_environment
 from wren.models import get_model
+from wren.ui.console import StepPrinter, render_reply, step_title
 
 
 def printed(hook_run) -> str:

@@ -13,11 +13,11 @@ class HistoryConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    keep_last: int = 0
+    keep_last: int = Field(0, ge=0)
     """Observations kept whole at the end of the history (0 = all of them)."""
-    block: int = 1
+    block: int = Field(1, ge=1)
     """Older observations are stubbed this many at a time, so the prompt prefix is stable between."""
-    max_observation_tokens: int = 0
+    max_observation_tokens: int = Field(0, ge=0)
     """Cap on each observation kept whole, in tokens (about 4 characters each; 0 = no cap)."""
     stub: str = "[output of an earlier command elided: {lines} lines]"
     """The one line an elided observation becomes ({lines}: its line count)."""
