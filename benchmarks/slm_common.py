@@ -40,25 +40,25 @@ def git_repo(path: Path, files: dict[str, str]) -> Path:
     return path
 
 
-def run_slm_agent(api_base: str, task: str, cwd: Path, overrides: list[str] = ()) -> Any:
+def run_slm_agent(
+    api_base: str, task: str, cwd: Path, overrides: list[str] = (), *, environment: type | None = None
+) -> Any:
     """One DefaultAgent run with the slm config (as `wren run` with no model) against `api_base`."""
     from wren import DefaultAgent
-    from wren.config.loader import load_config_dict, validate
+    from wren.config.loader import deep_merge, load_config_dict, validate
     from wren.config.schema import WrenConfig
     from wren.environments import get_environment
     from wren.models import get_model
     from wren.serve.embedded import embedded_model_config
 
     data = load_config_dict(list(overrides), base=("default", "slm"))
-    from wren.config.loader import deep_merge
 
     data["model"] = deep_merge(embedded_model_config(api_base), data.get("model") or {})
     cfg = validate(WrenConfig, data)
-    agent = DefaultAgent(
-        get_model(cfg.model),
-        get_environment({**cfg.environment, "cwd": str(cwd)}),
-        config=cfg.agent,
-    )
+    env = get_environment({**cfg.environment, "cwd": str(cwd)})
+    if environment is not None:  # the same settings in a benchmark's own environment class
+        env = environment(env.config)
+    agent = DefaultAgent(get_model(cfg.model), env, config=cfg.agent)
     return agent.run(task)
 
 

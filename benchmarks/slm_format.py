@@ -1,11 +1,11 @@
 """Format errors of the embedded SLM over 20 short tasks, with and without constrained output.
 
-Each task of benchmarks/slm_tasks.jsonl runs with the slm config (a few steps each) once with
+Each task of benchmarks/slm_tasks.jsonl runs with the slm config (two steps each) once with
 `model.constrain=off` and once with `model.constrain=auto` (llama.cpp: a grammar), on the same
 server. A format error is a reply without exactly one bash block. Prints the rate for each and the
 tasks that submitted.
 
-    python benchmarks/slm_format.py [--steps 3]
+    python benchmarks/slm_format.py [--steps 2]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ TASKS = Path(__file__).with_name("slm_tasks.jsonl")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=2)
     args = parser.parse_args()
     tasks = [json.loads(line)["task"] for line in TASKS.read_text().splitlines() if line.strip()]
     with embedded_server() as api_base:
