@@ -39,7 +39,9 @@ class ReplayStep:
         return "\n".join(lines)
 
 
-def recorded_steps(messages: list[dict], action_format: str) -> list[tuple[int, str, str]]:
+def recorded_steps(
+    messages: list[dict], action_format: str, action_regex: str = ""
+) -> list[tuple[int, str, str]]:
     """(step, action, recorded observation) for every assistant message that held a valid action."""
     out = []
     step = 0
@@ -48,7 +50,7 @@ def recorded_steps(messages: list[dict], action_format: str) -> list[tuple[int, 
             continue
         step += 1
         try:
-            action = parse_action(message, action_format)
+            action = parse_action(message, action_format, action_regex)
         except FormatError:
             continue
         following = messages[i + 1] if i + 1 < len(messages) else {}
@@ -71,7 +73,9 @@ def replay(path: str | Path, env: Any) -> list[ReplayStep]:
     timeout = jinja.from_string(config.timeout_template)
     base_vars = {**env.get_template_vars(), **config.model_dump()}
     results = []
-    for step, action, recorded in recorded_steps(data.get("messages") or [], config.action_format):
+    for step, action, recorded in recorded_steps(
+        data.get("messages") or [], config.action_format, config.action_regex
+    ):
         try:
             out = env.execute(action)
             replayed = observation.render(**base_vars, action=action, **out)

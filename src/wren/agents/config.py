@@ -29,6 +29,8 @@ class AgentConfig(BaseModel):
     """Drop what a reply says after its first complete bash block, as a stop sequence would."""
     action_format: Literal["text", "toolcall"] = "text"
     """text: one ```bash block in the reply; toolcall: one call of the native `bash` tool."""
+    action_regex: str = ""
+    """text format only: a regex whose first group is the command, instead of the ```bash block rule."""
     step_limit: int = 0
     """Most model calls in the run (0 = no limit)."""
     cost_limit: float = 3.0

@@ -26,12 +26,16 @@ def assemble_config(
     cwd: str | None = None,
     embedded: Any = None,
     schema: type[WrenConfig] = WrenConfig,
+    config_format: str = "auto",
 ) -> WrenConfig:
     """The run's config. With no model named anywhere, `embedded(data)` supplies one (the local SLM)."""
     from wren.models.catalog import resolve_model_name, resolve_slm
 
     specs = list(specs)
-    data = load_config_dict(specs)
+    # Without interactive agent fields (batch), mini-swe-agent's `agent.mode` and the like do not apply.
+    agent_schema = schema.model_fields["agent"].annotation
+    interactive = "mode" in getattr(agent_schema, "model_fields", {})
+    data = load_config_dict(specs, config_format=config_format, interactive=interactive)
     if slm:
         # --slm replaces the model section; explicit `-c model.x=y` still wins over it.
         data["model"] = deep_merge(resolve_slm(slm, data.get("slm_providers") or {}), _model_overrides(specs))

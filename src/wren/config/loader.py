@@ -7,6 +7,7 @@ Precedence, lowest first: built-in defaults, YAML files, `WREN_SECTION__KEY` env
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -21,6 +22,7 @@ BUILTIN_DIR = Path(__file__).parent / "builtin"
 ENV_PREFIX = "WREN_"
 
 M = TypeVar("M", bound=BaseModel)
+logger = logging.getLogger("wren.config")
 
 
 def builtin_config_path(name: str) -> Path | None:
@@ -98,19 +100,70 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     return out
 
 
+def _layers(
+    files: list[str], overrides: list[str], config_format: str, interactive: bool
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The files as Wren-shaped layers, and the overrides left for Wren's key space.
+
+    mini-swe-agent files (declared, or detected by their keys) are merged together first, with the
+    overrides that name mini-swe-agent keys, as mini-swe-agent merges them; the merge is translated
+    once and takes the place of the first of them.
+    """
+    from wren.config import mini
+
+    if config_format not in mini.FORMATS:
+        raise ConfigError(f"--config-format must be one of {', '.join(mini.FORMATS)}, not {config_format!r}")
+    layers: list[dict[str, Any] | None] = []
+    mini_parts: list[dict[str, Any]] = []
+    mini_at: int | None = None
+    for spec in files:
+        data = read_yaml(spec)
+        if config_format == "mini" or (config_format == "auto" and mini.is_mini_config(data)):
+            mini_parts.append(data)
+            if mini_at is None:
+                mini_at = len(layers)
+                layers.append(None)
+        else:
+            layers.append(data)
+    rest = []
+    for spec in overrides:
+        if (mini_parts or config_format == "mini") and mini.is_mini_key(spec.partition("=")[0]):
+            mini_parts.append(parse_override(spec))
+        else:
+            rest.append(spec)
+    if mini_parts:
+        merged: dict[str, Any] = {}
+        for part in mini_parts:
+            merged = deep_merge(merged, part)
+        translation = mini.translate(merged, interactive=interactive)
+        for note in translation.notes:
+            logger.warning("mini-swe-agent config: %s", note)
+        if mini_at is None:
+            layers.append(translation.config)
+        else:
+            layers[mini_at] = translation.config
+    return [layer for layer in layers if layer is not None], rest
+
+
 def load_config_dict(
     specs: Iterable[str] = (),
     *,
     base: Iterable[str] = ("default",),
     environ: Mapping[str, str] | None = None,
+    config_format: str = "auto",
+    interactive: bool = True,
 ) -> dict[str, Any]:
-    """Merge built-in `base` configs, the YAML files among `specs`, the environment, then overrides."""
+    """Merge built-in `base` configs, the YAML files among `specs`, the environment, then overrides.
+
+    `config_format` is auto (mini-swe-agent files are detected by their keys), wren, or mini (every
+    file is a mini-swe-agent one); see wren.config.mini.
+    """
     specs = list(specs)
     files = [s for s in specs if "=" not in s]
-    overrides = [s for s in specs if "=" in s]
+    layers, overrides = _layers(files, [s for s in specs if "=" in s], config_format, interactive)
     merged: dict[str, Any] = {}
-    for spec in [*base, *files]:
-        merged = deep_merge(merged, read_yaml(spec))
+    for layer in [*(read_yaml(spec) for spec in base), *layers]:
+        merged = deep_merge(merged, layer)
     merged = deep_merge(merged, env_overrides(environ))
     for spec in overrides:
         merged = deep_merge(merged, parse_override(spec))
