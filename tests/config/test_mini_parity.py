@@ -7,6 +7,7 @@ The config files are read from the installed mini-swe-agent package, never copie
 from __future__ import annotations
 
 import json
+import os
 from importlib.resources import files
 from pathlib import Path
 
@@ -15,6 +16,9 @@ import yaml
 
 from tests.conftest import make_git_repo
 
+# mini-swe-agent imports LiteLLM, which would fetch its price table from the network first.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("MSWEA_SILENT_STARTUP", "1")
 minisweagent = pytest.importorskip("minisweagent")
 
 CONFIG_DIR = Path(str(files("minisweagent") / "config"))
@@ -106,8 +110,7 @@ def _sent(server) -> list[dict]:
 
 
 @pytest.mark.parametrize("name", [n for n in SHIPPED if n not in UNSUPPORTED])
-def test_wren_sends_what_mini_swe_agent_sends(name, scripted_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("MSWEA_SILENT_STARTUP", "1")
+def test_wren_sends_what_mini_swe_agent_sends(name, scripted_server, tmp_path):
     path = _local_copy(name, tmp_path)
     style = STYLE.get(name, (None, None))[1]
     repo = make_git_repo(tmp_path / "repo", {"hello.txt": "hi\n"})
@@ -126,6 +129,32 @@ def test_wren_sends_what_mini_swe_agent_sends(name, scripted_server, tmp_path, m
     assert "line2" in sent["mini"][2]["content"]  # the observation shows the command's output
     for i, (mini_msg, wren_msg) in enumerate(zip(sent["mini"], sent["wren"], strict=True)):
         assert wren_msg == mini_msg, f"message {i} ({mini_msg['role']}) differs"
+
+
+@pytest.mark.parametrize("name", ["mini.yaml", "mini_textbased.yaml"])
+def test_timeouts_and_format_errors_read_as_in_mini_swe_agent(name, scripted_server, tmp_path):
+    """A command that times out, and (text-based) a reply without an action, get the same messages."""
+    path = CONFIG_DIR / name
+    style = STYLE.get(name, (None, None))[1]
+    submit = _script(style)[-1]
+    if style is None:
+        slow = {"content": "Wait.", "tool_calls": [{"arguments": {"command": "echo started; sleep 30"}}]}
+        script = [slow, submit]
+    else:
+        script = ["THOUGHT: no action in this reply.", style.format("echo started; sleep 30"), submit]
+    repo = make_git_repo(tmp_path / "repo", {"hello.txt": "hi\n"})
+    sent = {}
+    for who in ("mini", "wren"):
+        server = scripted_server(script)
+        specs = [*_overrides(name, server.url, repo), "environment.timeout=1"]
+        if who == "mini":
+            _run_mini(path, specs)
+        else:
+            _run_wren(path, specs, tmp_path / "wren-run")
+        assert len(server.requests) == len(script), f"{who} made {len(server.requests)} requests"
+        sent[who] = _sent(server)
+    assert "timed out after 1 seconds" in sent["mini"][-1]["content"]
+    assert sent["wren"] == sent["mini"]
 
 
 @pytest.mark.parametrize("name", sorted(UNSUPPORTED))

@@ -48,6 +48,11 @@ def register(app: typer.Typer) -> None:
         config: list[str] = typer.Option(
             [], "-c", "--config", help="YAML file, built-in name, or key.path=value."
         ),
+        config_format: str = typer.Option(
+            "auto",
+            "--config-format",
+            help="auto (mini-swe-agent files recognised by their keys), wren, or mini.",
+        ),
     ) -> None:
         """Run the agent on every selected instance; preds.json is updated as each one finishes."""
         from wren.bench.batch import BatchRunner
@@ -59,7 +64,9 @@ def register(app: typer.Typer) -> None:
         specs = list(config)
         if gateway:
             specs.append(f"model.api_base={gateway}")
-        cfg = assemble_config(specs, model=model, slm=slm, env_kind=env, schema=BenchWrenConfig)
+        cfg = assemble_config(
+            specs, model=model, slm=slm, env_kind=env, schema=BenchWrenConfig, config_format=config_format
+        )
         if repos:
             cfg.bench.workspace.repos = repos
         if image_template:

@@ -46,6 +46,11 @@ def register(app: typer.Typer) -> None:
         config: list[str] = typer.Option(
             [], "-c", "--config", help="YAML file, built-in name, or key.path=value."
         ),
+        config_format: str = typer.Option(
+            "auto",
+            "--config-format",
+            help="auto (mini-swe-agent files recognised by their keys), wren, or mini.",
+        ),
         env: str = typer.Option(None, "--env", help="Environment kind: local, docker, apptainer, sandbox."),
         cwd: str = typer.Option(None, "--cwd", help="Working directory of the agent's commands."),
         yolo: bool = typer.Option(
@@ -84,6 +89,7 @@ def register(app: typer.Typer) -> None:
             cwd=cwd,
             embedded=embedded_config,
             schema=InteractiveWrenConfig,
+            config_format=config_format,
         )
         agent_config = cfg.agent
         agent_config.mode = "yolo" if yolo else (mode or agent_config.mode)

@@ -5,14 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from wren.config.loader import deep_merge, load_config_dict, parse_override, validate
+from wren.config.mini import is_mini_only_key
 from wren.config.schema import WrenConfig
 
 
 def _model_overrides(specs: list[str]) -> dict[str, Any]:
-    """The `model.*` part of the command-line overrides, which still apply on top of --slm."""
+    """The `model.*` part of the command-line overrides, which still apply on top of --slm.
+
+    mini-swe-agent's own model keys (model_kwargs, ...) went into the translation instead.
+    """
     merged: dict[str, Any] = {}
     for spec in specs:
-        if "=" in spec and spec.split("=", 1)[0].strip().startswith("model."):
+        key = spec.split("=", 1)[0].strip()
+        if "=" in spec and key.startswith("model.") and not is_mini_only_key(key):
             merged = deep_merge(merged, parse_override(spec)["model"])
     return merged
 
@@ -27,15 +32,19 @@ def assemble_config(
     embedded: Any = None,
     schema: type[WrenConfig] = WrenConfig,
     config_format: str = "auto",
+    notes: list[str] | None = None,
 ) -> WrenConfig:
-    """The run's config. With no model named anywhere, `embedded(data)` supplies one (the local SLM)."""
+    """The run's config. With no model named anywhere, `embedded(data)` supplies one (the local SLM).
+
+    `config_format` and `notes` are those of `load_config_dict` (mini-swe-agent configs).
+    """
     from wren.models.catalog import resolve_model_name, resolve_slm
 
     specs = list(specs)
     # Without interactive agent fields (batch), mini-swe-agent's `agent.mode` and the like do not apply.
     agent_schema = schema.model_fields["agent"].annotation
     interactive = "mode" in getattr(agent_schema, "model_fields", {})
-    data = load_config_dict(specs, config_format=config_format, interactive=interactive)
+    data = load_config_dict(specs, config_format=config_format, interactive=interactive, notes=notes)
     if slm:
         # --slm replaces the model section; explicit `-c model.x=y` still wins over it.
         data["model"] = deep_merge(resolve_slm(slm, data.get("slm_providers") or {}), _model_overrides(specs))

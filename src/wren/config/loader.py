@@ -101,7 +101,7 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 
 def _layers(
-    files: list[str], overrides: list[str], config_format: str, interactive: bool
+    files: list[str], overrides: list[str], config_format: str, interactive: bool, notes: list[str] | None
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The files as Wren-shaped layers, and the overrides left for Wren's key space.
 
@@ -136,7 +136,9 @@ def _layers(
         for part in mini_parts:
             merged = deep_merge(merged, part)
         translation = mini.translate(merged, interactive=interactive)
-        for note in translation.notes:
+        if notes is not None:
+            notes.extend(translation.notes)
+        for note in translation.notes if notes is None else ():
             logger.warning("mini-swe-agent config: %s", note)
         if mini_at is None:
             layers.append(translation.config)
@@ -152,15 +154,17 @@ def load_config_dict(
     environ: Mapping[str, str] | None = None,
     config_format: str = "auto",
     interactive: bool = True,
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
     """Merge built-in `base` configs, the YAML files among `specs`, the environment, then overrides.
 
     `config_format` is auto (mini-swe-agent files are detected by their keys), wren, or mini (every
-    file is a mini-swe-agent one); see wren.config.mini.
+    file is a mini-swe-agent one); see wren.config.mini. What a translation accepted without a Wren
+    counterpart goes into `notes`, or is logged as a warning when no list is given.
     """
     specs = list(specs)
     files = [s for s in specs if "=" not in s]
-    layers, overrides = _layers(files, [s for s in specs if "=" in s], config_format, interactive)
+    layers, overrides = _layers(files, [s for s in specs if "=" in s], config_format, interactive, notes)
     merged: dict[str, Any] = {}
     for layer in [*(read_yaml(spec) for spec in base), *layers]:
         merged = deep_merge(merged, layer)

@@ -226,6 +226,12 @@ def is_mini_key(path: str) -> bool:
     return len(parts) >= 2 and parts[1] in MINI_KEYS.get(parts[0], frozenset())
 
 
+def is_mini_only_key(path: str) -> bool:
+    """Whether a dotted override key names a key that only mini-swe-agent has (`model.model_kwargs...`)."""
+    parts = path.strip().split(".")
+    return len(parts) >= 2 and parts[1] in _MINI_ONLY.get(parts[0], frozenset())
+
+
 def _variables(template: str) -> set[str]:
     try:
         return meta.find_undeclared_variables(Environment().parse(template))
