@@ -88,7 +88,10 @@ def _run_mini(path: Path, specs: list[str]) -> None:
     model = get_model(config=config.get("model", {}))
     env = get_environment(config.get("environment", {}), default_type="local")
     agent_config = {k: v for k, v in config.get("agent", {}).items() if k != "agent_class"}
-    DefaultAgent(model, env, **agent_config).run(TASK)
+    try:
+        DefaultAgent(model, env, **agent_config).run(TASK)
+    finally:
+        getattr(env, "cleanup", lambda: None)()  # mini-swe-agent's docker environment stops its container
 
 
 def _run_wren(path: Path, specs: list[str], out: Path) -> None:
@@ -99,7 +102,8 @@ def _run_wren(path: Path, specs: list[str], out: Path) -> None:
 
     cfg = assemble_config([str(path), *specs], schema=InteractiveWrenConfig)
     cfg.agent.mode = "yolo"
-    run_agent(cfg, TASK, env=get_environment(cfg.environment), output_dir=out, agent_class=InteractiveAgent)
+    with get_environment(cfg.environment) as env:
+        run_agent(cfg, TASK, env=env, output_dir=out, agent_class=InteractiveAgent)
 
 
 def _sent(server) -> list[dict]:
@@ -129,6 +133,30 @@ def test_wren_sends_what_mini_swe_agent_sends(name, scripted_server, tmp_path):
     assert "line2" in sent["mini"][2]["content"]  # the observation shows the command's output
     for i, (mini_msg, wren_msg) in enumerate(zip(sent["mini"], sent["wren"], strict=True)):
         assert wren_msg == mini_msg, f"message {i} ({mini_msg['role']}) differs"
+
+
+def test_swebench_config_in_docker_sends_what_mini_swe_agent_sends(scripted_server, tmp_path):
+    """The SWE-bench config as shipped, environment included: both agents run it in a real container."""
+    from tests.peers.containers import require_docker_image
+
+    image = require_docker_image()
+    name = "benchmarks/swebench.yaml"
+    sent = {}
+    for who in ("mini", "wren"):
+        server = scripted_server(_script(None))
+        specs = [
+            *_overrides(name, server.url, tmp_path)[:-1],
+            f"environment.image={image}",
+            "environment.cwd=/tmp",
+        ]
+        if who == "mini":
+            _run_mini(CONFIG_DIR / name, specs)
+        else:
+            _run_wren(CONFIG_DIR / name, specs, tmp_path / "wren-run")
+        assert len(server.requests) == 2, f"{who} made {len(server.requests)} requests"
+        sent[who] = _sent(server)
+    assert "line2" in sent["mini"][2]["content"] and "No such file" in sent["mini"][2]["content"]
+    assert sent["wren"] == sent["mini"]
 
 
 @pytest.mark.parametrize("name", ["mini.yaml", "mini_textbased.yaml"])
