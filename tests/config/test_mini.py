@@ -217,3 +217,32 @@ def test_template_variables_of_mini_swe_agent_are_defined(tmp_path):
         .render(n_steps=2, cost=0.5, wall_time_limit=60, name="m")
     )
     assert rendered == "2/0.5/60/m"
+
+
+def test_interactive_confirm_mode_with_a_mini_swe_agent_config(buggy_repo):
+    from tests.agents.test_interactive import ScriptedUser
+    from wren.agents.interactive import InteractiveAgent
+    from wren.environments import get_environment
+    from wren.models.scripted import ScriptedModel
+
+    cfg = assemble_config(
+        [
+            str(CONFIG_DIR / "mini_textbased.yaml"),
+            "model.model_class=litellm_textbased",
+            "model.model_name=openai/x",
+            'agent.whitelist_actions=["^cat "]',
+            f"environment.cwd={buggy_repo}",
+        ],
+        schema=InteractiveWrenConfig,
+    )
+    assert cfg.agent.mode == "confirm"  # mini_textbased.yaml's own
+    replies = ["cat calc.py", "sed -i 's/a - b/a + b/' calc.py", "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"]
+    outputs = [f"THOUGHT: go.\n\n```mswea_bash_command\n{r}\n```" for r in replies]
+    # `cat` is whitelisted; the edit and the submission are confirmed; then no new task.
+    user = ScriptedUser([("confirm", ""), ("confirm", ""), ("new_task", "")])
+    agent = InteractiveAgent(
+        ScriptedModel(outputs=outputs), get_environment(cfg.environment), config=cfg.agent, user=user
+    )
+    assert agent.run("fix add").exit_status == "Submitted"
+    assert [kind for kind, _ in user.asked] == ["confirm", "confirm", "new_task"]
+    assert "return a + b" in (buggy_repo / "calc.py").read_text()

@@ -34,7 +34,7 @@ def assemble_config(
     config_format: str = "auto",
     notes: list[str] | None = None,
 ) -> WrenConfig:
-    """The run's config. With no model named anywhere, `embedded(data)` supplies one (the local SLM).
+    """The run's config. With no model named anywhere, `embedded(specs, ...)` supplies one (the local SLM).
 
     `config_format` and `notes` are those of `load_config_dict` (mini-swe-agent configs).
     """
@@ -52,7 +52,8 @@ def assemble_config(
         data["model"] = deep_merge(data.get("model") or {}, resolve_model_name(model))
         data["model"] = deep_merge(data["model"], _model_overrides(specs))
     if not (data.get("model") or {}).get("name") and embedded is not None:
-        data = embedded(specs)
+        # The same files again: what they say was reported (or collected) by the first load.
+        data = embedded(specs, config_format=config_format, interactive=interactive, notes=[])
     if env_kind:
         data.setdefault("environment", {})["environment_class"] = env_kind
     if cwd:

@@ -131,11 +131,14 @@ def embedded_model_config(api_base: str) -> dict[str, Any]:
     }
 
 
-def embedded_config(specs: list[str]) -> dict[str, Any]:
-    """The run config when no model is named: the built-ins plus slm.yaml, with the embedded model."""
+def embedded_config(specs: list[str], **load: Any) -> dict[str, Any]:
+    """The run config when no model is named: the built-ins plus slm.yaml, with the embedded model.
+
+    `load` goes to load_config_dict (config_format, ...).
+    """
     from wren.config.loader import deep_merge, load_config_dict
 
-    data = load_config_dict(specs, base=("default", "slm"))
+    data = load_config_dict(specs, base=("default", "slm"), **load)
     port = int((data.get("run") or {}).get("embedded_port") or DEFAULT_PORT)
     data["model"] = deep_merge(embedded_model_config(ensure_server(port)), data.get("model") or {})
     data["model"]["name"] = data["model"].get("name") or f"openai/{EMBEDDED_MODEL_NAME}"
