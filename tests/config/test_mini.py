@@ -101,6 +101,8 @@ def test_regex_actions_parse_like_mini_swe_agent():
             regex,
         )
     assert str(err.value) == "Expected exactly 1 action, found 2." and err.value.actions == ["a", "b"]
+    with pytest.raises(ConfigError, match=r"config key 'agent\.action_regex': .*not a regular expression"):
+        assemble_config(["agent.action_regex=(unclosed"])
 
 
 def test_environment_sections_become_valid_wren_environment_configs():

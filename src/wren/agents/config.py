@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from jinja2 import Environment, StrictUndefined
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 
 class AgentConfig(BaseModel):
@@ -41,6 +42,15 @@ class AgentConfig(BaseModel):
     """Most seconds the run may take (0 = no limit)."""
     max_format_errors: int = 5
     """Consecutive replies without a valid action before the run ends (0 = no limit)."""
+
+    @field_validator("action_regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as e:
+            raise ValueError(f"not a regular expression ({e})") from None
+        return value
 
 
 def elide(text: str, head: int = 5000, tail: int = 5000) -> str:

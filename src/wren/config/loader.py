@@ -136,10 +136,11 @@ def _layers(
         for part in mini_parts:
             merged = deep_merge(merged, part)
         translation = mini.translate(merged, interactive=interactive)
-        if notes is not None:
+        if notes is None:
+            for note in translation.notes:
+                logger.warning("mini-swe-agent config: %s", note)
+        else:
             notes.extend(translation.notes)
-        for note in translation.notes if notes is None else ():
-            logger.warning("mini-swe-agent config: %s", note)
         if mini_at is None:
             layers.append(translation.config)
         else:

@@ -52,10 +52,7 @@ def parse_text_action(content: str) -> Action:
 
 def parse_regex_action(content: str, action_regex: str) -> Action:
     """Exactly one match of `action_regex` (its first group, else the match) in `content`."""
-    try:
-        pattern = re.compile(action_regex, re.DOTALL)
-    except re.error as e:
-        raise FormatError(f"agent.action_regex does not compile: {e}", content=content) from None
+    pattern = re.compile(action_regex, re.DOTALL)  # checked when the config was validated
     found = [(m.group(1) if pattern.groups else m.group(0)).strip() for m in pattern.finditer(content)]
     if len(found) != 1:
         raise FormatError(f"Expected exactly 1 action, found {len(found)}.", content=content, actions=found)
