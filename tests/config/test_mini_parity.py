@@ -37,6 +37,13 @@ STYLE = {
 }
 # Configs that name a service Wren does not speak; loading them must fail naming each such key.
 UNSUPPORTED = {"benchmarks/swebench_modal.yaml": ("model.model_class", "environment.environment_class")}
+# An overlay runs on top of its base, as its header says; here with a model and environment Wren speaks.
+OVERLAYS = {
+    "benchmarks/swebench_modal.yaml": (
+        "benchmarks/swebench.yaml",
+        ["model.model_class=litellm", "environment.environment_class=local", "environment.env.BASH_ENV="],
+    )
+}
 
 
 def _script(style: str | None) -> list:
@@ -113,15 +120,17 @@ def _sent(server) -> list[dict]:
     return [{k: m[k] for k in keep if k in m} for m in messages if m["role"] != "assistant"]
 
 
-@pytest.mark.parametrize("name", [n for n in SHIPPED if n not in UNSUPPORTED])
+@pytest.mark.parametrize("name", SHIPPED)
 def test_wren_sends_what_mini_swe_agent_sends(name, scripted_server, tmp_path):
-    path = _local_copy(name, tmp_path)
+    base, extra = OVERLAYS.get(name, (name, []))
+    path = _local_copy(base, tmp_path)
+    overlay = [str(CONFIG_DIR / name)] if name in OVERLAYS else []
     style = STYLE.get(name, (None, None))[1]
     repo = make_git_repo(tmp_path / "repo", {"hello.txt": "hi\n"})
     sent = {}
     for who in ("mini", "wren"):
         server = scripted_server(_script(style))
-        specs = _overrides(name, server.url, repo)
+        specs = [*overlay, *_overrides(name, server.url, repo), *extra]
         if who == "mini":
             _run_mini(path, specs)
         else:
@@ -186,7 +195,7 @@ def test_timeouts_and_format_errors_read_as_in_mini_swe_agent(name, scripted_ser
 
 
 @pytest.mark.parametrize("name", sorted(UNSUPPORTED))
-def test_unsupported_services_are_named_in_one_error(name, tmp_path):
+def test_unsupported_services_alone_are_named_in_one_error(name, tmp_path):
     from wren.config.loader import load_config_dict
     from wren.exceptions import ConfigError
 

@@ -98,6 +98,10 @@ _ENV_CLASSES = {
     "minisweagent.environments.extra.bubblewrap.BubblewrapEnvironment": "sandbox",
 }
 _UNSUPPORTED_ENV_CLASSES = ("swerex_docker", "swerex_modal", "contree")
+# Settings of SWE-ReX's Modal environment (swebench_modal.yaml), unused by every other class.
+_MODAL_KEYS = frozenset(
+    {"startup_timeout", "runtime_timeout", "deployment_timeout", "install_pipx", "modal_sandbox_kwargs"}
+)
 
 # The keys of each section that mini-swe-agent 2.4.6 reads (for routing `-c key=value` overrides).
 MINI_KEYS: dict[str, frozenset[str]] = {
@@ -148,6 +152,7 @@ MINI_KEYS: dict[str, frozenset[str]] = {
             "exec_args",
             "sandbox_build_retries",
             "wrapper_args",
+            *_MODAL_KEYS,
         }
     ),
     "run": frozenset({"task", "env_startup_command"}),
@@ -166,6 +171,7 @@ _MINI_ONLY: dict[str, frozenset[str]] = {
             "global_args",
             "sandbox_build_retries",
             "wrapper_args",
+            *_MODAL_KEYS,
         }
     ),
     "run": MINI_KEYS["run"],
@@ -366,8 +372,10 @@ class _Translator:
                 )
             elif key == "litellm_model_registry":
                 self.registry(value, model.get("model_name"))
-            elif key == "provider":
-                self.error("model.provider", "Portkey's provider setting has no Wren counterpart")
+            elif key == "provider":  # the class check above already refused Portkey itself
+                self.notes.append(
+                    f"model.provider: a Portkey setting, unused by model_class {model_class!r} (as in mini-swe-agent)"
+                )
             else:  # Wren's own model keys (api_base, ...) given in a mini-swe-agent file
                 passthrough[key] = value
         for key, value in passthrough.items():
@@ -452,6 +460,11 @@ class _Translator:
             elif key == "sandbox_build_retries":
                 self.notes.append(
                     "environment.sandbox_build_retries: Wren runs the image without building a sandbox"
+                )
+            elif key in _MODAL_KEYS:
+                self.notes.append(
+                    f"environment.{key}: a swerex_modal setting, unused by environment_class {raw_class!r} "
+                    "(as in mini-swe-agent)"
                 )
             elif key == "wrapper_args":
                 self.error(
