@@ -147,6 +147,10 @@ def test_keys_without_a_wren_counterpart_are_named_in_one_error():
         assert f"'{key}'" in message
     with pytest.raises(ConfigError, match=r"environment\.interpreter.*allowed: \[SHELL, '-c'\]"):
         translate({"environment": {"interpreter": ["bash", "-lc"]}})
+    with pytest.raises(
+        ConfigError, match=r"config key 'model\.observation_template': the template does not parse"
+    ):
+        translate({"model": {"observation_template": "{% if output.returncode %}"}})
     with pytest.raises(ConfigError, match=r"model\.model_kwargs\.drop_params"):
         translate({"model": {"model_kwargs": {"drop_params": False}}})
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, meta
+from jinja2 import Environment, TemplateSyntaxError, meta
 
 from wren.exceptions import ConfigError
 
@@ -238,16 +238,12 @@ def is_mini_only_key(path: str) -> bool:
     return len(parts) >= 2 and parts[1] in _MINI_ONLY.get(parts[0], frozenset())
 
 
-def _variables(template: str) -> set[str]:
+def _aliased(template: str, key: str, prelude: str = "") -> str:
+    """`template` (the value of `key`) with the mini-swe-agent variables it uses defined from Wren's."""
     try:
-        return meta.find_undeclared_variables(Environment().parse(template))
-    except Exception as e:  # a syntax error surfaces when the agent compiles the template
-        raise ConfigError(f"template does not parse: {e}") from None
-
-
-def _aliased(template: str, prelude: str = "") -> str:
-    """`template` with the mini-swe-agent variables it uses defined from Wren's."""
-    used = _variables(template)
+        used = meta.find_undeclared_variables(Environment().parse(template))
+    except TemplateSyntaxError as e:
+        raise ConfigError(f"config key {key!r}: the template does not parse: {e}") from None
     sets = "".join(f"{{% set {mini} = {wren} %}}" for mini, wren in _TEMPLATE_ALIASES.items() if mini in used)
     return sets + (prelude if "output" in used else "") + template
 
@@ -288,7 +284,7 @@ class _Translator:
         }
         for key, value in agent.items():
             if key in ("system_template", "instance_template"):
-                self.put("agent", key, _aliased(str(value)))
+                self.put("agent", key, _aliased(str(value), f"agent.{key}"))
             elif key in renames:
                 self.put("agent", renames[key], value)
             elif key == "output_path":
@@ -330,8 +326,16 @@ class _Translator:
         self.put("agent", "action_format", action_format)
         # mini-swe-agent sends no sampling settings of its own; Wren's default would send temperature 0.
         self.put("model", "temperature", None)
-        self.put("agent", "action_observation_template", _aliased(_MINI_OBSERVATION_TEMPLATE, _OBSERVATION))
-        self.put("agent", "timeout_template", _aliased(_MINI_OBSERVATION_TEMPLATE, _TIMEOUT))
+        self.put(
+            "agent",
+            "action_observation_template",
+            _aliased(_MINI_OBSERVATION_TEMPLATE, "model.observation_template", _OBSERVATION),
+        )
+        self.put(
+            "agent",
+            "timeout_template",
+            _aliased(_MINI_OBSERVATION_TEMPLATE, "model.observation_template", _TIMEOUT),
+        )
         self.put(
             "agent", "format_error_template", _MINI_TEXT_FORMAT_ERROR if text else _MINI_TOOLCALL_FORMAT_ERROR
         )
@@ -347,10 +351,18 @@ class _Translator:
             elif key == "model_kwargs":
                 self.model_kwargs(value or {})
             elif key == "observation_template":
-                self.put("agent", "action_observation_template", _aliased(str(value), _OBSERVATION))
-                self.put("agent", "timeout_template", _aliased(str(value), _TIMEOUT))
+                self.put(
+                    "agent",
+                    "action_observation_template",
+                    _aliased(str(value), "model.observation_template", _OBSERVATION),
+                )
+                self.put(
+                    "agent", "timeout_template", _aliased(str(value), "model.observation_template", _TIMEOUT)
+                )
             elif key == "format_error_template":
-                self.put("agent", "format_error_template", _aliased(str(value)))
+                self.put(
+                    "agent", "format_error_template", _aliased(str(value), "model.format_error_template")
+                )
             elif key == "action_regex":
                 if not text:
                     self.notes.append(
@@ -380,6 +392,12 @@ class _Translator:
                 passthrough[key] = value
         for key, value in passthrough.items():
             self.put("model", key, value)
+
+    def observation(self, template: str) -> None:
+        """mini-swe-agent shows command output and timeouts alike through its observation template."""
+        key = "model.observation_template"
+        self.put("agent", "action_observation_template", _aliased(template, key, _OBSERVATION))
+        self.put("agent", "timeout_template", _aliased(template, key, _TIMEOUT))
 
     def model_kwargs(self, kwargs: Any) -> None:
         if not isinstance(kwargs, Mapping):
