@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wren.agents.interactive import InteractiveWrenConfig
 from wren.bench.config import BenchWrenConfig
 from wren.config.assemble import assemble_config
 from wren.config.loader import BUILTIN_DIR, load_config_dict
 from wren.config.mini import is_mini_config, translate
+from wren.config.schema import InteractiveWrenConfig
 from wren.environments import environment_class
 from wren.exceptions import ConfigError, FormatError
 from wren.models.actions import parse_action

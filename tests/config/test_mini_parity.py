@@ -102,8 +102,9 @@ def _run_mini(path: Path, specs: list[str]) -> None:
 
 
 def _run_wren(path: Path, specs: list[str], out: Path) -> None:
-    from wren.agents.interactive import InteractiveAgent, InteractiveWrenConfig
+    from wren.agents.interactive import InteractiveAgent
     from wren.config.assemble import assemble_config
+    from wren.config.schema import InteractiveWrenConfig
     from wren.environments import get_environment
     from wren.run import run_agent
 

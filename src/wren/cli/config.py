@@ -37,7 +37,7 @@ def _schema(batch: bool) -> type:
         from wren.bench.config import BenchWrenConfig
 
         return BenchWrenConfig
-    from wren.agents.interactive import InteractiveWrenConfig
+    from wren.config.schema import InteractiveWrenConfig
 
     return InteractiveWrenConfig
 
