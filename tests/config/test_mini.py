@@ -252,3 +252,15 @@ def test_interactive_confirm_mode_with_a_mini_swe_agent_config(buggy_repo):
     assert agent.run("fix add").exit_status == "Submitted"
     assert [kind for kind, _ in user.asked] == ["confirm", "confirm", "new_task"]
     assert "return a + b" in (buggy_repo / "calc.py").read_text()
+
+
+def test_names_of_shipped_configs_resolve_as_in_mini_swe_agent():
+    mini_default = yaml.safe_load((CONFIG_DIR / "default.yaml").read_text())["agent"]["system_template"]
+    swebench = load_config_dict(["swebench", "model.model_name=x"])
+    assert swebench["agent"]["step_limit"] == 250 and swebench["environment"]["cwd"] == "/testbed"
+    # Wren's own built-in of the same name comes first, unless the format is declared.
+    assert load_config_dict(["default"])["agent"]["max_format_errors"] == 5
+    declared = load_config_dict(["default.yaml"], config_format="mini")
+    assert declared["agent"]["system_template"] == mini_default
+    with pytest.raises(ConfigError, match="config file not found: swebench"):
+        load_config_dict(["swebench"], config_format="wren")

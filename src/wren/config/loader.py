@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -83,6 +84,19 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     return out
 
 
+def _config_file(spec: str, config_format: str) -> str:
+    """`spec`, or the config mini-swe-agent ships under that name: first with --config-format mini,
+    after Wren's built-ins with auto, never with wren."""
+    from wren.config import mini
+
+    if config_format == "wren" or Path(spec).is_file():
+        return spec
+    if config_format == "auto" and builtin_config_path(spec) is not None:
+        return spec
+    shipped = mini.shipped_config(spec)
+    return str(shipped) if shipped is not None else spec
+
+
 def _layers(
     files: list[str], overrides: list[str], config_format: str, interactive: bool, notes: list[str] | None
 ) -> tuple[list[dict[str, Any]], list[str]]:
@@ -100,7 +114,7 @@ def _layers(
     mini_parts: list[dict[str, Any]] = []
     mini_at: int | None = None
     for spec in files:
-        data = read_yaml(spec)
+        data = read_yaml(_config_file(spec, config_format))
         if config_format == "mini" or (config_format == "auto" and mini.is_mini_config(data)):
             mini_parts.append(data)
             if mini_at is None:

@@ -213,6 +213,27 @@ def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:
     return dict(value)
 
 
+def shipped_config(name: str) -> Path | None:
+    """The config mini-swe-agent ships under `name` (`swebench`, `mini.yaml`), looked up as it does.
+
+    None when there is none or mini-swe-agent is not installed. The package is located, not imported
+    (importing it prints a banner and reads its global .env).
+    """
+    import importlib.util
+
+    if "/" in name or "\\" in name:
+        return None
+    spec = importlib.util.find_spec("minisweagent")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = Path(next(iter(spec.submodule_search_locations))) / "config"
+    file = name if name.endswith(".yaml") else f"{name}.yaml"
+    for folder in (root, root / "extra", root / "benchmarks"):
+        if (folder / file).is_file():
+            return folder / file
+    return None
+
+
 def is_mini_config(data: Mapping[str, Any]) -> bool:
     """Whether `data` has a key that only mini-swe-agent's configs have."""
     for section, keys in _MINI_ONLY.items():
