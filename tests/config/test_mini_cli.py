@@ -86,6 +86,19 @@ def test_convert_and_show_errors_are_one_line(tmp_path):
     proc = wren("config", "show", "-c", str(CONFIG_DIR / "benchmarks" / "swebench_modal.yaml"), env=ENV)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "'model.model_class'" in proc.stderr and "'environment.environment_class'" in proc.stderr
+    # A key neither knows, in the environment (validated when a run starts), is named before that.
+    odd = tmp_path / "odd.yaml"
+    odd.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"model_name": "x"},
+                "environment": {"environment_class": "docker", "image": "i", "foo": 1},
+            }
+        )
+    )
+    for command in (["show", "-c"], ["convert"]):
+        proc = wren("config", *command, str(odd), env=ENV)
+        assert proc.returncode == 2 and "unknown config key 'environment.foo'" in proc.stderr
     proc = wren("run", "-t", "x", "--config-format", "toml", "--yolo", env=ENV)
     assert proc.returncode == 2 and "--config-format must be one of auto, wren, mini" in proc.stderr
 

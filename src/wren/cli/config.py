@@ -72,6 +72,9 @@ def register(app: typer.Typer) -> None:
             config_format=config_format,
             notes=notes,
         )
+        from wren.environments import environment_config
+
+        environment_config(cfg.environment)  # its keys are checked when a run starts; check them now
         data = cfg.model_dump(mode="json")
         data["model"] = cfg.model.public_dump()  # secrets stay off the screen
         header = "mini-swe-agent keys accepted without a Wren counterpart:"
@@ -88,6 +91,7 @@ def register(app: typer.Typer) -> None:
         """Write a mini-swe-agent config in Wren's form; `wren run -c` on it runs as the original does."""
         from wren.config.loader import deep_merge, read_yaml, validate
         from wren.config.mini import is_mini_config, translate
+        from wren.environments import environment_config
         from wren.exceptions import ConfigError
 
         if not file.is_file():
@@ -99,7 +103,8 @@ def register(app: typer.Typer) -> None:
             )
         translation = translate(data, interactive=not batch)
         # The converted file must load: check it the way `wren run -c` will read it.
-        validate(_schema(batch), deep_merge(read_yaml("default"), translation.config))
+        merged = validate(_schema(batch), deep_merge(read_yaml("default"), translation.config))
+        environment_config(merged.environment)
         header = f"Converted from the mini-swe-agent config {file}. Accepted without a Wren counterpart:"
         text = _commented(translation.notes, header) + dump_yaml(translation.config)
         if output is None:
