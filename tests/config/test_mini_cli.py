@@ -56,7 +56,7 @@ def test_wren_run_takes_mini_swe_agents_default_yaml_as_it_is(buggy_repo, script
 def test_convert_writes_a_wren_config_that_runs_as_the_original(tmp_path):
     swebench = CONFIG_DIR / "benchmarks" / "swebench.yaml"
     converted = tmp_path / "swebench.wren.yaml"
-    proc = wren("config", "convert", str(swebench), "-o", str(converted), env=ENV)
+    proc = wren("config", "convert", "swebench", "-o", str(converted), env=ENV)  # by name, as mini-swe-agent
     assert proc.returncode == 0, proc.stderr
     text = converted.read_text()
     assert text.startswith("# Converted from the mini-swe-agent config") and "drop_params" in text

@@ -61,6 +61,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print the merged config (YAML) that `wren run` (or, with --batch, `wren batch`) runs with."""
         from wren.config.assemble import assemble_config
+        from wren.environments import environment_config
 
         notes: list[str] = []
         cfg = assemble_config(
@@ -72,8 +73,6 @@ def register(app: typer.Typer) -> None:
             config_format=config_format,
             notes=notes,
         )
-        from wren.environments import environment_config
-
         environment_config(cfg.environment)  # its keys are checked when a run starts; check them now
         data = cfg.model_dump(mode="json")
         data["model"] = cfg.model.public_dump()  # secrets stay off the screen
@@ -82,7 +81,7 @@ def register(app: typer.Typer) -> None:
 
     @group.command("convert")
     def convert(
-        file: Path = typer.Argument(..., help="A mini-swe-agent config file."),
+        file: Path = typer.Argument(..., help="A mini-swe-agent config file, or the name of one it ships."),
         output: Path = typer.Option(
             None, "-o", "--output", help="Write the Wren config here (default: stdout)."
         ),
@@ -90,12 +89,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a mini-swe-agent config in Wren's form; `wren run -c` on it runs as the original does."""
         from wren.config.loader import deep_merge, read_yaml, validate
-        from wren.config.mini import is_mini_config, translate
+        from wren.config.mini import is_mini_config, shipped_config, translate
         from wren.environments import environment_config
         from wren.exceptions import ConfigError
 
         if not file.is_file():
-            raise ConfigError(f"config file not found: {file}")
+            file = shipped_config(str(file)) or file
+        if not file.is_file():
+            raise ConfigError(f"config file not found: {file} (nor a config mini-swe-agent ships)")
         data = read_yaml(file)
         if not is_mini_config(data):
             raise ConfigError(
@@ -105,8 +106,9 @@ def register(app: typer.Typer) -> None:
         # The converted file must load: check it the way `wren run -c` will read it.
         merged = validate(_schema(batch), deep_merge(read_yaml("default"), translation.config))
         environment_config(merged.environment)
-        header = f"Converted from the mini-swe-agent config {file}. Accepted without a Wren counterpart:"
-        text = _commented(translation.notes, header) + dump_yaml(translation.config)
+        header = "mini-swe-agent keys accepted without a Wren counterpart:"
+        text = f"# Converted from the mini-swe-agent config {file}.\n"
+        text += _commented(translation.notes, header) + dump_yaml(translation.config)
         if output is None:
             typer.echo(text, nl=False)
         else:
