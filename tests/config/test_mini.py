@@ -264,3 +264,10 @@ def test_names_of_shipped_configs_resolve_as_in_mini_swe_agent():
     assert declared["agent"]["system_template"] == mini_default
     with pytest.raises(ConfigError, match="config file not found: swebench"):
         load_config_dict(["swebench"], config_format="wren")
+
+
+def test_slm_with_a_mini_swe_agent_model_override_is_an_error_naming_it():
+    with pytest.raises(ConfigError, match=r"'model\.model_kwargs\.temperature' \(a mini-swe-agent key\)"):
+        assemble_config(
+            [str(CONFIG_DIR / "mini.yaml"), "model.model_kwargs.temperature=0.2"], slm="gemma-3-270m"
+        )

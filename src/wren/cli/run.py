@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         from wren.exceptions import ConfigError
         from wren.models import get_model
         from wren.run import run_agent
-        from wren.serve.embedded import embedded_config
+        from wren.serve.embedded import ensure_server
 
         if mode is not None and mode not in MODES:
             raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
             slm=slm,
             env_kind=env,
             cwd=cwd,
-            embedded=embedded_config,
+            embedded=ensure_server,
             schema=InteractiveWrenConfig,
             config_format=config_format,
         )
