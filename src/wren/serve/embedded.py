@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -218,22 +217,8 @@ def _start(port: int, model_path: str, *, slots: int, n_ctx: int) -> str:
     )
 
 
-def embedded_model_config(api_base: str) -> dict[str, Any]:
-    return {
-        "name": f"openai/{EMBEDDED_MODEL_NAME}",
-        "api_base": api_base,
-        "api_key": "none",
-        "temperature": 0.0,
-        "max_output_tokens": 256,
-    }
+def embedded_model_config(api_base: str) -> dict[str, object]:
+    """The bundled model's config (its catalog entry's model settings), served at `api_base`."""
+    from wren.models.catalog import DEFAULT_MODEL, choose_slm
 
-
-def embedded_config(specs: list[str]) -> dict[str, Any]:
-    """The run config when no model is named: the built-ins plus slm.yaml, with the embedded model."""
-    from wren.config.loader import deep_merge, load_config_dict
-
-    data = load_config_dict(specs, base=("default", "slm"))
-    port = int((data.get("run") or {}).get("embedded_port") or DEFAULT_PORT)
-    data["model"] = deep_merge(embedded_model_config(ensure_server(port)), data.get("model") or {})
-    data["model"]["name"] = data["model"].get("name") or f"openai/{EMBEDDED_MODEL_NAME}"
-    return data
+    return {**choose_slm(DEFAULT_MODEL).model, "api_base": api_base}
