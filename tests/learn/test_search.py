@@ -1,0 +1,105 @@
+"""Search over real steps: a real git repo, the local environment, snapshots, a judge command,
+and a scripted policy whose first idea is wrong."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.peers.policy_model import SUBMIT, DepthPolicyModel, bash
+from wren.environments.local import LocalEnvironment
+from wren.exceptions import ConfigError
+from wren.learn.search import CommandJudge, SearchConfig, TreeSearch, make_agent
+from wren.validation import read_yaml, validate
+from wren.agents.config import AgentConfig
+
+WRONG = bash("sed -i 's/a - b/a * b/' calc.py", "multiply")
+RIGHT = bash("sed -i 's/a - b/a + b/' calc.py", "add")
+JUDGE = f"{sys.executable} -c 'import calc; assert calc.add(2, 3) == 5'"
+
+
+@pytest.fixture
+def repo(tmp_path):
+    (tmp_path / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    subprocess.run(
+        "git init -q -b main . && git -c user.email=t@t -c user.name=t commit -qm base --allow-empty && "
+        "git add -A && git -c user.email=t@t -c user.name=t commit -qm code",
+        shell=True, cwd=tmp_path, check=True,
+    )  # fmt: skip
+    return tmp_path
+
+
+def _search(repo, strategy, budget, replies, **cfg):
+    model = DepthPolicyModel(replies)
+    env = LocalEnvironment(cwd=str(repo))
+    agent_config = validate(AgentConfig, read_yaml("default")["agent"], where="agent")
+    agent = make_agent(model, env, agent_config)
+    config = SearchConfig(strategy=strategy, budget=budget, **cfg)
+    search = TreeSearch(agent, config, judge=CommandJudge(JUDGE))
+    return search.run("Fix add in calc.py"), model
+
+
+def test_greedy_follows_the_first_idea_and_the_judge_scores_it(repo):
+    result, model = _search(repo, "greedy", 10, [[WRONG, RIGHT], [SUBMIT]])
+    assert result.exit_status == "Submitted" and result.reward == 0.0
+    assert result.model_calls == 2 == model.n_calls
+    assert "a * b" in (repo / "calc.py").read_text()
+
+
+def test_best_of_n_runs_again_from_the_restored_root(repo):
+    result, _ = _search(repo, "best-of-n", 4, [[WRONG, RIGHT], [SUBMIT]])
+    assert result.model_calls == 4
+    rewards = sorted(n.reward for n in result.tree.terminals())
+    assert rewards == [0.0, 1.0]
+    assert result.reward == 1.0
+    # The workspace is the chosen run's; the other run's edit was undone by the restore.
+    assert (repo / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
+
+
+def test_mcts_expands_distinct_actions_with_priors_and_backs_up_rollout_returns(repo):
+    # At the root three samples give WRONG twice and RIGHT once: priors 2/3 and 1/3.
+    replies = [[WRONG, RIGHT, WRONG], [SUBMIT]]
+    result, model = _search(repo, "mcts", 6, replies, k=3, c_puct=1.0)
+    tree = result.tree
+    root_children = [tree.nodes[c] for c in tree.root.children]
+    by_action = {n.action: n for n in root_children}
+    assert set(by_action) == {"sed -i 's/a - b/a * b/' calc.py", "sed -i 's/a - b/a + b/' calc.py"}
+    wrong, right = by_action["sed -i 's/a - b/a * b/' calc.py"], by_action["sed -i 's/a - b/a + b/' calc.py"]
+    assert (wrong.prior, right.prior) == (pytest.approx(2 / 3), pytest.approx(1 / 3))
+    # Each child was valued by a rollout to a submission the judge scored.
+    assert wrong.estimate == 0.0 and right.estimate == 1.0
+    assert right.value == 1.0 and wrong.value == 0.0
+    assert tree.root.visits == 2 and tree.root.value == 0.5
+    assert result.reward == 1.0 and result.model_calls <= 6 and model.n_calls == result.model_calls
+    assert "a + b" in (repo / "calc.py").read_text()
+    # Expansion samples at the search temperature; rollouts use the model's own.
+    assert model.temperatures[:3] == [0.8, 0.8, 0.8] and model.temperatures[3] == 0.0
+
+
+def test_mcts_beats_greedy_at_the_same_budget(repo, tmp_path):
+    replies = [[WRONG, RIGHT], [SUBMIT]]
+    greedy, _ = _search(repo, "greedy", 6, replies)
+    subprocess.run(["git", "checkout", "-q", "--", "calc.py"], cwd=repo, check=True)
+    mcts, _ = _search(repo, "mcts", 6, replies, k=2)
+    assert (greedy.reward, mcts.reward) == (0.0, 1.0)
+
+
+def test_budget_counts_model_calls(repo):
+    # A policy that never submits: the search stops when the budget is spent.
+    result, model = _search(repo, "mcts", 5, [[bash("ls"), bash("pwd")]], k=2)
+    assert model.n_calls == 5 == result.model_calls
+    assert result.exit_status == "BudgetSpent" and result.chosen is None
+
+
+def test_bad_settings_are_clear_errors(repo):
+    with pytest.raises(ConfigError, match="search.budget"):
+        _search(repo, "mcts", 0, [[SUBMIT]])
+    model = DepthPolicyModel([[SUBMIT]])
+    agent_config = validate(AgentConfig, read_yaml("default")["agent"], where="agent")
+    agent = make_agent(model, LocalEnvironment(cwd=str(repo)), agent_config)
+    with pytest.raises(ConfigError, match="no judge"):
+        TreeSearch(agent, SearchConfig())
+    with pytest.raises(ConfigError, match="value function"):
+        TreeSearch(agent, SearchConfig(strategy="mcts", evaluate="value"), judge=CommandJudge("true"))
