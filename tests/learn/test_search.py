@@ -9,11 +9,11 @@ import sys
 import pytest
 
 from tests.peers.policy_model import SUBMIT, DepthPolicyModel, bash
+from wren.agents.config import AgentConfig
 from wren.environments.local import LocalEnvironment
 from wren.exceptions import ConfigError
 from wren.learn.search import CommandJudge, SearchConfig, TreeSearch, make_agent
 from wren.validation import read_yaml, validate
-from wren.agents.config import AgentConfig
 
 WRONG = bash("sed -i 's/a - b/a * b/' calc.py", "multiply")
 RIGHT = bash("sed -i 's/a - b/a + b/' calc.py", "add")

@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from wren.agents.default import AgentResult, DefaultAgent
 from wren.agents.config import AgentConfig
+from wren.agents.default import AgentResult, DefaultAgent
 from wren.environments.snapshot import Snapshot, WorkspaceSnapshots
 from wren.exceptions import (
     ConfigError,
