@@ -3,6 +3,7 @@ and a scripted policy whose first idea is wrong."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -103,3 +104,31 @@ def test_bad_settings_are_clear_errors(repo):
         TreeSearch(agent, SearchConfig())
     with pytest.raises(ConfigError, match="value function"):
         TreeSearch(agent, SearchConfig(strategy="mcts", evaluate="value"), judge=CommandJudge("true"))
+
+
+def test_wren_run_search_saves_the_tree_and_inspect_shows_it(buggy_repo, scripted_server, tmp_path):
+    from tests.conftest import SUBMIT as SUBMIT_DIFF
+    from tests.test_cli_run import wren
+
+    server = scripted_server([WRONG, SUBMIT_DIFF, RIGHT, SUBMIT_DIFF])
+    out = tmp_path / "out"
+    proc = wren(
+        "run", "-t", "add() subtracts; fix it.", "-m", "openai/scripted-model",
+        "-c", f"model.api_base={server.url}", "--cwd", str(buggy_repo), "--yolo", "-o", str(out),
+        "--search", "best-of-n", "--budget", "4", "--judge", JUDGE,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "by best-of-n after 4 model calls" in proc.stdout and "reward 1" in proc.stdout
+    assert len(server.requests) == 4
+    traj = json.loads((out / "run.traj.json").read_text())
+    assert traj["info"]["exit_status"] == "Submitted"
+    assert "+    return a + b" in traj["info"]["submission"]
+    tree = json.loads((out / "tree.json").read_text())
+    assert tree["strategy"] == "best-of-n" and tree["model_calls"] == 4 and len(tree["nodes"]) == 5
+    shown = wren("inspect", str(out), "--list")
+    assert shown.returncode == 0, shown.stderr
+    assert "strategy=best-of-n" in shown.stdout and "a + b" in shown.stdout and "reward=1" in shown.stdout
+    bad = wren("run", "-t", "x", "-m", "openai/m", "--search", "beam", "--cwd", str(buggy_repo), "--yolo")
+    assert (
+        bad.returncode != 0 and "--search must be one of greedy, best-of-n, mcts" in bad.stdout + bad.stderr
+    )

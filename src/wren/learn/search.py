@@ -20,6 +20,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -365,3 +366,41 @@ def chosen_result(result: SearchResult) -> AgentResult:
 def make_agent(model: Any, env: Any, agent_config: AgentConfig) -> DefaultAgent:
     """A DefaultAgent used only for its templates, parsing and observations."""
     return DefaultAgent(model, env, config=agent_config)
+
+
+def run_search(
+    config: Any,
+    task: str,
+    *,
+    env: Any,
+    model: Any,
+    output_dir: str | Path,
+    search: SearchConfig,
+    judge_command: str = "",
+    instance_id: str = "run",
+) -> SearchResult:
+    """`wren run --search`: search, save the tree and the chosen run's trajectory in `output_dir`."""
+    from wren.run import new_program_id, release_if_gateway
+    from wren.trajectory import TrajectoryRecorder
+
+    model.program_id = new_program_id(instance_id)
+    agent = make_agent(model, env, config.agent)
+    judge = CommandJudge(judge_command) if judge_command else None
+    if judge is None and search.score_terminals == "judge":
+        search = search.model_copy(update={"score_terminals": "submitted"})
+    searcher = TreeSearch(agent, search, judge=judge)
+    try:
+        result = searcher.run(task)
+    finally:
+        release_if_gateway(model)
+    output_dir = Path(output_dir)
+    result.tree.save(output_dir, **result.meta(search), judge=judge_command, task=task)
+    public = {
+        "agent": config.agent.model_dump(),
+        "search": search.model_dump(),
+        "program_id": model.program_id,
+    }
+    recorder = TrajectoryRecorder(output_dir, instance_id, config=public)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    recorder.on_finish(agent, chosen_result(result))
+    return result
