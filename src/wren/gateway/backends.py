@@ -168,15 +168,18 @@ class Backend:
         except UpstreamError:
             return
         if status == 200:
-            samples = parse_prometheus(body.decode("utf-8", "replace"))
-            if self.configured_capacity is None:
-                cap = capacity_from_vllm_metrics(samples)
-                if cap is not None and cap != self.capacity:
-                    self.capacity, self.capacity_source = cap, "vllm-metrics"
-                    log.info("backend %s: KV capacity %d tokens (vLLM metrics)", self.url, cap)
-            self._observe(samples)
+            self.apply_metrics(parse_prometheus(body.decode("utf-8", "replace")))
         if self.capacity is None:
             await self._sglang_capacity()
+
+    def apply_metrics(self, samples: dict[str, list[tuple[dict[str, str], float]]]) -> None:
+        """Take capacity (unless configured) and load from the samples of a vLLM-style metrics page."""
+        if self.configured_capacity is None:
+            cap = capacity_from_vllm_metrics(samples)
+            if cap is not None and cap != self.capacity:
+                self.capacity, self.capacity_source = cap, "vllm-metrics"
+                log.info("backend %s: KV capacity %d tokens (vLLM metrics)", self.url, cap)
+        self._observe(samples)
 
     def _observe(self, samples: dict[str, list[tuple[dict[str, str], float]]]) -> None:
         self.kv_usage = _sum(samples, _KV_USAGE)
