@@ -93,7 +93,9 @@ class Backend:
     last_error: str = ""
     inflight: int = 0
     used: int = 0  # tokens charged by the scheduler (resident programs)
-    residents: set = field(default_factory=set)  # programs charged here
+    residents: dict = field(
+        default_factory=dict
+    )  # programs charged here, in the order they came (a set that keeps runs repeatable)
     correction: float = 1.0  # usable fraction of capacity, lowered by observed preemptions
     kv_usage: float | None = None  # scraped, 0..1
     running: float | None = None

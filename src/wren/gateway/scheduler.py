@@ -233,7 +233,7 @@ class ProgramPolicy(Policy):
         b = prog.charged
         if b is not None:
             b.used -= prog.charge
-            b.residents.discard(prog)
+            b.residents.pop(prog, None)
         prog.charge = 0
         prog.charged = None
 
@@ -246,7 +246,7 @@ class ProgramPolicy(Policy):
         if prog.charged is not b:
             self._uncharge(prog)
             prog.charged = b
-            b.residents.add(prog)
+            b.residents[prog] = None
         new = self.projection(prog)
         b.used += new - prog.charge
         prog.charge = new
@@ -411,28 +411,36 @@ class ProgramPolicy(Policy):
         return b if b is not None and b.healthy else None
 
     def _displace(self, prog: ProgramState, now: float) -> Backend | None:
-        """Pause programs between steps that have run longest on the overdue program's backend, to fit it.
+        """Make room for an overdue program by pausing, between their steps, the programs that have run
+        longest: on the backend holding its cache if enough can be freed there, else on one where it can.
 
-        Returns the backend once it fits there; until then the room freed stays reserved for it.
+        Returns the backend once the program fits there; until then the room freed stays reserved for it.
         """
-        b = self._home(prog)
-        if b is None:
-            healthy = self.healthy()
-            if not healthy:
-                return None
-            b = max(healthy, key=lambda x: self._room(x, prog))
-        need = self.projection(prog) - self._room(b, prog)
-        if need > 0:
-            quantum = self.config.min_run_seconds
-            idle = [
-                p
-                for p in b.residents
-                if p.active and p is not prog and p.phase != REASONING and now - p.resumed_at >= quantum
-            ]
-            idle.sort(key=lambda p: p.resumed_at)
-            for p in self._enough(idle, need):
+        healthy = self.healthy()
+        if not healthy:
+            return None
+        home = self._home(prog)
+        order = ([home] if home is not None else []) + sorted(
+            (b for b in healthy if b is not home), key=lambda b: -self._room(b, prog)
+        )
+        need = {b: self.projection(prog) - self._room(b, prog) for b in order}
+        victims = {b: self._idle_victims(b, prog, now) for b in order}
+        b = next((b for b in order if need[b] <= sum(p.charge for p in victims[b])), order[0])
+        if need[b] > 0:
+            for p in self._enough(victims[b], need[b]):
                 self._pause(p, "time_slice", now)
         return b if self._fits(b, prog) else None
+
+    def _idle_victims(self, b: Backend, prog: ProgramState, now: float) -> list[ProgramState]:
+        """Programs on `b` between steps that have run at least `min_run_seconds`, longest running first."""
+        quantum = self.config.min_run_seconds
+        idle = [
+            p
+            for p in b.residents
+            if p.active and p is not prog and p.phase != REASONING and now - p.resumed_at >= quantum
+        ]
+        idle.sort(key=lambda p: p.resumed_at)
+        return idle
 
     def _resume(self, prog: ProgramState, b: Backend, reason: str, now: float) -> None:
         self.queue.pop(prog, None)
