@@ -1,8 +1,10 @@
 """Backends: their connections, KV capacity, health and scraped load.
 
 Capacity in tokens comes, in order, from the gateway's configuration, a vLLM `/metrics` page
-(`vllm:cache_config_info` block_size x num_gpu_blocks) or SGLang's `/get_server_info`
-(`max_total_num_tokens`); without any of them it is unknown and the `program` policy cannot pause.
+(`vllm:cache_config_info`: kv_cache_size_tokens, else block_size x num_gpu_blocks), llama.cpp's
+`/slots` (the slots' n_ctx added up; one request must fit in one slot) or SGLang's
+`/get_server_info` (`max_total_num_tokens`); without any of them it is unknown and the `program`
+policy cannot pause.
 Scraped KV usage, queued requests and preemptions correct the scheduler's estimate: each new
 preemption (or a queue at a full cache) shrinks the usable fraction of the capacity, and quiet
 scrapes let it recover.
@@ -24,8 +26,8 @@ _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 # Gauges/counters read from a vLLM-style metrics page; first name found wins (v1 names, then v0).
 _KV_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
-_RUNNING = ("vllm:num_requests_running",)
-_WAITING = ("vllm:num_requests_waiting",)
+_RUNNING = ("vllm:num_requests_running", "llamacpp:requests_processing")
+_WAITING = ("vllm:num_requests_waiting", "llamacpp:requests_deferred")
 _PREEMPTIONS = ("vllm:num_preemptions_total", "vllm:num_preemptions")
 
 
@@ -89,6 +91,7 @@ class Backend:
     capacity: int | None = None
     capacity_source: str = "unknown"
     configured_capacity: int | None = None
+    request_limit: int | None = None  # most tokens one request can hold (llama.cpp: a slot), if less
     healthy: bool = True
     last_error: str = ""
     inflight: int = 0
@@ -172,6 +175,8 @@ class Backend:
         if status == 200:
             self.apply_metrics(parse_prometheus(body.decode("utf-8", "replace")))
         if self.capacity is None:
+            await self._llamacpp_capacity()
+        if self.capacity is None:
             await self._sglang_capacity()
 
     def apply_metrics(self, samples: dict[str, list[tuple[dict[str, str], float]]]) -> None:
@@ -201,6 +206,28 @@ class Backend:
                 self.correction = min(1.0, self.correction + 0.02)
             self.preemptions = preemptions
 
+    async def _llamacpp_capacity(self) -> None:
+        try:
+            status, body = await self.get("/slots")
+        except UpstreamError:
+            return
+        if status != 200:
+            return
+        try:
+            sizes = [int(slot["n_ctx"]) for slot in json.loads(body)]
+        except (ValueError, TypeError, KeyError):
+            return
+        if sizes and min(sizes) > 0:
+            # Each slot holds its own KV cache (without --kv-unified): what the slots hold together.
+            self.capacity, self.capacity_source = sum(sizes), "llama.cpp-slots"
+            self.request_limit = max(sizes)
+            log.info(
+                "backend %s: KV capacity %d tokens in %d slots (llama.cpp)",
+                self.url,
+                self.capacity,
+                len(sizes),
+            )
+
     async def _sglang_capacity(self) -> None:
         try:
             status, body = await self.get("/get_server_info")
@@ -225,6 +252,7 @@ class Backend:
             "last_error": self.last_error or None,
             "capacity_tokens": self.capacity,
             "capacity_source": self.capacity_source,
+            "request_limit_tokens": self.request_limit,
             "usable_tokens": None if usable == float("inf") else int(usable),
             "used_tokens": self.used,
             "programs": len(self.residents),

@@ -146,7 +146,7 @@ class Policy:
         healthy = self.healthy()
         if not healthy or any(b.capacity is None for b in healthy):
             return
-        largest = max(b.capacity or 0 for b in healthy)
+        largest = max(min(b.capacity or 0, b.request_limit or b.capacity or 0) for b in healthy)
         if prompt_tokens > largest * self.config.oversize_tolerance:
             raise PromptTooLarge(
                 f"the prompt is at least {prompt_tokens} tokens (estimated from its size); "
