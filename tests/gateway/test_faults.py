@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 
 import httpx
@@ -89,3 +91,23 @@ def test_a_request_held_past_the_queue_bound_gets_503_with_retry_after(gateway, 
     # Once A is released, B's retry goes through.
     httpx.post(g.base + "/programs/release", json={"program_id": "A"})
     assert chat(g.url, program_id="B").status_code == 200
+
+
+def test_cli_tail_controls_are_validated():
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wren.cli.main",
+            "gateway",
+            "--backends",
+            "http://127.0.0.1:9",
+            "--max-queue",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0
+    assert "gateway.max_queue_seconds" in bad.stderr and "greater than 0" in bad.stderr

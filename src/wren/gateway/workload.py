@@ -59,8 +59,9 @@ class WorkloadConfig(BaseModel):
     """Longest tool time in simulated seconds."""
     spread: float = Field(default=1.0, ge=0)
     """Sigma of the log-normal distributions."""
-    program_id_in: Literal["header", "body", "extra_body", "none"] = "header"
-    """Where requests carry the program id."""
+    program_id_in: Literal["all", "header", "body", "extra_body", "none"] = "all"
+    """Where requests carry the program id: `all` puts it in the X-Program-Id header, the body's
+    `program_id` and `extra_body.program_id`, where the program-aware gateways read it."""
     stream: bool = False
     """Send streaming requests."""
     release: bool = True
@@ -285,11 +286,12 @@ class Workload:
         cfg = self.config
         body: dict[str, Any] = {"model": cfg.model, "messages": messages, "max_tokens": max_tokens}
         headers = {}
-        if cfg.program_id_in == "header":
+        where = cfg.program_id_in
+        if where in ("all", "header"):
             headers["X-Program-Id"] = pid
-        elif cfg.program_id_in == "body":
+        if where in ("all", "body"):
             body["program_id"] = pid
-        elif cfg.program_id_in == "extra_body":
+        if where in ("all", "extra_body"):
             body["extra_body"] = {"program_id": pid}
         if cfg.stream:
             body["stream"] = True
