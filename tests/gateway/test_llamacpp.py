@@ -59,23 +59,23 @@ def words(n: int, tag: str) -> list[dict]:
 
 
 def test_llamacpp_capacity_from_slots_and_programs_pause_and_resume(gateway, llamacpp):
-    url = llamacpp(n_ctx=2048, parallel=2)
+    url = llamacpp(n_ctx=1024, parallel=2)
     g = gateway([url], **EXACT)
     backend = httpx.get(g.base + "/health").json()["backends"][0]
-    assert (backend["capacity_tokens"], backend["capacity_source"]) == (2048, "llama.cpp-slots")
-    assert backend["request_limit_tokens"] == 1024  # one request fits in one slot
+    assert (backend["capacity_tokens"], backend["capacity_source"]) == (1024, "llama.cpp-slots")
+    assert backend["request_limit_tokens"] == 512  # one request fits in one slot
 
     # Larger than any slot can ever hold: refused at once, naming the slot's size.
     r = chat(g.url, program_id="huge", messages=words(20_000, "huge"), max_tokens=1)
-    assert r.status_code == 400 and "1024" in r.json()["error"]["message"]
+    assert r.status_code == 400 and "512" in r.json()["error"]["message"]
 
-    # Three programs of about 600 tokens fit in 2048; when A grows to about 900, the newest of the
+    # Three programs of about 310 tokens fit in 1024; when A grows to about 460, the newest of the
     # other two (between its steps) is paused, its next request held at the gateway until A ends.
     for pid in ("A", "B", "C"):
-        r = chat(g.url, program_id=pid, messages=words(600, pid), max_tokens=2, timeout=300)
+        r = chat(g.url, program_id=pid, messages=words(300, pid), max_tokens=2, timeout=300)
         assert r.status_code == 200, r.text
-        assert r.json()["usage"]["prompt_tokens"] > 550
-    r = chat(g.url, program_id="A", messages=words(900, "A"), max_tokens=2, timeout=300)
+        assert r.json()["usage"]["prompt_tokens"] > 280
+    r = chat(g.url, program_id="A", messages=words(450, "A"), max_tokens=2, timeout=300)
     assert r.status_code == 200
     assert program(g, "C")["state"] == "paused" and program(g, "C")["pause_reason"] == "kv_overflow"
     assert program(g, "B")["state"] == "active"
@@ -83,7 +83,7 @@ def test_llamacpp_capacity_from_slots_and_programs_pause_and_resume(gateway, lla
     held: dict = {}
     t = threading.Thread(
         target=lambda: held.update(
-            r=chat(g.url, program_id="C", messages=words(650, "C"), max_tokens=2, timeout=300)
+            r=chat(g.url, program_id="C", messages=words(320, "C"), max_tokens=2, timeout=300)
         )
     )
     t.start()
