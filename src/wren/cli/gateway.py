@@ -80,6 +80,11 @@ def register(app: typer.Typer) -> None:
             [], "-c", "--config", help="YAML file with gateway settings, or key=value."
         ),
         log_level: str = typer.Option("INFO", "--log-level", help="Logging level."),
+        record: str | None = typer.Option(
+            None,
+            "--record",
+            help="Write every request per program (prompts, completions, token ids, logprobs) to DIR.",
+        ),
     ) -> None:
         """Run the gateway: `wren gateway --backends URL[,URL...] [--port P] [--policy NAME]`."""
         if ctx.invoked_subcommand is not None:
@@ -109,6 +114,8 @@ def register(app: typer.Typer) -> None:
             cli["backend_api_key"] = backend_api_key
         if forward_header:
             cli["forward_headers"] = forward_header
+        if record is not None:
+            cli["record_dir"] = record
         for key, value in (
             ("max_pause_seconds", max_pause),
             ("min_run_seconds", min_run),

@@ -23,6 +23,7 @@ from wren.gateway.backends import Backend
 from wren.gateway.config import GatewayConfig
 from wren.gateway.metrics import GatewayMetrics
 from wren.gateway.programs import ProgramReleased, ProgramState, ProgramTable, StepOutcome
+from wren.gateway.record import TraceRecorder
 from wren.gateway.relay import JSON_TYPE, error_response, relay_json, relay_stream
 from wren.gateway.scheduler import NoHealthyBackend, Policy, Rejected, get_policy_class, retry_after_header
 from wren.gateway.serving import ServerThread, serve_forever, start_site
@@ -79,6 +80,9 @@ class Gateway:
             for url in config.backends
         ]
         self.policy: Policy = get_policy_class(config.policy)(self.backends, config, self.metrics)
+        self.recorder = (
+            TraceRecorder(config.record_dir, config.record_logprobs) if config.record_dir else None
+        )
         self.policy.wake = _wake
         self.metrics.attach_state(
             lambda: (self.backends, self.programs, config.target_utilization, self.policy.queue_length())
@@ -243,7 +247,7 @@ class Gateway:
         status = 499  # stays so if the client goes away
         prog: ProgramState | None = None
         try:
-            prog, payload, stream, wants_usage = await self._read(request)
+            prog, payload, stream, wants_usage = await self._read(request, endpoint)
             status, response = await self._serve(request, prog, path, payload, stream, wants_usage, t0)
             return response
         except (Rejected, NoHealthyBackend, ProgramReleased) as e:
@@ -254,7 +258,9 @@ class Gateway:
                 self._release(prog, "request_end")
             self.metrics.observe_request(endpoint, status, time.perf_counter() - t0)
 
-    async def _read(self, request: web.Request) -> tuple[ProgramState, bytes, bool, bool]:
+    async def _read(
+        self, request: web.Request, endpoint: str = "chat"
+    ) -> tuple[ProgramState, bytes, bool, bool]:
         """The program and the payload to forward; BadRequest for anything malformed."""
         if not self._authorized(request):
             raise Unauthorized("missing or wrong API key")
@@ -277,6 +283,8 @@ class Gateway:
                 wants_usage = False
                 body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
                 changed = True
+        if self.recorder is not None and self.recorder.prepare(body, endpoint):
+            changed = True
         prog, _ = self.programs.get_or_create(pid)
         prog.last_activity = time.monotonic()
         return prog, (orjson.dumps(body) if changed else raw), stream, wants_usage
@@ -314,13 +322,16 @@ class Gateway:
                 resp = await backend.pool.request("POST", path, payload, headers)
             self.metrics.added_seconds.observe(time.perf_counter() - t0 - waited)
             ctype = resp.headers.get("content-type", "")
+            tap: list[bytes] | None = [] if self.recorder is not None else None
             if stream and resp.status == 200 and ctype.startswith("text/event-stream"):
-                out, status, error = await relay_stream(request, resp, step, wants_usage)
+                out, status, error = await relay_stream(request, resp, step, wants_usage, tap=tap)
                 if error is not None:
                     self._upstream_failed(backend, error)
+                self._record(prog, path, payload, status, backend, b"".join(tap or ()), True, t0)
                 return status, out
             out = await relay_json(resp, step)
             status = resp.status
+            self._record(prog, path, payload, status, backend, out.body or b"", False, t0)
             return status, out
         except ConnectFailed as e:
             if backend is not None:
@@ -337,6 +348,20 @@ class Gateway:
             now = time.monotonic()
             self.programs.end_step(prog, step, now)
             self.policy.finish(prog, backend, now)
+
+    def _record(
+        self, prog: ProgramState, path: str, payload: bytes, status: int, backend: Backend, answer: Any,
+        stream: bool, t0: float,
+    ) -> None:  # fmt: skip
+        if self.recorder is None:
+            return
+        try:
+            self.recorder.record(
+                None if prog.ephemeral else prog.program_id, path, payload, status, backend.url,
+                bytes(answer), stream, time.perf_counter() - t0,
+            )  # fmt: skip
+        except OSError as e:  # a full disk must not fail the client's request
+            log.warning("could not record the request of %s: %s", prog.program_id, e)
 
     async def _admit(self, prog: ProgramState, tokens: int, least: int | None = None) -> Backend:
         """Wait until the policy places the request (woken by it, or looking again when the bound is due)."""

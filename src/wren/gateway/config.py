@@ -62,6 +62,10 @@ class GatewayConfig(BaseModel):
     """A backend that sends nothing for this long fails the request."""
     max_program_id_length: int = Field(default=256, ge=1)
     """Longest accepted program id."""
+    record_dir: str = ""
+    """Directory where every completion request is written per program with the backend's tokens and log-probs ('' = none)."""
+    record_logprobs: bool = True
+    """While recording, ask backends for log-probabilities when the client did not."""
 
     @field_validator("backends")
     @classmethod

@@ -136,13 +136,18 @@ async def relay_json(resp: _Response, step: StepOutcome) -> web.Response:
 
 
 async def relay_stream(
-    request: web.Request, resp: _Response, step: StepOutcome, wants_usage: bool
+    request: web.Request,
+    resp: _Response,
+    step: StepOutcome,
+    wants_usage: bool,
+    tap: list[bytes] | None = None,
 ) -> tuple[web.StreamResponse, int, UpstreamError | None]:
     """Pass each complete SSE event through as it arrives: (response, status, backend error).
 
     The status is 200, 499 when the client went away, or 502 when the backend failed mid-stream
     (its error, StreamCutShort when the stream just stopped, is returned after an error event went
     to the client). `step` gets the usage, events and whether the stream finished, whatever happens.
+    `tap`, when given, receives every complete chunk of events as the backend sent it (the recorder's).
     """
     scan = StreamScan(wants_usage)
     ctype = resp.headers.get("content-type", "text/event-stream")
@@ -156,8 +161,12 @@ async def relay_stream(
             if cut < 0:
                 continue
             data, buf = buf[:cut], buf[cut:]
+            if tap is not None:
+                tap.append(data)
             await out.write(scan.scan(data))
         if buf:
+            if tap is not None:
+                tap.append(buf)
             await out.write(scan.scan(buf))
         if not scan.finished:
             raise StreamCutShort("the stream ended without [DONE] or a finish_reason")
