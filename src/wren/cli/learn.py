@@ -170,6 +170,31 @@ def register(app: typer.Typer) -> None:
         """Direct preference optimisation with a LoRA (TRL DPOTrainer)."""
         _train("dpo", model, data, output, max_steps, config)
 
+    @learn.command("value")
+    def value_command(
+        model: str = typer.Option(..., "--model", help="Training directory (from `wren learn convert`)."),
+        data: str = typer.Option(..., "--data", help="value.jsonl from `wren learn export`."),
+        output: str = typer.Option(
+            ..., "-o", "--output", help="Output directory (adapter, head, calibration)."
+        ),
+        config: list[str] = typer.Option(
+            [], "-c", "--config", help="YAML file or key=value (epochs, lr, lora_r, holdout, bins, ...)."
+        ),
+    ) -> None:
+        """Train the value model (LoRA + scalar head) on value records; writes its calibration."""
+        from wren.config.loader import validate
+        from wren.learn.export import read_jsonl
+        from wren.learn.value import ValueConfig, train_value
+
+        values = _config_data(config) | {"model": model, "output": output}
+        result = train_value(read_jsonl(data), validate(ValueConfig, values, where="learn value"))
+        cal = result["calibration"]
+        typer.echo(
+            f"value: loss {result['losses'][0]:.3f} -> {result['losses'][-1]:.3f}; ECE {cal['ece']:.3f} on "
+            f"{cal['n']} {cal['on']}; model, calibration.json and reliability.svg in {output}",
+            err=True,
+        )
+
     @learn.command("gguf")
     def gguf_command(
         model: str = typer.Option(

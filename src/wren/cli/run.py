@@ -65,6 +65,11 @@ def register(app: typer.Typer) -> None:
             "", "--judge", help="Check command that scores a finished run (exit 0 = reward 1), with --search."
         ),
         width: int = typer.Option(3, "--k", help="Actions sampled per MCTS expansion (with --search)."),
+        value: str = typer.Option(
+            "",
+            "--value",
+            help="Value model directory (`wren learn value`): values MCTS nodes, ranks best-of-n.",
+        ),
     ) -> None:
         """Run one task with the agent; exit 0 when it submitted."""
         from wren.agents.interactive import InteractiveAgent
@@ -129,7 +134,9 @@ def register(app: typer.Typer) -> None:
             )  # fmt: skip
 
         if search is not None:
-            _run_search(cfg, text, environment, model_obj, out_dir, instance_id, search, budget, judge, width)
+            _run_search(
+                cfg, text, environment, model_obj, out_dir, instance_id, search, budget, judge, width, value
+            )
             return
         try:
             if visual:
@@ -163,7 +170,7 @@ def register(app: typer.Typer) -> None:
 
 def _run_search(
     cfg: Any, text: str, environment: Any, model: Any, out_dir: Path, instance_id: str,
-    strategy: str, budget: int, judge: str, width: int,
+    strategy: str, budget: int, judge: str, width: int, value: str = "",
 ) -> None:  # fmt: skip
     from wren.cli.display import console
     from wren.exceptions import ConfigError
@@ -174,10 +181,17 @@ def _run_search(
     if budget < 1 or width < 1:
         raise ConfigError(f"--budget and --k must be at least 1, not {budget} and {width}")
     search = SearchConfig(strategy=strategy, budget=budget, k=width)  # type: ignore[arg-type]
+    value_fn = None
+    if value:
+        from wren.learn.value import ValueModel
+
+        value_fn = ValueModel.load(value)
+        # The verifier ranks finished runs; the judge (when given) only scores the chosen one.
+        search = search.model_copy(update={"evaluate": "value", "score_terminals": "value"})
     try:
         result = run_search(
             cfg, text, env=environment, model=model, output_dir=out_dir, search=search,
-            judge_command=judge, instance_id=instance_id,
+            judge_command=judge, instance_id=instance_id, value_fn=value_fn,
         )  # fmt: skip
     finally:
         close = getattr(environment, "close", None)

@@ -378,9 +378,10 @@ def run_search(
     search: SearchConfig,
     judge_command: str = "",
     instance_id: str = "run",
+    value_fn: ValueFn | None = None,
 ) -> SearchResult:
     """`wren run --search`: search, save the tree and the chosen run's trajectory in `output_dir`."""
-    from wren.run import new_program_id, release_if_gateway
+    from wren.run import new_program_id, release_at_gateway
     from wren.trajectory import TrajectoryRecorder
 
     model.program_id = new_program_id(instance_id)
@@ -388,11 +389,15 @@ def run_search(
     judge = CommandJudge(judge_command) if judge_command else None
     if judge is None and search.score_terminals == "judge":
         search = search.model_copy(update={"score_terminals": "submitted"})
-    searcher = TreeSearch(agent, search, judge=judge)
+    searcher = TreeSearch(agent, search, judge=judge, value_fn=value_fn)
     try:
         result = searcher.run(task)
     finally:
-        release_if_gateway(model)
+        release_at_gateway(model)
+    if judge is not None and result.chosen is not None and search.score_terminals != "judge":
+        # The final reward is the judge's, whatever ranked the runs during the search.
+        searcher._restore(result.chosen)
+        result.reward = result.chosen.reward = judge(env)
     output_dir = Path(output_dir)
     result.tree.save(output_dir, **result.meta(search), judge=judge_command, task=task)
     public = {
