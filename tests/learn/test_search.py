@@ -150,3 +150,29 @@ def test_mcts_guided_by_a_value_function_and_best_of_n_ranked_by_it(repo):
     assert result.chosen is not None and result.chosen.reward == 1.0
     assert result.tree.nodes[result.chosen.parent].estimate == 1.0
     assert "a + b" in (repo / "calc.py").read_text()
+
+
+def test_wren_batch_search_runs_best_of_n_per_instance(tmp_path):
+    from tests.peers.fixture_repo import build_calc_repo, write_jsonl
+    from tests.peers.scripted_batch import FIX, write_config
+    from tests.peers.scripted_batch import SUBMIT as BATCH_SUBMIT
+    from tests.test_cli_run import wren
+
+    inst = build_calc_repo(tmp_path / "repos")
+    write_jsonl(tmp_path / "ds.jsonl", [inst])
+    wrong = bash("sed -i 's/^    return x$/    return lo/' calc/ops.py", "clamp low")
+    outputs = [wrong, bash(BATCH_SUBMIT), bash(FIX), bash(BATCH_SUBMIT)]
+    write_config(tmp_path / "cfg.yaml", outputs)
+    judge = "python3 -c 'from calc.ops import clamp; assert clamp(50, 0, 10) == 10 and clamp(5, 0, 10) == 5'"
+    out = tmp_path / "out"
+    proc = wren(
+        "batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(out), "--repos", str(tmp_path / "repos"),
+        "-c", str(tmp_path / "cfg.yaml"), "--search", "best-of-n", "--budget", "4", "--judge", judge,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    preds = json.loads((out / "preds.json").read_text())
+    patch = preds[inst["instance_id"]]["model_patch"]
+    assert "+    if x > hi:" in patch and "+    return lo" not in patch
+    tree = json.loads((out / inst["instance_id"] / "tree.json").read_text())
+    assert tree["model_calls"] == 4 and tree["reward"] == 1.0

@@ -356,11 +356,42 @@ class TreeSearch:
         )
 
 
-def chosen_result(result: SearchResult) -> AgentResult:
+def chosen_result(result: SearchResult, cost: float = 0.0) -> AgentResult:
     """The chosen run as an agent result (its messages, from the root to the chosen node)."""
     messages = result.tree.messages(result.chosen) if result.chosen else result.tree.root.messages
     steps = result.tree.depth(result.chosen) if result.chosen else 0
-    return AgentResult(result.exit_status, result.submission, steps, 0.0, messages)
+    return AgentResult(result.exit_status, result.submission, steps, cost, messages)
+
+
+class SearchRunner:
+    """Stands in for `run_agent` in a batch (`wren batch --search`): one search per instance."""
+
+    def __init__(self, search: SearchConfig, judge_command: str = "", value_dir: str = ""):
+        self.search, self.judge_command, self.value_dir = search, judge_command, value_dir
+        self._value: Any = None
+
+    def _value_fn(self) -> ValueFn | None:
+        if self.value_dir and self._value is None:
+            from wren.learn.value import ValueModel
+
+            self._value = ValueModel.load(self.value_dir)
+        return self._value
+
+    def __getstate__(self) -> dict[str, Any]:  # Ray ships the runner; the loaded model stays behind
+        return {**self.__dict__, "_value": None}
+
+    def __call__(
+        self, config: Any, task: str, *, env: Any, model: Any, output_dir: str | Path, instance_id: str = "run",
+        hooks: Any = (),
+    ) -> AgentResult:  # fmt: skip
+        search = self.search
+        if self.value_dir:
+            search = search.model_copy(update={"evaluate": "value", "score_terminals": "value"})
+        result = run_search(
+            config, task, env=env, model=model, output_dir=output_dir, search=search,
+            judge_command=self.judge_command, instance_id=instance_id, value_fn=self._value_fn(),
+        )  # fmt: skip
+        return chosen_result(result, float(getattr(model, "cost", 0.0) or 0.0))
 
 
 def make_agent(model: Any, env: Any, agent_config: AgentConfig) -> DefaultAgent:
