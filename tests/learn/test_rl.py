@@ -97,3 +97,25 @@ def test_update_without_collected_log_probs_is_refused():
     batch = RolloutBatch(ids, torch.ones_like(ids), torch.ones_like(ids), torch.zeros(1, 4))
     with pytest.raises(ValueError, match="collect"):
         ppo_update(policy, torch.optim.SGD(policy.parameters(), lr=0.1), batch, RLConfig())
+
+
+def test_grpo_iteration_on_episodes_of_a_tiny_model(tiny_model, tmp_path):
+    from tests.learn.tiny import sample_records
+    from wren.learn.grpo import GRPOConfig, grpo_iteration
+
+    records = [
+        {"messages": r["messages"], "reward": float(i % 2 == 0), "group": f"task-{i // 2}"}
+        for i, r in enumerate(sample_records(4))
+    ]
+    config = GRPOConfig(model=str(tiny_model), output=str(tmp_path / "rl"), rl=RLConfig(epochs=5, lr=1e-2))
+    log = grpo_iteration(records, config)
+    assert (log["episodes"], log["groups"], log["mean_reward"]) == (4, 2, 0.5)
+    steps = log["steps"]
+    assert steps[0]["ratio_max_deviation"] < 1e-5 < steps[-1]["ratio_max_deviation"]
+    assert max(s["clip_fraction"] for s in steps) > 0
+    assert (tmp_path / "rl" / "adapter_config.json").is_file()
+    # A second iteration continues the saved adapter and appends to the log.
+    grpo_iteration(records, config)
+    import json
+
+    assert len(json.loads((tmp_path / "rl" / "rl_log.json").read_text())) == 2

@@ -195,6 +195,50 @@ def register(app: typer.Typer) -> None:
             err=True,
         )
 
+    @learn.command("rl")
+    def rl_command(
+        runs: list[str] = typer.Argument(
+            ..., help="Run directories with judged episodes (several per task)."
+        ),
+        model: str = typer.Option(..., "--model", help="Training directory of the policy's base model."),
+        output: str = typer.Option(
+            ..., "-o", "--output", help="Adapter directory; run again to continue it."
+        ),
+        dataset: str = typer.Option(
+            "", "--dataset", "-d", help="The runs' tasks (for rewards that need them)."
+        ),
+        config: list[str] = typer.Option(
+            [],
+            "-c",
+            "--config",
+            help="YAML file or key=value (rl.clip_eps, rl.epochs, rl.kl_coef, rewards...).",
+        ),
+    ) -> None:
+        """One GRPO iteration: group-relative advantages per task, clipped updates of the LoRA."""
+        from pathlib import Path
+
+        from wren.config.loader import validate
+        from wren.learn.episodes import load_episodes
+        from wren.learn.grpo import GRPOConfig, grpo_iteration, rl_records
+
+        cfg = validate(
+            GRPOConfig, _config_data(config) | {"model": model, "output": output}, where="learn rl"
+        )
+        episodes = []
+        for run in runs:
+            report = Path(run) / "report.json"
+            episodes += load_episodes(
+                run, report=report if report.is_file() else None, dataset=dataset or None
+            )
+        log = grpo_iteration(rl_records(episodes, cfg.rewards), cfg)
+        last = log["steps"][-1]
+        typer.echo(
+            f"rl: {log['episodes']} episodes in {log['groups']} groups, mean reward {log['mean_reward']:.3f}; "
+            f"last step ratio deviation {last['ratio_max_deviation']:.3f}, clipped {last['clip_fraction']:.1%}, "
+            f"KL {last['kl']:.4f}; adapter in {output}",
+            err=True,
+        )
+
     @learn.command("gguf")
     def gguf_command(
         model: str = typer.Option(
