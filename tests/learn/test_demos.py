@@ -58,8 +58,11 @@ def test_demo_replies_are_single_actions(tasks):
 
 def test_demos_are_kept_only_when_the_judge_resolves_them(tasks):
     tmp_path, instances = tasks
+    # A step limit shorter than the script (as a loop sets for model runs) does not cut demonstrations.
     config = assemble_config(
-        [f"bench.workspace.repos={tmp_path / 'repos'}"], env_kind="local", schema=BenchWrenConfig
+        [f"bench.workspace.repos={tmp_path / 'repos'}", "agent.step_limit=2"],
+        env_kind="local",
+        schema=BenchWrenConfig,
     )
     out = tmp_path / "demos"
     report = write_demos(instances, config, out, workers=2)

@@ -74,7 +74,7 @@ def test_regressions_are_penalised_and_similarity_grades_partial_patches():
 
 
 def test_unknown_reward_is_a_clear_error():
-    with pytest.raises(ConfigError, match="unknown reward 'resolvd'.*known: .*resolved"):
+    with pytest.raises(ConfigError, match="unknown reward .resolvd.*known: .*resolved"):
         validate(RewardConfig, {"weights": {"resolvd": 1.0}}, where="rewards")
     # A dotted path names any function.
     assert RewardConfig(weights={"wren.learn.rewards.resolved": 1.0})

@@ -41,6 +41,7 @@ def test_sft_lowers_the_loss_and_changes_the_weights(tiny_model: Path, tmp_path:
             max_steps=30,
             learning_rate=5e-3,
             save_steps=100,
+            threads=1,  # torch threads spinning against a busy machine slow a tiny model 100x
         )
     )
     assert log["steps"] == 30
@@ -76,6 +77,7 @@ def test_dpo_prefers_the_chosen_reply(tiny_model: Path, tmp_path: Path):
             max_steps=20,
             learning_rate=3e-3,
             save_steps=100,
+            threads=1,  # torch threads spinning against a busy machine slow a tiny model 100x
         )
     )
     assert log["steps"] == 20
@@ -98,7 +100,18 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_model: Path, tmp_pat
     out = tmp_path / "sft"
     command = [
         *(sys.executable, "-m", "wren.cli.main", "learn", "sft", "--model", str(tiny_model)),
-        *("--data", str(data), "-o", str(out), "-c", "save_steps=3", "-c", "save_total_limit=5"),
+        *(
+            "--data",
+            str(data),
+            "-o",
+            str(out),
+            "-c",
+            "save_steps=3",
+            "-c",
+            "save_total_limit=5",
+            "-c",
+            "threads=1",
+        ),
     ]
     # Far more steps than can run before the kill: the first run cannot finish on its own.
     first = subprocess.Popen(

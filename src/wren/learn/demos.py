@@ -179,6 +179,9 @@ def write_demos(
         cfg.model.model_class = "scripted"
         cfg.model.name = "wren-demo"
         cfg.model.outputs = replies
+        # The script is as long as it is: the limits meant for a model's runs do not apply.
+        cfg.agent.step_limit = 0
+        cfg.agent.cost_limit = 0
         if not cfg.bench.workspace.root:
             cfg.bench.workspace.root = str(output_dir / ".workspaces")
         return process_instance(inst, cfg, output_dir)

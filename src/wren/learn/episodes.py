@@ -15,11 +15,11 @@ from wren.exceptions import ConfigError, FormatError
 from wren.models.actions import parse_action
 
 
-def read_run(path: str | Path) -> dict[str, Any]:
-    """A saved run (`*.traj.json`, `trajectory.jsonl` or their directory) in mini-swe-agent's schema."""
-    from wren.trajectory import load_trajectory
+def read_run(path: str | Path) -> Any:
+    """A saved run (`*.traj.json`, `trajectory.jsonl`) as the trajectory package reads it."""
+    from wren.trajectory import read_run as read
 
-    return load_trajectory(path)
+    return read(path)
 
 
 @dataclass
@@ -113,15 +113,14 @@ def load_episodes(
     episodes = []
     for instance_id, path in sorted(_run_files(run_dir).items()):
         run = read_run(path)
-        info = run.get("info") or {}
-        action_format = ((info.get("config") or {}).get("agent") or {}).get("action_format", "text")
+        action_format = (run.config.get("agent") or {}).get("action_format", "text")
         patch = (preds.get(instance_id) or {}).get("model_patch")
         episodes.append(
             Episode(
                 instance_id=instance_id,
-                messages=run.get("messages") or [],
-                exit_status=info.get("exit_status", ""),
-                patch=patch if patch is not None else info.get("submission") or "",
+                messages=run.messages,
+                exit_status=run.exit_status,
+                patch=patch if patch is not None else run.submission,
                 verdict=verdicts.get(instance_id),
                 instance=instances.get(instance_id),
                 source=str(path),

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from wren.exceptions import ConfigError
 from wren.learn.episodes import Episode
+from wren.registry import split_dotted
+from wren.validation import did_you_mean
 
 RewardFn = Callable[[Episode], float]
 REWARDS: dict[str, RewardFn] = {}
@@ -30,16 +32,23 @@ def reward(name: str) -> Callable[[RewardFn], RewardFn]:
 
 
 def get_reward(name: str) -> RewardFn:
-    """A reward by short name, or a dotted path `package.module.function`."""
+    """A reward by short name, or a dotted path `pkg.module:function` / `pkg.module.function`.
+
+    Rewards are functions, not classes, so they have this registry of their own rather than
+    `wren.registry.Registry`; names and dotted paths read the same way.
+    """
     if name in REWARDS:
         return REWARDS[name]
-    module, _, attr = name.rpartition(".")
-    if module:
+    module, attr = split_dotted(name)
+    if module and attr:
         try:
             return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as e:
-            raise ConfigError(f"reward {name!r} cannot be imported: {e}") from e
-    raise ConfigError(f"unknown reward {name!r} (known: {', '.join(sorted(REWARDS))}, or a dotted path)")
+        except (ImportError, AttributeError, ValueError) as e:
+            raise ConfigError(f"cannot load reward {name!r}: {e}") from None
+    raise ConfigError(
+        f"unknown reward {name!r}{did_you_mean(name, REWARDS)}; known: {', '.join(sorted(REWARDS))}, "
+        "or a dotted path pkg.module:function"
+    )
 
 
 @reward("resolved")

@@ -119,15 +119,15 @@ def sft_dataset(records: list[dict[str, Any]], tokenizer: Any, max_length: int) 
     """Token ids and labels per record; a record's weight is how many copies of it are trained on."""
     from datasets import Dataset
 
+    weights = [float(r.get("weight", 1.0)) for r in records]
+    top = max(weights, default=1.0)
+    uniform = len(set(weights)) <= 1 or top <= 0
     rows = []
-    top = max((float(r.get("weight", 1.0)) for r in records), default=1.0) or 1.0
-    for record in records:
+    for record, weight in zip(records, weights, strict=True):
         row = tokenize_conversation(tokenizer, record["messages"], max_length)
         if all(label == IGNORE for label in row["labels"][1:]):
             continue
-        copies = max(1, min(MAX_COPIES, round(MAX_COPIES * float(record.get("weight", 1.0)) / top)))
-        if all(float(r.get("weight", 1.0)) == top for r in records):
-            copies = 1
+        copies = 1 if uniform else max(1, min(MAX_COPIES, round(MAX_COPIES * weight / top)))
         rows += [row] * copies
     if not rows:
         raise ConfigError("no record has a trainable assistant turn within max_length")
