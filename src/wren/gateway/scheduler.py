@@ -24,7 +24,6 @@ from __future__ import annotations
 import importlib
 import itertools
 import logging
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -480,8 +479,3 @@ def get_policy_class(name: str) -> type[Policy]:
     if not (isinstance(cls, type) and issubclass(cls, Policy)):
         raise ValueError(f"{name!r} is not a gateway Policy class")
     return cls
-
-
-def retry_after_header(seconds: float | None) -> str:
-    """A Retry-After value: whole seconds, at least 1."""
-    return str(max(1, math.ceil(seconds or 1)))
