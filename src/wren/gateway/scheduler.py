@@ -21,7 +21,6 @@ each) as soon as they are between steps; nobody behind an overdue program is res
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import logging
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from wren.gateway.metrics import GatewayMetrics
 from wren.gateway.programs import REASONING, ProgramReleased, ProgramState
+from wren.registry import Registry
 
 if TYPE_CHECKING:
     from wren.gateway.backends import Backend
@@ -460,22 +460,13 @@ class ProgramPolicy(Policy):
             self.wake(prog)
 
 
-POLICIES: dict[str, type[Policy]] = {
-    "program": ProgramPolicy,
-    "round-robin": RoundRobinPolicy,
-    "least-loaded": LeastLoadedPolicy,
-}
+POLICIES: Registry[Policy] = Registry(
+    "policy",
+    {"program": ProgramPolicy, "round-robin": RoundRobinPolicy, "least-loaded": LeastLoadedPolicy},
+    base=Policy,
+)
 
 
 def get_policy_class(name: str) -> type[Policy]:
     """A policy class by short name or dotted path (`package.module.Class`)."""
-    if name in POLICIES:
-        return POLICIES[name]
-    module_name, _, attr = name.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError) as e:
-        raise ValueError(f"cannot load policy {name!r}: {e}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Policy)):
-        raise ValueError(f"{name!r} is not a gateway Policy class")
-    return cls
+    return POLICIES.get(name)
