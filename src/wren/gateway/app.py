@@ -25,14 +25,13 @@ from wren.gateway.metrics import GatewayMetrics
 from wren.gateway.programs import ProgramReleased, ProgramState, ProgramTable, StepOutcome
 from wren.gateway.record import TraceRecorder
 from wren.gateway.relay import JSON_TYPE, error_response, relay_json, relay_stream
-from wren.gateway.scheduler import NoHealthyBackend, Policy, Rejected, get_policy_class, retry_after_header
+from wren.gateway.scheduler import NoHealthyBackend, Policy, Rejected, get_policy_class
 from wren.gateway.serving import ServerThread, serve_forever, start_site
 from wren.gateway.upstream import ConnectFailed, UpstreamDisconnected, UpstreamError
 
 log = logging.getLogger("wren.gateway")
 
 GATEWAY_MARKER = "wren"
-_JSON = JSON_TYPE
 
 
 class BadRequest(Rejected):
@@ -49,8 +48,7 @@ class Unauthorized(Rejected):
 def _refusal(e: Exception) -> tuple[int, web.Response]:
     """The HTTP answer to a request the gateway will not forward."""
     if isinstance(e, Rejected):
-        retry = retry_after_header(e.retry_after) if e.retry_after is not None else None
-        return e.status, error_response(e.status, str(e), e.kind, retry)
+        return e.status, error_response(e.status, str(e), e.kind, e.retry_after)
     if isinstance(e, ProgramReleased):
         return 409, error_response(409, str(e), "program_released")
     return 503, error_response(503, f"{e}: all backends are down", "service_unavailable")
@@ -407,7 +405,7 @@ class Gateway:
             return error_response(503, "no healthy backend", "service_unavailable")
         body = await request.read()
         target = path or request.rel_url.path_qs
-        ctype = request.headers.get("Content-Type", _JSON).encode("latin-1", "replace")
+        ctype = request.headers.get("Content-Type", JSON_TYPE).encode("latin-1", "replace")
         for b in healthy:
             try:
                 resp = await b.pool.request(request.method, target, body, self._headers_for(request), ctype)
@@ -425,7 +423,7 @@ class Gateway:
             return web.Response(
                 status=resp.status,
                 body=data,
-                headers={"Content-Type": resp.headers.get("content-type", _JSON)},
+                headers={"Content-Type": resp.headers.get("content-type", JSON_TYPE)},
             )
         return error_response(503, "no healthy backend", "service_unavailable")
 
@@ -439,13 +437,13 @@ class Gateway:
             "queued": self.policy.queue_length(),
             "programs": programs,
         }
-        return web.Response(body=orjson.dumps(body), content_type=_JSON)
+        return web.Response(body=orjson.dumps(body), content_type=JSON_TYPE)
 
     async def get_program(self, request: web.Request) -> web.Response:
         prog = self.programs.get(request.match_info["program_id"])
         if prog is None:
             return error_response(404, f"unknown program {request.match_info['program_id']!r}", "not_found")
-        return web.Response(body=orjson.dumps(prog.summary()), content_type=_JSON)
+        return web.Response(body=orjson.dumps(prog.summary()), content_type=JSON_TYPE)
 
     async def release(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
@@ -461,7 +459,9 @@ class Gateway:
         if prog is None:
             return error_response(404, f"unknown program {pid!r}", "not_found")
         self._release(prog, "client")
-        return web.Response(body=orjson.dumps({"released": True, "program_id": str(pid)}), content_type=_JSON)
+        return web.Response(
+            body=orjson.dumps({"released": True, "program_id": str(pid)}), content_type=JSON_TYPE
+        )
 
     # status
     async def health(self, request: web.Request) -> web.Response:
@@ -474,7 +474,7 @@ class Gateway:
             "queued": self.policy.queue_length(),
             "backends": [b.summary(self.config.target_utilization) for b in self.backends],
         }
-        return web.Response(status=200 if healthy else 503, body=orjson.dumps(body), content_type=_JSON)
+        return web.Response(status=200 if healthy else 503, body=orjson.dumps(body), content_type=JSON_TYPE)
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         return web.Response(

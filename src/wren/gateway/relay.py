@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 from typing import TYPE_CHECKING
 
@@ -32,10 +33,11 @@ class StreamCutShort(UpstreamError):
 
 
 def error_response(
-    status: int, message: str, kind: str = "invalid_request_error", retry_after: str | None = None
+    status: int, message: str, kind: str = "invalid_request_error", retry_after: float | None = None
 ) -> web.Response:
+    """An OpenAI-style error; `retry_after` seconds become a Retry-After header (whole, at least 1)."""
     body = orjson.dumps({"error": {"message": message, "type": kind, "code": status}})
-    headers = {"Retry-After": retry_after} if retry_after is not None else None
+    headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after is not None else None
     return web.Response(status=status, body=body, content_type=JSON_TYPE, headers=headers)
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -471,8 +470,3 @@ POLICIES: Registry[Policy] = Registry(
 def get_policy_class(name: str) -> type[Policy]:
     """A policy class by short name or dotted path (`package.module.Class`)."""
     return POLICIES.get(name)
-
-
-def retry_after_header(seconds: float | None) -> str:
-    """A Retry-After value: whole seconds, at least 1."""
-    return str(max(1, math.ceil(seconds or 1)))
