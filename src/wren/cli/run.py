@@ -46,6 +46,11 @@ def register(app: typer.Typer) -> None:
         config: list[str] = typer.Option(
             [], "-c", "--config", help="YAML file, built-in name, or key.path=value."
         ),
+        config_format: str = typer.Option(
+            "auto",
+            "--config-format",
+            help="auto (mini-swe-agent files recognised by their keys), wren, or mini.",
+        ),
         env: str = typer.Option(None, "--env", help="Environment kind: local, docker, apptainer, sandbox."),
         cwd: str = typer.Option(None, "--cwd", help="Working directory of the agent's commands."),
         yolo: bool = typer.Option(
@@ -67,7 +72,7 @@ def register(app: typer.Typer) -> None:
         from wren.exceptions import ConfigError
         from wren.models import get_model
         from wren.run import run_agent
-        from wren.serve.embedded import embedded_config
+        from wren.serve.embedded import ensure_server
 
         if mode is not None and mode not in MODES:
             raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -83,8 +88,9 @@ def register(app: typer.Typer) -> None:
             slm=slm,
             env_kind=env,
             cwd=cwd,
-            embedded=embedded_config,
+            embedded=ensure_server,
             schema=InteractiveWrenConfig,
+            config_format=config_format,
         )
         agent_config = cfg.agent
         agent_config.mode = "yolo" if yolo else (mode or agent_config.mode)
