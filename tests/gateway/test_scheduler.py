@@ -142,8 +142,10 @@ def test_capacity_from_vllm_metrics_and_sglang_info(gateway, sim):
 
 def test_preemptions_scraped_from_the_backend(gateway, sim):
     # Round-robin does not pause, so a small KV cache preempts. A long reply (200 + 1500 tokens) is
-    # running when an 800-token prompt arrives: both fit at first, and not once both have grown.
-    s = sim(capacity_tokens=2048, time_scale=1.0)
+    # running when an 800-token prompt asking for 800 more arrives: 2048 tokens hold both prompts as
+    # long as the first has made fewer than about 1000 tokens (16 s at half speed), and cannot hold
+    # both as they grow, however early the second came.
+    s = sim(capacity_tokens=2048, time_scale=0.5)
     base = s.url.removesuffix("/v1")
     g = gateway([s.url], policy="round-robin", scrape_interval_seconds=0.2)
     long = Background(
@@ -159,7 +161,7 @@ def test_preemptions_scraped_from_the_backend(gateway, sim):
         g.url,
         program_id="short",
         messages=[{"role": "user", "content": "y" * 3200}],
-        max_tokens=400,
+        max_tokens=800,
         timeout=120,
     )
     assert short.status_code == 200 and long.join(120).status_code == 200
