@@ -151,6 +151,10 @@ class LitellmModel:
         body = {"model": self.bare_name or self.config.name, **self._body(tools)}
         extra_body = body.pop("extra_body", None) or {}
         body.update(extra_body)
+        if self.program_id:
+            # Program-aware gateways read the id from the body as well as the header; self-hosted
+            # OpenAI-compatible servers ignore the extra key (hosted APIs, via LiteLLM, never get it).
+            body.setdefault("program_id", self.program_id)
         return self._client.chat(messages, body, self._headers())
 
     def _query_litellm(self, messages: list[dict], tools: list[dict] | None) -> dict:
