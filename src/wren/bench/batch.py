@@ -167,8 +167,13 @@ def process_instance(
     progress: Any = None,
     stop: threading.Event | None = None,
     on_env: Any = None,
+    runner: Any = None,
 ) -> dict[str, Any]:
-    """Run the agent on one instance in its own workspace; return its prediction and exit status."""
+    """Run the agent on one instance in its own workspace; return its prediction and exit status.
+
+    `runner` replaces `run_agent` (same arguments, a result with exit_status, submission, n_steps and
+    cost): `wren batch --search` passes a tree search this way.
+    """
     instance_id = inst["instance_id"]
     inst_dir = Path(output_dir) / instance_id
     inst_dir.mkdir(parents=True, exist_ok=True)
@@ -187,8 +192,9 @@ def process_instance(
     try:
         with instance_log(log_lines):
             _run_instance(
-                inst, config, inst_dir, result, log_lines, stop=stop, on_env=on_env, progress=progress
-            )
+                inst, config, inst_dir, result, log_lines, stop=stop, on_env=on_env, progress=progress,
+                runner=runner,
+            )  # fmt: skip
     finally:
         result["duration_s"] = round(time.monotonic() - started, 3)
         log_lines.append(
@@ -211,6 +217,7 @@ def _run_instance(
     stop: threading.Event | None,
     on_env: Any,
     progress: Any,
+    runner: Any = None,
 ) -> None:
     """The body of process_instance: fills `result` in place."""
     from wren.bench.progress import ProgressHook
@@ -235,7 +242,7 @@ def _run_instance(
                     raise BatchInterrupted("batch stopped before the agent started")
                 task = render_task(config.bench.task_template, inst)
                 agent_started = True
-                agent_result = run_agent(
+                agent_result = (runner or run_agent)(
                     config,
                     task,
                     env=ws.env,
@@ -288,6 +295,7 @@ class BatchRunner:
         ray_address: str | None = None,
         redo_existing: bool = False,
         progress: Any = None,
+        runner: Any = None,
     ):
         if workers < 1:
             raise ConfigError(f"--workers must be at least 1, not {workers}")
@@ -304,6 +312,7 @@ class BatchRunner:
         self.ray_address = ray_address
         self.redo_existing = redo_existing
         self.progress = progress
+        self.runner = runner
         self.stop = threading.Event()
         self._envs: set[Any] = set()
         self._envs_lock = threading.Lock()
@@ -384,6 +393,7 @@ class BatchRunner:
                     progress=self.progress,
                     stop=self.stop,
                     on_env=self._track_env,
+                    runner=self.runner,
                 )
                 for inst in todo
             }
@@ -430,7 +440,8 @@ class BatchRunner:
                     inst = queue.pop(0)
                     if self.progress is not None:
                         self.progress.instance_started(inst["instance_id"])
-                    pending[remote.remote(inst, config_data, str(self.output_dir))] = inst["instance_id"]
+                    ref = remote.remote(inst, config_data, str(self.output_dir), self.runner)
+                    pending[ref] = inst["instance_id"]
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 for ref in ready:
                     instance_id = pending.pop(ref)
@@ -458,10 +469,10 @@ class BatchRunner:
 
 
 def _ray_process_instance(
-    inst: dict[str, Any], config_data: dict[str, Any], output_dir: str
+    inst: dict[str, Any], config_data: dict[str, Any], output_dir: str, runner: Any = None
 ) -> dict[str, Any]:
     config = BenchWrenConfig.model_validate(config_data)
-    return process_instance(inst, config, output_dir)
+    return process_instance(inst, config, output_dir, runner=runner)
 
 
 def kill_child_sessions() -> None:

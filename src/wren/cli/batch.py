@@ -75,6 +75,18 @@ def register(app: typer.Typer) -> None:
         config: list[str] = typer.Option(
             [], "-c", "--config", help="YAML file, built-in name, or key.path=value."
         ),
+        search: str = typer.Option(
+            None, "--search", help="Search per instance: greedy, best-of-n or mcts (see docs/search.md)."
+        ),
+        budget: int = typer.Option(30, "--budget", help="Model calls per instance (with --search)."),
+        judge: str = typer.Option("", "--judge", help="Check command scoring finished runs (with --search)."),
+        width: int = typer.Option(3, "--k", help="Actions sampled per MCTS expansion (with --search)."),
+        value: str = typer.Option("", "--value", help="Value model directory (with --search)."),
+        config_format: str = typer.Option(
+            "auto",
+            "--config-format",
+            help="auto (mini-swe-agent files recognised by their keys), wren, or mini.",
+        ),
     ) -> None:
         """Run the agent on every selected instance; preds.json is updated as each one finishes.
 
@@ -98,6 +110,7 @@ def register(app: typer.Typer) -> None:
             env_kind=env,
             embedded=lambda port: ensure_server(port, slots=workers),
             schema=BenchWrenConfig,
+            config_format=config_format,
         )
         if repos:
             cfg.bench.workspace.repos = repos
@@ -108,6 +121,18 @@ def register(app: typer.Typer) -> None:
         instances = select_instances(
             load_instances(dataset, split), slice_spec=slice_spec, filter_re=filter_re, shuffle=shuffle
         )
+        search_runner = None
+        if search is not None:
+            from wren.exceptions import ConfigError
+            from wren.learn.search import STRATEGIES, SearchConfig, SearchRunner
+
+            if search not in STRATEGIES:
+                raise ConfigError(f"--search must be one of {', '.join(STRATEGIES)}, not {search!r}")
+            if budget < 1 or width < 1:
+                raise ConfigError(f"--budget and --k must be at least 1, not {budget} and {width}")
+            scoring = "judge" if judge else "submitted"
+            search_config = SearchConfig(strategy=search, budget=budget, k=width, score_terminals=scoring)  # type: ignore[arg-type]
+            search_runner = SearchRunner(search_config, judge, value)
         progress = BatchProgress(len(instances))
         runner = BatchRunner(
             cfg,
@@ -117,6 +142,7 @@ def register(app: typer.Typer) -> None:
             ray_address=ray_address,
             redo_existing=redo_existing,
             progress=progress,
+            runner=search_runner,
         )
         with progress:
             summary = runner.run(instances)

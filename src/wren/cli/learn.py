@@ -170,6 +170,75 @@ def register(app: typer.Typer) -> None:
         """Direct preference optimisation with a LoRA (TRL DPOTrainer)."""
         _train("dpo", model, data, output, max_steps, config)
 
+    @learn.command("value")
+    def value_command(
+        model: str = typer.Option(..., "--model", help="Training directory (from `wren learn convert`)."),
+        data: str = typer.Option(..., "--data", help="value.jsonl from `wren learn export`."),
+        output: str = typer.Option(
+            ..., "-o", "--output", help="Output directory (adapter, head, calibration)."
+        ),
+        config: list[str] = typer.Option(
+            [], "-c", "--config", help="YAML file or key=value (epochs, lr, lora_r, holdout, bins, ...)."
+        ),
+    ) -> None:
+        """Train the value model (LoRA + scalar head) on value records; writes its calibration."""
+        from wren.config.loader import validate
+        from wren.learn.export import read_jsonl
+        from wren.learn.value import ValueConfig, train_value
+
+        values = _config_data(config) | {"model": model, "output": output}
+        result = train_value(read_jsonl(data), validate(ValueConfig, values, where="learn value"))
+        cal = result["calibration"]
+        typer.echo(
+            f"value: loss {result['losses'][0]:.3f} -> {result['losses'][-1]:.3f}; ECE {cal['ece']:.3f} on "
+            f"{cal['n']} {cal['on']}; model, calibration.json and reliability.svg in {output}",
+            err=True,
+        )
+
+    @learn.command("rl")
+    def rl_command(
+        runs: list[str] = typer.Argument(
+            ..., help="Run directories with judged episodes (several per task)."
+        ),
+        model: str = typer.Option(..., "--model", help="Training directory of the policy's base model."),
+        output: str = typer.Option(
+            ..., "-o", "--output", help="Adapter directory; run again to continue it."
+        ),
+        dataset: str = typer.Option(
+            "", "--dataset", "-d", help="The runs' tasks (for rewards that need them)."
+        ),
+        config: list[str] = typer.Option(
+            [],
+            "-c",
+            "--config",
+            help="YAML file or key=value (rl.clip_eps, rl.epochs, rl.kl_coef, rewards...).",
+        ),
+    ) -> None:
+        """One GRPO iteration: group-relative advantages per task, clipped updates of the LoRA."""
+        from pathlib import Path
+
+        from wren.config.loader import validate
+        from wren.learn.episodes import load_episodes
+        from wren.learn.grpo import GRPOConfig, grpo_iteration, rl_records
+
+        cfg = validate(
+            GRPOConfig, _config_data(config) | {"model": model, "output": output}, where="learn rl"
+        )
+        episodes = []
+        for run in runs:
+            report = Path(run) / "report.json"
+            episodes += load_episodes(
+                run, report=report if report.is_file() else None, dataset=dataset or None
+            )
+        log = grpo_iteration(rl_records(episodes, cfg.rewards), cfg)
+        last = log["steps"][-1]
+        typer.echo(
+            f"rl: {log['episodes']} episodes in {log['groups']} groups, mean reward {log['mean_reward']:.3f}; "
+            f"last step ratio deviation {last['ratio_max_deviation']:.3f}, clipped {last['clip_fraction']:.1%}, "
+            f"KL {last['kl']:.4f}; adapter in {output}",
+            err=True,
+        )
+
     @learn.command("gguf")
     def gguf_command(
         model: str = typer.Option(

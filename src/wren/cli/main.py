@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "synth",
     "inspect",
     "learn",
+    "config",
 ]
 
 

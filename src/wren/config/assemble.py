@@ -11,14 +11,21 @@ from collections.abc import Callable
 from typing import Any
 
 from wren.config.loader import deep_merge, load_config_dict, parse_override, validate
+from wren.config.mini import is_mini_only_key
 from wren.config.schema import RunConfig, WrenConfig
+from wren.exceptions import ConfigError
 
 
 def _model_overrides(specs: list[str]) -> dict[str, Any]:
-    """The `model.*` part of the command-line overrides, which still apply on top of --slm."""
+    """The `model.*` part of the command-line overrides, which still apply on top of --slm.
+
+    mini-swe-agent's own model keys (model_kwargs, ...) are not among them: they went into the
+    translation of the user's files.
+    """
     merged: dict[str, Any] = {}
     for spec in specs:
-        if "=" in spec and spec.split("=", 1)[0].strip().startswith("model."):
+        key = spec.split("=", 1)[0].strip()
+        if "=" in spec and key.startswith("model.") and not is_mini_only_key(key):
             merged = deep_merge(merged, parse_override(spec)["model"])
     return merged
 
@@ -32,19 +39,33 @@ def assemble_config(
     cwd: str | None = None,
     embedded: Callable[[int], str] | None = None,
     schema: type[WrenConfig] = WrenConfig,
+    config_format: str = "auto",
+    notes: list[str] | None = None,
 ) -> WrenConfig:
     """The run's config.
 
     `embedded(port)` starts (or finds) the embedded SLM server and returns its api_base; commands
     that may start it pass it. Then no model named anywhere means the catalog's default model.
+    `config_format` and `notes` are those of `load_config_dict` (mini-swe-agent configs).
     """
     from wren.models.catalog import DEFAULT_MODEL, choose_model_name, choose_slm
 
     specs = list(specs)
-    data = load_config_dict(specs)
+    # Without interactive agent fields (batch), mini-swe-agent's `agent.mode` and the like do not apply.
+    agent_schema = schema.model_fields["agent"].annotation
+    fmt = {"config_format": config_format, "interactive": "mode" in getattr(agent_schema, "model_fields", {})}
+    data = load_config_dict(specs, notes=notes, **fmt)
     providers = data.get("slm_providers") or {}
     choice = None
     if slm:
+        mini_model = [
+            s for s in specs if "=" in s and s.startswith("model.") and is_mini_only_key(s.split("=")[0])
+        ]
+        if mini_model:
+            raise ConfigError(
+                f"--slm replaces the model section, so {mini_model[0].split('=')[0]!r} (a mini-swe-agent key) "
+                "has nothing to apply to; give it as a Wren key, e.g. -c model.temperature=0.2"
+            )
         choice = choose_slm(slm, providers)
     elif model:
         choice = choose_model_name(model)
@@ -54,7 +75,7 @@ def assemble_config(
         # Layers, lowest first: built-ins, the configs the model needs, the user's files,
         # environment and `-c` overrides.
         needed = load_config_dict(choice.config, environ={})
-        user = load_config_dict(specs, base=())
+        user = load_config_dict(specs, base=(), notes=[], **fmt)  # notes: reported by the first load
         data = deep_merge(needed, user)
         needed_model, user_model = needed.get("model") or {}, user.get("model") or {}
         if slm:
