@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from wren.bench import selfcheck
-from wren.bench.datasets import DatasetError
+from wren.bench.datasets import DatasetError, parse_test_list
 from wren.bench.envs import env_command
 from wren.bench.offline import needing_network
 from wren.bench.specs import InstanceSpec, instance_spec, log_parser
@@ -138,8 +138,8 @@ def grade(inst: dict[str, Any], statuses: dict[str, str]) -> dict[str, dict[str,
         ok = [t for t in tests if statuses.get(t) in PASSING]
         return ok, [t for t in tests if t not in ok]
 
-    f2p_ok, f2p_bad = split(inst["FAIL_TO_PASS"])
-    p2p_ok, p2p_bad = split(inst["PASS_TO_PASS"])
+    f2p_ok, f2p_bad = split(parse_test_list(inst.get("FAIL_TO_PASS")))
+    p2p_ok, p2p_bad = split(parse_test_list(inst.get("PASS_TO_PASS")))
     return {
         "FAIL_TO_PASS": {"success": f2p_ok, "failure": f2p_bad},
         "PASS_TO_PASS": {"success": p2p_ok, "failure": p2p_bad},

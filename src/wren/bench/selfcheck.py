@@ -70,7 +70,11 @@ def test_runner(test_cmd: str) -> str:
 def check_command(package: str, runner: str) -> str:
     lines = ['echo "wren-python=$(command -v python)"']
     if runner and "/" not in runner:
-        lines.append(f'echo "wren-runner=$(command -v {shlex.quote(runner)})"')
+        lines.append(f'runner="$(command -v {shlex.quote(runner)})"; echo "wren-runner=$runner"')
+        # A program outside the environment is fine (sleep, make) unless it is a Python one.
+        lines.append(
+            '[ -f "$runner" ] && echo "wren-runner-head=$(head -c 200 "$runner" | head -n 1 | tr -d \'\\0\')"'
+        )
     if package:
         lines.append(
             f"python -c 'import os, {package} as m; print(\"wren-package=\" + os.path.realpath(m.__file__))' 2>&1 "
@@ -81,7 +85,7 @@ def check_command(package: str, runner: str) -> str:
 
 def verify(ws: Workspace, output: str, package: str, runner: str) -> dict[str, Any]:
     """Read the check's output; raise EnvironmentCheckError when something resolves elsewhere."""
-    found = dict(re.findall(r"^wren-(python|runner|package)=(.*)$", output, flags=re.MULTILINE))
+    found = dict(re.findall(r"^wren-(python|runner|runner-head|package)=(.*)$", output, flags=re.MULTILINE))
     allowed = [str(p / "bin") for p in (ws.venv, ws.shared_venv) if p is not None]
     result = {
         "python": found.get("python", ""),
@@ -96,7 +100,10 @@ def verify(ws: Workspace, output: str, package: str, runner: str) -> dict[str, A
                 raise EnvironmentCheckError(
                     f"{label} is not installed in the instance's environment {ws.venv}"
                 )
-            if not any(where.startswith(a + os.sep) for a in allowed):
+            pythonic = (
+                what == "python" or runner.startswith("python") or "python" in found.get("runner-head", "")
+            )
+            if pythonic and not any(where.startswith(a + os.sep) for a in allowed):
                 raise EnvironmentCheckError(
                     f"{label} resolves to {where}, outside the instance's environment {ws.venv}"
                 )

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from wren.bench.datasets import parse_test_list
 from wren.exceptions import ConfigError
 
 # Files in a test patch that are data, not tests (as SWE-bench's harness skips them).
@@ -174,21 +175,13 @@ def _swebench_data(inst: dict[str, Any], specs: dict[str, Any]) -> dict[str, Any
 
 def _detected_data(inst: dict[str, Any]) -> dict[str, Any]:
     # The node ids themselves are the directives: pytest runs exactly the tests that decide.
-    tests = [*_test_list(inst.get("FAIL_TO_PASS")), *_test_list(inst.get("PASS_TO_PASS"))]
+    tests = [*parse_test_list(inst.get("FAIL_TO_PASS")), *parse_test_list(inst.get("PASS_TO_PASS"))]
     files = sorted({t.split("::")[0] for t in tests})
     return {
         "test_cmd": "python -m pytest -rA -p no:cacheprovider " + " ".join(shlex.quote(f) for f in files),
         "log_parser": "pytest",
         "source": "detected",
     }
-
-
-def _test_list(value: Any) -> list[str]:
-    import json
-
-    if isinstance(value, str):
-        value = json.loads(value) if value.strip() else []
-    return [str(v) for v in value or []]
 
 
 def instance_spec(

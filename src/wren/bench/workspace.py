@@ -236,7 +236,7 @@ def _host_setup(
 ) -> None:
     """Build (or reuse) the shared environment, layer the instance's on it, run pre-install and install."""
     log = ws.setup_log
-    if spec.source != "swebench" and judge and not inst.get("install"):
+    if spec.source != "swebench" and judge:
         detected = detect_setup(repo)
         updates: dict[str, Any] = {"pip_packages": [*detected["pip_packages"], *spec.pip_packages]}
         if not spec.install:
