@@ -83,6 +83,25 @@ def run_logged(command: str, *, cwd: Path, env: dict[str, str], timeout: float, 
         )
 
 
+def install(command: str, *, cwd: Path, env: dict[str, str], timeout: float, log: list[str]) -> None:
+    """Run an install command; when an editable install fails because the project pins a setuptools
+    older than PEP 660 (no `build_editable` hook), build it with a newer setuptools instead, as the
+    pip of SWE-bench's images (which fell back to `setup.py develop`) managed."""
+    try:
+        run_logged(command, cwd=cwd, env=env, timeout=timeout, log=log)
+    except WorkspaceError as e:
+        if "build_editable" not in str(e) or " install " not in f" {command} ":
+            raise
+        log.append(
+            "the build backend has no editable hook: retrying with setuptools>=64, without build isolation"
+        )
+        run_logged(
+            "python -m pip install -q 'setuptools>=64' wheel", cwd=cwd, env=env, timeout=timeout, log=log
+        )
+        retry = command.replace(" install ", " install --no-build-isolation ", 1)
+        run_logged(retry, cwd=cwd, env=env, timeout=timeout, log=log)
+
+
 def system_installs(commands: list[str]) -> tuple[list[str], list[str]]:
     """(commands to run, system package installs left out: they would change the host)."""
     keep, left_out = [], []

@@ -246,6 +246,13 @@ def evaluate_instance(
                     f" and {len(offline) - 10} more" if len(offline) > 10 else ""
                 )
                 return report
+            absent = [f for f in ws.missing_files if f in result["output"]]
+            if failing and absent:
+                report["error"] = (
+                    f"the repository mirror lacks files the tests read: {', '.join(absent[:5])} "
+                    f"(failing: {', '.join(failing[:5])})"
+                )
+                return report
             resolved = not failing
             report["resolved"] = resolved
             report["outcome"] = RESOLVED if resolved else UNRESOLVED

@@ -77,6 +77,8 @@ class Workspace:
     """The spec's install command(s), run again after a patch that touches packaging files."""
     notes: list[str] = field(default_factory=list)
     """What the spec asked for that could not be honoured (conda-only entries, system packages)."""
+    missing_files: list[str] = field(default_factory=list)
+    """Files of the commit that the repository mirror lacks (left out of the checkout)."""
 
 
 def docker_id(instance_id: str) -> str:
@@ -129,6 +131,9 @@ def open_workspace(
             source = find_repo(config.repos, inst.get("repo", ""))
             instance_dir = _instance_dir(config, inst["instance_id"])
             host_repo = checkout(source, inst.get("base_commit") or "HEAD", instance_dir / "repo")
+            missing = host_repo / ".git" / "wren-missing-files"
+            if missing.is_file():
+                ws.missing_files = missing.read_text().split()
             if kind in HOST_KINDS:
                 repo_dir = str(host_repo)
                 env_config.setdefault("cwd", repo_dir)
@@ -272,8 +277,10 @@ def _host_setup(
     ws.notes += [f"system packages not installed on the host: {c}" for c in left_out]
     ws.install_commands = [spec.install] if spec.install else []
     build_env = envs.build_environ(venv, spec)
-    for command in [*pre_install, *ws.install_commands]:
+    for command in pre_install:
         envs.run_logged(command, cwd=repo, env=build_env, timeout=config.setup_timeout, log=log)
+    for command in ws.install_commands:
+        envs.install(command, cwd=repo, env=build_env, timeout=config.setup_timeout, log=log)
     if judge:
         ws.test_environ = envs.clean_environ(
             [venv / "bin"], build=False, network=network, extra={"VIRTUAL_ENV": str(venv)}
@@ -286,4 +293,4 @@ def reinstall(ws: Workspace, spec: InstanceSpec, timeout: float) -> None:
         return
     build_env = envs.build_environ(ws.venv, spec)
     for command in ws.install_commands:
-        envs.run_logged(command, cwd=Path(ws.repo_dir), env=build_env, timeout=timeout, log=ws.setup_log)
+        envs.install(command, cwd=Path(ws.repo_dir), env=build_env, timeout=timeout, log=ws.setup_log)
