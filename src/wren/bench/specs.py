@@ -209,7 +209,7 @@ def instance_spec(
             "SWE-bench spec, no 'test_cmd' and no FAIL_TO_PASS / PASS_TO_PASS node ids; give it a 'test_cmd' "
             "or set 'specs' in the config"
         )
-    from wren.config.loader import validate
+    from wren.validation import validate
 
     return validate(InstanceSpec, data, where=f"specs.{repo}")
 

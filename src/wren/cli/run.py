@@ -59,9 +59,10 @@ def register(app: typer.Typer) -> None:
         check_model: bool = typer.Option(False, "--check-model", help="Ping the model before the run."),
     ) -> None:
         """Run one task with the agent; exit 0 when it submitted."""
-        from wren.agents.interactive import InteractiveAgent, InteractiveWrenConfig
+        from wren.agents.interactive import InteractiveAgent
         from wren.cli.display import StepPrinter, console
         from wren.config.assemble import assemble_config
+        from wren.config.schema import InteractiveWrenConfig
         from wren.environments import get_environment
         from wren.exceptions import ConfigError
         from wren.models import get_model
@@ -91,7 +92,8 @@ def register(app: typer.Typer) -> None:
             agent_config.mode = "yolo"  # nobody to ask
         model_obj = get_model(cfg.model)
         if check_model or cfg.run.check_model:
-            from wren.models.health import check_models, print_checks
+            from wren.cli.display import print_checks
+            from wren.models.health import check_models
 
             results = check_models({cfg.model.name or "model": cfg.model})
             print_checks(results)
