@@ -234,10 +234,30 @@ def site_packages(venv: Path) -> Path:
 def instance_env(base: Path, venv: Path) -> None:
     """A thin venv at `venv` that sees `base`'s packages; what it installs stays its own."""
     subprocess.run([str(base / "bin" / "python"), "-m", "venv", "--without-pip", str(venv)], check=True)
+    _launchers(venv)
     (site_packages(venv) / "_wren_shared.pth").write_text(f"{site_packages(base)}\n")
     if (base / "constraints.txt").is_file():
         shutil.copy(base / "constraints.txt", venv / "constraints.txt")
     _wrap_scripts(base, venv)
+
+
+def _launchers(venv: Path) -> None:
+    """Replace the venv's interpreter symlinks with launchers that name the venv as argv[0].
+
+    Tools link to `sys.executable` (tox-current-env's `.tox/py39/bin/python`, as SWE-bench's sphinx
+    specs run it); a link to a venv's link loses the venv (Python looks for pyvenv.cfg beside the
+    path it was started as), a link to a launcher keeps it.
+    """
+    bin_dir = venv / "bin"
+    links = [p for p in bin_dir.iterdir() if p.name.startswith("python") and p.is_symlink()]
+    if not links:
+        return
+    interpreter = os.path.realpath(links[0])
+    launcher = f'#!/bin/bash\nexec -a "{bin_dir / "python"}" "{interpreter}" "$@"\n'
+    for link in links:
+        link.unlink()
+        link.write_text(launcher)
+        link.chmod(0o755)
 
 
 def _wrap_scripts(base: Path, venv: Path) -> None:
