@@ -276,3 +276,35 @@ def test_copies_of_packaged_instances_share_one_environment(packaged, cache):
     logs = [(tmp_path / "c" / "r.instances" / i / "run_instance.log").read_text() for i in preds]
     envs = {path for log in logs for path in re.findall(r"environment (/\S+)", log)}
     assert len(envs) == 1, logs
+
+
+def test_commands_see_only_allowlisted_variables(monkeypatch, tmp_path):
+    from wren.bench.envs import SYSTEM_PATH, clean_environ, env_command
+
+    monkeypatch.setenv("PYTHONPATH", "/somewhere")
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:1/simple")
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:2")
+    test_env = clean_environ([tmp_path / "bin"], build=False)
+    seen = subprocess.run(["bash", "-c", env_command("env", test_env)], capture_output=True, text=True).stdout
+    names = {line.split("=", 1)[0] for line in seen.splitlines()}
+    assert not names & {"PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PIP_INDEX_URL", "https_proxy"}
+    assert f"PATH={tmp_path / 'bin'}:{SYSTEM_PATH}" in seen.splitlines()
+    build_env = clean_environ([tmp_path / "bin"], build=True)
+    assert build_env["PIP_INDEX_URL"] == "http://127.0.0.1:1/simple" and "PYTHONPATH" not in build_env
+    assert "https_proxy" in clean_environ([], build=False, network=True)
+
+
+def test_links_to_an_instance_interpreter_keep_its_environment(tmp_path):
+    """tox-current-env links .tox/py39/bin/python to sys.executable; the link must stay in the venv."""
+    from wren.bench.envs import _launchers
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    _launchers(venv)
+    (tmp_path / "tox" / "bin").mkdir(parents=True)
+    (tmp_path / "tox" / "bin" / "python").symlink_to(venv / "bin" / "python")
+    probe = "import sys; print(sys.prefix)"
+    for python in (venv / "bin" / "python", tmp_path / "tox" / "bin" / "python"):
+        out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True).stdout
+        assert out.strip() == str(venv)
