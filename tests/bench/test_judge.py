@@ -308,3 +308,22 @@ def test_links_to_an_instance_interpreter_keep_its_environment(tmp_path):
     for python in (venv / "bin" / "python", tmp_path / "tox" / "bin" / "python"):
         out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True).stdout
         assert out.strip() == str(venv)
+
+
+def test_network_failures_are_told_from_local_ones():
+    from wren.bench.offline import needing_network
+
+    output = (
+        "____ test_a ____\nE   ConnectionRefusedError: [Errno 111] Connection refused: 127.0.0.1:8000\n"
+        "____ TestX.test_b[1.5] ____\nE   URLError: <urlopen error [Errno -3] Temporary failure in name resolution>\n"
+        "____ test_c ____\nE   ConnectionRefusedError: [Errno 111] Connection refused: example.org:443\n"
+        "____ test_d ____\nE   assert 1 == 2\n"
+    )
+    failing = [
+        "t.py::test_a",
+        "t.py::TestX::test_b[1.5]",
+        "t.py::test_c",
+        "t.py::test_d",
+        "t.py::test_xtest_d",
+    ]
+    assert needing_network(output, failing) == ["t.py::TestX::test_b[1.5]", "t.py::test_c"]

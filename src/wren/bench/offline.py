@@ -8,10 +8,15 @@ import re
 NETWORK_SIGNS = re.compile(
     r"Temporary failure in name resolution|Name or service not known|nodename nor servname|"
     r"No address associated with hostname|socket\.gaierror|gaierror|getaddrinfo failed|"
-    r"Network is unreachable|NewConnectionError|Failed to establish a new connection|"
-    r"Max retries exceeded with url|urlopen error|Could not resolve host|"
-    r"ConnectionRefusedError|Connection refused|ConnectTimeoutError|No route to host"
+    r"Network is unreachable|Could not resolve host|No route to host"
 )
+# Refused or failed connections count only when no local address is involved: a test's own local
+# server refusing is the test's failure.
+REFUSED_SIGNS = re.compile(
+    r"ConnectionRefusedError|Connection refused|NewConnectionError|Failed to establish a new connection|"
+    r"Max retries exceeded with url|urlopen error|ConnectTimeoutError"
+)
+_LOCAL = re.compile(r"127\.0\.0\.1|localhost|\[::1\]|0\.0\.0\.0")
 # pytest's section headers: "____ test_name ____", "____ ERROR collecting path ____", "____ Class.test ____".
 _HEADER = re.compile(r"^_{3,} (.+?) _{3,}$", flags=re.MULTILINE)
 
@@ -36,7 +41,7 @@ def needing_network(output: str, failing: list[str]) -> list[str]:
     """The failing tests whose failure report shows the network was needed."""
     found = []
     for header, body in _sections(output):
-        if not NETWORK_SIGNS.search(body):
+        if not (NETWORK_SIGNS.search(body) or (REFUSED_SIGNS.search(body) and not _LOCAL.search(body))):
             continue
         found += [t for t in failing if t not in found and _matches(t, header)]
     return found
