@@ -139,6 +139,8 @@ def open_workspace(
                 env_config.setdefault("cwd", repo_dir)
                 if kind == "sandbox":
                     env_config.setdefault("workdir", str(instance_dir))
+                    if network:
+                        env_config.setdefault("network", True)
                 ws.repo_dir = repo_dir
                 if host_setup:
                     _host_setup(
