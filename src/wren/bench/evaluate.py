@@ -357,20 +357,26 @@ def _deciding_tests(report: dict[str, Any], key: str) -> list[str]:
     )
 
 
+def _first_line(report: dict[str, Any]) -> str:
+    """An error's first line (set-up errors carry the command's output after it)."""
+    lines = (report.get("error") or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def _untrusted_reason(gold: dict[str, Any], empty: dict[str, Any]) -> tuple[str, list[str]]:
     """Why the judge can't be trusted on one instance ('' when it can), and the tests that decided it."""
     if gold["outcome"] != RESOLVED:
         if gold["outcome"] == UNRESOLVED:
             failing = _deciding_tests(gold, "failure")
             return f"gold patch unresolved: {len(failing)} test(s) fail with it", failing
-        return f"gold patch {gold['outcome']}: {gold.get('error', '')}".rstrip(": "), gold.get(
+        return f"gold patch {gold['outcome']}: {_first_line(gold)}".rstrip(": "), gold.get(
             "needs_network", []
         )
     if empty["outcome"] == RESOLVED:
         passing = empty["tests_status"]["FAIL_TO_PASS"]["success"]
         return "empty patch resolved: its FAIL_TO_PASS tests pass without a fix", passing
     if empty["outcome"] != UNRESOLVED:
-        return f"empty patch {empty['outcome']}: {empty.get('error', '')}".rstrip(": "), empty.get(
+        return f"empty patch {empty['outcome']}: {_first_line(empty)}".rstrip(": "), empty.get(
             "needs_network", []
         )
     return "", []
