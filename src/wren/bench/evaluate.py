@@ -375,10 +375,6 @@ def _untrusted_reason(gold: dict[str, Any], empty: dict[str, Any]) -> tuple[str,
     if empty["outcome"] == RESOLVED:
         passing = empty["tests_status"]["FAIL_TO_PASS"]["success"]
         return "empty patch resolved: its FAIL_TO_PASS tests pass without a fix", passing
-    if empty["outcome"] != UNRESOLVED:
-        return f"empty patch {empty['outcome']}: {_first_line(empty)}".rstrip(": "), empty.get(
-            "needs_network", []
-        )
     return "", []
 
 
@@ -390,7 +386,8 @@ def validate_dataset(
     on_done: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Judge every instance's gold patch and an empty patch; the instances where the judge can't be
-    trusted (gold not resolved, empty not unresolved) are `untrusted`, with the tests that decided."""
+    trusted (gold not resolved, or empty resolved) are `untrusted`, with the tests that decided.
+    An empty patch judged `error` is noted on its row (`note`) without making it untrusted."""
     output = Path(output)
     runs: dict[str, dict[str, Any]] = {}
     for kind in ("gold", "empty"):
@@ -424,6 +421,9 @@ def validate_dataset(
             "tests": tests,
             "spec": gold.get("spec", ""),
         }
+        if empty["outcome"] == ERROR:
+            # Not a wrong verdict (an error never counts as resolved), but worth knowing.
+            rows[instance_id]["note"] = f"empty patch error: {_first_line(empty)}"
         if reason:
             untrusted.append({"instance_id": instance_id, "reason": reason, "tests": tests})
     result = {
