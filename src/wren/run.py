@@ -19,18 +19,23 @@ def new_program_id(instance_id: str) -> str:
     return f"{instance_id}-{uuid.uuid4().hex[:12]}"
 
 
-def release_if_gateway(model: Any) -> None:
-    """Tell the gateway behind `model` that its program ended; nothing happens for other servers."""
-    api_base = getattr(getattr(model, "config", None), "api_base", None)
+def release_at_gateway(model: Any) -> None:
+    """Tell the gateway behind `model` that its program ended (`POST /programs/release`).
+
+    Sent whatever the server's `/health` says, so program-aware gateways other than Wren's release
+    too; any other server answers 404, which is ignored (the call never raises).
+    """
+    config = getattr(model, "config", None)
+    api_base = getattr(config, "api_base", None)
     program_id = getattr(model, "program_id", None)
     if not api_base or not program_id:
         return
     try:
-        from wren.gateway.client import is_gateway, release_program
+        from wren.gateway.client import release_program
     except ImportError:
         return
-    if is_gateway(api_base):
-        release_program(api_base, program_id)
+    key = config.resolved_api_key() if hasattr(config, "resolved_api_key") else None
+    release_program(api_base, program_id, timeout=2.0, api_key=key)
 
 
 def run_agent(
@@ -64,4 +69,4 @@ def run_agent(
     try:
         return agent.run(task)
     finally:
-        release_if_gateway(model)
+        release_at_gateway(model)

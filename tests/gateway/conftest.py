@@ -91,8 +91,9 @@ def sim_process() -> Iterator[Callable[..., SimProcess]]:
             p.kill()
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
-    """Poll until `predicate()` is truthy; returns its value or fails the test."""
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.05) -> Any:
+    """Poll until `predicate()` is truthy; returns its value or fails the test (a bound for what has
+    gone wrong, generous so that a busy machine is not taken for one)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

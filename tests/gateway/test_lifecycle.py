@@ -36,10 +36,10 @@ def test_release_removes_the_program(gateway, scripted_server):
 def test_lease_releases_programs_whose_client_went_away(gateway, scripted_server):
     backend = scripted_server(["x"])
     g = gateway([backend.url], lease_seconds=0.4)
-    chat(g.url, program_id="gone")
-    assert program(g, "gone") is not None
-    wait_for(lambda: program(g, "gone") is None, timeout=10)
-    assert metric(g, "wren_gateway_releases_total", reason="lease") == 1
+    assert chat(g.url, program_id="gone").status_code == 200
+    # Released for its idle lease (not by a client, not at its request's end).
+    wait_for(lambda: metric(g, "wren_gateway_releases_total", reason="lease") == 1)
+    assert program(g, "gone") is None
 
 
 def test_dead_backend_request_is_retried_elsewhere(gateway, scripted_server):
@@ -58,11 +58,10 @@ def test_dead_backend_request_is_retried_elsewhere(gateway, scripted_server):
 
 def test_all_backends_dead_gives_a_clean_error(gateway):
     g = gateway([dead_url()])
-    t0 = time.monotonic()
     r = chat(g.url, program_id="nobody")
     assert r.status_code == 503 and "backend" in r.json()["error"]["message"]
-    assert time.monotonic() - t0 < 5
     assert program(g, "nobody")["inflight"] == 0
+    assert metric(g, "wren_gateway_queue_wait_seconds_count") == 0  # refused at once, never held
 
 
 def test_backend_killed_mid_stream(gateway, sim_process):
@@ -88,17 +87,15 @@ def test_backend_killed_mid_stream(gateway, sim_process):
                 backend.kill()
                 t_kill = time.monotonic()
     assert t_kill is not None
-    # The stream ended soon after the kill, with an error event the client can see.
-    assert time.monotonic() - t_kill < 10
+    # The stream ended after the kill with an error event the client can see.
     last = json.loads(received[-1][5:])
     assert last["error"]["code"] == 502
     p = program(g, "k1")
     assert p["inflight"] == 0 and p["phase"] == "acting" and p["held_requests"] == 0
     # The dead backend is found out; the next request fails fast instead of hanging.
-    wait_for(lambda: httpx.get(g.base + "/health").json()["status"] == "down", timeout=10)
-    t0 = time.monotonic()
+    wait_for(lambda: httpx.get(g.base + "/health").json()["status"] == "down")
     assert chat(g.url, program_id="k1").status_code in (502, 503)
-    assert time.monotonic() - t0 < 5
+    assert metric(g, "wren_gateway_queue_wait_seconds_count") == 0  # failed at once, never held
 
 
 def test_client_disconnect_ends_the_step_and_the_backend_request(gateway, sim):
@@ -116,12 +113,12 @@ def test_client_disconnect_ends_the_step_and_the_backend_request(gateway, sim):
         for i, _ in enumerate(r.iter_lines()):
             if i == 3:
                 break  # leave mid-stream; closing the response drops the connection
-    wait_for(lambda: (program(g, "d1") or {}).get("inflight") == 0, timeout=10)
+    wait_for(lambda: (program(g, "d1") or {}).get("inflight") == 0)
     p = program(g, "d1")
     assert p["phase"] == "acting" and p["steps"] == 1  # ended without usage, estimated
     assert p["context_tokens"] > 0
     # The gateway dropped its backend connection, and the simulated server stopped generating.
-    wait_for(lambda: metric(s.url.removesuffix("/v1"), "vllm:num_requests_running") == 0, timeout=10)
+    wait_for(lambda: metric(s.url.removesuffix("/v1"), "vllm:num_requests_running") == 0)
 
     # Same for a plain request held at the backend.
     client = httpx.Client(timeout=0.5)
@@ -130,7 +127,7 @@ def test_client_disconnect_ends_the_step_and_the_backend_request(gateway, sim):
             g.url + "/chat/completions", json={**body, "stream": False}, headers={"X-Program-Id": "d2"}
         )
     client.close()
-    wait_for(lambda: (program(g, "d2") or {}).get("inflight") == 0, timeout=10)
+    wait_for(lambda: (program(g, "d2") or {}).get("inflight") == 0)
     assert program(g, "d2")["errors"] == 1
 
 

@@ -103,7 +103,7 @@ def test_workload_programs_depend_only_on_the_seed():
     assert all(cfg.completion_tokens[0] <= c <= cfg.completion_tokens[1] for c in spec.completions)
 
 
-@pytest.mark.parametrize("where, stream", [("header", False), ("extra_body", True)])
+@pytest.mark.parametrize("where, stream", [("all", False), ("header", False), ("extra_body", True)])
 def test_workload_through_the_gateway_releases_its_programs(gateway, sim, where, stream):
     s = sim(time_scale=100.0, capacity_tokens=200_000, chars_per_token=2)
     g = gateway([s.url])
@@ -127,3 +127,26 @@ def test_workload_through_the_gateway_releases_its_programs(gateway, sim, where,
     assert result.cached_tokens > 0  # later steps hit the prefix cache
     assert httpx.get(g.base + "/programs").json()["count"] == 0
     assert metric(g, "wren_gateway_releases_total", reason="client") == 6
+
+
+def test_workload_sends_program_ids_everywhere_and_releases_without_a_gateway(scripted_server):
+    # Not a Wren gateway (its /health says nothing of one): ids and releases go out all the same.
+    backend = scripted_server(["reply"])
+    cfg = WorkloadConfig(
+        url=backend.url,
+        programs=2,
+        seed=5,
+        time_scale=1000.0,
+        steps=(2, 2),
+        task_tokens=(10, 20),
+        system_prompt_tokens=10,
+    )
+    result = run_workload(cfg)
+    assert result.errors == 0 and result.programs_finished == 2, result.error_messages
+    calls = [r for r in backend.requests if r["path"].endswith("/chat/completions")]
+    assert len(calls) == 4
+    for r in calls:
+        pid = r["headers"]["X-Program-Id"]
+        assert r["body"]["program_id"] == pid and r["body"]["extra_body"] == {"program_id": pid}
+    releases = [r["body"] for r in backend.requests if r["path"] == "/programs/release"]
+    assert sorted(b["program_id"] for b in releases) == ["wl5-0", "wl5-1"]

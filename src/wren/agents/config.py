@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from jinja2 import Environment, StrictUndefined
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class HistoryConfig(BaseModel):
+    """How the prompt is shortened for small context windows (the defaults change nothing)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    keep_last: int = Field(0, ge=0)
+    """Observations kept whole at the end of the history (0 = all of them)."""
+    block: int = Field(1, ge=1)
+    """Older observations are stubbed this many at a time, so the prompt prefix is stable between."""
+    max_observation_tokens: int = Field(0, ge=0)
+    """Cap on each observation kept whole, in tokens (about 4 characters each; 0 = no cap)."""
+    stub: str = "[output of an earlier command elided: {lines} lines]"
+    """The one line an elided observation becomes ({lines}: its line count)."""
 
 
 class AgentConfig(BaseModel):
@@ -29,6 +45,8 @@ class AgentConfig(BaseModel):
     """Drop what a reply says after its first complete bash block, as a stop sequence would."""
     action_format: Literal["text", "toolcall"] = "text"
     """text: one ```bash block in the reply; toolcall: one call of the native `bash` tool."""
+    action_regex: str = ""
+    """text format only: a regex whose first group is the command, instead of the ```bash block rule."""
     step_limit: int = 0
     """Most model calls in the run (0 = no limit)."""
     cost_limit: float = 3.0
@@ -39,6 +57,17 @@ class AgentConfig(BaseModel):
     """Most seconds the run may take (0 = no limit)."""
     max_format_errors: int = 5
     """Consecutive replies without a valid action before the run ends (0 = no limit)."""
+    history: HistoryConfig = Field(default_factory=HistoryConfig)
+    """What of the history the model sees: recent observations whole, older ones stubbed."""
+
+    @field_validator("action_regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as e:
+            raise ValueError(f"not a regular expression ({e})") from None
+        return value
 
 
 def elide(text: str, head: int = 5000, tail: int = 5000) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wren.agents.config import AgentConfig, template_environment
+from wren.agents.history import shorten
 from wren.exceptions import (
     ExecutionTimeoutError,
     FormatError,
@@ -56,6 +57,7 @@ class DefaultAgent:
         self.messages: list[dict] = []
         self.extra_template_vars: dict[str, Any] = {}
         self.n_steps = 0
+        self.n_prefix = 0  # the opening messages (system, demonstrations, task), never shortened
         self.cost = 0.0
         self.format_errors = 0
         self.start_time = time.time()
@@ -94,9 +96,13 @@ class DefaultAgent:
         self.start_time = time.time()
         self.add_messages(
             {"role": "system", "content": self.render(self.config.system_template)},
-            *({"role": d["role"], "content": d["content"]} for d in self.config.demonstrations),
+            *(
+                {"role": d["role"], "content": d["content"], "extra": {"demonstration": True}}
+                for d in self.config.demonstrations
+            ),
             {"role": "user", "content": self.render(self.config.instance_template)},
         )
+        self.n_prefix = len(self.messages)
         self.emit("on_start")
         while True:
             start, record = len(self.messages), {}
@@ -133,7 +139,7 @@ class DefaultAgent:
                 raise LimitsExceeded(
                     f"{self.format_errors} format errors in a row", limit="max_format_errors"
                 )
-            return self.render(self.config.format_error_template, error=str(error))
+            return self.render(self.config.format_error_template, error=str(error), actions=error.actions)
         if isinstance(error, ExecutionTimeoutError):
             return self.render(
                 self.config.timeout_template,
@@ -174,17 +180,21 @@ class DefaultAgent:
         self.check_limits()
         self.n_steps += 1
         tools = [BASH_TOOL] if self.config.action_format == "toolcall" else None
-        message = self.model.query(self.messages, tools=tools)
+        message = self.model.query(self.prompt_messages(), tools=tools)
         if self.config.cut_after_action and message.get("content"):
             message["content"] = cut_after_first_action(message["content"])
         self.cost += (message.get("extra") or {}).get("cost", 0.0)
         self.add_messages(message)
         return message
 
+    def prompt_messages(self) -> list[dict]:
+        """The history as the model sees it (see wren.agents.history); the trajectory keeps it all."""
+        return shorten(self.messages, self.n_prefix, self.config.history)
+
     def step(self) -> dict[str, Any]:
         """Query, parse one action, execute it; return the step's record."""
         message = self.query()
-        action = parse_action(message, self.config.action_format)
+        action = parse_action(message, self.config.action_format, self.config.action_regex)
         return self.execute_action(message, action.command)
 
     def execute_action(self, message: dict, command: str) -> dict[str, Any]:

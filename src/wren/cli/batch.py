@@ -1,8 +1,35 @@
-"""`wren batch`: run the agent over a dataset with many workers, resumably."""
+"""`wren batch`: run the agent over a dataset with many workers, resumably.
+
+With no model named, the batch uses the embedded SLM exactly as `wren run` does: one server for all
+workers, with a parallel slot per worker. The exit status is 0 when every instance ended with an
+agent outcome and 1 when any ended in an infrastructure failure (one line per kind, and a hint).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+
+
+def print_failures(console: Any, summary: dict[str, Any], *, api_base: str | None, output: str) -> bool:
+    """One line per kind of infrastructure failure and a hint for the most common; True if any."""
+    from wren.bench.outcomes import hint
+
+    groups = summary["failures"]
+    if not groups:
+        return False
+    failed = sum(len(g.instance_ids) for g in groups)
+    console.print(
+        f"[bold red]{failed} of {summary['instances']} instances failed for reasons outside the task:[/]",
+        highlight=False,
+    )
+    for group in groups:
+        console.print(f"  {group.line(console.width - 2)}", highlight=False, markup=False)
+    console.print(
+        f"hint: {hint(groups[0], api_base=api_base, output_dir=output)}", highlight=False, markup=False
+    )
+    return True
 
 
 def register(app: typer.Typer) -> None:
@@ -48,18 +75,43 @@ def register(app: typer.Typer) -> None:
         config: list[str] = typer.Option(
             [], "-c", "--config", help="YAML file, built-in name, or key.path=value."
         ),
+        search: str = typer.Option(
+            None, "--search", help="Search per instance: greedy, best-of-n or mcts (see docs/search.md)."
+        ),
+        budget: int = typer.Option(30, "--budget", help="Model calls per instance (with --search)."),
+        judge: str = typer.Option("", "--judge", help="Check command scoring finished runs (with --search)."),
+        width: int = typer.Option(3, "--k", help="Actions sampled per MCTS expansion (with --search)."),
+        value: str = typer.Option("", "--value", help="Value model directory (with --search)."),
+        config_format: str = typer.Option(
+            "auto",
+            "--config-format",
+            help="auto (mini-swe-agent files recognised by their keys), wren, or mini.",
+        ),
     ) -> None:
-        """Run the agent on every selected instance; preds.json is updated as each one finishes."""
+        """Run the agent on every selected instance; preds.json is updated as each one finishes.
+
+        Exit 0 when every instance ended with an agent outcome, 1 when any failed for reasons outside
+        the task (model unreachable, model or environment error).
+        """
         from wren.bench.batch import BatchRunner
         from wren.bench.config import BenchWrenConfig
         from wren.bench.datasets import load_instances, select_instances
         from wren.bench.progress import BatchProgress
         from wren.config.assemble import assemble_config
+        from wren.serve.embedded import ensure_server
 
         specs = list(config)
         if gateway:
             specs.append(f"model.api_base={gateway}")
-        cfg = assemble_config(specs, model=model, slm=slm, env_kind=env, schema=BenchWrenConfig)
+        cfg = assemble_config(
+            specs,
+            model=model,
+            slm=slm,
+            env_kind=env,
+            embedded=lambda port: ensure_server(port, slots=workers),
+            schema=BenchWrenConfig,
+            config_format=config_format,
+        )
         if repos:
             cfg.bench.workspace.repos = repos
         if image_template:
@@ -69,6 +121,18 @@ def register(app: typer.Typer) -> None:
         instances = select_instances(
             load_instances(dataset, split), slice_spec=slice_spec, filter_re=filter_re, shuffle=shuffle
         )
+        search_runner = None
+        if search is not None:
+            from wren.exceptions import ConfigError
+            from wren.learn.search import STRATEGIES, SearchConfig, SearchRunner
+
+            if search not in STRATEGIES:
+                raise ConfigError(f"--search must be one of {', '.join(STRATEGIES)}, not {search!r}")
+            if budget < 1 or width < 1:
+                raise ConfigError(f"--budget and --k must be at least 1, not {budget} and {width}")
+            scoring = "judge" if judge else "submitted"
+            search_config = SearchConfig(strategy=search, budget=budget, k=width, score_terminals=scoring)  # type: ignore[arg-type]
+            search_runner = SearchRunner(search_config, judge, value)
         progress = BatchProgress(len(instances))
         runner = BatchRunner(
             cfg,
@@ -78,6 +142,7 @@ def register(app: typer.Typer) -> None:
             ray_address=ray_address,
             redo_existing=redo_existing,
             progress=progress,
+            runner=search_runner,
         )
         with progress:
             summary = runner.run(instances)
@@ -90,3 +155,5 @@ def register(app: typer.Typer) -> None:
         if summary["interrupted"]:
             console.print("interrupted: finished instances are saved; run the same command again to resume")
             raise typer.Exit(130)
+        if print_failures(console, summary, api_base=cfg.model.api_base, output=output):
+            raise typer.Exit(1)

@@ -59,10 +59,32 @@ def register(app: typer.Typer) -> None:
             [], "--forward-header", help="Client header copied to backends (default: authorization)."
         ),
         lease: float = typer.Option(600.0, "--lease", help="Release programs idle for this many seconds."),
+        max_pause: float | None = typer.Option(
+            None,
+            "--max-pause",
+            help="Tail bound: a program paused this many seconds (default 60) gets room made for it by "
+            "pausing programs that have run longer.",
+        ),
+        min_run: float | None = typer.Option(
+            None,
+            "--min-run",
+            help="A resumed program runs at least this many seconds (default 30) before it makes room for an "
+            "overdue one.",
+        ),
+        max_queue: float | None = typer.Option(
+            None,
+            "--max-queue",
+            help="A request held this many seconds (default 300) is answered 503 with Retry-After.",
+        ),
         config: list[str] = typer.Option(
             [], "-c", "--config", help="YAML file with gateway settings, or key=value."
         ),
         log_level: str = typer.Option("INFO", "--log-level", help="Logging level."),
+        record: str | None = typer.Option(
+            None,
+            "--record",
+            help="Write every request per program (prompts, completions, token ids, logprobs) to DIR.",
+        ),
     ) -> None:
         """Run the gateway: `wren gateway --backends URL[,URL...] [--port P] [--policy NAME]`."""
         if ctx.invoked_subcommand is not None:
@@ -92,6 +114,15 @@ def register(app: typer.Typer) -> None:
             cli["backend_api_key"] = backend_api_key
         if forward_header:
             cli["forward_headers"] = forward_header
+        if record is not None:
+            cli["record_dir"] = record
+        for key, value in (
+            ("max_pause_seconds", max_pause),
+            ("min_run_seconds", min_run),
+            ("max_queue_seconds", max_queue),
+        ):
+            if value is not None:
+                cli[key] = value
         if "backends" not in cli and "backends" not in data:
             raise typer.BadParameter("give at least one backend with --backends URL[,URL...]")
         cfg = load_gateway_config(deep_merge(data, cli))

@@ -17,8 +17,16 @@ def register(app: typer.Typer) -> None:
         list_only: bool = typer.Option(False, "--list", help="Print the run list and exit (no TUI)."),
     ) -> None:
         """Browse runs: exit status, cost and steps; filter, search, step through messages, see the diff."""
+        from pathlib import Path
+
         from wren.exceptions import ConfigError
         from wren.trajectory import TrajectoryError, find_runs
+
+        tree_path = Path(path)
+        if (tree_path / "tree.json").is_file() or tree_path.name == "tree.json":
+            _print_tree(tree_path)
+            if list_only or tree_path.name == "tree.json":
+                return
         from wren.ui.runs import filter_runs, load_runs
 
         try:
@@ -49,3 +57,17 @@ def _print_runs(runs: list) -> None:
     console.print(table)
     submitted = sum(1 for r in runs if r.exit_status == "Submitted")
     console.print(f"{len(runs)} runs, {submitted} submitted, ${sum(r.cost for r in runs):.4f}")
+
+
+def _print_tree(path) -> None:
+    from rich.markup import escape
+
+    from wren.cli.display import console
+    from wren.exceptions import ConfigError
+    from wren.learn.tree import ThoughtTree, TreeError, render_tree
+
+    try:
+        tree, meta = ThoughtTree.load(path)
+    except TreeError as e:
+        raise ConfigError(str(e)) from None
+    console.print(escape(render_tree(tree, meta)))

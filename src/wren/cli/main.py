@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     "evaluate",
     "synth",
     "inspect",
+    "learn",
+    "config",
 ]
 
 

@@ -46,6 +46,11 @@ def register(app: typer.Typer) -> None:
         config: list[str] = typer.Option(
             [], "-c", "--config", help="YAML file, built-in name, or key.path=value."
         ),
+        config_format: str = typer.Option(
+            "auto",
+            "--config-format",
+            help="auto (mini-swe-agent files recognised by their keys), wren, or mini.",
+        ),
         env: str = typer.Option(None, "--env", help="Environment kind: local, docker, apptainer, sandbox."),
         cwd: str = typer.Option(None, "--cwd", help="Working directory of the agent's commands."),
         yolo: bool = typer.Option(
@@ -57,6 +62,19 @@ def register(app: typer.Typer) -> None:
         visual: bool = typer.Option(False, "-v", "--visual", help="Show the run in a Textual TUI."),
         output: str = typer.Option(None, "-o", "--output", help="Where the trajectory goes (a directory)."),
         check_model: bool = typer.Option(False, "--check-model", help="Ping the model before the run."),
+        search: str = typer.Option(
+            None, "--search", help="Search over steps: greedy, best-of-n or mcts (workspace snapshots)."
+        ),
+        budget: int = typer.Option(30, "--budget", help="Model calls the search may make (with --search)."),
+        judge: str = typer.Option(
+            "", "--judge", help="Check command that scores a finished run (exit 0 = reward 1), with --search."
+        ),
+        width: int = typer.Option(3, "--k", help="Actions sampled per MCTS expansion (with --search)."),
+        value: str = typer.Option(
+            "",
+            "--value",
+            help="Value model directory (`wren learn value`): values MCTS nodes, ranks best-of-n.",
+        ),
     ) -> None:
         """Run one task with the agent; exit 0 when it submitted."""
         from wren.agents.interactive import InteractiveAgent
@@ -67,7 +85,7 @@ def register(app: typer.Typer) -> None:
         from wren.exceptions import ConfigError
         from wren.models import get_model
         from wren.run import run_agent
-        from wren.serve.embedded import embedded_config
+        from wren.serve.embedded import ensure_server
 
         if mode is not None and mode not in MODES:
             raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -83,8 +101,9 @@ def register(app: typer.Typer) -> None:
             slm=slm,
             env_kind=env,
             cwd=cwd,
-            embedded=embedded_config,
+            embedded=ensure_server,
             schema=InteractiveWrenConfig,
+            config_format=config_format,
         )
         agent_config = cfg.agent
         agent_config.mode = "yolo" if yolo else (mode or agent_config.mode)
@@ -120,6 +139,11 @@ def register(app: typer.Typer) -> None:
                 hooks=hooks, agent_class=InteractiveAgent, user=run_user,
             )  # fmt: skip
 
+        if search is not None:
+            _run_search(
+                cfg, text, environment, model_obj, out_dir, instance_id, search, budget, judge, width, value
+            )
+            return
         try:
             if visual:
                 from wren.ui.run_app import RunApp
@@ -148,3 +172,41 @@ def register(app: typer.Typer) -> None:
         )
         if result.exit_status != "Submitted":
             raise typer.Exit(1)
+
+
+def _run_search(
+    cfg: Any, text: str, environment: Any, model: Any, out_dir: Path, instance_id: str,
+    strategy: str, budget: int, judge: str, width: int, value: str = "",
+) -> None:  # fmt: skip
+    from wren.cli.display import console
+    from wren.exceptions import ConfigError
+    from wren.learn.search import STRATEGIES, SearchConfig, run_search
+
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"--search must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    if budget < 1 or width < 1:
+        raise ConfigError(f"--budget and --k must be at least 1, not {budget} and {width}")
+    search = SearchConfig(strategy=strategy, budget=budget, k=width)  # type: ignore[arg-type]
+    value_fn = None
+    if value:
+        from wren.learn.value import ValueModel
+
+        value_fn = ValueModel.load(value)
+        # The verifier ranks finished runs; the judge (when given) only scores the chosen one.
+        search = search.model_copy(update={"evaluate": "value", "score_terminals": "value"})
+    try:
+        result = run_search(
+            cfg, text, env=environment, model=model, output_dir=out_dir, search=search,
+            judge_command=judge, instance_id=instance_id, value_fn=value_fn,
+        )  # fmt: skip
+    finally:
+        close = getattr(environment, "close", None)
+        if close:
+            close()
+    reward = "" if result.reward is None else f", reward {result.reward:g}"
+    console.print(
+        f"[bold]{result.exit_status}[/bold] by {strategy} after {result.model_calls} model calls, "
+        f"{len(result.tree.nodes)} nodes{reward}; tree and trajectory in {out_dir}"
+    )
+    if result.exit_status != "Submitted":
+        raise typer.Exit(1)

@@ -1,9 +1,10 @@
 """The gateway's HTTP server: an OpenAI-compatible proxy that schedules programs.
 
-The request path is kept lean: the body is parsed once (orjson) to find the program id and the
-stream flag, re-encoded only when it had to change (a program id to strip, usage to request), and
-forwarded over pooled keep-alive connections. Usage is read from the tail of a plain response or
-from the usage event of a stream without parsing the rest.
+A completion request goes through a few short steps around the scheduling policy: read it (the
+body is parsed once, orjson, to find the program id and the stream flag, and re-encoded only when
+it had to change), wait for the policy to place it (bounded by `max_queue_seconds`), send it with
+one retry elsewhere if the backend cannot be reached, relay the JSON body or the stream
+(`relay.py`), and account the step. Refusals are exceptions mapped to HTTP errors in one place.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import time
 from typing import Any
@@ -22,87 +22,43 @@ from aiohttp import web
 from wren.gateway.backends import Backend
 from wren.gateway.config import GatewayConfig
 from wren.gateway.metrics import GatewayMetrics
-from wren.gateway.programs import ProgramReleased, ProgramState, ProgramTable
-from wren.gateway.scheduler import NoHealthyBackend, Policy, get_policy_class
+from wren.gateway.programs import ProgramReleased, ProgramState, ProgramTable, StepOutcome
+from wren.gateway.record import TraceRecorder
+from wren.gateway.relay import JSON_TYPE, error_response, relay_json, relay_stream
+from wren.gateway.scheduler import NoHealthyBackend, Policy, Rejected, get_policy_class
 from wren.gateway.serving import ServerThread, serve_forever, start_site
 from wren.gateway.upstream import ConnectFailed, UpstreamDisconnected, UpstreamError
 
 log = logging.getLogger("wren.gateway")
 
 GATEWAY_MARKER = "wren"
-_JSON = "application/json"
-_DECODER = json.JSONDecoder()
 
 
-def error_response(status: int, message: str, kind: str = "invalid_request_error") -> web.Response:
-    body = orjson.dumps({"error": {"message": message, "type": kind, "code": status}})
-    return web.Response(status=status, body=body, content_type=_JSON)
+class BadRequest(Rejected):
+    """The request is malformed."""
 
 
-def usage_from_body(data: bytes) -> tuple[int, int] | None:
-    """(prompt_tokens, completion_tokens) from a completion response, reading only its usage object."""
-    i = data.rfind(b'"usage"')
-    if i < 0:
-        return None
-    j = data.find(b"{", i + 7)
-    if j < 0 or data[i + 7 : j].strip() != b":":
-        return None
-    try:
-        usage, _ = _DECODER.raw_decode(data[j:].decode("utf-8", "replace"))
-        return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-    except (ValueError, AttributeError, TypeError):
-        return None
+class Unauthorized(Rejected):
+    """The client's API key is missing or wrong."""
+
+    status = 401
+    kind = "authentication_error"
 
 
-def _split_events(data: bytes) -> list[bytes]:
-    return data.replace(b"\r\n", b"\n").split(b"\n\n")
+def _refusal(e: Exception) -> tuple[int, web.Response]:
+    """The HTTP answer to a request the gateway will not forward."""
+    if isinstance(e, Rejected):
+        return e.status, error_response(e.status, str(e), e.kind, e.retry_after)
+    if isinstance(e, ProgramReleased):
+        return 409, error_response(409, str(e), "program_released")
+    return 503, error_response(503, f"{e}: all backends are down", "service_unavailable")
 
 
-def _event_cut(buf: bytes) -> int:
-    """Index just past the last complete SSE event in `buf`, or -1."""
-    a = buf.rfind(b"\n\n")
-    b = buf.rfind(b"\r\n\r\n")
-    if a < 0 and b < 0:
-        return -1
-    return max(a + 2 if a >= 0 else -1, b + 4 if b >= 0 else -1)
-
-
-class _StreamState:
-    __slots__ = ("usage", "events", "client_wants_usage")
-
-    def __init__(self, client_wants_usage: bool) -> None:
-        self.usage: tuple[int, int] | None = None
-        self.events = 0
-        self.client_wants_usage = client_wants_usage
-
-
-def _scan_usage(data: bytes, state: _StreamState) -> bytes:
-    """Take usage from the SSE events in `data`; drop usage-only events the client did not ask for."""
-    kept = []
-    dropped = False
-    for event in _split_events(data):
-        if not event:
-            continue
-        if b'"usage"' in event:
-            payload = event.split(b"data:", 1)[-1].strip()
-            try:
-                obj = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                obj = None
-            usage = obj.get("usage") if isinstance(obj, dict) else None
-            if isinstance(usage, dict):
-                with contextlib.suppress(TypeError, ValueError):
-                    state.usage = (
-                        int(usage.get("prompt_tokens") or 0),
-                        int(usage.get("completion_tokens") or 0),
-                    )
-                if not state.client_wants_usage and not obj.get("choices"):
-                    dropped = True
-                    continue
-        kept.append(event)
-    if not dropped:
-        return data
-    return b"".join(e + b"\n\n" for e in kept)
+def _wake(prog: ProgramState) -> None:
+    """Let the held requests of `prog` look at the policy again."""
+    for fut in prog.waiters:
+        if not fut.done():
+            fut.set_result(None)
 
 
 class Gateway:
@@ -122,6 +78,10 @@ class Gateway:
             for url in config.backends
         ]
         self.policy: Policy = get_policy_class(config.policy)(self.backends, config, self.metrics)
+        self.recorder = (
+            TraceRecorder(config.record_dir, config.record_logprobs) if config.record_dir else None
+        )
+        self.policy.wake = _wake
         self.metrics.attach_state(
             lambda: (self.backends, self.programs, config.target_utilization, self.policy.queue_length())
         )
@@ -161,7 +121,7 @@ class Gateway:
             loop.create_task(self._every(self.config.health_interval_seconds, self._health_round)),
             loop.create_task(self._every(self.config.scrape_interval_seconds, self._scrape_round)),
             loop.create_task(self._every(min(5.0, self.config.lease_seconds / 4), self._lease_round)),
-            loop.create_task(self._every(0.1, self.policy.tick)),
+            loop.create_task(self._every(0.1, lambda: self.policy.tick(time.monotonic()))),
         ]
         for b in self.backends:
             if b.capacity is None and self.policy.name == "program":
@@ -202,9 +162,9 @@ class Gateway:
         for b, ok in zip(self.backends, results, strict=True):
             if ok and b.mark_up():
                 await b.scrape()
-                self.policy.backend_up(b)
+                self.policy.backend_up(b, time.monotonic())
             elif not ok and b.mark_down(b.last_error or "health check failed"):
-                self.policy.backend_down(b)
+                self.policy.backend_down(b, time.monotonic())
 
     async def _scrape_round(self) -> None:
         await asyncio.gather(*(b.scrape() for b in self.backends if b.healthy))
@@ -216,17 +176,17 @@ class Gateway:
 
     def _release(self, prog: ProgramState, reason: str) -> None:
         self.programs.remove(prog)
-        self.policy.release(prog)
+        self.policy.release(prog, time.monotonic())
         self.metrics.releases.labels(reason).inc()
 
     def _backend_failed(self, b: Backend, reason: str) -> None:
         self.metrics.backend_errors.labels(b.url, "connect").inc()
         if b.mark_down(reason):
-            self.policy.backend_down(b)
+            self.policy.backend_down(b, time.monotonic())
 
     async def _recheck(self, b: Backend) -> None:
         if not await b.check_health() and b.mark_down(b.last_error or "health check failed"):
-            self.policy.backend_down(b)
+            self.policy.backend_down(b, time.monotonic())
 
     # proxy
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
@@ -282,20 +242,37 @@ class Gateway:
 
     async def _completion(self, request: web.Request, path: str, endpoint: str) -> web.StreamResponse:
         t0 = time.perf_counter()
+        status = 499  # stays so if the client goes away
+        prog: ProgramState | None = None
+        try:
+            prog, payload, stream, wants_usage = await self._read(request, endpoint)
+            status, response = await self._serve(request, prog, path, payload, stream, wants_usage, t0)
+            return response
+        except (Rejected, NoHealthyBackend, ProgramReleased) as e:
+            status, response = _refusal(e)
+            return response
+        finally:
+            if prog is not None and prog.ephemeral and not prog.released:
+                self._release(prog, "request_end")
+            self.metrics.observe_request(endpoint, status, time.perf_counter() - t0)
+
+    async def _read(
+        self, request: web.Request, endpoint: str = "chat"
+    ) -> tuple[ProgramState, bytes, bool, bool]:
+        """The program and the payload to forward; BadRequest for anything malformed."""
         if not self._authorized(request):
-            return error_response(401, "missing or wrong API key", "authentication_error")
+            raise Unauthorized("missing or wrong API key")
         raw = await request.read()
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
-            self.metrics.observe_request(endpoint, 400, time.perf_counter() - t0)
-            return error_response(400, f"malformed JSON body: {e}")
+            raise BadRequest(f"malformed JSON body: {e}") from None
         if not isinstance(body, dict):
-            return error_response(400, "request body must be a JSON object")
+            raise BadRequest("request body must be a JSON object")
         try:
             pid, changed = self._program_id(request, body)
         except ValueError as e:
-            return error_response(400, str(e))
+            raise BadRequest(str(e)) from None
         stream = body.get("stream") is True
         wants_usage = True
         if stream:
@@ -304,153 +281,117 @@ class Gateway:
                 wants_usage = False
                 body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
                 changed = True
-        payload = orjson.dumps(body) if changed else raw
-        headers = self._headers_for(request)
-
+        if self.recorder is not None and self.recorder.prepare(body, endpoint):
+            changed = True
         prog, _ = self.programs.get_or_create(pid)
         prog.last_activity = time.monotonic()
-        chars = len(raw)
-        estimate = self.programs.estimate_prompt_tokens(prog, chars)
-        status = 499  # stays so if the client goes away
-        try:
-            status, response = await self._forward_request(
-                request, prog, path, payload, headers, estimate, chars, stream, wants_usage, t0
-            )
-            return response
-        finally:
-            if prog.ephemeral and not prog.released:
-                self._release(prog, "request_end")
-            self.metrics.observe_request(endpoint, status, time.perf_counter() - t0)
+        return prog, (orjson.dumps(body) if changed else raw), stream, wants_usage
 
-    async def _forward_request(
+    async def _serve(
         self,
         request: web.Request,
         prog: ProgramState,
         path: str,
         payload: bytes,
-        headers: bytes,
-        estimate: int,
-        chars: int,
         stream: bool,
         wants_usage: bool,
         t0: float,
     ) -> tuple[int, web.StreamResponse]:
-        policy = self.policy
+        """Place, send, relay and account one completion request."""
+        step = StepOutcome(len(payload), self.programs.estimate_prompt_tokens(prog, len(payload)))
         t_wait = time.perf_counter()
-        try:
-            backend = await policy.acquire(prog, estimate)
-        except NoHealthyBackend as e:
-            return 503, error_response(503, f"{e}: all backends are down", "service_unavailable")
-        except ProgramReleased as e:
-            return 409, error_response(409, str(e), "program_released")
+        least = self.programs.least_prompt_tokens(prog, step.chars)
+        backend: Backend | None = await self._admit(prog, step.estimate, least)
         waited = time.perf_counter() - t_wait
-        usage: tuple[int, int] | None = None
-        completed = False
-        events = 0
-        prog.inflight += 1
-        backend.inflight += 1
+        status = 499
+        headers = self._headers_for(request)
         try:
-            t_sent = time.perf_counter()
             try:
                 resp = await backend.pool.request("POST", path, payload, headers)
             except ConnectFailed as e:
-                # It never reached that backend: mark it down and try once elsewhere.
+                # It never reached that backend: mark it down and place the request once more.
                 self._backend_failed(backend, str(e))
                 self.metrics.retries.inc()
-                prog.inflight -= 1
-                backend.inflight -= 1
-                try:
-                    backend = await policy.acquire(prog, estimate)
-                finally:
-                    prog.inflight += 1  # on the new backend, or the old one if none was found
-                    backend.inflight += 1
-                t_sent = time.perf_counter()
+                self.policy.unsend(prog, backend, time.monotonic())
+                backend = None
+                t_wait = time.perf_counter()
+                backend = await self._admit(prog, step.estimate)
+                waited += time.perf_counter() - t_wait
                 resp = await backend.pool.request("POST", path, payload, headers)
-            pre = t_sent - t0 - waited
-            ctype = resp.headers.get("content-type", _JSON)
-            if not (stream and resp.status == 200 and ctype.startswith("text/event-stream")):
-                try:
-                    data = await resp.read()
-                finally:
-                    resp.release()
-                t_recv = time.perf_counter()
-                if resp.status == 200:
-                    usage = usage_from_body(data)
-                    completed = True
-                out = web.Response(status=resp.status, body=data, headers={"Content-Type": ctype})
-                self.metrics.added_seconds.observe(pre + (time.perf_counter() - t_recv))
-                return resp.status, out
-            # Streaming: pass each complete SSE event through as it arrives.
-            state = _StreamState(wants_usage)
-            out = web.StreamResponse(status=200, headers={"Content-Type": ctype, "Cache-Control": "no-cache"})
-            buf = b""
-            try:
-                await out.prepare(request)
-                self.metrics.added_seconds.observe(pre)
-                async for chunk in resp.iter_chunks():
-                    buf = buf + chunk if buf else chunk
-                    cut = _event_cut(buf)
-                    if cut < 0:
-                        continue
-                    data, buf = buf[:cut], buf[cut:]
-                    state.events += data.count(b"data:")
-                    if b'"usage"' in data:
-                        data = _scan_usage(data, state)
-                    await out.write(data)
-                if buf:
-                    await out.write(buf)
-                completed = True
-            except ConnectionError:
-                return 499, out  # the client went away; the step still ends below
-            except UpstreamError as e:
-                self.metrics.backend_errors.labels(backend.url, type(e).__name__).inc()
-                if isinstance(e, UpstreamDisconnected):
-                    asyncio.get_running_loop().create_task(self._recheck(backend))
-                err = orjson.dumps(
-                    {
-                        "error": {
-                            "message": f"backend failed mid-stream: {e}",
-                            "type": "upstream_error",
-                            "code": 502,
-                        }
-                    }
-                )
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    await out.write(b"data: " + err + b"\n\n")
-                return 502, out
-            finally:
-                resp.release()
-                usage = state.usage
-                events = state.events
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await out.write_eof()
-            return 200, out
-        except NoHealthyBackend as e:
-            return 503, error_response(503, f"{e}: all backends are down", "service_unavailable")
-        except ProgramReleased as e:
-            return 409, error_response(409, str(e), "program_released")
+            self.metrics.added_seconds.observe(time.perf_counter() - t0 - waited)
+            ctype = resp.headers.get("content-type", "")
+            tap: list[bytes] | None = [] if self.recorder is not None else None
+            if stream and resp.status == 200 and ctype.startswith("text/event-stream"):
+                out, status, error = await relay_stream(request, resp, step, wants_usage, tap=tap)
+                if error is not None:
+                    self._upstream_failed(backend, error)
+                self._record(prog, path, payload, status, backend, b"".join(tap or ()), True, t0)
+                return status, out
+            out = await relay_json(resp, step)
+            status = resp.status
+            self._record(prog, path, payload, status, backend, out.body or b"", False, t0)
+            return status, out
         except ConnectFailed as e:
-            self._backend_failed(backend, str(e))
-            return 502, error_response(502, f"backend unreachable: {e}", "upstream_error")
+            if backend is not None:
+                self._backend_failed(backend, str(e))
+            status = 502
+            return status, error_response(502, f"backend unreachable: {e}", "upstream_error")
         except UpstreamError as e:
-            self.metrics.backend_errors.labels(backend.url, type(e).__name__).inc()
-            if isinstance(e, UpstreamDisconnected):
-                asyncio.get_running_loop().create_task(self._recheck(backend))
-            return 502, error_response(502, f"backend request failed: {e}", "upstream_error")
+            if backend is not None:
+                self._upstream_failed(backend, e)
+            status = 502
+            return status, error_response(502, f"backend request failed: {e}", "upstream_error")
         finally:
-            # Every end of a request (success, error, client gone, stream without usage) ends the step.
-            prog.inflight -= 1
-            backend.inflight -= 1
-            prog.last_activity = time.monotonic()
-            if usage is not None:
-                self.programs.record_usage(prog, chars, usage[0], usage[1])
-                prog.steps += 1
-            elif completed or events:
-                self.programs.record_estimate(prog, estimate, events)
-                prog.steps += 1
-            else:
-                prog.errors += 1
-            policy.finish(prog)
+            # Every end of a request (success, error, client gone, stream cut short) ends the step.
+            now = time.monotonic()
+            self.programs.end_step(prog, step, now)
+            self.policy.finish(prog, backend, now)
+
+    def _record(
+        self, prog: ProgramState, path: str, payload: bytes, status: int, backend: Backend, answer: Any,
+        stream: bool, t0: float,
+    ) -> None:  # fmt: skip
+        if self.recorder is None:
+            return
+        try:
+            self.recorder.record(
+                None if prog.ephemeral else prog.program_id, path, payload, status, backend.url,
+                bytes(answer), stream, time.perf_counter() - t0,
+            )  # fmt: skip
+        except OSError as e:  # a full disk must not fail the client's request
+            log.warning("could not record the request of %s: %s", prog.program_id, e)
+
+    async def _admit(self, prog: ProgramState, tokens: int, least: int | None = None) -> Backend:
+        """Wait until the policy places the request (woken by it, or looking again when the bound is due)."""
+        policy = self.policy
+        backend = policy.request(prog, tokens, time.monotonic(), least)
+        if backend is not None:
+            return backend
+        started = time.monotonic()
+        loop = asyncio.get_running_loop()
+        try:
+            while backend is None:
+                fut = loop.create_future()
+                prog.waiters.append(fut)
+                due = prog.held_since + self.config.max_queue_seconds - time.monotonic()
+                try:
+                    await asyncio.wait_for(fut, max(0.0, due))
+                except TimeoutError:
+                    pass  # the policy refuses it now
+                finally:
+                    prog.waiters.remove(fut)
+                backend = policy.retry(prog, time.monotonic())
+        except asyncio.CancelledError:
+            policy.abandon(prog, time.monotonic())
+            raise
+        finally:
+            self.metrics.queue_seconds.observe(time.monotonic() - started)
+        return backend
+
+    def _upstream_failed(self, backend: Backend, error: UpstreamError) -> None:
+        self.metrics.backend_errors.labels(backend.url, type(error).__name__).inc()
+        if isinstance(error, UpstreamDisconnected):
+            asyncio.get_running_loop().create_task(self._recheck(backend))
 
     async def models(self, request: web.Request) -> web.StreamResponse:
         return await self.passthrough(request, path="/v1/models")
@@ -464,7 +405,7 @@ class Gateway:
             return error_response(503, "no healthy backend", "service_unavailable")
         body = await request.read()
         target = path or request.rel_url.path_qs
-        ctype = request.headers.get("Content-Type", _JSON).encode("latin-1", "replace")
+        ctype = request.headers.get("Content-Type", JSON_TYPE).encode("latin-1", "replace")
         for b in healthy:
             try:
                 resp = await b.pool.request(request.method, target, body, self._headers_for(request), ctype)
@@ -482,7 +423,7 @@ class Gateway:
             return web.Response(
                 status=resp.status,
                 body=data,
-                headers={"Content-Type": resp.headers.get("content-type", _JSON)},
+                headers={"Content-Type": resp.headers.get("content-type", JSON_TYPE)},
             )
         return error_response(503, "no healthy backend", "service_unavailable")
 
@@ -496,13 +437,13 @@ class Gateway:
             "queued": self.policy.queue_length(),
             "programs": programs,
         }
-        return web.Response(body=orjson.dumps(body), content_type=_JSON)
+        return web.Response(body=orjson.dumps(body), content_type=JSON_TYPE)
 
     async def get_program(self, request: web.Request) -> web.Response:
         prog = self.programs.get(request.match_info["program_id"])
         if prog is None:
             return error_response(404, f"unknown program {request.match_info['program_id']!r}", "not_found")
-        return web.Response(body=orjson.dumps(prog.summary()), content_type=_JSON)
+        return web.Response(body=orjson.dumps(prog.summary()), content_type=JSON_TYPE)
 
     async def release(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
@@ -518,7 +459,9 @@ class Gateway:
         if prog is None:
             return error_response(404, f"unknown program {pid!r}", "not_found")
         self._release(prog, "client")
-        return web.Response(body=orjson.dumps({"released": True, "program_id": str(pid)}), content_type=_JSON)
+        return web.Response(
+            body=orjson.dumps({"released": True, "program_id": str(pid)}), content_type=JSON_TYPE
+        )
 
     # status
     async def health(self, request: web.Request) -> web.Response:
@@ -531,7 +474,7 @@ class Gateway:
             "queued": self.policy.queue_length(),
             "backends": [b.summary(self.config.target_utilization) for b in self.backends],
         }
-        return web.Response(status=200 if healthy else 503, body=orjson.dumps(body), content_type=_JSON)
+        return web.Response(status=200 if healthy else 503, body=orjson.dumps(body), content_type=JSON_TYPE)
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         return web.Response(

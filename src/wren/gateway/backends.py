@@ -1,8 +1,10 @@
 """Backends: their connections, KV capacity, health and scraped load.
 
 Capacity in tokens comes, in order, from the gateway's configuration, a vLLM `/metrics` page
-(`vllm:cache_config_info` block_size x num_gpu_blocks) or SGLang's `/get_server_info`
-(`max_total_num_tokens`); without any of them it is unknown and the `program` policy cannot pause.
+(`vllm:cache_config_info`: kv_cache_size_tokens, else block_size x num_gpu_blocks), llama.cpp's
+`/slots` (the slots' n_ctx added up; one request must fit in one slot) or SGLang's
+`/get_server_info` (`max_total_num_tokens`); without any of them it is unknown and the `program`
+policy cannot pause.
 Scraped KV usage, queued requests and preemptions correct the scheduler's estimate: each new
 preemption (or a queue at a full cache) shrinks the usable fraction of the capacity, and quiet
 scrapes let it recover.
@@ -24,8 +26,8 @@ _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 # Gauges/counters read from a vLLM-style metrics page; first name found wins (v1 names, then v0).
 _KV_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
-_RUNNING = ("vllm:num_requests_running",)
-_WAITING = ("vllm:num_requests_waiting",)
+_RUNNING = ("vllm:num_requests_running", "llamacpp:requests_processing")
+_WAITING = ("vllm:num_requests_waiting", "llamacpp:requests_deferred")
 _PREEMPTIONS = ("vllm:num_preemptions_total", "vllm:num_preemptions")
 
 
@@ -89,11 +91,14 @@ class Backend:
     capacity: int | None = None
     capacity_source: str = "unknown"
     configured_capacity: int | None = None
+    request_limit: int | None = None  # most tokens one request can hold (llama.cpp: a slot), if less
     healthy: bool = True
     last_error: str = ""
     inflight: int = 0
     used: int = 0  # tokens charged by the scheduler (resident programs)
-    residents: set = field(default_factory=set)  # programs charged here
+    residents: dict = field(
+        default_factory=dict
+    )  # programs charged here, in the order they came (a set that keeps runs repeatable)
     correction: float = 1.0  # usable fraction of capacity, lowered by observed preemptions
     kv_usage: float | None = None  # scraped, 0..1
     running: float | None = None
@@ -168,15 +173,20 @@ class Backend:
         except UpstreamError:
             return
         if status == 200:
-            samples = parse_prometheus(body.decode("utf-8", "replace"))
-            if self.configured_capacity is None:
-                cap = capacity_from_vllm_metrics(samples)
-                if cap is not None and cap != self.capacity:
-                    self.capacity, self.capacity_source = cap, "vllm-metrics"
-                    log.info("backend %s: KV capacity %d tokens (vLLM metrics)", self.url, cap)
-            self._observe(samples)
+            self.apply_metrics(parse_prometheus(body.decode("utf-8", "replace")))
+        if self.capacity is None:
+            await self._llamacpp_capacity()
         if self.capacity is None:
             await self._sglang_capacity()
+
+    def apply_metrics(self, samples: dict[str, list[tuple[dict[str, str], float]]]) -> None:
+        """Take capacity (unless configured) and load from the samples of a vLLM-style metrics page."""
+        if self.configured_capacity is None:
+            cap = capacity_from_vllm_metrics(samples)
+            if cap is not None and cap != self.capacity:
+                self.capacity, self.capacity_source = cap, "vllm-metrics"
+                log.info("backend %s: KV capacity %d tokens (vLLM metrics)", self.url, cap)
+        self._observe(samples)
 
     def _observe(self, samples: dict[str, list[tuple[dict[str, str], float]]]) -> None:
         self.kv_usage = _sum(samples, _KV_USAGE)
@@ -195,6 +205,28 @@ class Backend:
             else:
                 self.correction = min(1.0, self.correction + 0.02)
             self.preemptions = preemptions
+
+    async def _llamacpp_capacity(self) -> None:
+        try:
+            status, body = await self.get("/slots")
+        except UpstreamError:
+            return
+        if status != 200:
+            return
+        try:
+            sizes = [int(slot["n_ctx"]) for slot in json.loads(body)]
+        except (ValueError, TypeError, KeyError):
+            return
+        if sizes and min(sizes) > 0:
+            # Each slot holds its own KV cache (without --kv-unified): what the slots hold together.
+            self.capacity, self.capacity_source = sum(sizes), "llama.cpp-slots"
+            self.request_limit = max(sizes)
+            log.info(
+                "backend %s: KV capacity %d tokens in %d slots (llama.cpp)",
+                self.url,
+                self.capacity,
+                len(sizes),
+            )
 
     async def _sglang_capacity(self) -> None:
         try:
@@ -220,6 +252,7 @@ class Backend:
             "last_error": self.last_error or None,
             "capacity_tokens": self.capacity,
             "capacity_source": self.capacity_source,
+            "request_limit_tokens": self.request_limit,
             "usable_tokens": None if usable == float("inf") else int(usable),
             "used_tokens": self.used,
             "programs": len(self.residents),

@@ -42,6 +42,16 @@ class GatewayConfig(BaseModel):
     """How long a paused program waits for room on the backend holding its cache before moving."""
     ageing_seconds: float = Field(default=60.0, ge=0)
     """After waiting this long, a queued program stops later ones from being resumed ahead of it."""
+    max_pause_seconds: float = Field(default=60.0, ge=0)
+    """A program paused or waiting for admission this long is overdue: programs that have run longer make room for it on the backend holding its cache."""
+    min_run_seconds: float = Field(default=30.0, ge=0)
+    """A program runs at least this long after it is admitted or resumed before it may be paused to make room for an overdue one."""
+    max_queue_seconds: float = Field(default=300.0, gt=0)
+    """A request held at the gateway this long is answered 503 with Retry-After."""
+    retry_after_seconds: float = Field(default=5.0, ge=0)
+    """The Retry-After (seconds) sent with that 503."""
+    oversize_tolerance: float = Field(default=1.25, ge=1.0)
+    """A prompt estimated at more than this times the largest backend KV capacity gets a 400 at once (the margin covers estimating tokens from characters)."""
     health_interval_seconds: float = Field(default=5.0, gt=0)
     """Seconds between backend health checks."""
     scrape_interval_seconds: float = Field(default=2.0, gt=0)
@@ -52,6 +62,10 @@ class GatewayConfig(BaseModel):
     """A backend that sends nothing for this long fails the request."""
     max_program_id_length: int = Field(default=256, ge=1)
     """Longest accepted program id."""
+    record_dir: str = ""
+    """Directory where every completion request is written per program with the backend's tokens and log-probs ('' = none)."""
+    record_logprobs: bool = True
+    """While recording, ask backends for log-probabilities when the client did not."""
 
     @field_validator("backends")
     @classmethod

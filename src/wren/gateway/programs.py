@@ -43,6 +43,8 @@ class ProgramState:
     created: float = field(default_factory=time.monotonic)
     last_activity: float = field(default_factory=time.monotonic)
     queued_since: float = 0.0  # when it joined the resume queue (0 if not queued)
+    resumed_at: float = 0.0  # when it was last admitted or resumed
+    held_since: float = 0.0  # when the oldest of its held requests arrived
     waiters: list[asyncio.Future] = field(default_factory=list)
     released: bool = False
 
@@ -67,6 +69,17 @@ class ProgramState:
             "idle_seconds": round(now - self.last_activity, 3),
             "age_seconds": round(now - self.created, 3),
         }
+
+
+@dataclass(slots=True)
+class StepOutcome:
+    """What one forwarded request showed of its step."""
+
+    chars: int  # size of the request body
+    estimate: int  # its prompt tokens as estimated before sending
+    usage: tuple[int, int] | None = None  # (prompt, completion) tokens the backend reported
+    completed: bool = False  # the backend answered it in full
+    events: int = 0  # stream events relayed (about one token each) when usage never came
 
 
 class TokenEstimator:
@@ -134,6 +147,14 @@ class ProgramTable:
             return prog.prompt_tokens + self.estimator.tokens(grown)
         return self.estimator.tokens(chars)
 
+    def least_prompt_tokens(self, prog: ProgramState, chars: int) -> int:
+        """A low estimate of a request's tokens, to refuse only what surely fits nowhere: at most one
+        token per 4 characters (what the learned ratio says when it says fewer), and never less than
+        the program's last prompt."""
+        cpt = max(self.estimator.chars_per_token, 4.0)
+        last = prog.prompt_tokens if prog.tokens_from_usage else 0
+        return max(last, int(chars / cpt))
+
     def record_usage(
         self, prog: ProgramState, chars: int, prompt_tokens: int, completion_tokens: int
     ) -> None:
@@ -147,6 +168,18 @@ class ProgramTable:
     def record_estimate(self, prog: ProgramState, prompt_tokens: int, completion_tokens: int) -> None:
         """Update a program from a step that ended without usage (error, disconnect)."""
         self._grow(prog, prompt_tokens + completion_tokens)
+
+    def end_step(self, prog: ProgramState, step: StepOutcome, now: float) -> None:
+        """Account one request that a backend handled: a step with usage, a step without, or an error."""
+        prog.last_activity = now
+        if step.usage is not None:
+            self.record_usage(prog, step.chars, *step.usage)
+            prog.steps += 1
+        elif step.completed or step.events:
+            self.record_estimate(prog, step.estimate, step.events)
+            prog.steps += 1
+        else:
+            prog.errors += 1
 
     @staticmethod
     def _grow(prog: ProgramState, context: int) -> None:

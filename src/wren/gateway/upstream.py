@@ -152,8 +152,12 @@ class _Connection(asyncio.Protocol):
             self.head_future.set_exception(UpstreamDisconnected(f"{self.pool.label} closed the connection"))
         resp = self.response
         if resp is not None:
-            if self._state == 3:
-                resp._finish()
+            if self._state == 3 and exc is None:
+                resp._finish()  # a body delimited by the connection's close
+            elif self._state == 3:
+                resp._finish(
+                    UpstreamDisconnected(f"{self.pool.label} reset the connection mid-response: {exc}")
+                )
             elif self._state != 4:
                 resp._finish(UpstreamDisconnected(f"{self.pool.label} closed the connection mid-response"))
 

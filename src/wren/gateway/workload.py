@@ -59,8 +59,9 @@ class WorkloadConfig(BaseModel):
     """Longest tool time in simulated seconds."""
     spread: float = Field(default=1.0, ge=0)
     """Sigma of the log-normal distributions."""
-    program_id_in: Literal["header", "body", "extra_body", "none"] = "header"
-    """Where requests carry the program id."""
+    program_id_in: Literal["all", "header", "body", "extra_body", "none"] = "all"
+    """Where requests carry the program id: `all` puts it in the X-Program-Id header, the body's
+    `program_id` and `extra_body.program_id`, where the program-aware gateways read it."""
     stream: bool = False
     """Send streaming requests."""
     release: bool = True
@@ -133,6 +134,59 @@ def filler(tokens: int, chars_per_token: int, offset: int = 0) -> str:
     return "".join(out)
 
 
+def system_prompt(config: WorkloadConfig) -> str:
+    """The system prompt every program of the workload shares."""
+    return f"You are agent {config.seed}. " + filler(config.system_prompt_tokens, config.chars_per_token)
+
+
+class ProgramRun:
+    """One program's conversation, step by step: the same for a live run and a simulated one.
+
+    With `steady_start`, a worker's first program starts part-way through: its earlier steps are
+    already in its context (replies made of filler), so a short run measures the steady state.
+    """
+
+    def __init__(self, config: WorkloadConfig, index: int, system: str, first: bool = False) -> None:
+        self.config = config
+        self.spec = spec = program_spec(config, index)
+        self.pid = f"wl{config.seed}-{index}"
+        self.step = 0
+        self.skip = (
+            random.Random(f"{config.seed}:skip:{index}").randrange(spec.steps)
+            if first and config.steady_start
+            else 0
+        )
+        task = filler(spec.task_tokens, config.chars_per_token, index * 7919)
+        self.messages: list[dict[str, str]] = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": f"Task {self.pid}: " + task},
+        ]
+
+    def next_call(self) -> tuple[list[dict[str, str]], int] | None:
+        """The messages and max_tokens of the next model call, or None when the program is done."""
+        cfg, spec = self.config, self.spec
+        while self.step < self.skip:
+            self._append(
+                filler(spec.completions[self.step], cfg.chars_per_token, spec.index * 17 + self.step)
+            )
+        if self.step >= spec.steps:
+            return None
+        return self.messages, spec.completions[self.step]
+
+    def record_reply(self, reply: str) -> float:
+        """Append the reply and its tool's output; returns the tool's time in simulated seconds."""
+        tool = self.spec.tool_seconds[self.step]
+        self._append(reply)
+        return tool
+
+    def _append(self, reply: str) -> None:
+        cfg, step = self.config, self.step
+        obs = filler(self.spec.observations[step], cfg.chars_per_token, self.spec.index * 31 + step * 131)
+        self.messages.append({"role": "assistant", "content": reply})
+        self.messages.append({"role": "user", "content": f"Output of step {step}:\n{obs}"})
+        self.step += 1
+
+
 @dataclass
 class WorkloadResult:
     """What a workload run did, in simulated time."""
@@ -180,9 +234,7 @@ class Workload:
         self.config = config
         self.result = WorkloadResult()
         self._next = 0
-        self._system = f"You are agent {config.seed}. " + filler(
-            config.system_prompt_tokens, config.chars_per_token
-        )
+        self._system = system_prompt(config)
 
     async def run(self) -> WorkloadResult:
         import aiohttp
@@ -193,7 +245,6 @@ class Workload:
         timeout = aiohttp.ClientTimeout(total=cfg.request_timeout)
         t0 = time.monotonic()
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            self._gateway = await self._is_gateway(session)
             tasks = [asyncio.ensure_future(self._worker(session, t0)) for _ in range(workers)]
             deadline = cfg.duration_seconds / cfg.time_scale if cfg.duration_seconds else None
             done, pending = await asyncio.wait(tasks, timeout=deadline)
@@ -208,66 +259,39 @@ class Workload:
         self.result.elapsed_seconds = (t_end - t0) * cfg.time_scale
         return self.result
 
-    async def _is_gateway(self, session: Any) -> bool:
-        base = self.config.url.rstrip("/").removesuffix("/v1")
-        try:
-            async with session.get(base + "/health") as resp:
-                body = await resp.json(content_type=None)
-                return isinstance(body, dict) and body.get("gateway") == "wren"
-        except Exception:
-            return False
-
     async def _worker(self, session: Any, t0: float) -> None:
         first = True
         while self._next < self.config.programs:
             index = self._next
             self._next += 1
-            spec = program_spec(self.config, index)
-            skip = (
-                random.Random(f"{self.config.seed}:skip:{index}").randrange(spec.steps)
-                if first and self.config.steady_start
-                else 0
-            )
+            run = ProgramRun(self.config, index, self._system, first)
             first = False
-            await self._program(session, spec, skip)
+            await self._program(session, run)
 
-    async def _program(self, session: Any, spec: ProgramSpec, skip: int = 0) -> None:
+    async def _program(self, session: Any, run: ProgramRun) -> None:
         cfg = self.config
-        pid = f"wl{cfg.seed}-{spec.index}"
-        messages: list[dict[str, str]] = [
-            {"role": "system", "content": self._system},
-            {
-                "role": "user",
-                "content": f"Task {pid}: " + filler(spec.task_tokens, cfg.chars_per_token, spec.index * 7919),
-            },
-        ]
         try:
-            for step in range(spec.steps):
-                if step < skip:
-                    reply = filler(spec.completions[step], cfg.chars_per_token, spec.index * 17 + step)
-                else:
-                    reply = await self._step(session, pid, messages, spec.completions[step])
-                    if reply is None:
-                        return
-                messages.append({"role": "assistant", "content": reply})
-                obs = filler(spec.observations[step], cfg.chars_per_token, spec.index * 31 + step * 131)
-                messages.append({"role": "user", "content": f"Output of step {step}:\n{obs}"})
-                if step >= skip:
-                    await asyncio.sleep(spec.tool_seconds[step] / cfg.time_scale)
+            while (call := run.next_call()) is not None:
+                reply = await self._step(session, run.pid, *call)
+                if reply is None:
+                    return
+                await asyncio.sleep(run.record_reply(reply) / cfg.time_scale)
             self.result.programs_finished += 1
         finally:
-            if cfg.release and self._gateway and cfg.program_id_in != "none":
-                await self._release(session, pid)
+            # Release wherever the program ran: a gateway that does not know the id answers 404.
+            if cfg.release and cfg.program_id_in != "none":
+                await self._release(session, run.pid)
 
     async def _step(self, session: Any, pid: str, messages: list[dict], max_tokens: int) -> str | None:
         cfg = self.config
         body: dict[str, Any] = {"model": cfg.model, "messages": messages, "max_tokens": max_tokens}
         headers = {}
-        if cfg.program_id_in == "header":
+        where = cfg.program_id_in
+        if where in ("all", "header"):
             headers["X-Program-Id"] = pid
-        elif cfg.program_id_in == "body":
+        if where in ("all", "body"):
             body["program_id"] = pid
-        elif cfg.program_id_in == "extra_body":
+        if where in ("all", "extra_body"):
             body["extra_body"] = {"program_id": pid}
         if cfg.stream:
             body["stream"] = True

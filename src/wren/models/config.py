@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from wren.exceptions import ConfigError
 
@@ -54,6 +54,10 @@ class ModelConfig(BaseModel):
     """Price per prompt token in dollars; overrides LiteLLM's price table."""
     output_cost_per_token: float | None = None
     """Price per completion token in dollars; overrides LiteLLM's price table."""
+    constrain: Literal["auto", "off", "grammar", "regex"] = "off"
+    """Constrained output: replies are exactly one THOUGHT and one bash block (auto asks the server once)."""
+    constrain_form: Literal["full", "fence"] = "full"
+    """What the constraint fixes: the whole reply, or only the bash block's fences."""
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra HTTP headers sent with every request."""
     outputs: list[Any] = Field(default_factory=list)
@@ -64,6 +68,12 @@ class ModelConfig(BaseModel):
     """Router model only: the models to switch between (the first is the default, small one)."""
     router: dict[str, Any] = Field(default_factory=dict)
     """Router model only: switching rules (see wren.models.router)."""
+
+    @field_validator("constrain", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML reads a bare `off` as false (and `on` as true).
+        return {False: "off", True: "auto"}.get(value, value) if isinstance(value, bool) else value
 
     def resolved_api_key(self) -> str | None:
         """The API key with a `$VAR` value read from the environment."""

@@ -29,6 +29,7 @@ _CONTEXT_WORDS = (
     "context window",
     "too many tokens",
     "prompt is too long",
+    "context size",  # llama.cpp: "the request exceeds the available context size"
 )
 
 

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from wren.models.config import ModelConfig
+from wren.models.constrain import Constraint
 from wren.models.cost import CostCalculator
 from wren.models.errors import ContextWindowExceeded, PermanentModelError, RetryableModelError
 from wren.models.stats import GLOBAL_STATS
@@ -103,6 +104,7 @@ class LitellmModel:
             and self.provider not in _NATIVE_PROVIDERS
         )
         self._client = None
+        self.constraint = Constraint(self.config.constrain, self.config.constrain_form, self.config.api_base)
         self._fallbacks: list[LitellmModel] | None = None
         self.program_id: str | None = None
         self.cost = 0.0
@@ -127,6 +129,10 @@ class LitellmModel:
             body["tools"] = tools
         body.update(reasoning_params(c))
         body.update(c.completion_kwargs)
+        constraint = self.constraint.fields(tools=bool(tools))
+        if constraint:
+            # In extra_body so that LiteLLM passes the server-specific fields through untouched.
+            body["extra_body"] = {**constraint, **(body.get("extra_body") or {})}
         return body
 
     def _headers(self) -> dict[str, str]:
@@ -145,6 +151,10 @@ class LitellmModel:
         body = {"model": self.bare_name or self.config.name, **self._body(tools)}
         extra_body = body.pop("extra_body", None) or {}
         body.update(extra_body)
+        if self.program_id:
+            # Program-aware gateways read the id from the body as well as the header; self-hosted
+            # OpenAI-compatible servers ignore the extra key (hosted APIs, via LiteLLM, never get it).
+            body.setdefault("program_id", self.program_id)
         return self._client.chat(messages, body, self._headers())
 
     def _query_litellm(self, messages: list[dict], tools: list[dict] | None) -> dict:
@@ -256,6 +266,8 @@ class LitellmModel:
         usage = response.get("usage") or {}
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion_tokens = int(usage.get("completion_tokens") or 0)
+        # Prompt tokens the server took from its prefix cache (OpenAI's field; llama.cpp and vLLM fill it).
+        cached_tokens = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
         cost = self.cost_of(prompt_tokens, completion_tokens)
         owner.cost += cost
         owner.n_calls += 1
@@ -274,6 +286,7 @@ class LitellmModel:
             "cost": cost,
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
+            "cached_tokens": cached_tokens,
             "latency": latency,
             "model": self.config.name,
             "finish_reason": choice.get("finish_reason"),

@@ -254,7 +254,9 @@ class RunApp(StepNavigation, App):
     def add_message(self, message: dict) -> None:
         self.messages.append(message)
         extra = message.get("extra") or {}
-        if message.get("role") == "assistant":
+        if message.get("role") == "assistant" and not extra.get(
+            "demonstration"
+        ):  # few-shot turns made no call
             self.n_calls += 1
             self.prompt_tokens += int(extra.get("prompt_tokens") or 0)
             self.completion_tokens += int(extra.get("completion_tokens") or 0)

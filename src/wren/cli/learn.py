@@ -1,0 +1,289 @@
+"""`wren learn`: demonstrations, training data, training, and the closed loop."""
+
+from __future__ import annotations
+
+import typer
+
+
+def _bench_config(config: list[str], env: str | None, repos: str | None):
+    from wren.bench.config import BenchWrenConfig
+    from wren.config.assemble import assemble_config
+
+    cfg = assemble_config(config, env_kind=env, schema=BenchWrenConfig)
+    if repos:
+        cfg.bench.workspace.repos = repos
+    return cfg
+
+
+def register(app: typer.Typer) -> None:
+    learn = typer.Typer(
+        help="Learn from runs: demonstrations, training data, SFT/DPO training, the closed loop.",
+        no_args_is_help=True,
+    )
+    app.add_typer(learn, name="learn")
+
+    @learn.command("demos")
+    def demos_command(
+        dataset: str = typer.Option(
+            ..., "--dataset", "-d", help="Tasks with gold patches (JSON/JSONL/Parquet)."
+        ),
+        output: str = typer.Option(..., "-o", "--output", help="Run directory of the kept demonstrations."),
+        repos: str = typer.Option(
+            None, "--repos", help="Directory of git repos (owner__name or owner+name)."
+        ),
+        env: str = typer.Option(
+            None, "--env", help="Environment kind: local, sandbox, docker, podman, apptainer."
+        ),
+        workers: int = typer.Option(1, "--workers", "-w", help="Instances run and judged at once."),
+        filter_re: str = typer.Option("", "--filter", help="Regex on instance_id."),
+        slice_spec: str = typer.Option("", "--slice", help="A:B, :B, A: or N (the first N)."),
+        config: list[str] = typer.Option([], "-c", "--config", help="YAML file or key.path=value."),
+    ) -> None:
+        """Expert runs from gold patches, executed for real and kept only when the judge resolves them."""
+        from rich.console import Console
+
+        from wren.bench.datasets import load_instances, select_instances
+        from wren.learn.demos import write_demos
+
+        cfg = _bench_config(config, env, repos)
+        instances = select_instances(load_instances(dataset), slice_spec=slice_spec, filter_re=filter_re)
+        report = write_demos(instances, cfg, output, workers=workers)
+        Console(stderr=True).print(
+            f"kept {len(report['resolved_ids'])} demonstrations the judge resolved, rejected "
+            f"{len(report['rejected_ids'])}, {len(report['no_gold_patch_ids'])} without a gold patch; "
+            f"run directory: {output}",
+            highlight=False,
+        )
+
+    @learn.command("export")
+    def export_command(
+        runs: list[str] = typer.Argument(..., help="Run directories (wren batch / learn demos output)."),
+        output: str = typer.Option(
+            ..., "-o", "--output", help="Directory for sft.jsonl, dpo.jsonl, value.jsonl."
+        ),
+        dataset: str = typer.Option("", "--dataset", "-d", help="The runs' tasks (for gold patches)."),
+        reports: list[str] = typer.Option(
+            [], "--report", "-r", help="Eval report per run, in order (default: RUN/report.json if there)."
+        ),
+        select: str = typer.Option(
+            "resolved", "--select", help="SFT episodes: resolved, or reward (weighted)."
+        ),
+        max_tokens: int = typer.Option(
+            2048, "--max-tokens", help="Longest record; longer runs become windows."
+        ),
+        tokenizer: str = typer.Option(
+            "", "--tokenizer", help="Training directory whose tokenizer counts tokens."
+        ),
+        config: list[str] = typer.Option(
+            [], "-c", "--config", help="YAML file or key=value of the export config."
+        ),
+    ) -> None:
+        """Write TRL datasets: SFT conversations, DPO pairs and value records."""
+        from pathlib import Path
+
+        from rich.console import Console
+
+        from wren.config.loader import validate
+        from wren.exceptions import ConfigError
+        from wren.learn.episodes import load_episodes
+        from wren.learn.export import ExportConfig, export
+        from wren.learn.windows import approx_tokens
+
+        if reports and len(reports) != len(runs):
+            raise ConfigError(
+                f"--report was given {len(reports)} times for {len(runs)} runs; give one per run"
+            )
+        data = _config_data(config) | {"select": select, "max_tokens": max_tokens}
+        export_config = validate(ExportConfig, data, where="learn export")
+        episodes = []
+        for i, run in enumerate(runs):
+            report = reports[i] if reports else (Path(run) / "report.json")
+            episodes += load_episodes(
+                run, report=report if Path(report).is_file() else None, dataset=dataset or None
+            )
+        count = approx_tokens
+        if tokenizer:
+            from wren.learn.convert import token_counter
+
+            count = token_counter(tokenizer)
+        counts = export(episodes, output, export_config, count)
+        Console(stderr=True).print(
+            f"{len(episodes)} episodes -> {counts['sft']} SFT records, {counts['dpo']} DPO pairs, "
+            f"{counts['value']} value records in {output}",
+            highlight=False,
+        )
+
+    @learn.command("convert")
+    def convert_command(
+        model: str = typer.Option("", "--model", help="A GGUF file (default: the bundled Gemma-3-270M)."),
+        output: str = typer.Option(..., "-o", "--output", help="Training directory to write."),
+    ) -> None:
+        """Turn a GGUF model into a transformers training directory (fp32, with a chat template)."""
+        from wren.learn.convert import gguf_to_training_dir
+
+        if not model:
+            from wren.serve.embedded import default_model_path
+
+            model = default_model_path()
+        out = gguf_to_training_dir(model, output)
+        typer.echo(f"training directory: {out}", err=True)
+
+    def _train(method: str, model: str, data: str, output: str, max_steps: int, config: list[str]) -> None:
+        from wren.config.loader import validate
+        from wren.learn.train import TrainConfig, train
+
+        values = _config_data(config) | {"model": model, "data": data, "output": output, "method": method}
+        if max_steps:
+            values["max_steps"] = max_steps
+        log = train(validate(TrainConfig, values, where=f"learn {method}"))
+        resumed = f", resumed from {log['resumed_from']}" if log["resumed_from"] else ""
+        first, last = (log["loss"][0], log["loss"][-1]) if log["loss"] else (float("nan"), float("nan"))
+        typer.echo(
+            f"{method}: {log['steps']} steps in {log['seconds']:.0f} s{resumed}; loss {first:.3f} -> {last:.3f}; "
+            f"adapter and model in {output}",
+            err=True,
+        )
+
+    @learn.command("sft")
+    def sft_command(
+        model: str = typer.Option(..., "--model", help="Training directory (from `wren learn convert`)."),
+        data: str = typer.Option(..., "--data", help="sft.jsonl from `wren learn export`."),
+        output: str = typer.Option(..., "-o", "--output", help="Output directory; run again to resume."),
+        max_steps: int = typer.Option(0, "--max-steps", help="Optimizer steps (default: one epoch)."),
+        config: list[str] = typer.Option(
+            [], "-c", "--config", help="YAML file or key=value (learning_rate, lora.r, ...)."
+        ),
+    ) -> None:
+        """Supervised fine-tuning with a LoRA (TRL SFTTrainer); loss on trained assistant turns only."""
+        _train("sft", model, data, output, max_steps, config)
+
+    @learn.command("dpo")
+    def dpo_command(
+        model: str = typer.Option(..., "--model", help="Training directory (e.g. the SFT output's model/)."),
+        data: str = typer.Option(..., "--data", help="dpo.jsonl from `wren learn export`."),
+        output: str = typer.Option(..., "-o", "--output", help="Output directory; run again to resume."),
+        max_steps: int = typer.Option(0, "--max-steps", help="Optimizer steps (default: one epoch)."),
+        config: list[str] = typer.Option(
+            [], "-c", "--config", help="YAML file or key=value (beta, learning_rate, ...)."
+        ),
+    ) -> None:
+        """Direct preference optimisation with a LoRA (TRL DPOTrainer)."""
+        _train("dpo", model, data, output, max_steps, config)
+
+    @learn.command("value")
+    def value_command(
+        model: str = typer.Option(..., "--model", help="Training directory (from `wren learn convert`)."),
+        data: str = typer.Option(..., "--data", help="value.jsonl from `wren learn export`."),
+        output: str = typer.Option(
+            ..., "-o", "--output", help="Output directory (adapter, head, calibration)."
+        ),
+        config: list[str] = typer.Option(
+            [], "-c", "--config", help="YAML file or key=value (epochs, lr, lora_r, holdout, bins, ...)."
+        ),
+    ) -> None:
+        """Train the value model (LoRA + scalar head) on value records; writes its calibration."""
+        from wren.config.loader import validate
+        from wren.learn.export import read_jsonl
+        from wren.learn.value import ValueConfig, train_value
+
+        values = _config_data(config) | {"model": model, "output": output}
+        result = train_value(read_jsonl(data), validate(ValueConfig, values, where="learn value"))
+        cal = result["calibration"]
+        typer.echo(
+            f"value: loss {result['losses'][0]:.3f} -> {result['losses'][-1]:.3f}; ECE {cal['ece']:.3f} on "
+            f"{cal['n']} {cal['on']}; model, calibration.json and reliability.svg in {output}",
+            err=True,
+        )
+
+    @learn.command("rl")
+    def rl_command(
+        runs: list[str] = typer.Argument(
+            ..., help="Run directories with judged episodes (several per task)."
+        ),
+        model: str = typer.Option(..., "--model", help="Training directory of the policy's base model."),
+        output: str = typer.Option(
+            ..., "-o", "--output", help="Adapter directory; run again to continue it."
+        ),
+        dataset: str = typer.Option(
+            "", "--dataset", "-d", help="The runs' tasks (for rewards that need them)."
+        ),
+        config: list[str] = typer.Option(
+            [],
+            "-c",
+            "--config",
+            help="YAML file or key=value (rl.clip_eps, rl.epochs, rl.kl_coef, rewards...).",
+        ),
+    ) -> None:
+        """One GRPO iteration: group-relative advantages per task, clipped updates of the LoRA."""
+        from pathlib import Path
+
+        from wren.config.loader import validate
+        from wren.learn.episodes import load_episodes
+        from wren.learn.grpo import GRPOConfig, grpo_iteration, rl_records
+
+        cfg = validate(
+            GRPOConfig, _config_data(config) | {"model": model, "output": output}, where="learn rl"
+        )
+        episodes = []
+        for run in runs:
+            report = Path(run) / "report.json"
+            episodes += load_episodes(
+                run, report=report if report.is_file() else None, dataset=dataset or None
+            )
+        log = grpo_iteration(rl_records(episodes, cfg.rewards), cfg)
+        last = log["steps"][-1]
+        typer.echo(
+            f"rl: {log['episodes']} episodes in {log['groups']} groups, mean reward {log['mean_reward']:.3f}; "
+            f"last step ratio deviation {last['ratio_max_deviation']:.3f}, clipped {last['clip_fraction']:.1%}, "
+            f"KL {last['kl']:.4f}; adapter in {output}",
+            err=True,
+        )
+
+    @learn.command("gguf")
+    def gguf_command(
+        model: str = typer.Option(
+            ..., "--model", help="Training directory (e.g. an sft/dpo output's model/)."
+        ),
+        output: str = typer.Option(..., "-o", "--output", help="GGUF file to write."),
+        precision: str = typer.Option("q8_0", "--precision", help="f32, f16 or q8_0."),
+        tokenizer_gguf: str = typer.Option(
+            "",
+            "--tokenizer-gguf",
+            help="GGUF whose tokenizer to copy (default: the one the model came from).",
+        ),
+    ) -> None:
+        """Write a training directory as a GGUF that `wren serve --model FILE` serves."""
+        from wren.exceptions import ConfigError
+        from wren.learn.gguf_export import export_gguf
+
+        if precision not in ("f32", "f16", "q8_0"):
+            raise ConfigError(f"--precision must be f32, f16 or q8_0, not {precision!r}")
+        out = export_gguf(model, output, tokenizer_gguf=tokenizer_gguf, precision=precision)  # type: ignore[arg-type]
+        typer.echo(f"GGUF: {out} (serve it with: wren serve --model {out})", err=True)
+
+    @learn.command("loop")
+    def loop_command(
+        config: list[str] = typer.Option(
+            ..., "-c", "--config", help="The loop's YAML file, then key=value overrides (see docs/learn.md)."
+        ),
+    ) -> None:
+        """Synthesize, demonstrate, roll out, train (SFT, DPO), serve and evaluate on held-out repos; resumable."""
+        from wren.config.loader import validate
+        from wren.learn.loop import Loop, LoopConfig
+
+        loop_config = validate(LoopConfig, _config_data(config), where="learn loop")
+        report = Loop(loop_config, log=lambda line: typer.echo(line, err=True)).run()
+        for name, evaluation in report["evaluations"].items():
+            summary = evaluation["summary"]
+            typer.echo(
+                f"{name}: " + ", ".join(f"{k} {v['mean']:.3f} ± {v['ci95']:.3f}" for k, v in summary.items()),
+                err=True,
+            )
+        typer.echo(f"report: {loop_config.work_dir}/report.json (.html)", err=True)
+
+
+def _config_data(specs: list[str]) -> dict:
+    """YAML files and key.path=value items merged into one dict (no built-in base, no environment)."""
+    from wren.config.loader import load_config_dict
+
+    return load_config_dict(specs, base=(), environ={})

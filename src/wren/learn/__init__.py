@@ -1,0 +1,5 @@
+"""Learning from runs: episodes, rewards, demonstrations, training data, training and the closed loop.
+
+Heavy dependencies (torch, transformers, trl, peft) are imported inside the functions that train,
+so reading runs and exporting data need only the core install.
+"""

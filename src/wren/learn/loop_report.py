@@ -1,0 +1,93 @@
+"""The loop's report: `report.json`, and `report.html` with its plots as inline SVG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+METRICS = {
+    "resolve_rate": "Resolve rate",
+    "mean_reward": "Mean reward",
+    "submit_rate": "Submit rate",
+    "format_error_rate": "Format-error rate",
+}
+_W, _H = 360, 160
+
+
+def _bars(evaluations: dict[str, Any], metric: str) -> dict[str, Any]:
+    """Bars (one per evaluated model) with 95% whiskers, scaled into the chart."""
+    rows = [(name, e["summary"].get(metric, {"mean": 0.0, "ci95": 0.0})) for name, e in evaluations.items()]
+    top = max([abs(s["mean"]) + s["ci95"] for _, s in rows] + [1e-9])
+    width = _W / max(len(rows), 1)
+    bars = []
+    for i, (name, s) in enumerate(rows):
+        height = _H * abs(s["mean"]) / top
+        whisker = _H * s["ci95"] / top
+        bars.append(
+            {
+                "name": name,
+                "x": round(i * width + width * 0.2, 1),
+                "w": round(width * 0.6, 1),
+                "y": round(_H - height, 1),
+                "h": round(height, 1),
+                "lo": round(min(_H, _H - height + whisker), 1),
+                "hi": round(max(0.0, _H - height - whisker), 1),
+                "cx": round(i * width + width * 0.5, 1),
+                "label": f"{s['mean']:.3f} ± {s['ci95']:.3f}",
+            }
+        )
+    return {"metric": metric, "title": METRICS[metric], "bars": bars}
+
+
+def _line(values: list[float]) -> str:
+    """SVG polyline points of `values` across the chart."""
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or 1.0
+    step = _W / max(len(values) - 1, 1)
+    return " ".join(f"{i * step:.1f},{_H - _H * (v - lo) / span:.1f}" for i, v in enumerate(values))
+
+
+def render_html(report: dict[str, Any]) -> str:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    jinja = Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates"),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(["html", "j2"]),
+    )
+    rounds = report["rounds"]
+    losses = [
+        {
+            "name": f"round {r['round']} {kind}",
+            "points": _line(r[f"{kind}_loss"]),
+            "first": r[f"{kind}_loss"][0],
+            "last": r[f"{kind}_loss"][-1],
+        }
+        for r in rounds
+        for kind in ("sft", "dpo")
+        if r[f"{kind}_loss"]
+    ]
+    rewards = [r["data"].get("rollout_reward") for r in rounds if r["data"].get("rollout_reward") is not None]
+    return jinja.get_template("loop_report.html.j2").render(
+        charts=[_bars(report["evaluations"], m) for m in METRICS],
+        evaluations=report["evaluations"],
+        metrics=METRICS,
+        losses=losses,
+        reward_points=_line(rewards),
+        rewards=rewards,
+        stages=report["stage_seconds"],
+        total_seconds=sum(report["stage_seconds"].values()),
+        width=_W,
+        height=_H,
+    )
+
+
+def write_report(report: dict[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str))
+    path.with_suffix(".html").write_text(render_html(report))
+    return path

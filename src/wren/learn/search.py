@@ -1,0 +1,442 @@
+"""Search over agent steps: greedy, best-of-n and MCTS on a ThoughtTree, at a budget of model calls.
+
+Every node's workspace is a snapshot (environments/snapshot.py), so the search can go back to any
+state and try another action there. The agent supplies the templates, the action parsing and the
+observations; the search decides which messages the model sees next.
+
+- greedy: one run from the root.
+- best-of-n: independent runs from the root until the budget is spent; the best-scored one wins.
+- mcts: select a leaf by PUCT, expand it with k sampled actions (distinct commands become children,
+  how often each was sampled is its prior), evaluate each new child by the value function or by a
+  rollout to the end, back the value up.
+
+Finished runs are scored by `score_terminals`: the judge (a check command in the workspace: exit 0
+is reward 1), the value function, or 1 for a submission. The chosen run's score is its reward.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from wren.agents.config import AgentConfig
+from wren.agents.default import AgentResult, DefaultAgent
+from wren.environments.snapshot import Snapshot, WorkspaceSnapshots
+from wren.exceptions import (
+    ConfigError,
+    ExecutionTimeoutError,
+    FormatError,
+    LimitsExceeded,
+    Submitted,
+    TerminatingException,
+    WrenError,
+)
+from wren.learn.tree import Node, ThoughtTree
+from wren.models.actions import parse_action
+
+STRATEGIES = ("greedy", "best-of-n", "mcts")
+ValueFn = Callable[[list[dict]], float]
+
+
+class BudgetSpent(WrenError):
+    """The search used all the model calls it was given."""
+
+
+class SearchConfig(BaseModel):
+    """How the search spends its budget."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Literal["greedy", "best-of-n", "mcts"] = "greedy"
+    """greedy (one run), best-of-n (independent runs) or mcts (PUCT tree search)."""
+    budget: int = 30
+    """Model calls the whole search may make."""
+    k: int = 3
+    """Actions sampled per expansion (mcts)."""
+    c_puct: float = 1.5
+    """Exploration weight in PUCT."""
+    temperature: float | None = 0.8
+    """Sampling temperature while expanding and in best-of-n runs (None = the model's own)."""
+    evaluate: Literal["rollout", "value"] = "rollout"
+    """How a new mcts node is valued: a rollout to the end, or the value function."""
+    max_depth: int = 20
+    """Most steps of one run (from the root to a leaf)."""
+    score_terminals: Literal["judge", "value", "submitted"] = "judge"
+    """What scores a finished run: the judge, the value function, or 1 for a submission."""
+
+
+@dataclass
+class SearchResult:
+    """The tree, the chosen run, and what the search cost."""
+
+    tree: ThoughtTree
+    chosen: Node | None
+    model_calls: int
+    wall_seconds: float
+    exit_status: str
+    submission: str
+    reward: float | None
+
+    def meta(self, config: SearchConfig) -> dict[str, Any]:
+        return {
+            "strategy": config.strategy,
+            "budget": config.budget,
+            "k": config.k,
+            "c_puct": config.c_puct,
+            "model_calls": self.model_calls,
+            "wall_seconds": round(self.wall_seconds, 3),
+            "chosen": self.chosen.id if self.chosen else None,
+            "exit_status": self.exit_status,
+            "reward": self.reward,
+        }
+
+
+class CommandJudge:
+    """Scores a workspace by a check command run in it: exit 0 is 1.0, anything else 0.0."""
+
+    def __init__(self, command: str, timeout: float | None = None):
+        self.command, self.timeout = command, timeout
+
+    def __call__(self, env: Any) -> float:
+        try:
+            result = env.execute(self.command, timeout=self.timeout)
+        except ExecutionTimeoutError:
+            return 0.0
+        except Submitted:
+            return 0.0
+        return 1.0 if result["returncode"] == 0 else 0.0
+
+
+class TreeSearch:
+    """Runs one task by search; `agent` is a DefaultAgent whose model and environment are used."""
+
+    def __init__(
+        self,
+        agent: DefaultAgent,
+        config: SearchConfig,
+        *,
+        snapshots: WorkspaceSnapshots | None = None,
+        judge: Callable[[Any], float] | None = None,
+        value_fn: ValueFn | None = None,
+    ):
+        if config.budget < 1:
+            raise ConfigError(f"config key 'search.budget' must be at least 1, not {config.budget}")
+        if config.k < 1:
+            raise ConfigError(f"config key 'search.k' must be at least 1, not {config.k}")
+        needs_value = config.evaluate == "value" and config.strategy == "mcts"
+        if (needs_value or config.score_terminals == "value") and value_fn is None:
+            raise ConfigError(
+                "the search is set to use a value function but none was given (search.evaluate / score_terminals)"
+            )
+        if config.score_terminals == "judge" and judge is None:
+            raise ConfigError("search.score_terminals is 'judge' but no judge was given (e.g. --judge CMD)")
+        self.agent, self.config = agent, config
+        self.env, self.model = agent.env, agent.model
+        self.snapshots = snapshots or WorkspaceSnapshots(agent.env)
+        self.judge, self.value_fn = judge, value_fn
+        self.calls = 0
+        self.tree: ThoughtTree | None = None
+        self._current: str | None = None
+
+    # -- one step -------------------------------------------------------------------------------
+    def _restore(self, node: Node) -> None:
+        assert node.snapshot is not None
+        if node.snapshot.get("commit") == self._current:
+            return  # the workspace is this node's already: the last step saved it
+        self.snapshots.restore(Snapshot.from_dict(node.snapshot))
+        self._current = node.snapshot.get("commit")
+
+    def _save(self) -> dict[str, Any]:
+        snapshot = self.snapshots.save().to_dict()
+        self._current = snapshot["commit"]
+        return snapshot
+
+    def _end(self, node: Node, status: str) -> Node:
+        """Mark `node` as where a run ended (a limit reached before its next call) and score it."""
+        node.terminal, node.exit_status = True, status
+        self._restore(node)
+        node.reward = self._score_terminal(node)
+        return node
+
+    def _sample(self, prefix: list[dict], depth: int, *, explore: bool) -> dict:
+        """One model call on `prefix`; counts against the budget."""
+        if self.calls >= self.config.budget:
+            raise BudgetSpent(f"budget of {self.config.budget} model calls spent")
+        agent = self.agent
+        agent.messages, agent.n_steps = list(prefix), depth
+        self.calls += 1
+        with self._temperature(explore):
+            return agent.query()
+
+    @contextlib.contextmanager
+    def _temperature(self, explore: bool) -> Iterator[None]:
+        config = getattr(self.model, "config", None)
+        if not explore or self.config.temperature is None or not hasattr(config, "temperature"):
+            yield
+            return
+        before = config.temperature
+        config.temperature = self.config.temperature
+        try:
+            yield
+        finally:
+            config.temperature = before
+
+    def _command(self, message: dict) -> str | None:
+        try:
+            return parse_action(message, self.agent.config.action_format).command
+        except FormatError:
+            return None
+
+    def _child(self, parent: Node, message: dict, prefix: list[dict]) -> Node:
+        """Run `message`'s action from `parent`'s state; the new node holds the result and a snapshot."""
+        tree, agent = self.tree, self.agent
+        assert tree is not None
+        self._restore(parent)
+        agent.messages = [*prefix, message]
+        status = submission = ""
+        command = ""
+        try:
+            command = parse_action(message, agent.config.action_format).command
+            agent.execute_action(message, command)
+        except (FormatError, ExecutionTimeoutError) as e:
+            try:
+                agent.add_messages(*agent.observation(agent.render_error(e)))
+            except TerminatingException as limit:
+                status, submission = limit.exit_status, limit.submission
+        except TerminatingException as e:
+            status, submission = e.exit_status, e.submission
+        added = agent.messages[len(prefix) :]
+        if status:
+            added.append({"role": "exit", "content": submission, "extra": {"exit_status": status}})
+        node = tree.add_child(
+            parent,
+            messages=added,
+            action=command or "(no action)",
+            terminal=bool(status),
+            exit_status=status,
+            submission=submission,
+            snapshot=self._save(),
+        )
+        if not node.terminal and tree.depth(node) >= self.config.max_depth:
+            node.terminal, node.exit_status = True, "LimitsExceeded"
+        if node.terminal:
+            node.reward = self._score_terminal(node)
+        return node
+
+    def _score_terminal(self, node: Node) -> float:
+        how = self.config.score_terminals
+        if how == "judge":
+            assert self.judge is not None
+            self._restore(node)
+            reward = float(self.judge(self.env))
+            self._current = None  # the check may leave files behind (caches): restore before the next step
+            return reward
+        if how == "value":
+            assert self.value_fn is not None
+            return float(self.value_fn(self.tree.messages(node)))  # type: ignore[union-attr]
+        return 1.0 if node.exit_status == "Submitted" else 0.0
+
+    # -- strategies -----------------------------------------------------------------------------
+    def rollout(self, node: Node, *, explore: bool) -> Node:
+        """Step from `node` with one sample per step until the run ends; returns the last node."""
+        tree = self.tree
+        assert tree is not None
+        while not node.terminal:
+            prefix = tree.messages(node)
+            try:
+                message = self._sample(prefix, tree.depth(node), explore=explore)
+            except LimitsExceeded:
+                return self._end(node, "LimitsExceeded")
+            child = self._child(node, message, prefix)
+            child.prior = 1.0
+            node = child
+        return node
+
+    def expand(self, node: Node) -> list[Node]:
+        """Sample k actions at `node`; each distinct command becomes a child, its prior its share of samples."""
+        tree = self.tree
+        assert tree is not None
+        prefix = tree.messages(node)
+        counts: dict[str, int] = {}
+        firsts: dict[str, dict] = {}
+        existing = {tree.nodes[c].action: tree.nodes[c] for c in node.children}
+        for _ in range(self.config.k):
+            try:
+                message = self._sample(prefix, tree.depth(node), explore=True)
+            except BudgetSpent:
+                if not counts:
+                    raise
+                break
+            except LimitsExceeded:
+                self._end(node, "LimitsExceeded")
+                return []
+            key = self._command(message) or f"(format error {len(firsts)})"
+            counts[key] = counts.get(key, 0) + 1
+            firsts.setdefault(key, message)
+        total = sum(counts.values())
+        new = []
+        for key, message in firsts.items():
+            child = existing.get(key)
+            if child is None:
+                child = self._child(node, message, prefix)
+                new.append(child)
+            child.prior = counts[key] / total
+        for c in node.children:  # children not sampled this time keep a small share
+            if tree.nodes[c].action not in counts:
+                tree.nodes[c].prior = min(tree.nodes[c].prior, 1.0 / (total + 1))
+        node.expanded = True
+        return new
+
+    def evaluate(self, node: Node) -> float:
+        if node.terminal:
+            return float(node.reward or 0.0)
+        if self.config.evaluate == "value":
+            assert self.value_fn is not None
+            node.estimate = float(self.value_fn(self.tree.messages(node)))  # type: ignore[union-attr]
+            return node.estimate
+        end = self.rollout(node, explore=False)
+        node.estimate = float(end.reward or 0.0)
+        # The rollout's own nodes were visited once on the way down.
+        for n in self.tree.path(end)[len(self.tree.path(node)) :]:  # type: ignore[union-attr]
+            n.visits += 1
+            n.value_sum += node.estimate
+        return node.estimate
+
+    def _mcts(self) -> None:
+        tree = self.tree
+        assert tree is not None
+        while not tree.exhausted(tree.root):
+            leaf = tree.select(self.config.c_puct)
+            if leaf.terminal:
+                tree.backup(leaf, float(leaf.reward or 0.0))
+                continue
+            for child in self.expand(leaf):
+                tree.backup(child, self.evaluate(child))
+
+    def run(self, task: str, **template_vars: Any) -> SearchResult:
+        """Search for a solution of `task`; the workspace ends as the chosen run left it."""
+        start = time.monotonic()
+        agent = self.agent
+        agent.extra_template_vars = {"task": task, **template_vars}
+        agent.start_time = time.time()
+        opening = [
+            {"role": "system", "content": agent.render(agent.config.system_template)},
+            *({"role": d["role"], "content": d["content"]} for d in agent.config.demonstrations),
+            {"role": "user", "content": agent.render(agent.config.instance_template)},
+        ]
+        self.tree = tree = ThoughtTree(opening, self._save())
+        tree.root.expanded = self.config.strategy != "mcts"
+        with contextlib.suppress(BudgetSpent):
+            if self.config.strategy == "greedy":
+                end = self.rollout(tree.root, explore=False)
+                tree.backup(end, float(end.reward or 0.0))
+            elif self.config.strategy == "best-of-n":
+                while True:
+                    end = self.rollout(tree.root, explore=True)
+                    tree.backup(end, float(end.reward or 0.0))
+            else:
+                self._mcts()
+        chosen = tree.best_terminal()
+        if chosen is not None:
+            self._restore(chosen)
+        return SearchResult(
+            tree=tree,
+            chosen=chosen,
+            model_calls=self.calls,
+            wall_seconds=time.monotonic() - start,
+            exit_status=chosen.exit_status if chosen else "BudgetSpent",
+            submission=chosen.submission if chosen else "",
+            reward=chosen.reward if chosen else None,
+        )
+
+
+def chosen_result(result: SearchResult, cost: float = 0.0) -> AgentResult:
+    """The chosen run as an agent result (its messages, from the root to the chosen node)."""
+    messages = result.tree.messages(result.chosen) if result.chosen else result.tree.root.messages
+    steps = result.tree.depth(result.chosen) if result.chosen else 0
+    return AgentResult(result.exit_status, result.submission, steps, cost, messages)
+
+
+class SearchRunner:
+    """Stands in for `run_agent` in a batch (`wren batch --search`): one search per instance."""
+
+    def __init__(self, search: SearchConfig, judge_command: str = "", value_dir: str = ""):
+        self.search, self.judge_command, self.value_dir = search, judge_command, value_dir
+        self._value: Any = None
+
+    def _value_fn(self) -> ValueFn | None:
+        if self.value_dir and self._value is None:
+            from wren.learn.value import ValueModel
+
+            self._value = ValueModel.load(self.value_dir)
+        return self._value
+
+    def __getstate__(self) -> dict[str, Any]:  # Ray ships the runner; the loaded model stays behind
+        return {**self.__dict__, "_value": None}
+
+    def __call__(
+        self, config: Any, task: str, *, env: Any, model: Any, output_dir: str | Path, instance_id: str = "run",
+        hooks: Any = (),
+    ) -> AgentResult:  # fmt: skip
+        search = self.search
+        if self.value_dir:
+            search = search.model_copy(update={"evaluate": "value", "score_terminals": "value"})
+        result = run_search(
+            config, task, env=env, model=model, output_dir=output_dir, search=search,
+            judge_command=self.judge_command, instance_id=instance_id, value_fn=self._value_fn(),
+        )  # fmt: skip
+        return chosen_result(result, float(getattr(model, "cost", 0.0) or 0.0))
+
+
+def make_agent(model: Any, env: Any, agent_config: AgentConfig) -> DefaultAgent:
+    """A DefaultAgent used only for its templates, parsing and observations."""
+    return DefaultAgent(model, env, config=agent_config)
+
+
+def run_search(
+    config: Any,
+    task: str,
+    *,
+    env: Any,
+    model: Any,
+    output_dir: str | Path,
+    search: SearchConfig,
+    judge_command: str = "",
+    instance_id: str = "run",
+    value_fn: ValueFn | None = None,
+) -> SearchResult:
+    """`wren run --search`: search, save the tree and the chosen run's trajectory in `output_dir`."""
+    from wren.run import new_program_id, release_at_gateway
+    from wren.trajectory import TrajectoryRecorder
+
+    model.program_id = new_program_id(instance_id)
+    agent = make_agent(model, env, config.agent)
+    judge = CommandJudge(judge_command) if judge_command else None
+    if judge is None and search.score_terminals == "judge":
+        search = search.model_copy(update={"score_terminals": "submitted"})
+    searcher = TreeSearch(agent, search, judge=judge, value_fn=value_fn)
+    try:
+        result = searcher.run(task)
+    finally:
+        release_at_gateway(model)
+    if judge is not None and result.chosen is not None and search.score_terminals != "judge":
+        # The final reward is the judge's, whatever ranked the runs during the search.
+        searcher._restore(result.chosen)
+        result.reward = result.chosen.reward = judge(env)
+    output_dir = Path(output_dir)
+    result.tree.save(output_dir, **result.meta(search), judge=judge_command, task=task)
+    public = {
+        "agent": config.agent.model_dump(),
+        "search": search.model_dump(),
+        "program_id": model.program_id,
+    }
+    recorder = TrajectoryRecorder(output_dir, instance_id, config=public)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    recorder.on_finish(agent, chosen_result(result))
+    return result

@@ -1,0 +1,50 @@
+"""A GGUF served by llama.cpp's own server, in this process (xllamacpp), for rollouts and evaluation.
+
+The server listens on 127.0.0.1 with the OpenAI-compatible API, so the agents reach it the way
+they reach any server. Gemma GGUFs without a chat template get llama.cpp's built-in Gemma one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from wren.exceptions import ConfigError
+from wren.learn.gguf_meta import read_metadata
+
+SERVED_NAME = "wren-learn"
+
+
+def chat_template_for(path: str | Path) -> str:
+    """'' when the GGUF carries a chat template; else a built-in llama.cpp template by architecture."""
+    meta = read_metadata(path)
+    if "tokenizer.chat_template" in meta:
+        return ""
+    arch = meta.get("general.architecture", (0, "", None))[1]
+    return "gemma" if str(arch).startswith("gemma") else ""
+
+
+@contextlib.contextmanager
+def served(path: str | Path, *, n_ctx: int = 4096, parallel: int = 1, threads: int = 0) -> Iterator[str]:
+    """Serve the GGUF at `path`; yields the OpenAI base URL (http://127.0.0.1:PORT/v1)."""
+    try:
+        import xllamacpp
+    except ImportError as e:
+        raise ConfigError("serving a GGUF needs the local extra: pip install 'wren-agent[local]'") from e
+    params = xllamacpp.CommonParams()
+    params.model.path = str(path)
+    params.model_alias = SERVED_NAME
+    params.n_ctx = n_ctx * parallel  # llama.cpp splits the context between its slots
+    params.n_parallel = parallel
+    params.cpuparams.n_threads = threads or max(1, (os.cpu_count() or 2))
+    params.warmup = False
+    template = chat_template_for(path)
+    if template:
+        params.chat_template = template
+    server = xllamacpp.Server(params)  # returns once the model is loaded and the port listens
+    try:
+        yield server.listening_address.rstrip("/") + "/v1"
+    finally:
+        del server

@@ -1,0 +1,258 @@
+"""Thin wiring of TRL's SFT and DPO trainers with a PEFT LoRA, on a training directory.
+
+A training directory is what `transformers` saves (config, weights, tokenizer with a chat
+template); `wren learn convert` makes one from a GGUF. The output directory holds checkpoints
+(so a killed run resumes from the last one), the adapter, the merged model (itself a training
+directory, for the next round or for GGUF export) and `train_log.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from wren.exceptions import ConfigError
+from wren.learn.export import read_jsonl
+from wren.learn.tokenize import IGNORE, tokenize_conversation
+
+CHECKPOINTS = "checkpoints"
+MAX_COPIES = 4
+
+
+class LoraSettings(BaseModel):
+    """The LoRA adapter that is trained."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = 16
+    """Rank of the adapter matrices."""
+    alpha: int = 32
+    """Scale of the adapter's update (alpha / r)."""
+    dropout: float = 0.05
+    """Dropout on the adapter's input."""
+    target_modules: list[str] | str = "all-linear"
+    """Modules that get an adapter: names, or 'all-linear' (every linear layer but the output head)."""
+
+
+class TrainConfig(BaseModel):
+    """One training run: `wren learn sft` or `wren learn dpo`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    """Training directory of the starting model."""
+    data: str
+    """sft.jsonl or dpo.jsonl from `wren learn export`."""
+    output: str
+    """Output directory (checkpoints, adapter, merged model, train_log.json)."""
+    max_steps: int = 0
+    """Optimizer steps; 0 = `epochs` passes over the data."""
+    epochs: float = 1.0
+    """Passes over the data when max_steps is 0."""
+    learning_rate: float = 2e-4
+    """Peak learning rate (linear decay after a short warm-up)."""
+    batch_size: int = 1
+    """Records per forward pass."""
+    grad_accum: int = 1
+    """Forward passes per optimizer step."""
+    max_length: int = 1024
+    """Tokens per record; longer records are cut (export windows keep them within this)."""
+    save_steps: int = 10
+    """A checkpoint every this many steps (what a killed run resumes from)."""
+    save_total_limit: int = 2
+    """Checkpoints kept."""
+    seed: int = 0
+    """Seed of data order, dropout and adapter initialisation."""
+    beta: float = 0.1
+    """DPO: strength of the pull towards the reference model."""
+    threads: int = 0
+    """torch threads (0 = torch's default)."""
+    merge: bool = True
+    """Also write the model with the adapter merged in (`OUTPUT/model`)."""
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    """The adapter."""
+    method: Literal["sft", "dpo"] = "sft"
+    """Which trainer runs."""
+
+
+def _require_training_stack() -> None:
+    try:
+        import peft  # noqa: F401
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+        import trl  # noqa: F401
+    except ImportError as e:
+        raise ConfigError(
+            f"training needs the learn extra ({e.name} is missing): pip install torch (CPU wheel first), "
+            "then pip install 'wren-agent[learn]'"
+        ) from e
+
+
+def load_tokenizer(path: str | Path) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if not tokenizer.chat_template:
+        raise ConfigError(
+            f"the tokenizer in {path} has no chat template; convert the model with `wren learn convert`"
+        )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(path: str | Path) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    # fp32: this CPU has no fast bf16, and fp16 training is unstable.
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+
+
+def sft_dataset(records: list[dict[str, Any]], tokenizer: Any, max_length: int) -> Any:
+    """Token ids and labels per record; a record's weight is how many copies of it are trained on."""
+    from datasets import Dataset
+
+    weights = [float(r.get("weight", 1.0)) for r in records]
+    top = max(weights, default=1.0)
+    uniform = len(set(weights)) <= 1 or top <= 0
+    rows = []
+    for record, weight in zip(records, weights, strict=True):
+        row = tokenize_conversation(tokenizer, record["messages"], max_length)
+        if all(label == IGNORE for label in row["labels"][1:]):
+            continue
+        copies = 1 if uniform else max(1, min(MAX_COPIES, round(MAX_COPIES * weight / top)))
+        rows += [row] * copies
+    if not rows:
+        raise ConfigError("no record has a trainable assistant turn within max_length")
+    return Dataset.from_list(rows)
+
+
+def dpo_dataset(records: list[dict[str, Any]]) -> Any:
+    from datasets import Dataset
+
+    keep = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in records]
+    for row in keep:
+        for turns in row.values():
+            for m in turns:
+                m.pop("train", None)
+    if not keep:
+        raise ConfigError("the DPO data holds no pairs")
+    return Dataset.from_list(keep)
+
+
+def last_checkpoint(output: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    directory = output / CHECKPOINTS
+    return get_last_checkpoint(str(directory)) if directory.is_dir() else None
+
+
+def _arguments(cls: Any, config: TrainConfig, n_records: int, **extra: Any) -> Any:
+    steps = config.max_steps or max(
+        1, math.ceil(config.epochs * n_records / (config.batch_size * config.grad_accum))
+    )
+    return cls(
+        output_dir=str(Path(config.output) / CHECKPOINTS),
+        max_steps=steps,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="linear",
+        warmup_steps=min(10, steps // 10),
+        logging_steps=1,
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        seed=config.seed,
+        data_seed=config.seed,
+        report_to=[],
+        use_cpu=True,
+        bf16=False,
+        fp16=False,
+        max_length=config.max_length,
+        dataloader_num_workers=0,
+        **extra,
+    )
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Train (resuming from the last checkpoint in the output directory); return the training log."""
+    _require_training_stack()
+    import torch
+    from peft import LoraConfig
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    if not Path(config.data).is_file():
+        raise ConfigError(f"data file {config.data} does not exist (make it with `wren learn export`)")
+    records = read_jsonl(config.data)
+    tokenizer = load_tokenizer(config.model)
+    model = load_model(config.model)
+    lora = LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=config.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    if config.method == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        dataset = sft_dataset(records, tokenizer, config.max_length)
+        args = _arguments(SFTConfig, config, len(dataset), dataset_kwargs={"skip_prepare_dataset": True})
+        trainer = SFTTrainer(
+            model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=lora
+        )
+    else:
+        from trl import DPOConfig, DPOTrainer
+
+        dataset = dpo_dataset(records)
+        args = _arguments(DPOConfig, config, len(dataset), beta=config.beta)
+        trainer = DPOTrainer(
+            model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=lora
+        )
+    resume = last_checkpoint(output)
+    started = time.monotonic()
+    trainer.train(resume_from_checkpoint=resume)
+    seconds = time.monotonic() - started
+    trainer.model.save_pretrained(str(output / "adapter"))
+    tokenizer.save_pretrained(str(output / "adapter"))
+    if config.merge:
+        merged = trainer.model.merge_and_unload()
+        merged.save_pretrained(str(output / "model"))
+        tokenizer.save_pretrained(str(output / "model"))
+        _copy_source(Path(config.model), output / "model")
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    log = {
+        "method": config.method,
+        "model": config.model,
+        "data": config.data,
+        "records": len(records),
+        "examples": len(dataset),
+        "steps": trainer.state.global_step,
+        "resumed_from": resume,
+        "seconds": round(seconds, 2),
+        "loss": losses,
+        "log_history": trainer.state.log_history,
+        "config": config.model_dump(),
+    }
+    tmp = output / ".train_log.json.tmp"
+    tmp.write_text(json.dumps(log, indent=2))
+    os.replace(tmp, output / "train_log.json")
+    return log
+
+
+def _copy_source(model_dir: Path, out: Path) -> None:
+    """Carry the record of the GGUF a model came from (its tokenizer is needed to write GGUF again)."""
+    from wren.learn.convert import SOURCE_FILE
+
+    if (model_dir / SOURCE_FILE).is_file():
+        (out / SOURCE_FILE).write_text((model_dir / SOURCE_FILE).read_text())

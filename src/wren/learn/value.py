@@ -1,0 +1,233 @@
+"""The value model: a scalar head on the SLM, trained with a LoRA on value records (a conversation
+prefix -> the return its run eventually got), and its calibration.
+
+The head reads the hidden state of the prefix's last token and outputs a logit; sigmoid(logit) is
+the estimated probability of the run ending resolved (returns are clipped to [0, 1] as targets of a
+binary cross-entropy). `ValueModel.__call__(messages)` is the `value_fn` of the tree search.
+Calibration: records binned by prediction, each bin's mean prediction against its observed mean
+return (a reliability table and an SVG plot), and the expected calibration error.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from wren.learn.tokenize import render
+from wren.learn.train import _require_training_stack, load_model, load_tokenizer
+
+HEAD_FILE = "value_head.pt"
+
+
+class ValueConfig(BaseModel):
+    """How the value model is trained."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    """Training directory of the base SLM (what `wren learn convert` makes)."""
+    output: str
+    """Directory for the LoRA adapter, the head and calibration.json."""
+    lora_r: int = 8
+    """LoRA rank."""
+    lora_alpha: int = 16
+    """LoRA alpha."""
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+    """Modules the LoRA adapts."""
+    lr: float = 1e-3
+    """Learning rate."""
+    epochs: int = 3
+    """Passes over the records."""
+    batch_size: int = 4
+    """Records per step."""
+    max_length: int = 1024
+    """Tokens kept of each prefix (its end, which holds the latest state)."""
+    holdout: float = 0.2
+    """Fraction of records kept out of training for calibration."""
+    bins: int = 10
+    """Bins of the reliability table."""
+    seed: int = 0
+    """Seed of the split and the head's initialisation."""
+
+
+def _torch():
+    _require_training_stack()
+    import torch
+
+    return torch
+
+
+def _head_module(hidden: int) -> Any:
+    torch = _torch()
+    head = torch.nn.Linear(hidden, 1)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    return head
+
+
+class ValueModel:
+    """The base model with a LoRA and a scalar head; call it on messages for a value in [0, 1]."""
+
+    def __init__(self, model: Any, head: Any, tokenizer: Any, max_length: int = 1024):
+        self.model, self.head, self.tokenizer, self.max_length = model, head, tokenizer, max_length
+
+    @classmethod
+    def create(cls, config: ValueConfig) -> ValueModel:
+        from peft import LoraConfig, get_peft_model
+
+        torch = _torch()
+        torch.manual_seed(config.seed)
+        base = load_model(config.model)
+        lora = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            target_modules=config.target_modules,
+            lora_dropout=0.0,
+        )
+        model = get_peft_model(base, lora)
+        return cls(
+            model, _head_module(base.config.hidden_size), load_tokenizer(config.model), config.max_length
+        )
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ValueModel:
+        """A value model saved by `save` (the base model's path is in its meta file)."""
+        from peft import PeftModel
+
+        torch = _torch()
+        directory = Path(directory)
+        meta = json.loads((directory / "value_model.json").read_text())
+        base = load_model(meta["base"])
+        model = PeftModel.from_pretrained(base, str(directory / "adapter"))
+        head = _head_module(base.config.hidden_size)
+        head.load_state_dict(torch.load(directory / HEAD_FILE, weights_only=True))
+        return cls(model, head, load_tokenizer(meta["base"]), meta["max_length"])
+
+    def save(self, directory: str | Path, base: str) -> None:
+        torch = _torch()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(str(directory / "adapter"))
+        torch.save(self.head.state_dict(), directory / HEAD_FILE)
+        (directory / "value_model.json").write_text(
+            json.dumps({"base": str(base), "max_length": self.max_length})
+        )
+
+    def parameters(self) -> list[Any]:
+        return [p for p in self.model.parameters() if p.requires_grad] + list(self.head.parameters())
+
+    def _encode(self, batch: list[list[dict]]) -> tuple[Any, Any]:
+        torch = _torch()
+        rows = []
+        for messages in batch:
+            text = render(self.tokenizer, messages) if messages else ""
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"][-self.max_length :] or [
+                self.tokenizer.pad_token_id
+            ]
+            rows.append(ids)
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+        return ids, mask
+
+    def logits(self, batch: list[list[dict]]) -> Any:
+        """One logit per conversation, from the hidden state of its last real token."""
+        torch = _torch()
+        ids, mask = self._encode(batch)
+        out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        hidden = out.hidden_states[-1]
+        last = mask.sum(dim=1) - 1
+        return self.head(hidden[torch.arange(len(batch)), last]).squeeze(-1)
+
+    def __call__(self, messages: list[dict]) -> float:
+        torch = _torch()
+        with torch.no_grad():
+            return float(torch.sigmoid(self.logits([messages]))[0])
+
+    def predict(self, batch: list[list[dict]]) -> list[float]:
+        torch = _torch()
+        with torch.no_grad():
+            return [float(v) for v in torch.sigmoid(self.logits(batch))]
+
+
+def reliability(predictions: list[float], targets: list[float], bins: int = 10) -> dict[str, Any]:
+    """Per bin of prediction: count, mean prediction, mean target; and the expected calibration error."""
+    table = []
+    ece = 0.0
+    n = len(predictions)
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        members = [
+            (p, t)
+            for p, t in zip(predictions, targets, strict=True)
+            if lo <= p < hi or (b == bins - 1 and p == 1.0)
+        ]
+        if not members:
+            continue
+        mean_p = sum(p for p, _ in members) / len(members)
+        mean_t = sum(t for _, t in members) / len(members)
+        table.append({"bin": [lo, hi], "count": len(members), "predicted": mean_p, "observed": mean_t})
+        ece += len(members) / n * abs(mean_p - mean_t)
+    return {"bins": table, "ece": ece if n else None, "n": n}
+
+
+def reliability_svg(calibration: dict[str, Any], size: int = 240) -> str:
+    """A reliability plot: the diagonal, and each bin's observed mean against its predicted mean."""
+    points = " ".join(
+        f"{b['predicted'] * size:.1f},{size - b['observed'] * size:.1f}" for b in calibration["bins"]
+    )
+    dots = "".join(
+        f'<circle cx="{b["predicted"] * size:.1f}" cy="{size - b["observed"] * size:.1f}" r="3"/>'
+        for b in calibration["bins"]
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" viewBox="0 0 {size} {size}">'
+        f'<rect width="{size}" height="{size}" fill="white" stroke="black"/>'
+        f'<line x1="0" y1="{size}" x2="{size}" y2="0" stroke="gray" stroke-dasharray="4"/>'
+        f'<polyline points="{points}" fill="none" stroke="blue"/>{dots}'
+        f'<text x="4" y="14" font-size="11">ECE {calibration["ece"] or 0:.3f} (n={calibration["n"]})</text></svg>'
+    )
+
+
+def train_value(records: list[dict[str, Any]], config: ValueConfig) -> dict[str, Any]:
+    """Train on value records, save the model, and write calibration.json + reliability.svg."""
+    torch = _torch()
+    if not records:
+        raise ValueError("no value records to train on")
+    rng = random.Random(config.seed)
+    order = list(range(len(records)))
+    rng.shuffle(order)
+    n_hold = int(len(records) * config.holdout) if len(records) > 1 else 0
+    held = [records[i] for i in order[:n_hold]]
+    train = [records[i] for i in order[n_hold:]]
+    value = ValueModel.create(config)
+    optimizer = torch.optim.AdamW(value.parameters(), lr=config.lr)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    losses = []
+    value.model.train()
+    for _ in range(config.epochs):
+        rng.shuffle(train)
+        for start in range(0, len(train), config.batch_size):
+            chunk = train[start : start + config.batch_size]
+            target = torch.tensor([min(max(float(r["return"]), 0.0), 1.0) for r in chunk])
+            loss = loss_fn(value.logits([r["messages"] for r in chunk]), target)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+    value.model.eval()
+    check = held or train
+    predictions = value.predict([r["messages"] for r in check])
+    targets = [min(max(float(r["return"]), 0.0), 1.0) for r in check]
+    calibration = reliability(predictions, targets, config.bins)
+    calibration["on"] = "held-out records" if held else "training records (too few to hold any out)"
+    out = Path(config.output)
+    value.save(out, config.model)
+    (out / "calibration.json").write_text(json.dumps({**calibration, "losses": losses}, indent=1))
+    (out / "reliability.svg").write_text(reliability_svg(calibration))
+    return {"losses": losses, "calibration": calibration, "output": str(out)}

@@ -1,0 +1,110 @@
+"""Demonstrations from gold patches on a real git repo: run by the agent loop, judged by `wren eval`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.peers.fixture_repo import build_calc_repo, write_jsonl
+from wren.bench.config import BenchWrenConfig
+from wren.config.assemble import assemble_config
+from wren.learn.demos import demo_replies, parse_patch, write_demos
+from wren.learn.episodes import load_episodes
+from wren.learn.rewards import RewardConfig, reward_terms
+from wren.models.actions import parse_text_action
+
+PATH_ENV = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
+
+
+@pytest.fixture
+def tasks(tmp_path: Path, monkeypatch) -> tuple[Path, list[dict]]:
+    monkeypatch.setenv("PATH", PATH_ENV)  # the instances' `python3 -m pytest` finds pytest
+    good = build_calc_repo(tmp_path / "repos")
+    # A gold patch that does not fix the bug: its demonstration runs, and the judge rejects it.
+    wrong = {
+        **good,
+        "instance_id": "wren-fixtures__calc-2",
+        "patch": good["patch"].replace("return hi", "return lo"),
+    }
+    return tmp_path, [good, wrong]
+
+
+def test_parse_patch_gives_exact_replacements():
+    patch = (
+        "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1,3 +1,3 @@\n x = 1\n-y = 2\n+y = 3\n z = 4\n"
+        "@@ -10,2 +10,2 @@\n p = 0\n-q = 1\n\\ No newline at end of file\n+q = 2\n\\ No newline at end of file\n"
+    )
+    hunks = parse_patch(patch)
+    assert [(h.path, h.start, h.old, h.new) for h in hunks] == [
+        ("a.py", 1, "x = 1\ny = 2\nz = 4\n", "x = 1\ny = 3\nz = 4\n"),
+        ("a.py", 10, "p = 0\nq = 1", "p = 0\nq = 2"),
+    ]
+
+
+def test_demo_replies_are_single_actions(tasks):
+    _, (good, _) = tasks
+    replies = demo_replies(good)
+    commands = [parse_text_action(r).command for r in replies]
+    assert len(commands) == 5
+    assert "tests/test_ops.py::test_add" in commands[0]
+    assert commands[2].startswith("python3 - <<'WREN_EDIT'")
+    assert commands[-1].startswith("echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
+
+
+def test_demos_are_kept_only_when_the_judge_resolves_them(tasks):
+    tmp_path, instances = tasks
+    # A step limit shorter than the script (as a loop sets for model runs) does not cut demonstrations.
+    config = assemble_config(
+        [f"bench.workspace.repos={tmp_path / 'repos'}", "agent.step_limit=2"],
+        env_kind="local",
+        schema=BenchWrenConfig,
+    )
+    out = tmp_path / "demos"
+    report = write_demos(instances, config, out, workers=2)
+    assert report["resolved_ids"] == ["wren-fixtures__calc-1"]
+    assert report["rejected_ids"] == ["wren-fixtures__calc-2"]
+    assert set(json.loads((out / "preds.json").read_text())) == {"wren-fixtures__calc-1"}
+    assert (out / "rejected" / "wren-fixtures__calc-2").is_dir()
+
+    write_jsonl(tmp_path / "tasks.jsonl", instances)
+    (episode,) = load_episodes(out, report=out / "report.json", dataset=tmp_path / "tasks.jsonl")
+    assert episode.resolved and episode.submitted and episode.n_steps == 5
+    assert not episode.format_error_steps()
+    terms = reward_terms(episode, RewardConfig(weights={"resolved": 1, "tests": 1, "similarity": 1}))
+    assert terms == {"resolved": 1.0, "tests": 1.0, "similarity": 1.0}
+    # The observation of the edit step shows the edit happened in the real checkout.
+    edit_output = episode.messages[episode.assistant_indices()[2] + 1]["content"]
+    assert "edited calc/ops.py" in edit_output
+
+    # Run again: nothing is redone (resumable), the verdicts stay.
+    again = write_demos(instances, config, out, workers=2)
+    assert again["resolved_ids"] == report["resolved_ids"] and again["rejected_ids"] == report["rejected_ids"]
+
+    # The CLI writes TRL datasets from the kept demonstrations.
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wren.cli.main",
+            "learn",
+            "export",
+            str(out),
+            "-d",
+            str(tmp_path / "tasks.jsonl"),
+        ]
+        + ["-o", str(tmp_path / "data"), "--max-tokens", "1024"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    sft = [json.loads(line) for line in (tmp_path / "data" / "sft.jsonl").read_text().splitlines()]
+    assert sft and all(r["instance_id"] == "wren-fixtures__calc-1" for r in sft)
+    assert sum(m["role"] == "assistant" for r in sft for m in r["messages"]) == 5
+    value = (tmp_path / "data" / "value.jsonl").read_text().splitlines()
+    assert len(value) == 5

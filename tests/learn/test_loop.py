@@ -1,0 +1,70 @@
+"""The loop's bookkeeping: stages run once and resume, intervals over seeds, the report renders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from wren.config.loader import validate
+from wren.exceptions import ConfigError
+from wren.learn.loop import LoopConfig, Stages, interval
+from wren.learn.loop_report import write_report
+
+
+def test_a_finished_stage_is_not_run_again(tmp_path: Path):
+    calls = []
+    stages = Stages(tmp_path, log=lambda line: None)
+    assert stages.run("a", lambda: calls.append(1) or {"value": 1})["value"] == 1
+    assert (
+        Stages(tmp_path, log=lambda line: None).run("a", lambda: calls.append(2) or {"value": 2})["value"]
+        == 1
+    )
+    assert calls == [1]
+
+    def killed() -> dict:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        stages.run("b", killed)
+    assert not (tmp_path / "stages" / "b.json").exists()  # an interrupted stage runs again next time
+    assert set(stages.timings()) == {"a"}
+
+
+def test_interval_is_a_t_interval_over_seeds():
+    result = interval([0.1, 0.2, 0.3])
+    assert result["mean"] == pytest.approx(0.2)
+    assert result["ci95"] == pytest.approx(4.303 * 0.1 / 3**0.5)
+    assert interval([0.5]) == {"mean": 0.5, "ci95": 0.0, "n": 1}
+
+
+def test_loop_config_names_unknown_keys(tmp_path: Path):
+    with pytest.raises(ConfigError, match="heldout_repo"):
+        validate(LoopConfig, {"work_dir": str(tmp_path), "train_repos": [], "heldout_repo": []}, where="loop")
+
+
+def test_report_has_json_and_html_with_plots(tmp_path: Path):
+    summary = {
+        "resolve_rate": {"mean": 0.1, "ci95": 0.05, "n": 3},
+        "format_error_rate": {"mean": 0.4, "ci95": 0.1, "n": 3},
+    }
+    report = {
+        "config": {},
+        "rounds": [
+            {"round": 0, "data": {"rollout_reward": 0.2}, "sft_loss": [2.0, 1.5, 1.0], "dpo_loss": []}
+        ],
+        "evaluations": {
+            "base": {"tasks": 30, "per_seed": [], "summary": summary},
+            "round-0": {
+                "tasks": 30,
+                "per_seed": [],
+                "summary": {**summary, "resolve_rate": {"mean": 0.3, "ci95": 0.1, "n": 3}},
+            },
+        },
+        "stage_seconds": {"sft-0": 100.0, "eval-base-seed-0": 50.0},
+    }
+    path = write_report(report, tmp_path / "report.json")
+    assert json.loads(path.read_text())["evaluations"]["round-0"]["summary"]["resolve_rate"]["mean"] == 0.3
+    html = path.with_suffix(".html").read_text()
+    assert html.count("<svg") >= 6 and "0.300 ± 0.100" in html and "2.000 → 1.000" in html

@@ -1,0 +1,146 @@
+"""SFT and DPO with TRL + PEFT LoRA on a tiny Gemma-shaped model: the loss falls, the weights change."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.learn.tiny import sample_records
+from wren.learn.export import write_jsonl
+from wren.learn.tokenize import IGNORE, tokenize_conversation
+from wren.learn.train import TrainConfig, load_tokenizer, train
+
+
+def _weights(directory: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(directory / "model.safetensors"))
+
+
+def test_only_trained_assistant_turns_carry_labels(tiny_model: Path):
+    tokenizer = load_tokenizer(tiny_model)
+    messages = sample_records(1)[0]["messages"]
+    messages[2]["train"] = False
+    row = tokenize_conversation(tokenizer, messages, 4096)
+    trained = tokenizer.decode(
+        [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != IGNORE]
+    )
+    assert "python -m pytest -q" in trained and "<end_of_turn>" in trained
+    assert "grep -n" not in trained and "Fix add" not in trained and "returncode" not in trained
+
+
+def test_sft_lowers_the_loss_and_changes_the_weights(tiny_model: Path, tmp_path: Path):
+    data = tmp_path / "sft.jsonl"
+    write_jsonl(data, sample_records(6))
+    out = tmp_path / "sft"
+    log = train(
+        TrainConfig(
+            model=str(tiny_model),
+            data=str(data),
+            output=str(out),
+            max_steps=30,
+            learning_rate=5e-3,
+            save_steps=100,
+            threads=1,  # torch threads spinning against a busy machine slow a tiny model 100x
+        )
+    )
+    assert log["steps"] == 30
+    first, last = sum(log["loss"][:3]) / 3, sum(log["loss"][-3:]) / 3
+    assert last < 0.7 * first, log["loss"]
+    before, after = _weights(tiny_model), _weights(out / "model")
+    changed = [k for k in before if k in after and not (before[k] == after[k]).all()]
+    assert any("q_proj" in k for k in changed) and any("mlp" in k for k in changed)
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert json.loads((out / "train_log.json").read_text())["steps"] == 30
+
+
+def test_dpo_prefers_the_chosen_reply(tiny_model: Path, tmp_path: Path):
+    pairs = []
+    for r in sample_records(6):
+        prompt = r["messages"][:2]
+        pairs.append(
+            {
+                "prompt": prompt,
+                "chosen": [r["messages"][2]],
+                "rejected": [{"role": "assistant", "content": "I will look at it later, maybe."}],
+            }
+        )
+    data = tmp_path / "dpo.jsonl"
+    write_jsonl(data, pairs)
+    out = tmp_path / "dpo"
+    log = train(
+        TrainConfig(
+            model=str(tiny_model),
+            data=str(data),
+            output=str(out),
+            method="dpo",
+            max_steps=20,
+            learning_rate=3e-3,
+            save_steps=100,
+            threads=1,  # torch threads spinning against a busy machine slow a tiny model 100x
+        )
+    )
+    assert log["steps"] == 20
+    first, last = sum(log["loss"][:3]) / 3, sum(log["loss"][-3:]) / 3
+    assert last < first, log["loss"]
+    margins = [e["rewards/margins"] for e in log["log_history"] if "rewards/margins" in e]
+    assert margins[-1] > 0
+    before, after = _weights(tiny_model), _weights(out / "model")
+    assert any(not (before[k] == after[k]).all() for k in before if k in after)
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_model: Path, tmp_path: Path):
+    """`wren learn sft` killed with SIGKILL after a checkpoint; the same command resumes from it."""
+    import signal
+    import subprocess
+    import sys
+
+    data = tmp_path / "sft.jsonl"
+    write_jsonl(data, sample_records(6))
+    out = tmp_path / "sft"
+    command = [
+        *(sys.executable, "-m", "wren.cli.main", "learn", "sft", "--model", str(tiny_model)),
+        *(
+            "--data",
+            str(data),
+            "-o",
+            str(out),
+            "-c",
+            "save_steps=3",
+            "-c",
+            "save_total_limit=5",
+            "-c",
+            "threads=1",
+        ),
+    ]
+    # Far more steps than can run before the kill: the first run cannot finish on its own.
+    first = subprocess.Popen(
+        [*command, "--max-steps", "100000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        checkpoint = out / "checkpoints" / "checkpoint-3" / "trainer_state.json"
+        while not checkpoint.is_file():  # the handshake: a checkpoint written whole
+            try:
+                first.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                continue
+            raise AssertionError("training ended before its first checkpoint")
+        first.send_signal(signal.SIGKILL)
+    finally:
+        first.kill()
+        first.wait()
+    saved = sorted(
+        int(p.name.split("-")[1])
+        for p in (out / "checkpoints").glob("checkpoint-*")
+        if (p / "trainer_state.json").is_file()
+    )
+    last = saved[-1]
+    second = subprocess.run(
+        [*command, "--max-steps", str(last + 4)], capture_output=True, text=True, timeout=600
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    log = json.loads((out / "train_log.json").read_text())
+    assert log["resumed_from"].endswith(f"checkpoint-{last}")
+    assert log["steps"] == last + 4
+    # The resumed run logged only the steps after the checkpoint; the history before comes from it.
+    assert [e["step"] for e in log["log_history"] if "loss" in e][-4:] == list(range(last + 1, last + 5))
