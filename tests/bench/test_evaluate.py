@@ -11,14 +11,27 @@ import pytest
 
 from tests.peers.containers import require_docker_image
 from tests.peers.fixture_repo import build_calc_repo, copies, write_jsonl
+from tests.peers.wheelhouse import build_wheelhouse, offline_pip
 from wren.bench.datasets import load_instances
 from wren.bench.evaluate import EvalConfig, evaluate, grade, load_predictions
 from wren.bench.specs import files_in_patch, instance_spec, parse_pytest
 from wren.exceptions import ConfigError
 
-# Commands find the interpreter running these tests (it has pytest) first on PATH.
-PATH_ENV = {"PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
 BAD_PATCH = "diff --git a/nope.py b/nope.py\n--- a/nope.py\n+++ b/nope.py\n@@ -1 +1 @@\n-a\n+b\n"
+
+
+@pytest.fixture(scope="module")
+def shared_dirs(tmp_path_factory):
+    """One wheelhouse and one environment cache for the module: environments are built once."""
+    root = tmp_path_factory.mktemp("eval-shared")
+    return build_wheelhouse(root / "wheels"), root / "envs"
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, shared_dirs):
+    """Environments install from the wheelhouse (no network) into the module's cache."""
+    offline_pip(monkeypatch, shared_dirs[0])
+    return shared_dirs[1]
 
 
 @pytest.fixture
@@ -26,6 +39,10 @@ def calc(tmp_path):
     inst = build_calc_repo(tmp_path / "repos")
     dataset = write_jsonl(tmp_path / "calc.jsonl", copies(inst, 3))
     return tmp_path, load_instances(dataset)
+
+
+def _workspace(tmp_path, offline, **more):
+    return {"repos": str(tmp_path / "repos"), "env_cache": str(offline), **more}
 
 
 def _preds(instances):
@@ -57,15 +74,13 @@ def _environment(kind):
 
         if _bwrap_works():
             pytest.skip(_bwrap_works())
-    return {"environment_class": kind, "env": PATH_ENV}
+    return {"environment_class": kind}
 
 
 @pytest.mark.parametrize("kind", ["local", "sandbox", "docker"])
-def test_gold_resolves_empty_does_not_bad_patch_fails(calc, kind):
+def test_gold_resolves_empty_does_not_bad_patch_fails(calc, kind, offline):
     tmp_path, instances = calc
-    config = EvalConfig(
-        environment=_environment(kind), workspace={"repos": str(tmp_path / "repos")}, workers=3
-    )
+    config = EvalConfig(environment=_environment(kind), workspace=_workspace(tmp_path, offline), workers=3)
     summary = evaluate(instances, _preds(instances), config, tmp_path / "out" / "report.json")
     _check_verdicts(summary, instances)
     on_disk = json.loads((tmp_path / "out" / "report.json").read_text())
@@ -77,7 +92,7 @@ def test_gold_resolves_empty_does_not_bad_patch_fails(calc, kind):
     assert "<svg" in html and "Patch failed" in html and "wren-fixtures/calc" in html
 
 
-def test_cli_eval_end_to_end(calc):
+def test_cli_eval_end_to_end(calc, offline):
     tmp_path, instances = calc
     preds = tmp_path / "preds.json"
     preds.write_text(json.dumps(_preds(instances)))
@@ -85,7 +100,7 @@ def test_cli_eval_end_to_end(calc):
     proc = subprocess.run(
         [sys.executable, "-m", "wren.cli.main", "eval", "--predictions", str(preds),
          "--dataset", str(tmp_path / "calc.jsonl"), "--repos", str(tmp_path / "repos"), "--env", "local",
-         "--workers", "2", "-c", f"environment.env.PATH={PATH_ENV['PATH']}", "-o", str(out)],
+         "--workers", "2", "-c", f"bench.workspace.env_cache={offline}", "-o", str(out)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -95,23 +110,21 @@ def test_cli_eval_end_to_end(calc):
     )
 
 
-def test_test_timeout_is_an_error_verdict(calc):
+def test_test_timeout_is_an_error_verdict(calc, offline):
     tmp_path, instances = calc
     slow = {**instances[0], "test_cmd": "sleep 30"}
     config = EvalConfig(
-        environment={"environment_class": "local"}, workspace={"repos": str(tmp_path / "repos")}, timeout=1
+        environment={"environment_class": "local"}, workspace=_workspace(tmp_path, offline), timeout=1
     )
     summary = evaluate([slow], {slow["instance_id"]: {"model_patch": ""}}, config, tmp_path / "t.json")
     assert summary["error_ids"] == [slow["instance_id"]]
     assert "timed out after 1 s" in summary["instances"][slow["instance_id"]]["error"]
 
 
-def test_missing_repo_is_an_error_verdict_naming_it(calc):
+def test_missing_repo_is_an_error_verdict_naming_it(calc, offline):
     tmp_path, instances = calc
     other = {**instances[0], "repo": "someone/else"}
-    config = EvalConfig(
-        environment={"environment_class": "local"}, workspace={"repos": str(tmp_path / "repos")}
-    )
+    config = EvalConfig(environment={"environment_class": "local"}, workspace=_workspace(tmp_path, offline))
     summary = evaluate([other], {other["instance_id"]: {"model_patch": ""}}, config, tmp_path / "m.json")
     assert "no git repository for someone/else" in summary["instances"][other["instance_id"]]["error"]
 
@@ -147,7 +160,7 @@ def test_specs_and_parsing():
     assert files_in_patch("diff --git a/t/test_a.py b/t/test_a.py\ndiff --git a/data.json b/data.json\n") == [
         "t/test_a.py"
     ]
-    with pytest.raises(ConfigError, match="no test command for instance 'i'"):
+    with pytest.raises(ConfigError, match="no tests for instance 'i'"):
         instance_spec({"instance_id": "i", "repo": "nobody/nothing", "version": "1"})
     spec = instance_spec(
         {"instance_id": "i", "repo": "o/n", "version": "2", "test_cmd": "pytest"},

@@ -67,33 +67,56 @@ def _diff_after(repo: Path, path: str, content: str) -> str:
     return diff
 
 
-def build_calc_repo(repos_dir: Path, *, bare: bool = False, entry_style: str = "__") -> dict[str, Any]:
-    """Create the repo under `repos_dir`; return one instance dict for it."""
+PYPROJECT = """[build-system]
+requires = ["setuptools"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "calc"
+version = "1.0"
+
+[project.optional-dependencies]
+test = ["pytest"]
+"""
+
+
+def build_calc_repo(
+    repos_dir: Path, *, bare: bool = False, entry_style: str = "__", packaged: bool = False
+) -> dict[str, Any]:
+    """Create the repo under `repos_dir`; return one instance dict for it.
+
+    `packaged`: a src layout with a pyproject.toml, so the package imports only once installed, and
+    the instance carries no test_cmd (its spec is detected).
+    """
     owner, name = REPO.split("/")
     work = repos_dir / f"{owner}{entry_style}{name}"
     if bare:
         work = repos_dir / f".build-{name}"
-    (work / "calc").mkdir(parents=True)
+    package = work / "src" / "calc" if packaged else work / "calc"
+    package.mkdir(parents=True)
     (work / "tests").mkdir()
-    (work / "calc" / "__init__.py").write_text("")
-    (work / "calc" / "ops.py").write_text(OPS)
+    (package / "__init__.py").write_text("")
+    (package / "ops.py").write_text(OPS)
     (work / "tests" / "test_ops.py").write_text(TESTS)
+    if packaged:
+        (work / "pyproject.toml").write_text(PYPROJECT)
+    ops_path = str((package / "ops.py").relative_to(work))
     _git(work, "init", "-q", "-b", "main")
     _git(work, "add", ".")
     _git(work, "commit", "-q", "-m", "calc with a clamp bug")
     base_commit = _git(work, "rev-parse", "HEAD").strip()
     _git(work, "tag", "-a", "v1.0", "-m", "release 1.0")
-    patch = _diff_after(work, "calc/ops.py", OPS_FIXED)
+    patch = _diff_after(work, ops_path, OPS_FIXED)
     test_patch = _diff_after(work, "tests/test_ops.py", TESTS_NEW)
     # The upstream fix, committed after the base: a checkout at base_commit must not reveal it.
-    (work / "calc" / "ops.py").write_text(OPS_FIXED)
+    (package / "ops.py").write_text(OPS_FIXED)
     _git(work, "commit", "-q", "-am", "fix clamp above hi")
     _git(work, "tag", "v1.1")
     if bare:
         final = repos_dir / f"{owner}{entry_style}{name}"
         subprocess.run(["git", "clone", "-q", "--bare", str(work), str(final)], check=True)
         subprocess.run(["rm", "-rf", str(work)], check=True)
-    return {
+    instance = {
         "instance_id": "wren-fixtures__calc-1",
         "repo": REPO,
         "base_commit": base_commit,
@@ -106,6 +129,9 @@ def build_calc_repo(repos_dir: Path, *, bare: bool = False, entry_style: str = "
         "environment_setup_commit": base_commit,
         "test_cmd": TEST_CMD,
     }
+    if packaged:
+        del instance["test_cmd"]
+    return instance
 
 
 def write_jsonl(path: Path, instances: list[dict[str, Any]]) -> Path:

@@ -19,6 +19,8 @@ class BenchConfig(BaseModel):
     """Where instance checkouts come from and how they are set up."""
     specs: dict[str, Any] = Field(default_factory=dict)
     """Per-repo overrides of install/test commands: {owner/name: {...}} or {owner/name: {version: {...}}}."""
+    spec_overrides: str = ""
+    """Versioned overrides file of SWE-bench specs ('' = the one shipped with Wren, 'none' = none)."""
     eval_timeout: float = 1800.0
     """Seconds the tests of one instance may run in `wren eval`."""
     task_template: str = "{{ problem_statement }}"

@@ -1,7 +1,10 @@
 """The local evaluation harness: for each prediction, a fresh workspace, the model's patch, the
 instance's test patch, its tests, and a verdict in the shape of SWE-bench's report.
 
-Resolved if and only if every FAIL_TO_PASS and PASS_TO_PASS test passes.
+Resolved if and only if every FAIL_TO_PASS and PASS_TO_PASS test passes, in an environment the
+judge has checked: the instance's own interpreter and packages, the package under test imported
+from the workspace, no test failing for want of a network. Whenever it cannot vouch for a verdict
+the outcome is `error`, with the reason.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -19,9 +23,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wren.bench.datasets import DatasetError
-from wren.bench.specs import instance_spec, log_parser
-from wren.bench.workspace import WorkspaceConfig, open_workspace
+from wren.bench import selfcheck
+from wren.bench.datasets import DatasetError, parse_test_list
+from wren.bench.envs import env_command
+from wren.bench.offline import needing_network
+from wren.bench.specs import InstanceSpec, instance_spec, log_parser
+from wren.bench.workspace import Workspace, WorkspaceConfig, open_workspace, reinstall
 from wren.exceptions import ExecutionTimeoutError, Submitted
 
 log = logging.getLogger(__name__)
@@ -31,6 +38,12 @@ OUTCOMES = (RESOLVED, UNRESOLVED, PATCH_FAILED, ERROR)
 PASSING = ("PASSED", "XFAIL")
 # base64 chunks small enough for one command line anywhere (ARG_MAX per argument is 128 KiB).
 _CHUNK = 48_000
+# Files whose change makes the package be installed again after the model's patch (as SWE-bench's
+# eval script always does): how it is built, its compiled parts.
+_PACKAGING = re.compile(
+    r"^diff --git a/\S+ b/(\S*(setup\.py|setup\.cfg|pyproject\.toml|MANIFEST\.in|\.pyx|\.pxd|\.c|\.cpp|\.h))$",
+    flags=re.MULTILINE,
+)
 
 
 class EvalConfig(BaseModel):
@@ -48,6 +61,16 @@ class EvalConfig(BaseModel):
     """Where checkouts come from and how they are set up."""
     specs: dict[str, Any] = Field(default_factory=dict)
     """Per-repo (and per-version) overrides of install and test commands."""
+    spec_overrides: str = ""
+    """Versioned overrides file merged under `specs` ('' = the one shipped with Wren, 'none' = none)."""
+    network: bool = False
+    """Tests may use the network; without it a test failing for want of one makes the outcome `error`."""
+
+
+def spec_for(inst: dict[str, Any], config: EvalConfig) -> InstanceSpec:
+    """The instance's spec with the configured overrides."""
+    overrides = None if config.spec_overrides == "none" else config.spec_overrides
+    return instance_spec(inst, config.specs, spec_overrides=overrides)
 
 
 def load_predictions(path: str | Path) -> dict[str, dict[str, Any]]:
@@ -115,14 +138,33 @@ def grade(inst: dict[str, Any], statuses: dict[str, str]) -> dict[str, dict[str,
         ok = [t for t in tests if statuses.get(t) in PASSING]
         return ok, [t for t in tests if t not in ok]
 
-    f2p_ok, f2p_bad = split(inst["FAIL_TO_PASS"])
-    p2p_ok, p2p_bad = split(inst["PASS_TO_PASS"])
+    f2p_ok, f2p_bad = split(parse_test_list(inst.get("FAIL_TO_PASS")))
+    p2p_ok, p2p_bad = split(parse_test_list(inst.get("PASS_TO_PASS")))
     return {
         "FAIL_TO_PASS": {"success": f2p_ok, "failure": f2p_bad},
         "PASS_TO_PASS": {"success": p2p_ok, "failure": p2p_bad},
         "FAIL_TO_FAIL": {"success": [], "failure": []},
         "PASS_TO_FAIL": {"success": [], "failure": []},
     }
+
+
+def _check_environment(ws: Workspace, spec: InstanceSpec, inst: dict[str, Any], run_log: list[str]) -> None:
+    """Where python, the test runner and the package under test resolve; raises when not the instance's."""
+    from pathlib import Path
+
+    package = spec.package
+    if not package and ws.venv is not None:
+        package = selfcheck.package_name(Path(ws.repo_dir), inst.get("repo", ""))
+    runner = selfcheck.test_runner(spec.test_cmd)
+    command = "\n".join([*spec.eval_commands, selfcheck.check_command(package, runner)])
+    if ws.test_environ is not None:
+        command = env_command(command, ws.test_environ)
+    result = ws.env.execute(command, timeout=300)
+    found = selfcheck.verify(ws, result["output"], package, runner)
+    run_log.append(
+        f">>>>> environment: python {found['python'] or '?'}, runner {found['runner'] or runner or '?'}, "
+        f"package {package or '(none detected)'} from {found['package'] or '?'}"
+    )
 
 
 def evaluate_instance(
@@ -144,10 +186,15 @@ def evaluate_instance(
     run_log: list[str] = []
     started = time.monotonic()
     try:
-        spec = instance_spec(inst, config.specs)
+        spec = spec_for(inst, config)
+        report["spec"] = spec.source
         parse = log_parser(spec, inst)
-        with open_workspace(inst, spec, config.environment, config.workspace) as ws:
-            run_log += ws.setup_log
+        with open_workspace(
+            inst, spec, config.environment, config.workspace, judge=True, network=config.network
+        ) as ws:
+            run_log = ws.setup_log  # later set-up steps (a reinstall) land in the same log
+            if ws.notes:
+                report["not_honoured"] = ws.notes
             if patch.strip():
                 applied, said = apply_patch(ws.env, patch, "model")
                 run_log += [">>>>> model_patch", said]
@@ -155,6 +202,9 @@ def evaluate_instance(
                     report["outcome"] = PATCH_FAILED
                     report["error"] = "model_patch does not apply"
                     return report
+                if _PACKAGING.search(patch):
+                    run_log.append(">>>>> the patch changes packaging files: installing again")
+                    reinstall(ws, spec, config.workspace.setup_timeout)
             report["patch_successfully_applied"] = True
             if inst.get("test_patch", "").strip():
                 applied, said = apply_patch(ws.env, inst["test_patch"], "test")
@@ -162,8 +212,15 @@ def evaluate_instance(
                 if not applied:
                     report["error"] = "test_patch does not apply (after model_patch)"
                     return report
+            try:
+                _check_environment(ws, spec, inst, run_log)
+            except selfcheck.EnvironmentCheckError as e:
+                report["error"] = f"environment check: {e}"
+                return report
             command = "\n".join([*spec.eval_commands, spec.test_cmd])
             run_log.append(f">>>>> tests: {command}")
+            if ws.test_environ is not None:
+                command = env_command(command, ws.test_environ)
             try:
                 result = ws.env.execute(command, timeout=config.timeout)
             except ExecutionTimeoutError as e:
@@ -181,7 +238,22 @@ def evaluate_instance(
                 )
                 return report
             status = report["tests_status"]
-            resolved = not status["FAIL_TO_PASS"]["failure"] and not status["PASS_TO_PASS"]["failure"]
+            failing = status["FAIL_TO_PASS"]["failure"] + status["PASS_TO_PASS"]["failure"]
+            offline = needing_network(result["output"], failing)
+            if offline and not config.network:
+                report["needs_network"] = offline
+                report["error"] = f"needs network: {', '.join(offline[:10])}" + (
+                    f" and {len(offline) - 10} more" if len(offline) > 10 else ""
+                )
+                return report
+            absent = [f for f in ws.missing_files if f in result["output"]]
+            if failing and absent:
+                report["error"] = (
+                    f"the repository mirror lacks files the tests read: {', '.join(absent[:5])} "
+                    f"(failing: {', '.join(failing[:5])})"
+                )
+                return report
+            resolved = not failing
             report["resolved"] = resolved
             report["outcome"] = RESOLVED if resolved else UNRESOLVED
             return report
@@ -276,3 +348,92 @@ def evaluate(
     tmp.replace(output)
     write_html(summary, output.with_suffix(".html"))
     return summary
+
+
+def _deciding_tests(report: dict[str, Any], key: str) -> list[str]:
+    status = report.get("tests_status") or {}
+    return list((status.get("FAIL_TO_PASS") or {}).get(key, [])) + list(
+        (status.get("PASS_TO_PASS") or {}).get(key, [])
+    )
+
+
+def _first_line(report: dict[str, Any]) -> str:
+    """An error's first line (set-up errors carry the command's output after it)."""
+    lines = (report.get("error") or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _untrusted_reason(gold: dict[str, Any], empty: dict[str, Any]) -> tuple[str, list[str]]:
+    """Why the judge can't be trusted on one instance ('' when it can), and the tests that decided it."""
+    if gold["outcome"] != RESOLVED:
+        if gold["outcome"] == UNRESOLVED:
+            failing = _deciding_tests(gold, "failure")
+            return f"gold patch unresolved: {len(failing)} test(s) fail with it", failing
+        return f"gold patch {gold['outcome']}: {_first_line(gold)}".rstrip(": "), gold.get(
+            "needs_network", []
+        )
+    if empty["outcome"] == RESOLVED:
+        passing = empty["tests_status"]["FAIL_TO_PASS"]["success"]
+        return "empty patch resolved: its FAIL_TO_PASS tests pass without a fix", passing
+    return "", []
+
+
+def validate_dataset(
+    instances: list[dict[str, Any]],
+    config: EvalConfig,
+    output: str | Path,
+    *,
+    on_done: Callable[[str, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Judge every instance's gold patch and an empty patch; the instances where the judge can't be
+    trusted (gold not resolved, or empty resolved) are `untrusted`, with the tests that decided.
+    An empty patch judged `error` is noted on its row (`note`) without making it untrusted."""
+    output = Path(output)
+    runs: dict[str, dict[str, Any]] = {}
+    for kind in ("gold", "empty"):
+        preds = {
+            inst["instance_id"]: {
+                "instance_id": inst["instance_id"],
+                "model_name_or_path": kind,
+                "model_patch": inst.get("patch", "") if kind == "gold" else "",
+            }
+            for inst in instances
+        }
+
+        def tagged(instance_id: str, report: dict[str, Any], kind: str = kind) -> None:
+            if on_done is not None:
+                on_done(f"{instance_id} ({kind})", report)
+
+        runs[kind] = evaluate(
+            instances, preds, config, output.with_name(f"{output.stem}.{kind}.json"), on_done=tagged
+        )
+    rows: dict[str, dict[str, Any]] = {}
+    untrusted = []
+    for inst in instances:
+        instance_id = inst["instance_id"]
+        gold, empty = runs["gold"]["instances"][instance_id], runs["empty"]["instances"][instance_id]
+        reason, tests = _untrusted_reason(gold, empty)
+        rows[instance_id] = {
+            "gold": gold["outcome"],
+            "empty": empty["outcome"],
+            "trusted": not reason,
+            "reason": reason,
+            "tests": tests,
+            "spec": gold.get("spec", ""),
+        }
+        if empty["outcome"] == ERROR:
+            # Not a wrong verdict (an error never counts as resolved), but worth knowing.
+            rows[instance_id]["note"] = f"empty patch error: {_first_line(empty)}"
+        if reason:
+            untrusted.append({"instance_id": instance_id, "reason": reason, "tests": tests})
+    result = {
+        "total_instances": len(instances),
+        "trusted_instances": len(instances) - len(untrusted),
+        "untrusted": untrusted,
+        "gold_report": str(output.with_name(f"{output.stem}.gold.json")),
+        "empty_report": str(output.with_name(f"{output.stem}.empty.json")),
+        "instances": rows,
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2))
+    return result

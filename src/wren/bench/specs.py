@@ -1,19 +1,27 @@
 """How to set up and test one instance: install commands, the test command and the log parser.
 
 An instance's own `test_cmd` (synthesized tasks) wins; otherwise the `swebench` package's specs
-for its repo and version; config overrides (`specs: {owner/name: {...}}` or
-`{owner/name: {version: {...}}}`) are merged on top of either.
+for its repo and version; otherwise a detected default (install the package with its test
+requirements, run FAIL_TO_PASS / PASS_TO_PASS as pytest node ids). On top of either come the
+versioned overrides shipped with Wren (`spec_overrides.yaml`: pins that today's package releases
+need), then config overrides (`specs: {owner/name: {...}}` or `{owner/name: {version: {...}}}`).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import re
 import shlex
 from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from wren.bench.datasets import parse_test_list
 from wren.exceptions import ConfigError
 
 # Files in a test patch that are data, not tests (as SWE-bench's harness skips them).
@@ -55,6 +63,16 @@ class InstanceSpec(BaseModel):
     """Command that runs the instance's tests, with the test files appended for SWE-bench repos."""
     log_parser: str = "pytest"
     """'pytest' (per-test lines of `pytest -rA`), or 'swebench' (the swebench package's parser for the repo)."""
+    requirements_paths: list[str] = Field(default_factory=list)
+    """Requirements files tried in order when `packages` is 'requirements.txt' (SWE-bench's paths)."""
+    environment_yml_paths: list[str] = Field(default_factory=list)
+    """environment.yml files tried in order when `packages` is 'environment.yml'."""
+    constraints: list[str] = Field(default_factory=list)
+    """pip constraints for every install of the environment (pins such as 'numpy<2')."""
+    package: str = ""
+    """Import name of the package under test, checked to import from the workspace ('' = detect)."""
+    source: str = "swebench"
+    """Where the spec came from: 'swebench', 'instance' (its own test_cmd) or 'detected'."""
 
 
 def files_in_patch(test_patch: str) -> list[str]:
@@ -79,47 +97,117 @@ def _swebench_directives(inst: dict[str, Any]) -> list[str]:
     return list(get_test_directives(inst))
 
 
-def _override(overrides: dict[str, Any], repo: str, version: str) -> dict[str, Any]:
+def _merge_version_entries(entry: dict[str, Any], version: str, where: str) -> dict[str, Any]:
+    """Keys for all versions (plain keys, and '*' or glob entries), then the exact version's."""
+    merged = {k: v for k, v in entry.items() if not isinstance(v, dict)}
+    for key, value in entry.items():
+        if isinstance(value, dict) and key != version and fnmatch.fnmatchcase(version, key):
+            merged.update(value)
+    exact = entry.get(version)
+    if isinstance(exact, dict):
+        merged.update(exact)
+    elif exact is not None:
+        raise ConfigError(f"config key '{where}.{version}' must be a mapping")
+    return merged
+
+
+def _override(overrides: dict[str, Any], repo: str, version: str, where: str = "specs") -> dict[str, Any]:
     entry = overrides.get(repo) or {}
     if not isinstance(entry, dict):
-        raise ConfigError(f"config key 'specs.{repo}' must be a mapping")
-    per_version = entry.get(version)
-    if isinstance(per_version, dict):
-        return per_version
-    return {k: v for k, v in entry.items() if not isinstance(v, dict)}
+        raise ConfigError(f"config key '{where}.{repo}' must be a mapping")
+    return _merge_version_entries(entry, version, f"{where}.{repo}")
 
 
-def instance_spec(inst: dict[str, Any], overrides: dict[str, Any] | None = None) -> InstanceSpec:
-    """The spec of one instance; raises ConfigError when nothing says how to test it."""
-    repo, version = inst.get("repo", ""), str(inst.get("version", ""))
-    data: dict[str, Any] = {}
-    if inst.get("test_cmd"):
-        data = {"test_cmd": inst["test_cmd"], "log_parser": "pytest"}
-        if inst.get("install"):
-            data["install"] = inst["install"]
-    else:
-        specs = _swebench_specs(repo, version)
-        if specs is not None:
-            test_cmd = specs.get("test_cmd", "")
-            if isinstance(test_cmd, list):
-                test_cmd = " && ".join(test_cmd)
-            directives = " ".join(shlex.quote(d) for d in _swebench_directives(inst))
-            data = {
-                "python": specs.get("python", ""),
-                "packages": specs.get("packages", ""),
-                "pip_packages": list(specs.get("pip_packages", [])),
-                "pre_install": list(specs.get("pre_install", [])),
-                "install": specs.get("install", ""),
-                "eval_commands": list(specs.get("eval_commands", [])),
-                "test_cmd": f"{test_cmd} {directives}".strip(),
-                "log_parser": "swebench",
-            }
-    data.update(_override(overrides or {}, repo, version))
-    if not data.get("test_cmd"):
+SPEC_OVERRIDES_SCHEMA = 1
+
+
+@functools.lru_cache(maxsize=8)
+def load_spec_overrides(path: str = "") -> dict[str, Any]:
+    """The versioned overrides file ('' = the one shipped with Wren): {owner/name: {version|glob: {...}}}."""
+    text = (
+        Path(path).read_text()
+        if path
+        else resources.files("wren.bench").joinpath("spec_overrides.yaml").read_text()
+    )
+    data = yaml.safe_load(text) or {}
+    if data.get("schema_version") != SPEC_OVERRIDES_SCHEMA:
         raise ConfigError(
-            f"no test command for instance {inst['instance_id']!r} (repo {repo!r}, version {version!r}): "
-            "give the instance a 'test_cmd', set 'specs' in the config, or pip install 'wren-agent[bench]' "
-            "for SWE-bench's specs"
+            f"spec overrides {path or 'spec_overrides.yaml'}: 'schema_version' must be {SPEC_OVERRIDES_SCHEMA}, "
+            f"not {data.get('schema_version')!r}"
+        )
+    repos = data.get("repos") or {}
+    if not isinstance(repos, dict):
+        raise ConfigError(f"spec overrides {path or 'spec_overrides.yaml'}: 'repos' must be a mapping")
+    return repos
+
+
+def _swebench_data(inst: dict[str, Any], specs: dict[str, Any]) -> dict[str, Any]:
+    repo = inst.get("repo", "")
+    test_cmd = specs.get("test_cmd", "")
+    if isinstance(test_cmd, list):
+        test_cmd = " && ".join(test_cmd)
+    directives = " ".join(shlex.quote(d) for d in _swebench_directives(inst))
+    data: dict[str, Any] = {
+        "python": specs.get("python", ""),
+        "packages": specs.get("packages", ""),
+        "pip_packages": list(specs.get("pip_packages", [])),
+        "pre_install": list(specs.get("pre_install", [])),
+        "install": specs.get("install", ""),
+        "eval_commands": list(specs.get("eval_commands", [])),
+        "test_cmd": f"{test_cmd} {directives}".strip(),
+        "log_parser": "swebench",
+        "source": "swebench",
+    }
+    try:
+        from swebench.harness.constants import (
+            MAP_REPO_TO_ENV_YML_PATHS,
+            MAP_REPO_TO_INSTALL,
+            MAP_REPO_TO_REQS_PATHS,
+        )
+    except ImportError:
+        return data
+    data["requirements_paths"] = list(MAP_REPO_TO_REQS_PATHS.get(repo, ["requirements.txt"]))
+    data["environment_yml_paths"] = list(MAP_REPO_TO_ENV_YML_PATHS.get(repo, ["environment.yml"]))
+    if repo in MAP_REPO_TO_INSTALL:  # the harness runs it before the spec's pre_install
+        data["pre_install"].insert(0, MAP_REPO_TO_INSTALL[repo])
+    return data
+
+
+def _detected_data(inst: dict[str, Any]) -> dict[str, Any]:
+    # The node ids themselves are the directives: pytest runs exactly the tests that decide.
+    tests = [*parse_test_list(inst.get("FAIL_TO_PASS")), *parse_test_list(inst.get("PASS_TO_PASS"))]
+    files = sorted({t.split("::")[0] for t in tests})
+    return {
+        "test_cmd": "python -m pytest -rA -p no:cacheprovider " + " ".join(shlex.quote(f) for f in files),
+        "log_parser": "pytest",
+        "source": "detected",
+    }
+
+
+def instance_spec(
+    inst: dict[str, Any], overrides: dict[str, Any] | None = None, *, spec_overrides: str | None = ""
+) -> InstanceSpec:
+    """The spec of one instance; `spec_overrides` is the versioned overrides file ('' = the shipped
+    one, None = none). Raises ConfigError when the instance names no tests to run."""
+    repo, version = inst.get("repo", ""), str(inst.get("version", ""))
+    specs = None if inst.get("test_cmd") else _swebench_specs(repo, version)
+    if inst.get("test_cmd"):
+        data: dict[str, Any] = {"test_cmd": inst["test_cmd"], "log_parser": "pytest", "source": "instance"}
+    elif specs is not None:
+        data = _swebench_data(inst, specs)
+    else:
+        data = _detected_data(inst)
+    for key in ("install", "python", "package"):
+        if inst.get(key):
+            data[key] = inst[key]
+    if spec_overrides is not None:
+        data.update(_override(load_spec_overrides(spec_overrides), repo, version, "spec_overrides"))
+    data.update(_override(overrides or {}, repo, version))
+    if data["source"] == "detected" and data["test_cmd"].rstrip().endswith("cacheprovider"):
+        raise ConfigError(
+            f"no tests for instance {inst['instance_id']!r} (repo {repo!r}, version {version!r}): it has no "
+            "SWE-bench spec, no 'test_cmd' and no FAIL_TO_PASS / PASS_TO_PASS node ids; give it a 'test_cmd' "
+            "or set 'specs' in the config"
         )
     from wren.validation import validate
 

@@ -4,29 +4,28 @@ instance's repo at its base commit, with the repo's dependencies installed.
 Two sources: a directory of local git repositories (`repos`), checked out on the host and used
 directly (local, sandbox) or mounted (docker, podman, apptainer); or, without `repos`, a container
 image per instance (`image_template`, SWE-bench's `sweb.eval.x86_64.*` images) with the repo in it.
-On the host, dependencies go into a virtualenv per (repo, version) built once and shared, and each
-instance gets a thin virtualenv layered on it for its own editable install.
+On the host, dependencies go into a virtualenv per distinct spec built once and shared, and each
+instance gets a thin virtualenv layered on it for its own editable install (see `envs`). For the
+judge (`judge=True`), every instance gets such an environment, its spec's pre-install and install
+commands run with allowlisted variables only, and `test_environ` is what its tests must run with.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import os
-import shlex
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from wren.bench import envs
 from wren.bench.repos import WorkspaceError, checkout, find_repo
+from wren.bench.requirements import detect_setup
 from wren.bench.specs import InstanceSpec
 from wren.exceptions import ConfigError
 
@@ -55,6 +54,9 @@ class WorkspaceConfig(BaseModel):
     """Seconds the set-up of one instance (or one shared virtualenv) may take."""
     keep: bool = False
     """Keep checkouts after use (for debugging)."""
+    pythons: list[str] = Field(default_factory=list)
+    """Interpreters or install directories searched first for a spec's Python version (then
+    WREN_PYTHONS, pyenv, uv, PATH)."""
 
 
 @dataclass
@@ -65,6 +67,18 @@ class Workspace:
     repo_dir: str
     instance_id: str
     setup_log: list[str] = field(default_factory=list)
+    venv: Path | None = None
+    """The instance's own virtualenv on the host (None in containers, or without set-up)."""
+    shared_venv: Path | None = None
+    """The shared dependency virtualenv it is layered on."""
+    test_environ: dict[str, str] | None = None
+    """The only variables test commands may see (None: the environment's own)."""
+    install_commands: list[str] = field(default_factory=list)
+    """The spec's install command(s), run again after a patch that touches packaging files."""
+    notes: list[str] = field(default_factory=list)
+    """What the spec asked for that could not be honoured (conda-only entries, system packages)."""
+    missing_files: list[str] = field(default_factory=list)
+    """Files of the commit that the repository mirror lacks (left out of the checkout)."""
 
 
 def docker_id(instance_id: str) -> str:
@@ -94,8 +108,15 @@ def open_workspace(
     spec: InstanceSpec,
     env_config: dict[str, Any],
     config: WorkspaceConfig,
+    *,
+    judge: bool = False,
+    network: bool = False,
 ) -> Iterator[Workspace]:
-    """Check out, start the environment, set up; close and clean everything on the way out."""
+    """Check out, start the environment, set up; close and clean everything on the way out.
+
+    `judge`: isolate the instance (its own interpreter and packages, allowlisted variables) even when
+    its spec installs nothing; `network`: its tests may use the network (proxies are passed on).
+    """
     from wren.environments import get_environment
 
     kind = _kind(env_config)
@@ -104,21 +125,38 @@ def open_workspace(
     log: list[str] = []
     repo_dir = config.container_repo_dir
     host_setup = config.setup and kind in HOST_KINDS
+    ws = Workspace(env=None, repo_dir=repo_dir, instance_id=inst["instance_id"], setup_log=log)
     try:
         if config.repos:
             source = find_repo(config.repos, inst.get("repo", ""))
             instance_dir = _instance_dir(config, inst["instance_id"])
             host_repo = checkout(source, inst.get("base_commit") or "HEAD", instance_dir / "repo")
+            missing = host_repo / ".git" / "wren-missing-files"
+            if missing.is_file():
+                ws.missing_files = missing.read_text().split()
             if kind in HOST_KINDS:
                 repo_dir = str(host_repo)
                 env_config.setdefault("cwd", repo_dir)
                 if kind == "sandbox":
                     env_config.setdefault("workdir", str(instance_dir))
+                    if network:
+                        env_config.setdefault("network", True)
+                ws.repo_dir = repo_dir
                 if host_setup:
-                    env_config["env"] = {
-                        **_host_python_env(spec, host_repo, instance_dir, config, log),
-                        **env_config.get("env", {}),
-                    }
+                    _host_setup(
+                        ws, inst, spec, source, host_repo, instance_dir, config, judge=judge, network=network
+                    )
+                    if not judge:
+                        env_config["env"] = {**_venv_vars(ws), **env_config.get("env", {})}
+                    if kind == "sandbox":
+                        # The sandbox's private /tmp would hide a cache there; it reads the cache only.
+                        cache = os.path.realpath(_cache_dir(config))
+                        env_config["extra_args"] = [
+                            "--ro-bind",
+                            cache,
+                            cache,
+                            *env_config.get("extra_args", []),
+                        ]
             elif kind in ("docker", "podman"):
                 env_config["volumes"] = [*env_config.get("volumes", []), f"{host_repo}:{repo_dir}"]
                 env_config.setdefault("cwd", repo_dir)
@@ -135,10 +173,11 @@ def open_workspace(
             )
             env_config.setdefault("cwd", repo_dir)
         env = get_environment(env_config)
+        ws.env = env
         try:
             if config.setup and kind in CONTAINER_KINDS and config.repos:
                 _container_setup(env, spec, config, log)
-            yield Workspace(env=env, repo_dir=repo_dir, instance_id=inst["instance_id"], setup_log=log)
+            yield ws
         finally:
             env.close()
     finally:
@@ -152,24 +191,6 @@ def _instance_dir(config: WorkspaceConfig, instance_id: str) -> Path:
         root.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f"wren-{instance_id}.", dir=root))
     return Path(tempfile.mkdtemp(prefix=f"wren-{instance_id}."))
-
-
-def _run(command: str, *, cwd: Path, env: dict[str, str], timeout: float, log: list[str]) -> None:
-    log.append(f"$ {command}")
-    proc = subprocess.run(
-        ["bash", "-c", command],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-    log.append((proc.stdout + proc.stderr)[-4000:])
-    if proc.returncode != 0:
-        raise WorkspaceError(
-            f"set-up command failed ({proc.returncode}): {command}\n{(proc.stdout + proc.stderr)[-2000:]}"
-        )
 
 
 def _container_setup(env: Any, spec: InstanceSpec, config: WorkspaceConfig, log: list[str]) -> None:
@@ -189,140 +210,89 @@ def _container_setup(env: Any, spec: InstanceSpec, config: WorkspaceConfig, log:
             )
 
 
-def _python_runs(path: str) -> bool:
-    # A pyenv shim exists for every version but fails for those not selected; only running tells.
-    try:
-        return subprocess.run([path, "-c", "import venv"], capture_output=True, timeout=60).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+def _cache_dir(config: WorkspaceConfig) -> Path:
+    return Path(config.env_cache or Path.home() / ".cache" / "wren" / "envs")
 
 
-def _find_python(version: str, log: list[str]) -> str:
-    """An interpreter of `version` (on PATH, or installed by pyenv), else the one running Wren."""
-    if version:
-        pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
-        candidates = [shutil.which(f"python{version}")]
-        candidates += [
-            str(p) for p in sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"), reverse=True)
-        ]
-        for candidate in candidates:
-            if candidate and _python_runs(candidate):
-                return candidate
-        log.append(f"python{version} is not installed; using {sys.version.split()[0]} instead")
-    return getattr(sys, "_base_executable", None) or sys.executable
-
-
-def _site_packages(venv: Path) -> Path:
-    # Asked of the venv's own interpreter: its Python version may differ from ours.
-    out = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return Path(out.stdout.strip())
-
-
-def _venv_env(venv: Path) -> dict[str, str]:
+def _venv_vars(ws: Workspace) -> dict[str, str]:
+    if ws.venv is None:
+        return {}
     return {
-        "VIRTUAL_ENV": str(venv),
-        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        "VIRTUAL_ENV": str(ws.venv),
+        "PATH": f"{ws.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     }
 
 
-def _host_python_env(
-    spec: InstanceSpec, repo: Path, instance_dir: Path, config: WorkspaceConfig, log: list[str]
-) -> dict[str, str]:
-    """Build (or reuse) the shared dependency venv, layer an instance venv on it, install the repo."""
-    if not (spec.install or spec.packages or spec.pip_packages):
-        return {}
-    base = _shared_venv(spec, repo, config, log)
-    venv = instance_dir / "venv"
-    subprocess.run([str(base / "bin" / "python"), "-m", "venv", "--without-pip", str(venv)], check=True)
-    # The shared venv's packages (pip among them) are visible through a .pth file; what the
-    # instance installs (its own editable checkout) lands in its own venv only.
-    (_site_packages(venv) / "_wren_shared.pth").write_text(f"{_site_packages(base)}\n")
-    _wrap_scripts(base, venv)
-    env = {**os.environ, **_venv_env(venv)}
-    if spec.install:
-        _run(spec.install, cwd=repo, env=env, timeout=config.setup_timeout, log=log)
-    return _venv_env(venv)
-
-
-def _wrap_scripts(base: Path, venv: Path) -> None:
-    """Make the shared venv's console scripts (pytest, ...) run under the instance's interpreter."""
-    python = venv / "bin" / "python"
-    for script in (base / "bin").iterdir():
-        target = venv / "bin" / script.name
-        if target.exists() or not script.is_file():
-            continue
-        with open(script, "rb") as f:
-            if b"python" not in f.readline():
-                continue
-        target.write_text(f'#!/bin/sh\nexec "{python}" "{script}" "$@"\n')
-        target.chmod(0o755)
-
-
-# Shared venvs whose build failed in this process: the instances waiting for them fail at once
-# instead of each trying again (a failed install tends to fail the same way, slowly).
+# Shared environments whose build failed in this process: the instances waiting for them fail at
+# once instead of each trying again (a failed install tends to fail the same way, slowly).
 _FAILED_BUILDS: dict[str, str] = {}
 
 
-def _shared_venv(spec: InstanceSpec, repo: Path, config: WorkspaceConfig, log: list[str]) -> Path:
-    cache = Path(config.env_cache or Path.home() / ".cache" / "wren" / "envs")
-    cache.mkdir(parents=True, exist_ok=True)
-    requirements = ""
-    if spec.packages == "requirements.txt" and (repo / "requirements.txt").is_file():
-        requirements = (repo / "requirements.txt").read_text()
-    key = "\n".join([spec.python, spec.packages, requirements, *spec.pip_packages])
-    venv = cache / hashlib.sha256(key.encode()).hexdigest()[:16]
-    with open(cache / f"{venv.name}.lock", "w") as lock:
-        # One builder per venv; other workers wait here and then reuse it.
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (venv / ".wren-ready").is_file():
-            return venv
-        if venv.name in _FAILED_BUILDS:
-            raise WorkspaceError(
-                f"the shared environment {venv} failed to build: {_FAILED_BUILDS[venv.name]}"
-            )
-        try:
-            return _build_shared_venv(venv, key, requirements, spec, repo, config, log)
-        except (WorkspaceError, subprocess.SubprocessError, OSError) as e:
-            _FAILED_BUILDS[venv.name] = str(e)[:2000]
-            raise
-
-
-def _build_shared_venv(
-    venv: Path,
-    key: str,
-    requirements: str,
+def _host_setup(
+    ws: Workspace,
+    inst: dict[str, Any],
     spec: InstanceSpec,
+    source: Path,
     repo: Path,
+    instance_dir: Path,
     config: WorkspaceConfig,
-    log: list[str],
-) -> Path:
-    shutil.rmtree(venv, ignore_errors=True)
-    python = _find_python(spec.python, log)
-    subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True)
-    env = {**os.environ, **_venv_env(venv)}
-    pip = "python -m pip install -q"
-    if requirements:
-        (venv / "requirements.txt").write_text(requirements)
-        _run(
-            f"{pip} -r {venv / 'requirements.txt'}",
-            cwd=repo,
-            env=env,
-            timeout=config.setup_timeout,
-            log=log,
+    *,
+    judge: bool,
+    network: bool,
+) -> None:
+    """Build (or reuse) the shared environment, layer the instance's on it, run pre-install and install."""
+    log = ws.setup_log
+    if spec.source != "swebench" and judge:
+        detected = detect_setup(repo)
+        updates: dict[str, Any] = {"pip_packages": [*detected["pip_packages"], *spec.pip_packages]}
+        if not spec.install:
+            updates["install"] = detected["install"]
+        spec = spec.model_copy(update=updates)
+        log.append(
+            f"spec detected: install {spec.install or '(nothing to install)'}; test requirements from "
+            + (", ".join(detected["detected_from"]) or "none found")
+            + "; pytest"
         )
-    elif spec.packages and spec.packages not in ("requirements.txt", "environment.yml"):
-        names = " ".join(shlex.quote(p) for p in spec.packages.split())
-        _run(f"{pip} {names}", cwd=repo, env=env, timeout=config.setup_timeout, log=log)
-    elif spec.packages == "environment.yml":
-        log.append("environment.yml (conda) is not installed on the host; only pip packages are")
-    if spec.pip_packages:
-        quoted = " ".join(shlex.quote(p) for p in spec.pip_packages)
-        _run(f"{pip} {quoted}", cwd=repo, env=env, timeout=config.setup_timeout, log=log)
-    (venv / ".wren-ready").write_text(key)
-    return venv
+        deps = {"requirements": detected["requirements"], "packages": [], "not_installed": [], "from": ""}
+    else:
+        if not judge and not (spec.install or spec.packages or spec.pip_packages):
+            return
+        commit = inst.get("environment_setup_commit") or inst.get("base_commit") or "HEAD"
+        deps = envs.dependency_lists(spec, source, commit)
+        if deps["from"]:
+            log.append(f"dependencies from {deps['from']} at {commit[:12]}")
+    ws.notes += [f"environment.yml entry not installed: {e}" for e in deps["not_installed"]]
+    base = envs.shared_env(
+        spec,
+        deps,
+        cache=_cache_dir(config),
+        pythons=config.pythons,
+        timeout=config.setup_timeout,
+        log=log,
+        failed=_FAILED_BUILDS,
+    )
+    venv = instance_dir / "venv"
+    envs.instance_env(base, venv)
+    ws.venv, ws.shared_venv = venv, base
+    pre_install, left_out = envs.system_installs(list(spec.pre_install))
+    ws.notes += [f"system packages not installed on the host: {c}" for c in left_out]
+    ws.install_commands = [spec.install] if spec.install else []
+    build_env = envs.build_environ(venv, spec)
+    for command in pre_install:
+        envs.run_logged(command, cwd=repo, env=build_env, timeout=config.setup_timeout, log=log)
+    for command in ws.install_commands:
+        envs.install(command, cwd=repo, env=build_env, timeout=config.setup_timeout, log=log)
+    if judge:
+        ws.test_environ = envs.clean_environ(
+            [venv / "bin"], build=False, network=network, extra={"VIRTUAL_ENV": str(venv)}
+        )
+
+
+def reinstall(ws: Workspace, spec: InstanceSpec, timeout: float) -> None:
+    """Run the install command(s) again (after a patch changed how the package is built)."""
+    if ws.venv is None:
+        return
+    build_env = envs.build_environ(ws.venv, spec)
+    for command in ws.install_commands:
+        envs.install(command, cwd=Path(ws.repo_dir), env=build_env, timeout=timeout, log=ws.setup_log)

@@ -9,7 +9,7 @@ def register(app: typer.Typer) -> None:
     @app.command("eval")
     def evaluate_command(
         predictions: str = typer.Option(
-            ..., "--predictions", "-p", help="preds.json (or a JSON/JSONL list)."
+            None, "--predictions", "-p", help="preds.json (or a JSON/JSONL list); not with --validate."
         ),
         dataset: str = typer.Option(
             ..., "--dataset", "-d", help="JSON/JSONL/Parquet file, or lite|verified|full|lite-dev."
@@ -31,6 +31,15 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(1, "--workers", "-w", help="Instances evaluated at once."),
         timeout: float = typer.Option(None, "--timeout", help="Seconds the tests of one instance may run."),
         filter_re: str = typer.Option("", "--filter", help="Regex on instance_id."),
+        validate: bool = typer.Option(
+            False,
+            "--validate",
+            help="Run every instance's gold patch and an empty patch; list where the judge can't be trusted "
+            "(exit 1 if any).",
+        ),
+        network: bool = typer.Option(
+            False, "--network", help="Tests may use the network (otherwise needing it is an error verdict)."
+        ),
         config: list[str] = typer.Option(
             [], "-c", "--config", help="YAML file or key.path=value (bench.*, environment.*)."
         ),
@@ -40,7 +49,7 @@ def register(app: typer.Typer) -> None:
 
         from wren.bench.config import BenchWrenConfig
         from wren.bench.datasets import load_instances, select_instances
-        from wren.bench.evaluate import EvalConfig, evaluate, load_predictions
+        from wren.bench.evaluate import EvalConfig, evaluate, load_predictions, validate_dataset
         from wren.config.assemble import assemble_config
         from wren.exceptions import ConfigError
 
@@ -55,26 +64,41 @@ def register(app: typer.Typer) -> None:
         environment = dict(cfg.environment)
         if image:
             environment["image"] = image
+        if validate == bool(predictions):
+            raise ConfigError("give either --predictions PREDS or --validate (which makes its own)")
         instances = select_instances(load_instances(dataset, split), filter_re=filter_re)
-        preds = load_predictions(predictions)
-        if filter_re:
-            selected = {inst["instance_id"] for inst in instances}
-            preds = {i: p for i, p in preds.items() if i in selected}
         eval_config = EvalConfig(
             workers=workers,
             timeout=timeout or bench.eval_timeout,
             environment=environment,
             workspace=bench.workspace,
             specs=bench.specs,
+            spec_overrides=bench.spec_overrides,
+            network=network,
         )
         console = Console(stderr=True)
-        todo = [i for i in preds if i in {inst["instance_id"] for inst in instances}]
-        console.print(f"evaluating {len(todo)} predictions with {workers} worker(s)")
 
         def done(instance_id: str, report: dict) -> None:
             detail = f" ({report['error']})" if report.get("error") else ""
             console.print(f"  {instance_id}: [bold]{report['outcome']}[/bold]{detail}")
 
+        if validate:
+            console.print(
+                f"validating {len(instances)} instances (gold and empty patches), {workers} worker(s)"
+            )
+            result = validate_dataset(instances, eval_config, output, on_done=done)
+            for row in result["untrusted"]:
+                console.print(f"[bold]untrusted[/bold] {row['instance_id']}: {row['reason']}")
+            console.print(
+                f"{len(result['untrusted'])} of {len(instances)} instances can't be trusted; report: {output}"
+            )
+            raise typer.Exit(1 if result["untrusted"] else 0)
+        preds = load_predictions(predictions)
+        if filter_re:
+            selected = {inst["instance_id"] for inst in instances}
+            preds = {i: p for i, p in preds.items() if i in selected}
+        todo = [i for i in preds if i in {inst["instance_id"] for inst in instances}]
+        console.print(f"evaluating {len(todo)} predictions with {workers} worker(s)")
         summary = evaluate(instances, preds, eval_config, output, on_done=done)
         console.print(
             f"resolved {summary['resolved_instances']}/{summary['submitted_instances']}, "

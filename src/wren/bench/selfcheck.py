@@ -1,0 +1,120 @@
+"""The judge's check of an instance's environment before its tests run: `python` and the test
+runner resolve inside the instance's virtualenv, and the package under test imports from the
+workspace. Anything else makes the verdict `error`, never `resolved` or `unresolved`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+from wren.bench.workspace import Workspace
+from wren.exceptions import WrenError
+
+_SKIP_DIRS = {
+    "tests",
+    "test",
+    "testing",
+    "docs",
+    "doc",
+    "examples",
+    "example",
+    "benchmarks",
+    "scripts",
+    "build",
+}
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+class EnvironmentCheckError(WrenError):
+    """The instance's environment is not the one its verdict would claim to be about."""
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def package_name(repo_dir: Path, repo: str) -> str:
+    """The import name of the repository's package ('' when none can be told apart)."""
+    candidates: list[str] = []
+    for root in (repo_dir, repo_dir / "src", repo_dir / "lib"):
+        if not root.is_dir():
+            continue
+        for entry in sorted(root.iterdir()):
+            if entry.name.startswith((".", "_")) and entry.name != "_pytest" or entry.name in _SKIP_DIRS:
+                continue
+            if entry.is_dir() and (entry / "__init__.py").is_file():
+                candidates.append(entry.name)
+            elif entry.suffix == ".py" and entry.stem not in ("setup", "conftest", "noxfile", "tasks"):
+                candidates.append(entry.stem)
+    name = _norm(repo.rpartition("/")[2])
+    wanted = [name, name.removesuffix("python"), name.removeprefix("python"), name.removeprefix("py")]
+    for want in wanted:
+        for candidate in candidates:
+            if want and _norm(candidate) == want:
+                return candidate
+    packages = [c for c in candidates if (repo_dir / c).is_dir() or (repo_dir / "src" / c).is_dir()]
+    return packages[0] if len(packages) == 1 else ""
+
+
+def test_runner(test_cmd: str) -> str:
+    """The program a test command starts (after variable assignments; `python -m x` is python)."""
+    words = shlex.split(test_cmd.split("&&")[0].split(";")[0])
+    words = [w for w in words if not _ASSIGNMENT.match(w)]
+    return words[0] if words else ""
+
+
+def check_command(package: str, runner: str) -> str:
+    lines = ['echo "wren-python=$(command -v python)"']
+    if runner and "/" not in runner:
+        lines.append(f'runner="$(command -v {shlex.quote(runner)})"; echo "wren-runner=$runner"')
+        # A program outside the environment is fine (sleep, make) unless it is a Python one.
+        lines.append(
+            '[ -f "$runner" ] && echo "wren-runner-head=$(head -c 200 "$runner" | head -n 1 | tr -d \'\\0\')"'
+        )
+    if package:
+        lines.append(
+            f"python -c 'import os, {package} as m; print(\"wren-package=\" + os.path.realpath(m.__file__))' 2>&1 "
+            "| tail -n 5"
+        )
+    return "\n".join(lines)
+
+
+def verify(ws: Workspace, output: str, package: str, runner: str) -> dict[str, Any]:
+    """Read the check's output; raise EnvironmentCheckError when something resolves elsewhere."""
+    found = dict(re.findall(r"^wren-(python|runner|runner-head|package)=(.*)$", output, flags=re.MULTILINE))
+    allowed = [str(p / "bin") for p in (ws.venv, ws.shared_venv) if p is not None]
+    result = {
+        "python": found.get("python", ""),
+        "runner": found.get("runner", ""),
+        "package": found.get("package", ""),
+    }
+    if allowed:
+        for what in ("python", "runner") if runner and "/" not in runner else ("python",):
+            where = result[what]
+            label = "python" if what == "python" else f"the test runner {runner!r}"
+            if not where:
+                raise EnvironmentCheckError(
+                    f"{label} is not installed in the instance's environment {ws.venv}"
+                )
+            pythonic = (
+                what == "python" or runner.startswith("python") or "python" in found.get("runner-head", "")
+            )
+            if pythonic and not any(where.startswith(a + os.sep) for a in allowed):
+                raise EnvironmentCheckError(
+                    f"{label} resolves to {where}, outside the instance's environment {ws.venv}"
+                )
+    if package:
+        where = result["package"]
+        repo = os.path.realpath(ws.repo_dir)
+        if not where:
+            said = output.strip().splitlines()[-1] if output.strip() else "no output"
+            raise EnvironmentCheckError(f"the package under test {package!r} does not import: {said}")
+        if not where.startswith(repo + os.sep):
+            raise EnvironmentCheckError(
+                f"the package under test {package!r} imports from {where}, not from the workspace {repo}"
+            )
+    return result
