@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from typing import Any
 
 from wren.bench.config import BenchWrenConfig
 from wren.exceptions import ConfigError, TerminatingException
+from wren.redact import current_redactor
 
 PREDS_FILE = "preds.json"
 STATUS_FILE = "exit_statuses.json"
@@ -40,7 +42,8 @@ class BatchInterrupted(TerminatingException):
 def _write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
+        # Known secret values only: a patch must still apply byte for byte.
+        json.dump(current_redactor(shapes=False).data(data), f, indent=2)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -212,10 +215,16 @@ class BatchRunner:
             raise ConfigError(f"--executor must be threads or ray, not {executor!r}")
         self.output_dir = Path(output_dir)
         self.config = config.model_copy(deep=True)
-        if not self.config.bench.workspace.root:
+        workspace = self.config.bench.workspace
+        if not workspace.root:
             # Checkouts live beside the results, so that those of a killed run are found and
             # removed by the next one instead of piling up in /tmp.
-            self.config.bench.workspace.root = str(self.output_dir / WORKSPACES_DIR)
+            workspace.root = str(self.output_dir / WORKSPACES_DIR)
+        else:
+            # Under a root of the user's, this batch's checkouts get a folder of their own (named
+            # after the output directory), which the next run of the batch may remove whole.
+            key = hashlib.sha256(str(self.output_dir.resolve()).encode()).hexdigest()[:12]
+            workspace.root = str(Path(workspace.root) / f"wren-batch-{key}")
         self.workers = workers
         self.executor = executor
         self.ray_address = ray_address
@@ -253,8 +262,10 @@ class BatchRunner:
         check_workspace_config(self.config.environment, self.config.bench.workspace)
         with self._exclusive():
             # Holding the lock, no other runner uses these: what is left is a killed run's.
-            if Path(self.config.bench.workspace.root) == self.output_dir / WORKSPACES_DIR:
-                shutil.rmtree(self.output_dir / WORKSPACES_DIR, ignore_errors=True)
+            shutil.rmtree(self.config.bench.workspace.root, ignore_errors=True)
+            for name in (PREDS_FILE, STATUS_FILE):
+                for tmp in self.output_dir.glob(f".{name}.*.tmp"):
+                    tmp.unlink(missing_ok=True)
             store = PredictionsStore(self.output_dir)
             todo = self.todo(instances, store)
             skipped = len(instances) - len(todo)
