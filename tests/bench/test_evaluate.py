@@ -57,6 +57,9 @@ def _environment(kind):
 
         if _bwrap_works():
             pytest.skip(_bwrap_works())
+        # The sandbox shows no host directory it is not told of: this interpreter's are needed.
+        readonly = sorted({sys.prefix, os.path.realpath(sys.base_prefix)})
+        return {"environment_class": kind, "env": PATH_ENV, "readonly": readonly}
     return {"environment_class": kind, "env": PATH_ENV}
 
 

@@ -119,6 +119,10 @@ def open_workspace(
                         **_host_python_env(spec, host_repo, instance_dir, config, log),
                         **env_config.get("env", {}),
                     }
+                    if kind == "sandbox" and "VIRTUAL_ENV" in env_config["env"]:
+                        # The sandbox shows no host directory it is not told of: the venvs' homes.
+                        homes = _venv_homes(Path(env_config["env"]["VIRTUAL_ENV"]))
+                        env_config["readonly"] = [*env_config.get("readonly", []), *homes]
             elif kind in ("docker", "podman"):
                 env_config["volumes"] = [*env_config.get("volumes", []), f"{host_repo}:{repo_dir}"]
                 env_config.setdefault("cwd", repo_dir)
@@ -229,6 +233,21 @@ def _venv_env(venv: Path) -> dict[str, str]:
         "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     }
+
+
+def _venv_homes(venv: Path) -> list[str]:
+    """The directories a venv's interpreter lives in: its base venv's, and so on to the installation."""
+    homes: list[str] = []
+    while (venv / "pyvenv.cfg").is_file() and len(homes) < 8:
+        cfg = dict(
+            line.split("=", 1) for line in (venv / "pyvenv.cfg").read_text().splitlines() if "=" in line
+        )
+        home = cfg.get("home", "").strip()
+        if not home:
+            break
+        venv = Path(os.path.realpath(home)).parent
+        homes.append(str(venv))
+    return homes
 
 
 def _host_python_env(
