@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import threading
 import time
 import traceback
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from wren.bench.config import BenchWrenConfig
+from wren.environments.processes import kill_child_sessions
 from wren.exceptions import ConfigError, TerminatingException
 from wren.redact import current_redactor
 
@@ -386,34 +386,3 @@ def _ray_process_instance(
 ) -> dict[str, Any]:
     config = BenchWrenConfig.model_validate(config_data)
     return process_instance(inst, config, output_dir)
-
-
-def kill_child_sessions() -> None:
-    """Kill the process groups of this process's children that lead their own session.
-
-    Commands run by environments start in new sessions (so that a timeout can kill all they
-    started); after Ctrl-C, this ends those still running. Container watchers are children too,
-    so environments are closed before this runs.
-    """
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid, sid = int(entry), int(fields[1]), int(fields[3])
-        if ppid == me and sid == pid and not _is_watcher(pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-
-
-def _is_watcher(pid: int) -> bool:
-    # A container watcher removes its container when we exit; killing it would leak the container.
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"wren-container-watcher" in f.read()
-    except OSError:
-        return False
