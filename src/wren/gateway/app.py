@@ -133,7 +133,9 @@ class Gateway:
             f"Authorization: Bearer {config.backend_api_key}\r\n".encode() if config.backend_api_key else b""
         )
         self._api_key = config.api_key.encode() if config.api_key else None
-        self._tasks: list[asyncio.Task] = []
+        # Every task the gateway starts, held until it ends: the event loop keeps only weak
+        # references, so a task nobody holds can be garbage-collected before it has run.
+        self.tasks: set[asyncio.Task] = set()
 
     # application
     def build_app(self) -> web.Application:
@@ -156,13 +158,10 @@ class Gateway:
     async def _on_startup(self, app: web.Application) -> None:
         # Learn capacities before the first request so admission is right from the start.
         await asyncio.gather(*(self._probe(b) for b in self.backends))
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._every(self.config.health_interval_seconds, self._health_round)),
-            loop.create_task(self._every(self.config.scrape_interval_seconds, self._scrape_round)),
-            loop.create_task(self._every(min(5.0, self.config.lease_seconds / 4), self._lease_round)),
-            loop.create_task(self._every(0.1, self.policy.tick)),
-        ]
+        self.spawn(self._every(self.config.health_interval_seconds, self._health_round))
+        self.spawn(self._every(self.config.scrape_interval_seconds, self._scrape_round))
+        self.spawn(self._every(min(5.0, self.config.lease_seconds / 4), self._lease_round))
+        self.spawn(self._every(0.1, self.policy.tick))
         for b in self.backends:
             if b.capacity is None and self.policy.name == "program":
                 log.warning(
@@ -171,11 +170,19 @@ class Gateway:
             else:
                 log.info("backend %s: capacity %s (%s)", b.url, b.capacity, b.capacity_source)
 
+    def spawn(self, coro: Any) -> asyncio.Task:
+        """Run `coro` in the background, holding the task until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
     async def _on_cleanup(self, app: web.Application) -> None:
-        for task in self._tasks:
+        tasks = list(self.tasks)
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         for b in self.backends:
             b.close()
@@ -405,7 +412,7 @@ class Gateway:
             except UpstreamError as e:
                 self.metrics.backend_errors.labels(backend.url, type(e).__name__).inc()
                 if isinstance(e, UpstreamDisconnected):
-                    asyncio.get_running_loop().create_task(self._recheck(backend))
+                    self.spawn(self._recheck(backend))
                 err = orjson.dumps(
                     {
                         "error": {
@@ -435,7 +442,7 @@ class Gateway:
         except UpstreamError as e:
             self.metrics.backend_errors.labels(backend.url, type(e).__name__).inc()
             if isinstance(e, UpstreamDisconnected):
-                asyncio.get_running_loop().create_task(self._recheck(backend))
+                self.spawn(self._recheck(backend))
             return 502, error_response(502, f"backend request failed: {e}", "upstream_error")
         finally:
             # Every end of a request (success, error, client gone, stream without usage) ends the step.
