@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Apply each prediction's patch in a fresh workspace, run the tests, and report what resolved."""
         from rich.console import Console
+        from rich.markup import escape
 
         from wren.bench.config import BenchWrenConfig
         from wren.bench.datasets import load_instances, select_instances
@@ -72,12 +73,13 @@ def register(app: typer.Typer) -> None:
         console.print(f"evaluating {len(todo)} predictions with {workers} worker(s)")
 
         def done(instance_id: str, report: dict) -> None:
-            detail = f" ({report['error']})" if report.get("error") else ""
-            console.print(f"  {instance_id}: [bold]{report['outcome']}[/bold]{detail}")
+            # User-facing text is not markup: an install hint names the `[bench]` extra.
+            detail = f" ({escape(report['error'])})" if report.get("error") else ""
+            console.print(f"  {escape(instance_id)}: [bold]{escape(report['outcome'])}[/bold]{detail}")
 
         summary = evaluate(instances, preds, eval_config, output, on_done=done)
         console.print(
             f"resolved {summary['resolved_instances']}/{summary['submitted_instances']}, "
             f"unresolved {summary['unresolved_instances']}, patch failed {summary['patch_failed_instances']}, "
-            f"errors {summary['error_instances']}; report: {output}"
+            f"errors {summary['error_instances']}; report: {escape(str(output))}"
         )

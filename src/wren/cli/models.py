@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show SLM providers (from config) and catalog entries."""
         from rich.table import Table
+        from rich.text import Text
 
         from wren.cli.display import console
         from wren.config.loader import load_config_dict
@@ -24,11 +25,15 @@ def register(app: typer.Typer) -> None:
 
         providers = load_config_dict(config).get("slm_providers") or {}
         table = Table("name", "kind", "model", "api_base", "notes")
-        for name, cfg in sorted(providers.items()):
-            table.add_row(name, "provider", str(cfg.get("name", "")), str(cfg.get("api_base") or "-"), "")
+        rows = [
+            (name, "provider", str(cfg.get("name", "")), str(cfg.get("api_base") or "-"), "")
+            for name, cfg in sorted(providers.items())
+        ]
         for name, entry in sorted(load_catalog().items()):
             cfg = entry.model_config_dict()
-            table.add_row(name, "catalog", cfg["name"], str(cfg.get("api_base") or "-"), entry.description)
+            rows.append((name, "catalog", cfg["name"], str(cfg.get("api_base") or "-"), entry.description))
+        for row in rows:
+            table.add_row(*(Text(cell) for cell in row))  # names and URLs are not markup
         console.print(table)
 
     @group.command("check")

@@ -59,6 +59,8 @@ def register(app: typer.Typer) -> None:
         check_model: bool = typer.Option(False, "--check-model", help="Ping the model before the run."),
     ) -> None:
         """Run one task with the agent; exit 0 when it submitted."""
+        from rich.markup import escape
+
         from wren.agents.interactive import InteractiveAgent, InteractiveWrenConfig
         from wren.cli.display import StepPrinter, console
         from wren.config.assemble import assemble_config
@@ -138,11 +140,13 @@ def register(app: typer.Typer) -> None:
             if close:
                 close()
         if result is None:
-            console.print(f"[bold]the run did not finish[/bold]; its trajectory so far is in {out_dir}")
+            console.print(
+                f"[bold]the run did not finish[/bold]; its trajectory so far is in {escape(str(out_dir))}"
+            )
             raise typer.Exit(1)
         console.print(
-            f"[bold]{result.exit_status}[/bold] after {result.n_steps} steps, cost ${result.cost:.4f}; "
-            f"trajectory in {out_dir}"
+            f"[bold]{escape(result.exit_status)}[/bold] after {result.n_steps} steps, cost ${result.cost:.4f}; "
+            f"trajectory in {escape(str(out_dir))}"
         )
         if result.exit_status != "Submitted":
             raise typer.Exit(1)
