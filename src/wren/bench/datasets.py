@@ -166,11 +166,16 @@ def parse_slice(spec: str) -> slice:
         return slice(None)
     try:
         if ":" not in spec:
-            return slice(int(spec))
-        start, _, stop = spec.partition(":")
-        return slice(int(start) if start else None, int(stop) if stop else None)
+            bounds = [None, int(spec)]
+        else:
+            start, _, stop = spec.partition(":")
+            bounds = [int(start) if start else None, int(stop) if stop else None]
     except ValueError:
-        raise DatasetError(f"--slice {spec!r} is not of the form A:B") from None
+        raise DatasetError(f"--slice {spec!r} is not of the form A:B, :B, A: or N") from None
+    if any(b is not None and b < 0 for b in bounds):
+        # Python's negative indices count from the end; as a count of instances they are a typo.
+        raise DatasetError(f"--slice {spec!r}: A, B and N must be 0 or more")
+    return slice(*bounds)
 
 
 def select_instances(

@@ -47,6 +47,8 @@ def register(app: typer.Typer) -> None:
 
         if workers < 1:
             raise ConfigError(f"--workers must be at least 1, not {workers}")
+        if timeout is not None and timeout <= 0:
+            raise ConfigError(f"--timeout must be more than 0 seconds, not {timeout:g}")
         cfg = assemble_config(config, env_kind=env, schema=BenchWrenConfig)
         bench = cfg.bench
         if repos:

@@ -24,7 +24,12 @@ def _read_task(task: str | None, user: Any = None) -> str:
             return typer.prompt("Task")
         return sys.stdin.read()
     if task.startswith("@"):
-        return Path(task[1:]).read_text()
+        from wren.exceptions import ConfigError
+
+        try:
+            return Path(task[1:]).read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"-t {task}: cannot read the task file ({e.strerror or e})") from None
     return task
 
 
@@ -64,7 +69,7 @@ def register(app: typer.Typer) -> None:
         from wren.agents.interactive import InteractiveAgent, InteractiveWrenConfig
         from wren.cli.display import StepPrinter, console
         from wren.config.assemble import assemble_config
-        from wren.environments import get_environment
+        from wren.environments import check_environment_config, get_environment
         from wren.exceptions import ConfigError
         from wren.models import get_model
         from wren.run import run_agent
@@ -87,6 +92,7 @@ def register(app: typer.Typer) -> None:
             embedded=embedded_config,
             schema=InteractiveWrenConfig,
         )
+        check_environment_config(cfg.environment)  # before anyone types a task
         agent_config = cfg.agent
         agent_config.mode = "yolo" if yolo else (mode or agent_config.mode)
         if not interactive and not visual:

@@ -42,3 +42,12 @@ def get_environment(config: dict[str, Any] | str | None = None, **kwargs: Any) -
     kind = data.get("environment_class") or "local"
     cls = environment_class(kind)
     return cls(validate(cls.config_class, data, where="environment"))
+
+
+def check_environment_config(config: dict[str, Any]) -> None:
+    """Validate an environment config without starting anything, so bad values fail before a run."""
+    from wren.config.loader import validate
+
+    data = dict(config or {})
+    cls = environment_class(data.get("environment_class") or "local")
+    validate(cls.config_class, data, where="environment")
