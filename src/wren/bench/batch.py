@@ -216,6 +216,8 @@ class BatchRunner:
         self.output_dir = Path(output_dir)
         self.config = config.model_copy(deep=True)
         workspace = self.config.bench.workspace
+        # A folder under the user's root, removed when the batch ends (if empty); None for ours.
+        self._batch_root: str | None = None
         if not workspace.root:
             # Checkouts live beside the results, so that those of a killed run are found and
             # removed by the next one instead of piling up in /tmp.
@@ -224,7 +226,7 @@ class BatchRunner:
             # Under a root of the user's, this batch's checkouts get a folder of their own (named
             # after the output directory), which the next run of the batch may remove whole.
             key = hashlib.sha256(str(self.output_dir.resolve()).encode()).hexdigest()[:12]
-            workspace.root = str(Path(workspace.root) / f"wren-batch-{key}")
+            workspace.root = self._batch_root = str(Path(workspace.root) / f"wren-batch-{key}")
         self.workers = workers
         self.executor = executor
         self.ray_address = ray_address
@@ -281,6 +283,9 @@ class BatchRunner:
             except KeyboardInterrupt:
                 interrupted = True
                 self._shut_down()
+            if self._batch_root:
+                with contextlib.suppress(OSError):
+                    os.rmdir(self._batch_root)  # only when empty: the user's root is left as it was
             counts = Counter(entry.get("exit_status", "?") for entry in store.statuses.values())
             return {
                 "output_dir": str(self.output_dir),
