@@ -148,6 +148,14 @@ def _wait_for(log: Path, step: str, timeout: float = 120) -> None:
     assert ran(log, step), f"no instance reached {step}"
 
 
+def _wait_until(predicate, what: str, timeout: float = 120) -> None:
+    """Poll for a state the test needs (a handshake); the timeout only bounds a broken run."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
 def _processes_with(marker: str) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
@@ -169,8 +177,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_process(calc):
     proc = _cli("batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(tmp_path / "out"), "--repos",
                 str(tmp_path / "repos"), "-w", "2", "-c", str(tmp_path / "cfg.yaml"))  # fmt: skip
     _wait_for(log, "step0")
-    time.sleep(0.5)
-    assert _processes_with("sleep 61.25")
+    _wait_until(lambda: _processes_with("sleep 61.25"), "the step's command never started")
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
     text, _ = proc.communicate(timeout=60)
@@ -194,11 +201,9 @@ def test_ctrl_c_leaves_no_container(calc):
     )
     proc = _cli("batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(tmp_path / "out"), "--repos",
                 str(tmp_path / "repos"), "-w", "2", "-c", str(tmp_path / "cfg.yaml"))  # fmt: skip
-    deadline = time.monotonic() + 240
-    while len(wren_containers(proc.pid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    time.sleep(2)
-    assert wren_containers(proc.pid)
+    _wait_until(lambda: len(wren_containers(proc.pid)) >= 2, "the containers never started", timeout=240)
+    # Both commands run inside their containers (visible here: same kernel) before Ctrl-C.
+    _wait_until(lambda: len(_processes_with("sleep 61.75")) >= 2, "the commands never started")
     proc.send_signal(signal.SIGINT)
     text, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, text
