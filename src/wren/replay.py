@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from wren.agents.config import AgentConfig, template_environment
-from wren.config.loader import read_yaml, validate
 from wren.exceptions import ExecutionTimeoutError, FormatError, Submitted
 from wren.models.actions import parse_action
-from wren.trajectory import load_trajectory
+from wren.trajectory import Step, read_run
+from wren.validation import read_yaml, validate
 
 
 @dataclass
@@ -39,30 +39,28 @@ class ReplayStep:
         return "\n".join(lines)
 
 
-def recorded_steps(messages: list[dict], action_format: str) -> list[tuple[int, str, str]]:
-    """(step, action, recorded observation) for every assistant message that held a valid action."""
+def recorded_steps(steps: list[Step], action_format: str) -> list[tuple[int, str, str]]:
+    """(step, action, recorded observation) for every model reply that held a valid action."""
     out = []
-    step = 0
-    for i, message in enumerate(messages):
-        if message.get("role") != "assistant":
+    for step in steps:
+        if step.reply.get("role") != "assistant":
             continue
-        step += 1
         try:
-            action = parse_action(message, action_format)
+            action = parse_action(step.reply, action_format)
         except FormatError:
             continue
-        following = messages[i + 1] if i + 1 < len(messages) else {}
+        following = step.answers[0] if step.answers else {}
         if following.get("role") in ("user", "tool"):
-            out.append((step, action.command, str(following.get("content") or "")))
+            out.append((step.number, action.command, str(following.get("content") or "")))
         elif following.get("role") == "exit":
-            out.append((step, action.command, "<submitted>\n" + str(following.get("content") or "")))
+            out.append((step.number, action.command, "<submitted>\n" + str(following.get("content") or "")))
     return out
 
 
 def replay(path: str | Path, env: Any) -> list[ReplayStep]:
     """Run each recorded action in `env` and render its observation with the run's own templates."""
-    data = load_trajectory(path)
-    agent_data = ((data.get("info") or {}).get("config") or {}).get("agent") or read_yaml("default")["agent"]
+    run = read_run(path)
+    agent_data = run.config.get("agent") or read_yaml("default")["agent"]
     # Subclass configs (the interactive agent's mode, whitelist, ...) add fields replay does not use.
     agent_data = {k: v for k, v in agent_data.items() if k in AgentConfig.model_fields}
     config = validate(AgentConfig, agent_data, where="agent")
@@ -71,7 +69,7 @@ def replay(path: str | Path, env: Any) -> list[ReplayStep]:
     timeout = jinja.from_string(config.timeout_template)
     base_vars = {**env.get_template_vars(), **config.model_dump()}
     results = []
-    for step, action, recorded in recorded_steps(data.get("messages") or [], config.action_format):
+    for step, action, recorded in recorded_steps(run.steps, config.action_format):
         try:
             out = env.execute(action)
             replayed = observation.render(**base_vars, action=action, **out)

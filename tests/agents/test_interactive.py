@@ -231,7 +231,7 @@ def test_user_stopped_is_a_terminating_status():
 
 
 def test_ctrl_c_while_a_hook_prints_still_saves_the_trajectory(buggy_repo, tmp_path):
-    from wren.trajectory import TrajectoryRecorder, load_trajectory
+    from wren.trajectory import TrajectoryRecorder, read_run
 
     class SlowPrinter:  # Ctrl-C arrives while the second step is being printed
         def on_step(self, agent, record):
@@ -242,7 +242,7 @@ def test_ctrl_c_while_a_hook_prints_still_saves_the_trajectory(buggy_repo, tmp_p
     agent.hooks = [TrajectoryRecorder(tmp_path / "out", "run"), SlowPrinter()]
     result = agent.run("x")
     assert result.exit_status == "Interrupted" and result.n_steps == 2
-    saved = load_trajectory(tmp_path / "out" / "run.traj.json")
-    assert saved["info"]["exit_status"] == "Interrupted" and saved["messages"][-1]["role"] == "exit"
+    saved = read_run(tmp_path / "out" / "run.traj.json")
+    assert saved.exit_status == "Interrupted" and saved.messages[-1]["role"] == "exit"
     jsonl = (tmp_path / "out" / "trajectory.jsonl").read_text()
     assert '"exit_status": "Interrupted"' in jsonl

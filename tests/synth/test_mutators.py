@@ -133,7 +133,7 @@ def test_mutator_registry_by_name_and_dotted_path():
     assert get_mutator(f"{__name__}.Negate").name == "negate_return"
     with pytest.raises(ConfigError, match="unknown mutator 'flip'"):
         get_mutator("flip")
-    with pytest.raises(ConfigError, match="cannot import mutator"):
+    with pytest.raises(ConfigError, match="cannot load mutator"):
         get_mutator("no.such.Module")
     with pytest.raises(ConfigError, match="not a wren.synth.mutators.Mutator"):
         get_mutator("pathlib.Path")

@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 
 from tests.ui.screen import screen_text, wait_for
+from wren.trajectory import TrajectoryError, find_runs, message_text, pages
 from wren.ui.inspector import InspectorApp, RunListScreen, RunScreen
-from wren.ui.messages import group_steps, message_text
-from wren.ui.runs import TrajectoryError, filter_runs, find_trajectories, load_runs, parse_filter
+from wren.ui.runs import filter_runs, load_runs, parse_filter
 
 SIZE = (120, 40)
 
 
 def runs_at(root: Path):
-    return load_runs(find_trajectories(root))
+    return load_runs(find_runs(root))
 
 
 def by_name(runs, name):
@@ -54,9 +54,9 @@ def test_runs_are_found_and_summarised_for_wren_and_mini_swe_agent(saved_runs):
 
 def test_missing_and_empty_paths_are_clear_errors(tmp_path):
     with pytest.raises(TrajectoryError, match="does not exist"):
-        find_trajectories(tmp_path / "nope")
+        find_runs(tmp_path / "nope")
     with pytest.raises(TrajectoryError, match="no trajectories"):
-        find_trajectories(tmp_path)
+        find_runs(tmp_path)
 
 
 def test_filter_terms(saved_runs):
@@ -93,7 +93,7 @@ def test_messages_of_every_format_read_as_text():
         ]
     }
     assert message_text(responses) == "ok\n\n```bash\nid\n```"
-    steps = group_steps(
+    steps = pages(
         [{"role": "system"}, {"role": "user"}, {"role": "assistant"}, {"role": "user"}, {"role": "exit"}]
     )
     assert [len(s) for s in steps] == [2, 3]

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from tests.conftest import SUBMIT, bash
 from tests.ui.screen import screen_text, wait_for
-from wren.agents.interactive import InteractiveAgent, InteractiveWrenConfig
+from wren.agents.interactive import InteractiveAgent
 from wren.config.loader import load_config_dict, validate
+from wren.config.schema import InteractiveWrenConfig
 from wren.environments.local import LocalEnvironment
 from wren.run import run_agent
 from wren.ui.run_app import RunApp

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wren.agents.config import AgentConfig, template_environment
-from wren.config.loader import validate
 from wren.exceptions import (
     ExecutionTimeoutError,
     FormatError,
@@ -22,6 +21,7 @@ from wren.exceptions import (
 )
 from wren.models.actions import BASH_TOOL, cut_after_first_action, parse_action
 from wren.models.stats import GLOBAL_STATS
+from wren.validation import read_yaml, validate
 
 logger = logging.getLogger("wren.agent")
 
@@ -51,8 +51,6 @@ class DefaultAgent:
         **kwargs: Any,
     ):
         if config is None:
-            from wren.config.loader import read_yaml
-
             config = validate(AgentConfig, read_yaml("default")["agent"] | kwargs, where="agent")
         elif kwargs:
             # Keyword arguments override the given config's fields, as they override the defaults.

@@ -17,8 +17,6 @@ from typing import Any, Literal, Protocol
 
 from wren.agents.config import AgentConfig
 from wren.agents.default import AgentResult, DefaultAgent
-from wren.config.loader import validate
-from wren.config.schema import WrenConfig
 from wren.exceptions import (
     ConfigError,
     LimitsExceeded,
@@ -27,6 +25,7 @@ from wren.exceptions import (
     TerminatingException,
 )
 from wren.models.actions import parse_action
+from wren.validation import read_yaml, validate
 
 Mode = Literal["confirm", "yolo", "human"]
 MODE_COMMANDS: dict[str, Mode] = {"/c": "confirm", "/y": "yolo", "/u": "human"}
@@ -49,13 +48,6 @@ class InteractiveAgentConfig(AgentConfig):
     """Regular expressions; a proposed command that matches one (re.match) runs without confirmation."""
     confirm_exit: bool = True
     """After a submission, ask whether to finish or to go on with a new task."""
-
-
-class InteractiveWrenConfig(WrenConfig):
-    """A whole Wren configuration whose agent section may hold the interactive fields."""
-
-    agent: InteractiveAgentConfig
-    """The agent's templates, limits and interaction settings."""
 
 
 class UserInterruption(NonTerminatingException):
@@ -104,8 +96,6 @@ class InteractiveAgent(DefaultAgent):
         **kwargs: Any,
     ):
         if config is None:
-            from wren.config.loader import read_yaml
-
             config = validate(InteractiveAgentConfig, read_yaml("default")["agent"] | kwargs, where="agent")
         elif kwargs or not isinstance(config, InteractiveAgentConfig):
             config = validate(InteractiveAgentConfig, config.model_dump() | kwargs, where="agent")

@@ -121,7 +121,7 @@ def instance_spec(inst: dict[str, Any], overrides: dict[str, Any] | None = None)
             "give the instance a 'test_cmd', set 'specs' in the config, or pip install 'wren-agent[bench]' "
             "for SWE-bench's specs"
         )
-    from wren.config.loader import validate
+    from wren.validation import validate
 
     return validate(InstanceSpec, data, where=f"specs.{repo}")
 

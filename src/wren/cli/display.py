@@ -1,72 +1,25 @@
-"""Showing a run on the terminal with rich."""
+"""What the commands print: the console and step printer (from ui/), and the model health table."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
-from rich.panel import Panel
-from rich.text import Text
+from wren.ui.console import StepPrinter, console
 
-from wren.redact import redact
+if TYPE_CHECKING:
+    from wren.models.health import CheckResult
 
-console = Console(stderr=False, highlight=False)
+__all__ = ["StepPrinter", "console", "print_checks"]
 
 
-def _clip(text: str, limit: int = 2000) -> str:
-    # Every message shown passes here: a command can print Wren's own environment.
-    text = redact(text)
-    if len(text) <= limit:
-        return text
-    return f"{text[: limit // 2]}\n[... {len(text) - limit} characters ...]\n{text[-limit // 2 :]}"
+def print_checks(results: list[CheckResult]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
 
-
-class StepPrinter:
-    """An agent hook that prints each message of each step as it is added."""
-
-    def __init__(self, out: Console | None = None):
-        self.console = out or console
-
-    def _show(self, message: dict, step: int) -> None:
-        role = message.get("role", "")
-        content = str(message.get("content") or "")
-        if role == "assistant":
-            extra = message.get("extra") or {}
-            calls = message.get("tool_calls") or []
-            body = content + "".join(f"\n[tool call] {c.get('function', {}).get('arguments')}" for c in calls)
-            title = (
-                f"step {step} · assistant · ${extra.get('cost', 0.0):.4f} · {extra.get('latency', 0.0):.2f}s"
-            )
-            self.console.print(Panel(Text(_clip(body)), title=title, border_style="cyan", title_align="left"))
-        elif role in ("user", "tool"):
-            self.console.print(
-                Panel(
-                    Text(_clip(content)),
-                    title=f"step {step} · observation",
-                    border_style="green",
-                    title_align="left",
-                )
-            )
-        elif role == "system":
-            self.console.print(
-                Panel(Text(_clip(content, 800)), title="system", border_style="dim", title_align="left")
-            )
-        elif role == "exit":
-            status = (message.get("extra") or {}).get("exit_status", "")
-            self.console.print(
-                Panel(
-                    Text(_clip(content)),
-                    title=f"exit · {escape(status)}",
-                    border_style="magenta",
-                    title_align="left",
-                )
-            )
-
-    def on_start(self, agent: Any) -> None:
-        for message in agent.messages:
-            self._show(message, 0)
-
-    def on_step(self, agent: Any, record: dict[str, Any]) -> None:
-        for message in record.get("messages", []):
-            self._show(message, record.get("step", 0))
+    table = Table("name", "model", "endpoint", "status", "/models ms", "completion ms")
+    for r in results:
+        status = "[green]up[/green]" if r.ok else f"[red]down[/red] {escape(r.detail)}"
+        ms = lambda v: f"{v * 1000:.0f}" if v is not None else "-"  # noqa: E731
+        cells = (escape(r.name), escape(r.model), escape(r.endpoint))  # user text, not markup
+        table.add_row(*cells, status, ms(r.models_latency), ms(r.completion_latency))
+    console.print(table)

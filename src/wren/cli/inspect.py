@@ -18,10 +18,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Browse runs: exit status, cost and steps; filter, search, step through messages, see the diff."""
         from wren.exceptions import ConfigError
-        from wren.ui.runs import TrajectoryError, filter_runs, find_trajectories, load_runs
+        from wren.trajectory import TrajectoryError, find_runs
+        from wren.ui.runs import filter_runs, load_runs
 
         try:
-            runs = filter_runs(load_runs(find_trajectories(path)), filter_query)
+            runs = filter_runs(load_runs(find_runs(path)), filter_query)
         except TrajectoryError as e:
             raise ConfigError(str(e)) from None
         if list_only:

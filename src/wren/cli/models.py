@@ -47,9 +47,10 @@ def register(app: typer.Typer) -> None:
         timeout: float = typer.Option(15.0, help="Seconds per request."),
     ) -> None:
         """Ping each model (/v1/models and a one-token completion); exit 1 if any is down."""
+        from wren.cli.display import print_checks
         from wren.config.loader import load_config_dict
         from wren.models.catalog import resolve_slm
-        from wren.models.health import check_models, print_checks
+        from wren.models.health import check_models
 
         data = load_config_dict(config)
         providers = data.get("slm_providers") or {}

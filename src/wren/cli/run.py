@@ -66,9 +66,10 @@ def register(app: typer.Typer) -> None:
         """Run one task with the agent; exit 0 when it submitted."""
         from rich.markup import escape
 
-        from wren.agents.interactive import InteractiveAgent, InteractiveWrenConfig
+        from wren.agents.interactive import InteractiveAgent
         from wren.cli.display import StepPrinter, console
         from wren.config.assemble import assemble_config
+        from wren.config.schema import InteractiveWrenConfig
         from wren.environments import check_environment_config, get_environment
         from wren.exceptions import ConfigError
         from wren.models import get_model
@@ -99,7 +100,8 @@ def register(app: typer.Typer) -> None:
             agent_config.mode = "yolo"  # nobody to ask
         model_obj = get_model(cfg.model)
         if check_model or cfg.run.check_model:
-            from wren.models.health import check_models, print_checks
+            from wren.cli.display import print_checks
+            from wren.models.health import check_models
 
             results = check_models({cfg.model.name or "model": cfg.model})
             print_checks(results)

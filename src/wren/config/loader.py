@@ -6,46 +6,29 @@ Precedence, lowest first: built-in defaults, YAML files, `WREN_SECTION__KEY` env
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
 
 from wren.exceptions import ConfigError
+from wren.validation import BUILTIN_DIR, builtin_config_path, read_yaml, validate
 
-BUILTIN_DIR = Path(__file__).parent / "builtin"
+__all__ = [
+    "BUILTIN_DIR",
+    "builtin_config_path",
+    "deep_merge",
+    "env_overrides",
+    "load_config_dict",
+    "nest",
+    "parse_override",
+    "parse_value",
+    "read_yaml",
+    "validate",
+]
+
 ENV_PREFIX = "WREN_"
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def builtin_config_path(name: str) -> Path | None:
-    """The path of a built-in config such as `slm` or `toolcall.yaml`, if there is one."""
-    stem = name.removesuffix(".yaml").removesuffix(".yml")
-    path = BUILTIN_DIR / f"{stem}.yaml"
-    return path if path.is_file() and "/" not in name else None
-
-
-def read_yaml(spec: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping from a file path or a built-in config name."""
-    path = Path(spec)
-    if not path.is_file():
-        builtin = builtin_config_path(str(spec))
-        if builtin is None:
-            known = sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
-            raise ConfigError(f"config file not found: {spec} (built-in configs: {', '.join(known)})")
-        path = builtin
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"invalid YAML in {path}: {e}") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping, not {type(data).__name__}")
-    return data
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -115,33 +98,3 @@ def load_config_dict(
     for spec in overrides:
         merged = deep_merge(merged, parse_override(spec))
     return merged
-
-
-def _suggest(model: type[BaseModel], loc: tuple) -> str:
-    # Walk the model along the error location to list the keys that were allowed there.
-    fields: Mapping[str, Any] = model.model_fields
-    for part in loc[:-1]:
-        field = fields.get(part) if isinstance(part, str) else None
-        annotation = getattr(field, "annotation", None)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            fields = annotation.model_fields
-        else:
-            return ""
-    close = difflib.get_close_matches(str(loc[-1]), list(fields), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def validate(model: type[M], data: Mapping[str, Any], *, where: str = "") -> M:
-    """Validate `data` as `model`, turning pydantic's errors into a ConfigError that names each key."""
-    try:
-        return model.model_validate(dict(data))
-    except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            loc = tuple(err["loc"])
-            key = ".".join(str(p) for p in ((where,) if where else ()) + loc)
-            if err["type"] == "extra_forbidden":
-                lines.append(f"unknown config key {key!r}{_suggest(model, loc)}")
-            else:
-                lines.append(f"config key {key!r}: {err['msg']}")
-        raise ConfigError("; ".join(lines)) from None

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from wren.agents.config import AgentConfig
+from wren.agents.interactive import InteractiveAgentConfig
 from wren.models.config import ModelConfig
 
 
@@ -40,6 +41,13 @@ class WrenConfig(BaseModel):
     """Settings of the run command."""
     slm_providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Named model configs that `--slm NAME` selects."""
+
+
+class InteractiveWrenConfig(WrenConfig):
+    """A whole Wren configuration whose agent section may hold the interactive fields."""
+
+    agent: InteractiveAgentConfig
+    """The agent's templates, limits and interaction settings."""
 
 
 def load_config(specs: list[str] | tuple = (), **kwargs: Any) -> WrenConfig:

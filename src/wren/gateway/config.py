@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from wren.config.loader import validate
+from wren.validation import validate
 
 
 class GatewayConfig(BaseModel):
@@ -69,9 +69,7 @@ class GatewayConfig(BaseModel):
     def _check_policy(cls, value: str) -> str:
         from wren.gateway.scheduler import POLICIES
 
-        if value not in POLICIES and "." not in value:
-            raise ValueError(f"unknown policy {value!r} (known: {', '.join(POLICIES)}, or a dotted path)")
-        return value
+        return POLICIES.check(value)
 
     def capacity_for(self, url: str) -> int | None:
         """The configured capacity of one backend, if any."""

@@ -14,13 +14,13 @@ bound nobody behind it is resumed first, so large prompts are not starved by bur
 from __future__ import annotations
 
 import asyncio
-import importlib
 import itertools
 import logging
 import time
 from typing import TYPE_CHECKING
 
 from wren.gateway.programs import REASONING, ProgramReleased, ProgramState
+from wren.registry import Registry
 
 if TYPE_CHECKING:
     from wren.gateway.backends import Backend
@@ -333,22 +333,13 @@ class ProgramPolicy(Policy):
                 fut.set_result(None)
 
 
-POLICIES: dict[str, type[Policy]] = {
-    "program": ProgramPolicy,
-    "round-robin": RoundRobinPolicy,
-    "least-loaded": LeastLoadedPolicy,
-}
+POLICIES: Registry[Policy] = Registry(
+    "policy",
+    {"program": ProgramPolicy, "round-robin": RoundRobinPolicy, "least-loaded": LeastLoadedPolicy},
+    base=Policy,
+)
 
 
 def get_policy_class(name: str) -> type[Policy]:
     """A policy class by short name or dotted path (`package.module.Class`)."""
-    if name in POLICIES:
-        return POLICIES[name]
-    module_name, _, attr = name.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError) as e:
-        raise ValueError(f"cannot load policy {name!r}: {e}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Policy)):
-        raise ValueError(f"{name!r} is not a gateway Policy class")
-    return cls
+    return POLICIES.get(name)

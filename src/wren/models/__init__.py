@@ -2,38 +2,34 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from wren.exceptions import ConfigError
 from wren.models.config import ModelConfig
 from wren.models.stats import GLOBAL_STATS
+from wren.registry import Registry
 
 __all__ = ["GLOBAL_STATS", "MODEL_CLASSES", "ModelConfig", "get_model", "model_config_from"]
 
-MODEL_CLASSES: dict[str, str] = {
-    "litellm": "wren.models.litellm_model:LitellmModel",
-    "scripted": "wren.models.scripted:ScriptedModel",
-    "replay": "wren.models.scripted:ReplayModel",
-    "router": "wren.models.router:RouterModel",
-}
+MODEL_CLASSES: Registry[Any] = Registry(
+    "model_class",
+    {
+        "litellm": "wren.models.litellm_model:LitellmModel",
+        "scripted": "wren.models.scripted:ScriptedModel",
+        "replay": "wren.models.scripted:ReplayModel",
+        "router": "wren.models.router:RouterModel",
+    },
+)
 
 
 def model_class(name: str) -> type:
-    target = MODEL_CLASSES.get(name)
-    if target is None and "." in name:
-        module, _, cls = name.rpartition(".")
-        target = f"{module}:{cls}"
-    if target is None:
-        raise ConfigError(f"unknown model_class {name!r}; known: {', '.join(sorted(MODEL_CLASSES))}")
-    module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)
+    """The model class `name` stands for: a short name or a dotted path."""
+    return MODEL_CLASSES.get(name)
 
 
 def model_config_from(spec: str | dict[str, Any] | ModelConfig) -> ModelConfig:
     """A ModelConfig from a name (catalog entry or LiteLLM name), a dict, or a ModelConfig."""
-    from wren.config.loader import validate
     from wren.models.catalog import resolve_model_name
+    from wren.validation import validate
 
     if isinstance(spec, ModelConfig):
         return spec

@@ -21,12 +21,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from wren.config.loader import validate
 from wren.exceptions import ConfigError, ModelNotFound
+from wren.validation import validate
 
 CATALOG_DIR = Path(__file__).resolve().parent.parent / "config" / "catalog"
-# model_class values that name a Python class rather than a provider.
-CLIENT_CLASSES = {"litellm", "scripted", "replay", "router"}
 
 
 class WrenModelSettings(BaseModel):
@@ -70,7 +68,10 @@ class CatalogEntry(BaseModel):
         """The model config this entry stands for."""
         wren = self.agent_specific.get("wren") or WrenModelSettings()
         data: dict[str, Any] = {"name": self.resolved_name()}
-        if wren.model_class in CLIENT_CLASSES:
+        from wren.models import MODEL_CLASSES
+
+        # A model_class that names a Python class rather than a provider.
+        if wren.model_class in MODEL_CLASSES:
             data["model_class"] = wren.model_class
         if wren.api_base:
             data["api_base"] = wren.api_base

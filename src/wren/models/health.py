@@ -89,18 +89,3 @@ def check_models(
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(resolved)))) as pool:
         futures = [pool.submit(check_model, name, c, timeout) for name, c in resolved.items()]
         return [f.result() for f in futures]
-
-
-def print_checks(results: list[CheckResult]) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    from wren.cli.display import console
-
-    table = Table("name", "model", "endpoint", "status", "/models ms", "completion ms")
-    for r in results:
-        status = "[green]up[/green]" if r.ok else f"[red]down[/red] {escape(r.detail)}"
-        ms = lambda v: f"{v * 1000:.0f}" if v is not None else "-"  # noqa: E731
-        cells = (escape(r.name), escape(r.model), escape(r.endpoint))
-        table.add_row(*cells, status, ms(r.models_latency), ms(r.completion_latency))
-    console.print(table)

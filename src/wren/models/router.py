@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from wren.config.loader import validate
 from wren.exceptions import ConfigError, ModelError
 from wren.models.config import ModelConfig
+from wren.validation import validate
 
 logger = logging.getLogger("wren.models.router")
 

@@ -60,12 +60,12 @@ class ScriptedModel:
 
 def assistant_outputs(path: str | Path) -> list[dict]:
     """The assistant messages of a saved trajectory (`*.traj.json` or `trajectory.jsonl`)."""
-    from wren.trajectory import load_messages
+    from wren.trajectory import read_run
 
     outputs = []
-    for message in load_messages(path):
-        if message.get("role") == "assistant":
-            outputs.append({k: v for k, v in message.items() if k in ("content", "tool_calls")})
+    for step in read_run(path).steps:  # demonstrations are in the opening, not steps: they are not replayed
+        if step.reply.get("role") == "assistant":
+            outputs.append({k: v for k, v in step.reply.items() if k in ("content", "tool_calls")})
     if not outputs:
         raise ModelError(f"{path} holds no assistant messages to replay")
     return outputs

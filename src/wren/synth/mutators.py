@@ -8,7 +8,6 @@ used is decided elsewhere (with the seed).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -16,6 +15,7 @@ from typing import ClassVar
 import libcst as cst
 
 from wren.exceptions import ConfigError
+from wren.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -481,47 +481,40 @@ class RemoveCall(Mutator):
                     yield Edit(stmt, None)
 
 
-MUTATORS: dict[str, type[Mutator]] = {
-    cls.name: cls
-    for cls in (
-        FlipComparison,
-        SwapOperands,
-        OffByOne,
-        FlipBooleanOperator,
-        ChangeOperator,
-        ChangeConstant,
-        DropReturnValue,
-        SwapCallArguments,
-        BreakMethodChain,
-        InvertIfElse,
-        RemoveConditional,
-        RemoveLoop,
-        RemoveAssignment,
-        RemoveCall,
-    )
-}
+MUTATORS: Registry[Mutator] = Registry(
+    "mutator",
+    {
+        cls.name: cls
+        for cls in (
+            FlipComparison,
+            SwapOperands,
+            OffByOne,
+            FlipBooleanOperator,
+            ChangeOperator,
+            ChangeConstant,
+            DropReturnValue,
+            SwapCallArguments,
+            BreakMethodChain,
+            InvertIfElse,
+            RemoveConditional,
+            RemoveLoop,
+            RemoveAssignment,
+            RemoveCall,
+        )
+    },
+    base=Mutator,
+)
 
 
 def get_mutator(spec: str) -> Mutator:
     """A mutator by short name or dotted path (`package.module.ClassName`)."""
-    if spec in MUTATORS:
-        return MUTATORS[spec]()
-    if "." in spec:
-        module_name, _, attr = spec.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as e:
-            raise ConfigError(f"cannot import mutator {spec!r}: {e}") from e
-        if not (isinstance(cls, type) and issubclass(cls, Mutator)):
-            raise ConfigError(f"mutator {spec!r} is not a wren.synth.mutators.Mutator subclass")
-        return cls()
-    raise ConfigError(f"unknown mutator {spec!r} (known: {', '.join(MUTATORS)})")
+    return MUTATORS.get(spec)()
 
 
 def get_mutators(specs: Iterable[str] | None = None) -> list[Mutator]:
     """The mutators named by `specs`, or all built-in ones."""
     if specs is None:
-        return [cls() for cls in MUTATORS.values()]
+        return [cls() for _, cls in MUTATORS.items()]
     mutators = [get_mutator(s) for s in specs]
     if not mutators:
         raise ConfigError("no mutators selected")

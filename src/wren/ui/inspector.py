@@ -16,8 +16,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from wren.ui.messages import group_steps, message_text
-from wren.ui.runs import RunSummary, filter_runs, load_run
+from wren.trajectory import message_text, read_run
+from wren.ui.runs import RunSummary, filter_runs, summarise
 from wren.ui.widgets import MessageView, StepNavigation, diff_renderable
 
 STATUS_STYLES = {
@@ -185,11 +185,11 @@ class RunScreen(StepNavigation, Screen):
     def load(self) -> None:
         summary = self.runs[self.index]
         try:
-            self.run = load_run(summary.path)
+            run = read_run(summary.path)
+            self.run, self.steps = summarise(run), run.pages
         except Exception as e:  # an unreadable file is shown, not fatal
-            self.run = summary
+            self.run, self.steps = summary, []
             self.notify(f"cannot read {summary.path}: {e}", severity="error")
-        self.steps = group_steps(self.run.messages)
         self.i_step = 0
         self.showing_diff = False
         self.matches = self.find_matches(self.query_text)
@@ -313,6 +313,7 @@ class InspectorApp(App):
 
 def inspector_for(path: str | Path) -> InspectorApp:
     """An inspector over every run at `path` (a trajectory file or a directory of runs)."""
-    from wren.ui.runs import find_trajectories, load_runs
+    from wren.trajectory import find_runs
+    from wren.ui.runs import load_runs
 
-    return InspectorApp(load_runs(find_trajectories(path)))
+    return InspectorApp(load_runs(find_runs(path)))

@@ -21,7 +21,7 @@ from textual.widgets import Footer, Header, Input, Static, TextArea
 
 from wren.agents.interactive import MODE_COMMANDS, InteractiveAgentConfig, UserStopped
 from wren.redact import current_redactor
-from wren.ui.messages import group_steps
+from wren.trajectory import pages
 from wren.ui.widgets import MessageView, StepNavigation
 
 _STOP = object()
@@ -260,7 +260,7 @@ class RunApp(StepNavigation, App):
             self.prompt_tokens += int(extra.get("prompt_tokens") or 0)
             self.completion_tokens += int(extra.get("completion_tokens") or 0)
         before = len(self.steps)
-        self.steps = group_steps(self.messages)
+        self.steps = pages(self.messages, demonstrations=len(self.agent_config.demonstrations))
         if self.follow:
             self.i_step = len(self.steps) - 1
             if len(self.steps) != before:

@@ -1,23 +1,13 @@
-"""Finding saved runs and summarising them: Wren's and mini-swe-agent's trajectories alike.
-
-A run is a `*.traj.json` file, or a `trajectory.jsonl` in a directory that has no final file yet (a run
-still going, or one that crashed). Batch directories hold one sub-directory per instance.
-"""
+"""The run list: summaries of saved runs (read through `wren.trajectory`) and their filters."""
 
 from __future__ import annotations
 
 import functools
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from wren.exceptions import WrenError
-
-
-class TrajectoryError(WrenError):
-    """A path holds no trajectory, or one that cannot be read."""
+from wren.trajectory import Run, TrajectoryError, message_text, read_run
 
 
 @dataclass
@@ -39,77 +29,24 @@ class RunSummary:
         return f"{self.name} ({self.exit_status or 'unfinished'})"
 
 
-def find_trajectories(path: str | Path) -> list[Path]:
-    """The trajectory files at `path`: the file itself, or every run found under a directory."""
-    path = Path(path)
-    if not path.exists():
-        raise TrajectoryError(f"{path} does not exist")
-    if path.is_file():
-        return [path]
-    finals = sorted(path.rglob("*.traj.json"))
-    have_final = {p.parent for p in finals}
-    partial = sorted(p for p in path.rglob("trajectory.jsonl") if p.parent not in have_final)
-    found = sorted(finals + partial, key=lambda p: str(p))
-    if not found:
-        raise TrajectoryError(f"no trajectories (*.traj.json or trajectory.jsonl) under {path}")
-    return found
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        if path.suffix == ".jsonl":
-            from wren.trajectory import load_trajectory
-
-            return load_trajectory(path)
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise TrajectoryError(f"cannot read {path}: {e}") from e
-    if isinstance(data, list):  # the oldest mini-swe-agent files are a bare message list
-        return {"info": {}, "messages": data}
-    if not isinstance(data, dict) or not isinstance(data.get("messages", []), list):
-        raise TrajectoryError(f"{path} is not a trajectory (no `messages` list)")
-    return data
-
-
-def _model_name(config: dict[str, Any]) -> str:
-    model = config.get("model") if isinstance(config, dict) else None
-    if not isinstance(model, dict):
-        return ""
-    return str(model.get("name") or model.get("model_name") or "")
-
-
-def _run_name(path: Path, info: dict[str, Any]) -> str:
-    if info.get("instance_id"):
-        return str(info["instance_id"])
-    if path.name == "trajectory.jsonl":
-        return path.parent.name
-    stem = path.name.removesuffix(".traj.json").removesuffix(".json")
-    # Wren names single runs "run" and mini-swe-agent batch files after their directory: prefer the directory.
-    return path.parent.name if stem in ("run", "last_mini_run") and path.parent.name else stem
+def summarise(run: Run, *, keep_messages: bool = True) -> RunSummary:
+    """The list entry of `run`, with its messages unless `keep_messages` is False."""
+    stats = run.model_stats
+    return RunSummary(
+        path=run.path,
+        name=run.name,
+        exit_status=run.exit_status,
+        cost=stats.instance_cost,
+        steps=stats.api_calls,
+        model=run.model_name,
+        submission=run.submission,
+        messages=run.messages if keep_messages else [],
+    )
 
 
 def load_run(path: str | Path, *, keep_messages: bool = True) -> RunSummary:
     """The summary of one trajectory file, with its messages unless `keep_messages` is False."""
-    path = Path(path)
-    data = _read(path)
-    info = data.get("info") or {}
-    messages = data.get("messages") or []
-    stats = info.get("model_stats") or {}
-    steps = stats.get("api_calls")
-    if steps is None:
-        steps = sum(1 for m in messages if m.get("role") == "assistant")
-    exit_message = next((m for m in reversed(messages) if m.get("role") == "exit"), {})
-    extra = exit_message.get("extra") or {}
-    return RunSummary(
-        path=path,
-        name=_run_name(path, info),
-        exit_status=str(info.get("exit_status") or extra.get("exit_status") or ""),
-        cost=float(stats.get("instance_cost") or 0.0),
-        steps=int(steps or 0),
-        model=_model_name(info.get("config") or {}),
-        submission=str(info.get("submission") or extra.get("submission") or ""),
-        messages=messages if keep_messages else [],
-    )
+    return summarise(read_run(path), keep_messages=keep_messages)
 
 
 def load_runs(paths: list[Path]) -> list[RunSummary]:
@@ -147,10 +84,8 @@ def parse_filter(query: str) -> list[tuple[str, str]]:
 
 @functools.lru_cache(maxsize=64)
 def _file_text(path: Path, mtime: float) -> str:
-    from wren.ui.messages import message_text
-
     try:
-        messages = _read(path).get("messages") or []
+        messages = read_run(path).messages
     except TrajectoryError:
         return ""
     return "\n".join(message_text(m) for m in messages).lower()
@@ -159,8 +94,6 @@ def _file_text(path: Path, mtime: float) -> str:
 def run_text(run: RunSummary) -> str:
     """All message text of `run`, lowercased (read from disk when the summary holds no messages)."""
     if run.messages:
-        from wren.ui.messages import message_text
-
         return "\n".join(message_text(m) for m in run.messages).lower()
     try:
         return _file_text(run.path, run.path.stat().st_mtime)

@@ -136,10 +136,11 @@ def record_runs(work: Path) -> Path:
 
 
 async def inspector_screenshots(out: Path, work: Path) -> list[Path]:
+    from wren.trajectory import find_runs
     from wren.ui.inspector import InspectorApp, RunListScreen, RunScreen
-    from wren.ui.runs import find_trajectories, load_runs
+    from wren.ui.runs import load_runs
 
-    app = InspectorApp(load_runs(find_trajectories(record_runs(work))))
+    app = InspectorApp(load_runs(find_runs(record_runs(work))))
     shots = []
     async with app.run_test(size=SIZE) as pilot:
         await _until(pilot, lambda: isinstance(app.screen, RunListScreen))

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from wren.cli.display import StepPrinter, console
+from wren.ui.console import StepPrinter, console
 
 PROMPT_STYLES = {
     "confirm": "bold yellow",

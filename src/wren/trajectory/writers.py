@@ -1,4 +1,4 @@
-"""Recording runs: `trajectory.jsonl` as it happens, `<id>.traj.json` at the end.
+"""Writing runs: `trajectory.jsonl` as it happens, `<id>.traj.json` at the end.
 
 The JSONL file gets one line per step, appended and flushed, so a step costs what that step
 wrote and a crash loses nothing before it. The final file uses mini-swe-agent's schema so the
@@ -15,8 +15,7 @@ from typing import Any
 
 import wren
 from wren.redact import current_redactor
-
-TRAJECTORY_FORMAT = "mini-swe-agent-1.1"
+from wren.trajectory.schema import JSONL_NAME, TRAJECTORY_FORMAT, final_name
 
 
 def _dumps(data: Any) -> str:
@@ -38,8 +37,8 @@ class TrajectoryRecorder:
         self.instance_id = instance_id
         self.config = config or {}
         self.redact = current_redactor(secrets)
-        self.jsonl_path = self.output_dir / "trajectory.jsonl"
-        self.traj_path = self.output_dir / f"{instance_id}.traj.json"
+        self.jsonl_path = self.output_dir / JSONL_NAME
+        self.traj_path = self.output_dir / final_name(instance_id)
         self._file = None
 
     def on_start(self, agent: Any) -> None:
@@ -85,36 +84,3 @@ class TrajectoryRecorder:
             json.dumps(self.redact.data(data), indent=2, ensure_ascii=False, default=str), encoding="utf-8"
         )
         os.replace(tmp, self.traj_path)
-
-
-def load_trajectory(path: str | Path) -> dict[str, Any]:
-    """A saved run as a `*.traj.json` dict; a bare `trajectory.jsonl` is assembled into one."""
-    path = Path(path)
-    if path.is_dir():
-        finals = sorted(path.glob("*.traj.json"))
-        path = finals[0] if finals else path / "trajectory.jsonl"
-    if path.suffix == ".jsonl":
-        messages: list[dict] = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                messages.extend(json.loads(line).get("messages") or [])
-        exit_message = next((m for m in reversed(messages) if m.get("role") == "exit"), {})
-        extra = exit_message.get("extra") or {}
-        return {
-            "info": {"exit_status": extra.get("exit_status", ""), "submission": extra.get("submission", "")},
-            "messages": messages,
-            "trajectory_format": TRAJECTORY_FORMAT,
-        }
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def load_messages(path: str | Path) -> list[dict]:
-    return load_trajectory(path).get("messages") or []
-
-
-def load_steps(path: str | Path) -> list[dict]:
-    """The per-step records of a `trajectory.jsonl` (step 0 holds the opening messages)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "trajectory.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

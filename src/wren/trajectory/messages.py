@@ -1,4 +1,4 @@
-"""Reading chat messages for display: their text, and their grouping into steps.
+"""Reading chat messages: their text and their role, whatever API wrote them.
 
 Messages come from Wren runs and from mini-swe-agent runs (1.x and 2.x), whose content may be a
 string, a list of content parts, tool calls, or a Responses API `output` list.
@@ -67,20 +67,3 @@ def message_role(message: dict) -> str:
     if role == "user" and (message.get("extra") or {}).get("source") == "human":
         return "human"
     return role
-
-
-def starts_step(message: dict) -> bool:
-    """A model reply, or a command a person typed, begins a new step."""
-    return message_role(message) in ("assistant", "human") or bool(
-        (message.get("extra") or {}).get("actions")
-    )
-
-
-def group_steps(messages: list[dict]) -> list[list[dict]]:
-    """Pages of messages: the opening messages, then one page per model reply with what answered it."""
-    steps: list[list[dict]] = [[]]
-    for message in messages:
-        if starts_step(message) and steps[-1]:
-            steps.append([])
-        steps[-1].append(message)
-    return steps if steps[0] else []

@@ -1,0 +1,1 @@
+"""The gateway: one OpenAI-compatible endpoint in front of inference servers, scheduling programs."""
