@@ -123,9 +123,11 @@ def open_workspace(
                         **env_config.get("env", {}),
                     }
                     if kind == "sandbox" and "VIRTUAL_ENV" in env_config["env"]:
-                        # The sandbox shows no host directory it is not told of: the venvs' homes.
-                        homes = _venv_homes(Path(env_config["env"]["VIRTUAL_ENV"]))
-                        env_config["readonly"] = [*env_config.get("readonly", []), *homes]
+                        # The sandbox shows no host directory it is not told of: the shared venvs
+                        # and the interpreter they were made from.
+                        venv = Path(env_config["env"]["VIRTUAL_ENV"])
+                        shown = [str(_env_cache(config)), *_venv_homes(venv)]
+                        env_config["readonly"] = [*env_config.get("readonly", []), *shown]
             elif kind in ("docker", "podman"):
                 env_config["volumes"] = [*env_config.get("volumes", []), f"{host_repo}:{repo_dir}"]
                 env_config.setdefault("cwd", repo_dir)
@@ -238,14 +240,17 @@ def _venv_env(venv: Path) -> dict[str, str]:
     }
 
 
+def _env_cache(config: WorkspaceConfig) -> Path:
+    return Path(config.env_cache or Path.home() / ".cache" / "wren" / "envs")
+
+
 def _venv_homes(venv: Path) -> list[str]:
     """The directories a venv's interpreter lives in: its base venv's, and so on to the installation."""
     homes: list[str] = []
     while (venv / "pyvenv.cfg").is_file() and len(homes) < 8:
-        cfg = dict(
-            line.split("=", 1) for line in (venv / "pyvenv.cfg").read_text().splitlines() if "=" in line
-        )
-        home = cfg.get("home", "").strip()
+        lines = (venv / "pyvenv.cfg").read_text().splitlines()
+        cfg = {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in lines) if v}
+        home = cfg.get("home", "")
         if not home:
             break
         venv = Path(os.path.realpath(home)).parent
@@ -292,7 +297,7 @@ _FAILED_BUILDS: dict[str, str] = {}
 
 
 def _shared_venv(spec: InstanceSpec, repo: Path, config: WorkspaceConfig, log: list[str]) -> Path:
-    cache = Path(config.env_cache or Path.home() / ".cache" / "wren" / "envs")
+    cache = _env_cache(config)
     cache.mkdir(parents=True, exist_ok=True)
     requirements = ""
     if spec.packages == "requirements.txt" and (repo / "requirements.txt").is_file():
