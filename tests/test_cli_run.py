@@ -124,6 +124,25 @@ def test_models_check_reports_up_and_down_and_exit_code(scripted_server, tmp_pat
     assert "up" in listing.stdout and "qwen3-8b" in listing.stdout
 
 
+def test_models_list_fits_80_columns_without_cutting_names_or_urls(tmp_path):
+    from wren.models.catalog import load_catalog
+
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "slm_providers:\n  my-local-slm: {name: openai/local-model, api_base: 'http://localhost:11434/v1', config: [slm]}\n"
+    )
+    proc = wren("models", "list", "-c", str(config), env={"COLUMNS": "80"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80, proc.stdout
+    words = {word for line in lines for word in line.split()}
+    for name, entry in load_catalog().items():
+        model = entry.model_config_dict()
+        assert {name, model["name"], model["api_base"]} <= words, (name, proc.stdout)
+    assert {"my-local-slm", "openai/local-model", "http://localhost:11434/v1"} <= words
+    assert "config: slm" in proc.stdout and "(embedded)" in proc.stdout
+
+
 def test_check_model_flag_stops_a_run_against_a_dead_server(buggy_repo, tmp_path):
     proc = wren("run", "-t", "t", "-m", "openai/x", "-c", "model.api_base=http://127.0.0.1:9/v1", "--check-model",
                 "--cwd", str(buggy_repo), "-o", str(tmp_path / "o"))  # fmt: skip

@@ -89,3 +89,62 @@ def test_slm_provider_replaces_model_and_command_line_still_wins(tmp_path, monke
     with pytest.raises(ModelNotFound) as info:
         assemble_config([str(f)], slm="tinny")
     assert "tiny" in str(info.value) and "qwen3-8b" in str(info.value)
+
+
+@pytest.fixture
+def no_wren_env(monkeypatch):
+    for k in list(__import__("os").environ):
+        if k.startswith("WREN_"):
+            monkeypatch.delenv(k)
+
+
+SLM_SYSTEM = load_config(["slm"], environ={}).agent.system_template
+
+
+def test_the_bundled_entry_brings_the_small_model_config_under_the_users_own(tmp_path, no_wren_env):
+    started: list[int] = []
+
+    def serve(port: int) -> str:
+        started.append(port)
+        return f"http://127.0.0.1:{port}/v1"
+
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("agent: {step_limit: 7}\n")
+    for kwargs in ({"slm": "gemma-3-270m"}, {"model": "gemma-3-270m"}, {}):
+        cfg = assemble_config([str(mine), "run.embedded_port=9123"], embedded=serve, **kwargs)
+        assert cfg.agent.system_template == SLM_SYSTEM and cfg.agent.demonstrations, kwargs
+        assert cfg.agent.step_limit == 7  # the user's file wins over the entry's config
+        assert cfg.model.name == "openai/gemma-3-270m"
+        assert cfg.model.completion_kwargs["stop"][0] == "<end_of_turn>"  # slm.yaml's model settings
+        assert cfg.model.api_base == "http://127.0.0.1:9123/v1"
+    assert started == [9123, 9123, 9123]
+    # A given api_base starts nothing; without a server starter the entry's default address is used.
+    cfg = assemble_config(["model.api_base=http://127.0.0.1:9/v1"], slm="gemma-3-270m", embedded=serve)
+    assert cfg.model.api_base == "http://127.0.0.1:9/v1" and started == [9123, 9123, 9123]
+    assert assemble_config([], slm="gemma-3-270m").model.api_base == "http://127.0.0.1:8765/v1"
+    # Other models keep the default config, and naming a model in a file means no embedded default.
+    assert assemble_config([], slm="qwen3-8b", embedded=serve).agent.demonstrations == []
+    named = tmp_path / "named.yaml"
+    named.write_text("model: {name: openai/mine, api_base: 'http://127.0.0.1:9/v1'}\n")
+    cfg = assemble_config([str(named)], embedded=serve)
+    assert (cfg.model.name, cfg.agent.demonstrations) == ("openai/mine", [])
+    assert started == [9123, 9123, 9123]
+
+
+def test_a_provider_entry_names_the_configs_its_model_needs(tmp_path, no_wren_env):
+    f = tmp_path / "p.yaml"
+    f.write_text(
+        "slm_providers:\n"
+        "  tiny: {name: openai/tiny, api_base: 'http://t/v1', config: [slm, agent.step_limit=9]}\n"
+        "  odd: {name: openai/odd, config: {a: 1}}\n"
+    )
+    cfg = assemble_config([str(f)], slm="tiny")
+    assert (cfg.model.name, cfg.agent.step_limit, cfg.agent.system_template) == ("openai/tiny", 9, SLM_SYSTEM)
+    assert cfg.model.max_output_tokens == 128  # from slm.yaml's model section
+    cfg = assemble_config([str(f), "agent.step_limit=4", "model.max_output_tokens=64"], slm="tiny")
+    assert (cfg.agent.step_limit, cfg.model.max_output_tokens) == (4, 64)
+    with pytest.raises(ConfigError, match=r"'slm_providers.odd.config' must be a list of config specs"):
+        assemble_config([str(f)], slm="odd")
+    f.write_text("slm_providers:\n  bad: {name: openai/b, config: [no-such-config]}\n")
+    with pytest.raises(ConfigError, match="config file not found: no-such-config"):
+        assemble_config([str(f)], slm="bad")

@@ -22,9 +22,11 @@ class NonTerminatingException(WrenError):
 class FormatError(NonTerminatingException):
     """The model's output did not contain exactly one action."""
 
-    def __init__(self, message: str, *, content: str = ""):
+    def __init__(self, message: str, *, content: str = "", actions: list[str] | None = None):
         super().__init__(message)
         self.content = content
+        self.actions = actions or []
+        """The commands that were found (none, or more than one)."""
 
 
 class ExecutionTimeoutError(NonTerminatingException):

@@ -39,14 +39,16 @@ class ReplayStep:
         return "\n".join(lines)
 
 
-def recorded_steps(steps: list[Step], action_format: str) -> list[tuple[int, str, str]]:
+def recorded_steps(
+    steps: list[Step], action_format: str, action_regex: str = ""
+) -> list[tuple[int, str, str]]:
     """(step, action, recorded observation) for every model reply that held a valid action."""
     out = []
     for step in steps:
         if step.reply.get("role") != "assistant":
             continue
         try:
-            action = parse_action(step.reply, action_format)
+            action = parse_action(step.reply, action_format, action_regex)
         except FormatError:
             continue
         following = step.answers[0] if step.answers else {}
@@ -69,7 +71,7 @@ def replay(path: str | Path, env: Any) -> list[ReplayStep]:
     timeout = jinja.from_string(config.timeout_template)
     base_vars = {**env.get_template_vars(), **config.model_dump()}
     results = []
-    for step, action, recorded in recorded_steps(run.steps, config.action_format):
+    for step, action, recorded in recorded_steps(run.steps, config.action_format, config.action_regex):
         try:
             out = env.execute(action)
             replayed = observation.render(**base_vars, action=action, **out)

@@ -50,13 +50,13 @@ def _stop_leftover_runs():
                 proc.wait()
 
 
-def _cli(*args: str, **kwargs) -> subprocess.Popen:
+def _cli(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "wren.cli.main", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PATH": PATH_ENV},
+        env={**os.environ, "PATH": PATH_ENV, **(env or {})},
         **kwargs,
     )
     _STARTED.append(proc)
@@ -337,3 +337,110 @@ def test_kill_9_leftovers_are_removed_under_a_workspace_root_of_the_users(calc):
     assert [p for p in root.rglob("*") if p.name.startswith("wren-")] == []
     assert (root / "keep.txt").read_text() == "not Wren's"
     assert list(out.glob(".*.tmp")) == []
+
+
+def test_dead_model_and_missing_repo_exit_non_zero_with_one_line_per_kind(calc, scripted_server):
+    """The bundled entry with a dead api_base: no server is started, every failure is named, a rerun retries."""
+    import socket
+
+    from wren.config.loader import read_yaml
+
+    tmp_path, inst = calc
+    broken = {**inst, "instance_id": "broken-1", "repo": "nobody/missing"}
+    write_jsonl(tmp_path / "ds.jsonl", [broken, *copies(inst, 2)])
+    out = tmp_path / "out"
+    home = tmp_path / "home"
+    with socket.socket() as bound:  # bound, never listening: connections are refused
+        bound.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{bound.getsockname()[1]}/v1"
+        proc = _cli("batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(out), "--repos", str(tmp_path / "repos"),
+                    "-w", "2", "--slm", "gemma-3-270m", "-c", f"model.api_base={dead}", "-c", "model.retries=1",
+                    env={"WREN_HOME": str(home), "COLUMNS": "80"})  # fmt: skip
+        text, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, text
+    assert "Traceback" not in text, text
+    assert "3 of 3 instances failed for reasons outside the task" in text
+    kind_lines = [line.strip() for line in text.splitlines() if line.startswith("  ")]
+    assert [line.split(":")[0] for line in kind_lines] == ["model unreachable", "environment error"], text
+    assert kind_lines[0].startswith("model unreachable: 2 (RetryableModelError): cannot reach")
+    assert kind_lines[1].startswith(
+        "environment error: 1 (WorkspaceError): no git repository for nobody/missing"
+    )
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    assert f"hint: nothing answered at {dead}" in text
+    assert not list(home.glob("serve-*.pid"))  # no embedded server was started
+    one = out / "wren-fixtures__calc-1"
+    assert "Traceback" in (one / "wren-fixtures__calc-1.log").read_text()  # the traceback went to the log
+    statuses = json.loads((out / "exit_statuses.json").read_text())
+    assert statuses["broken-1"]["failure"] == "environment error"
+    # The bundled entry brought the small-model config, visible in the trajectory's config.
+    info = json.loads((one / "wren-fixtures__calc-1.traj.json").read_text())["info"]
+    assert info["config"]["agent"]["system_template"] == read_yaml("slm")["agent"]["system_template"]
+    assert info["config"]["agent"]["demonstrations"] and info["config"]["model"]["api_base"] == dead
+
+    # With a model that answers, the same command (minus the broken instance) retries the failed ones.
+    fix, submit = scripted_outputs(tmp_path / "steps.log")
+    server = scripted_server([fix, submit, fix, submit], model="gemma-3-270m")
+    again = _cli("batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(out), "--repos", str(tmp_path / "repos"),
+                 "--slm", "gemma-3-270m", "-c", f"model.api_base={server.url}", "--filter", "calc")  # fmt: skip
+    text, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, text
+    assert "2 run, 0 already done" in text and "outside the task" not in text
+    assert sorted(ran(tmp_path / "steps.log")) == ["wren-fixtures__calc-1", "wren-fixtures__calc-2"]
+
+
+def test_a_rejecting_model_is_a_model_error_and_limits_are_agent_outcomes(calc, scripted_server):
+    tmp_path, inst = calc
+    instances = load_instances(write_jsonl(tmp_path / "ds.jsonl", copies(inst, 1)))
+    for script, failures in (
+        ([{"status": 401, "content": "bad key"}], {"model error": ["wren-fixtures__calc-1"]}),
+        (["no bash block here"], {}),  # format errors until the limit: the agent's outcome
+    ):
+        server = scripted_server(script)
+        config = assemble_config(
+            [f"model.api_base={server.url}", "model.retries=0", "agent.max_format_errors=2"],
+            model="openai/scripted-model",
+            schema=BenchWrenConfig,
+        )
+        config.bench.workspace.repos = str(tmp_path / "repos")
+        config.environment = {"environment_class": "local", "env": {"PATH": PATH_ENV}}
+        summary = BatchRunner(config, tmp_path / "out", workers=1, redo_existing=True).run(instances)
+        assert {g.kind: g.instance_ids for g in summary["failures"]} == failures, summary
+    assert summary["exit_statuses"] == {"LimitsExceeded": 1}
+
+
+def test_no_model_named_means_the_embedded_default_with_the_small_model_config(calc, scripted_server):
+    """A server already answering on run.embedded_port (a scripted peer here) is used, not started again."""
+    from wren.config.loader import read_yaml
+
+    tmp_path, inst = calc
+    write_jsonl(tmp_path / "ds.jsonl", copies(inst, 2))
+    fix, submit = scripted_outputs(tmp_path / "steps.log")
+    server = scripted_server([fix, submit, fix, submit])
+    out, home = tmp_path / "out", tmp_path / "home"
+    proc = _cli("batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(out), "--repos", str(tmp_path / "repos"),
+                "-c", f"run.embedded_port={server.port}", env={"WREN_HOME": str(home)})  # fmt: skip
+    text, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, text
+    assert "Submitted 2" in text and "Traceback" not in text
+    assert not list(home.glob("serve-*.pid"))  # the running server was reused
+    slm = read_yaml("slm")
+    for instance_id in ("wren-fixtures__calc-1", "wren-fixtures__calc-2"):
+        config = json.loads((out / instance_id / f"{instance_id}.traj.json").read_text())["info"]["config"]
+        assert config["agent"]["system_template"] == slm["agent"]["system_template"]
+        assert (config["model"]["name"], config["model"]["api_base"]) == ("openai/gemma-3-270m", server.url)
+    bodies = [r["body"] for r in server.requests if r["path"] == "/v1/chat/completions"]
+    assert len(bodies) == 4 and all(b["model"] == "gemma-3-270m" for b in bodies)
+    assert all(b["stop"] == slm["model"]["completion_kwargs"]["stop"] for b in bodies)
+
+
+def test_exit_statuses_map_to_agent_outcomes_or_failure_kinds():
+    from wren.bench.outcomes import failure_kind
+
+    assert [failure_kind(s) for s in ("Submitted", "LimitsExceeded", "ContextWindowExceeded")] == [None] * 3
+    assert failure_kind("RetryableModelError") == "model unreachable"
+    assert {failure_kind(s) for s in ("PermanentModelError", "ModelNotFound", "ModelError")} == {
+        "model error"
+    }
+    assert failure_kind("EnvironmentStartError") == failure_kind("WorkspaceError") == "environment error"
+    assert failure_kind("KeyError") == failure_kind("Error") == "error"

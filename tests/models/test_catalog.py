@@ -6,6 +6,8 @@ from wren.exceptions import ConfigError, ModelNotFound
 from wren.models import get_model
 from wren.models.catalog import (
     CatalogEntry,
+    choose_model_name,
+    choose_slm,
     known_models,
     load_catalog,
     load_catalog_file,
@@ -74,3 +76,28 @@ def test_providers_win_over_catalog_and_unknown_names_are_listed():
 def test_dash_m_uses_the_catalog_or_a_plain_litellm_name():
     assert resolve_model_name("qwen3-8b")["name"] == "hosted_vllm/Qwen/Qwen3-8B"
     assert resolve_model_name("anthropic/claude-x") == {"name": "anthropic/claude-x"}
+
+
+def test_an_entry_names_the_configs_it_needs_and_an_embedded_one_leaves_its_address_open():
+    e = entry({"model_class": "llamacpp", "api_base": "http://127.0.0.1:8765/v1", "config": ["slm"], "embedded": True},
+              {"llamacpp": "openai/m"})  # fmt: skip
+    choice = e.choice()
+    assert (choice.model, choice.config, choice.embedded) == ({"name": "openai/m"}, ["slm"], True)
+    assert choice.model_at_default()["api_base"] == "http://127.0.0.1:8765/v1"
+    assert e.model_config_dict()["api_base"] == "http://127.0.0.1:8765/v1"  # `wren models check` asks there
+    plain = entry({"model_class": "hosted_vllm", "api_base": "http://h/v1"}, {"hosted_vllm": "hosted_vllm/M"})
+    assert plain.choice().model["api_base"] == "http://h/v1" and not plain.choice().embedded
+
+
+def test_the_bundled_entry_needs_the_small_model_config():
+    choice = choose_slm("gemma-3-270m")
+    assert choice.config == ["slm"] and choice.embedded
+    assert choose_model_name("gemma-3-270m") == choice
+    assert choose_model_name("openai/other").model == {"name": "openai/other"}
+
+
+def test_a_provider_config_key_is_kept_out_of_its_model_config():
+    providers = {"tiny": {"name": "openai/tiny", "config": "slm"}}
+    assert choose_slm("tiny", providers).config == ["slm"]
+    assert resolve_slm("tiny", providers) == {"name": "openai/tiny"}
+    assert known_models(providers)["tiny"] == {"name": "openai/tiny"}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from jinja2 import Environment, StrictUndefined
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class AgentConfig(BaseModel):
@@ -29,6 +30,8 @@ class AgentConfig(BaseModel):
     """Drop what a reply says after its first complete bash block, as a stop sequence would."""
     action_format: Literal["text", "toolcall"] = "text"
     """text: one ```bash block in the reply; toolcall: one call of the native `bash` tool."""
+    action_regex: str = ""
+    """text format only: a regex whose first group is the command, instead of the ```bash block rule."""
     step_limit: int = Field(default=0, ge=0)
     """Most model calls in the run (0 = no limit)."""
     cost_limit: float = Field(default=3.0, ge=0)
@@ -39,6 +42,15 @@ class AgentConfig(BaseModel):
     """Most seconds the run may take (0 = no limit)."""
     max_format_errors: int = Field(default=5, ge=0)
     """Consecutive replies without a valid action before the run ends (0 = no limit)."""
+
+    @field_validator("action_regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as e:
+            raise ValueError(f"not a regular expression ({e})") from None
+        return value
 
 
 def elide(text: str, head: int = 5000, tail: int = 5000) -> str:

@@ -136,7 +136,7 @@ class DefaultAgent:
                 raise LimitsExceeded(
                     f"{self.format_errors} format errors in a row", limit="max_format_errors"
                 )
-            return self.render(self.config.format_error_template, error=str(error))
+            return self.render(self.config.format_error_template, error=str(error), actions=error.actions)
         if isinstance(error, ExecutionTimeoutError):
             return self.render(
                 self.config.timeout_template,
@@ -187,7 +187,7 @@ class DefaultAgent:
     def step(self) -> dict[str, Any]:
         """Query, parse one action, execute it; return the step's record."""
         message = self.query()
-        action = parse_action(message, self.config.action_format)
+        action = parse_action(message, self.config.action_format, self.config.action_regex)
         return self.execute_action(message, action.command)
 
     def execute_action(self, message: dict, command: str) -> dict[str, Any]:

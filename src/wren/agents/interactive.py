@@ -194,7 +194,7 @@ class InteractiveAgent(DefaultAgent):
 
     def model_step(self) -> dict[str, Any]:
         message = self.query()
-        action = parse_action(message, self.config.action_format)
+        action = parse_action(message, self.config.action_format, self.config.action_regex)
         self.check_interrupt()
         self.confirm(action.command)
         return self.execute_action(message, action.command)

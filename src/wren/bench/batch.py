@@ -2,8 +2,10 @@
 
 Every finished instance is written to `preds.json` and `exit_statuses.json` at once, atomically
 (temporary file, then rename) under a lock, so a run killed at any moment (even `kill -9`) leaves
-valid files; the next run skips what they hold and redoes only what was in flight. Each instance
-gets its own directory with its trajectory and a log.
+valid files; the next run skips what they hold and redoes only what was in flight, and the
+instances that failed for infrastructure reasons (see wren.bench.outcomes). Each instance gets its
+own directory with its trajectory and a log, which also receives the log records (tracebacks
+included) of the thread that ran it instead of the console.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import threading
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from wren.bench.config import BenchWrenConfig
+from wren.bench.outcomes import ENVIRONMENT, entry_failure, failure_groups, failure_kind
 from wren.environments.processes import kill_child_sessions
 from wren.exceptions import ConfigError, TerminatingException
 from wren.redact import current_redactor
@@ -73,7 +77,8 @@ class PredictionsStore:
         return data
 
     def done(self) -> set[str]:
-        return set(self.preds)
+        """Instances with a prediction, except those that failed for infrastructure reasons."""
+        return {i for i in self.preds if i not in self.statuses or entry_failure(self.statuses[i]) is None}
 
     def record(self, result: dict[str, Any]) -> None:
         instance_id = result["instance_id"]
@@ -84,7 +89,9 @@ class PredictionsStore:
                 "model_patch": result["model_patch"],
             }
             self.statuses[instance_id] = {
-                k: result[k] for k in ("exit_status", "n_steps", "cost", "duration_s", "error") if k in result
+                k: result[k]
+                for k in ("exit_status", "failure", "n_steps", "cost", "duration_s", "error")
+                if k in result
             }
             # exit statuses first: a crash between the two writes redoes the instance, never loses it.
             _write_json_atomic(self.status_path, self.statuses)
@@ -103,6 +110,46 @@ class PredictionsStore:
         for instance_id, entry in sorted(self.statuses.items()):
             by_status.setdefault(entry.get("exit_status", "?"), []).append(instance_id)
         return by_status
+
+
+_captures: dict[int, list[str]] = {}  # thread ident -> log lines of the instance that thread runs
+_captures_lock = threading.Lock()
+
+
+class _CaptureHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = _captures.get(record.thread or 0)
+        if lines is not None:
+            lines.append(self.format(record))
+
+
+def _not_captured(record: logging.LogRecord) -> bool:
+    return record.thread not in _captures
+
+
+_CAPTURE = _CaptureHandler()
+_CAPTURE.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+
+@contextlib.contextmanager
+def instance_log(lines: list[str]) -> Any:
+    """Log records of this thread go to `lines`, tracebacks included, and not to the other handlers."""
+    root = logging.getLogger()
+    with _captures_lock:
+        if not _captures:
+            for handler in root.handlers:
+                handler.addFilter(_not_captured)
+            root.addHandler(_CAPTURE)
+        _captures[threading.get_ident()] = lines
+    try:
+        yield
+    finally:
+        with _captures_lock:
+            del _captures[threading.get_ident()]
+            if not _captures:
+                root.removeHandler(_CAPTURE)
+                for handler in root.handlers:
+                    handler.removeFilter(_not_captured)
 
 
 def render_task(template: str, inst: dict[str, Any]) -> str:
@@ -125,12 +172,6 @@ def process_instance(
     on_env: Any = None,
 ) -> dict[str, Any]:
     """Run the agent on one instance in its own workspace; return its prediction and exit status."""
-    from wren.bench.progress import ProgressHook
-    from wren.bench.specs import InstanceSpec, instance_spec
-    from wren.bench.workspace import open_workspace
-    from wren.models import get_model
-    from wren.run import run_agent
-
     instance_id = inst["instance_id"]
     inst_dir = Path(output_dir) / instance_id
     inst_dir.mkdir(parents=True, exist_ok=True)
@@ -147,6 +188,43 @@ def process_instance(
     if progress is not None:
         progress.instance_started(instance_id)
     try:
+        with instance_log(log_lines):
+            _run_instance(
+                inst, config, inst_dir, result, log_lines, stop=stop, on_env=on_env, progress=progress
+            )
+    finally:
+        result["duration_s"] = round(time.monotonic() - started, 3)
+        log_lines.append(
+            f"exit status {result['exit_status']} after {result['n_steps']} steps, cost ${result['cost']:.4f}, "
+            f"{result['duration_s']} s"
+        )
+        (inst_dir / f"{instance_id}.log").write_text("\n".join(log_lines) + "\n")
+        if progress is not None:
+            progress.instance_finished(instance_id, result["exit_status"], result["cost"])
+    return result
+
+
+def _run_instance(
+    inst: dict[str, Any],
+    config: BenchWrenConfig,
+    inst_dir: Path,
+    result: dict[str, Any],
+    log_lines: list[str],
+    *,
+    stop: threading.Event | None,
+    on_env: Any,
+    progress: Any,
+) -> None:
+    """The body of process_instance: fills `result` in place."""
+    from wren.bench.progress import ProgressHook
+    from wren.bench.specs import InstanceSpec, instance_spec
+    from wren.bench.workspace import open_workspace
+    from wren.models import get_model
+    from wren.run import run_agent
+
+    instance_id = inst["instance_id"]
+    agent_started = False
+    try:
         try:
             spec = instance_spec(inst, config.bench.specs)
         except ConfigError:
@@ -159,6 +237,7 @@ def process_instance(
                 if stop is not None and stop.is_set():
                     raise BatchInterrupted("batch stopped before the agent started")
                 task = render_task(config.bench.task_template, inst)
+                agent_started = True
                 agent_result = run_agent(
                     config,
                     task,
@@ -177,22 +256,26 @@ def process_instance(
             n_steps=agent_result.n_steps,
             cost=agent_result.cost,
         )
+        failure = failure_kind(agent_result.exit_status)
+        if failure is not None:
+            result["failure"] = failure
+            result["error"] = _exit_reason(agent_result.messages)[:2000]
     except BatchInterrupted:
         result["exit_status"] = BatchInterrupted.exit_status
     except Exception as e:  # one instance's failure is its exit status, not the batch's end
         result["exit_status"] = type(e).__name__
+        # Before the agent ran, whatever failed was the workspace or its environment.
+        result["failure"] = failure_kind(type(e).__name__) if agent_started else ENVIRONMENT
         result["error"] = str(e)[:2000]
         log_lines.append(traceback.format_exc())
-    finally:
-        result["duration_s"] = round(time.monotonic() - started, 3)
-        log_lines.append(
-            f"exit status {result['exit_status']} after {result['n_steps']} steps, cost ${result['cost']:.4f}, "
-            f"{result['duration_s']} s"
-        )
-        (inst_dir / f"{instance_id}.log").write_text("\n".join(log_lines) + "\n")
-        if progress is not None:
-            progress.instance_finished(instance_id, result["exit_status"], result["cost"])
-    return result
+
+
+def _exit_reason(messages: list[dict[str, Any]]) -> str:
+    """Why the agent's run ended, from its exit message."""
+    for message in reversed(messages):
+        if message.get("role") == "exit":
+            return str((message.get("extra") or {}).get("reason") or message.get("content") or "")
+    return ""
 
 
 class BatchRunner:
@@ -258,7 +341,7 @@ class BatchRunner:
         return [inst for inst in instances if inst["instance_id"] not in store.done()]
 
     def run(self, instances: list[dict[str, Any]]) -> dict[str, Any]:
-        """Run every instance not already done; return a summary of exit statuses."""
+        """Run every instance not already done; return a summary of exit statuses and failures."""
         from wren.bench.workspace import check_workspace_config
 
         check_workspace_config(self.config.environment, self.config.bench.workspace)
@@ -287,6 +370,7 @@ class BatchRunner:
                 with contextlib.suppress(OSError):
                     os.rmdir(self._batch_root)  # only when empty: the user's root is left as it was
             counts = Counter(entry.get("exit_status", "?") for entry in store.statuses.values())
+            selected = {inst["instance_id"] for inst in instances}
             return {
                 "output_dir": str(self.output_dir),
                 "instances": len(instances),
@@ -295,6 +379,8 @@ class BatchRunner:
                 "interrupted": interrupted,
                 "exit_statuses": dict(sorted(counts.items())),
                 "by_status": store.summary(),
+                # Infrastructure failures among the selected instances, most common kind first.
+                "failures": failure_groups({i: e for i, e in store.statuses.items() if i in selected}),
                 "seconds": round(time.monotonic() - started, 3),
             }
 
@@ -372,6 +458,7 @@ class BatchRunner:
                             "model_name_or_path": self.config.model.name,
                             "model_patch": "",
                             "exit_status": type(e).__name__,
+                            "failure": failure_kind(type(e).__name__),
                             "error": str(e)[:2000],
                         }
                     self._record(store, result)

@@ -78,9 +78,9 @@ def _kind(env_config: dict[str, Any]) -> str:
 
 def check_workspace_config(env_config: dict[str, Any], config: WorkspaceConfig) -> None:
     """Fail before any instance runs when the environment kind cannot get a workspace."""
-    from wren.environments import check_environment_config
+    from wren.environments import environment_config
 
-    check_environment_config(env_config)
+    environment_config(env_config)  # bad values fail before the first instance
     kind = _kind(env_config)
     if not config.repos and kind not in CONTAINER_KINDS:
         raise ConfigError(

@@ -1,8 +1,35 @@
-"""`wren batch`: run the agent over a dataset with many workers, resumably."""
+"""`wren batch`: run the agent over a dataset with many workers, resumably.
+
+With no model named, the batch uses the embedded SLM exactly as `wren run` does: one server for all
+workers, with a parallel slot per worker. The exit status is 0 when every instance ended with an
+agent outcome and 1 when any ended in an infrastructure failure (one line per kind, and a hint).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+
+
+def print_failures(console: Any, summary: dict[str, Any], *, api_base: str | None, output: str) -> bool:
+    """One line per kind of infrastructure failure and a hint for the most common; True if any."""
+    from wren.bench.outcomes import hint
+
+    groups = summary["failures"]
+    if not groups:
+        return False
+    failed = sum(len(g.instance_ids) for g in groups)
+    console.print(
+        f"[bold red]{failed} of {summary['instances']} instances failed for reasons outside the task:[/]",
+        highlight=False,
+    )
+    for group in groups:
+        console.print(f"  {group.line(console.width - 2)}", highlight=False, markup=False)
+    console.print(
+        f"hint: {hint(groups[0], api_base=api_base, output_dir=output)}", highlight=False, markup=False
+    )
+    return True
 
 
 def register(app: typer.Typer) -> None:
@@ -48,18 +75,36 @@ def register(app: typer.Typer) -> None:
         config: list[str] = typer.Option(
             [], "-c", "--config", help="YAML file, built-in name, or key.path=value."
         ),
+        config_format: str = typer.Option(
+            "auto",
+            "--config-format",
+            help="auto (mini-swe-agent files recognised by their keys), wren, or mini.",
+        ),
     ) -> None:
-        """Run the agent on every selected instance; preds.json is updated as each one finishes."""
+        """Run the agent on every selected instance; preds.json is updated as each one finishes.
+
+        Exit 0 when every instance ended with an agent outcome, 1 when any failed for reasons outside
+        the task (model unreachable, model or environment error).
+        """
         from wren.bench.batch import BatchRunner
         from wren.bench.config import BenchWrenConfig
         from wren.bench.datasets import load_instances, select_instances
         from wren.bench.progress import BatchProgress
         from wren.config.assemble import assemble_config
+        from wren.serve.embedded import ensure_server
 
         specs = list(config)
         if gateway:
             specs.append(f"model.api_base={gateway}")
-        cfg = assemble_config(specs, model=model, slm=slm, env_kind=env, schema=BenchWrenConfig)
+        cfg = assemble_config(
+            specs,
+            model=model,
+            slm=slm,
+            env_kind=env,
+            embedded=lambda port: ensure_server(port, slots=workers),
+            schema=BenchWrenConfig,
+            config_format=config_format,
+        )
         if repos:
             cfg.bench.workspace.repos = repos
         if image_template:
@@ -92,3 +137,5 @@ def register(app: typer.Typer) -> None:
         if summary["interrupted"]:
             console.print("interrupted: finished instances are saved; run the same command again to resume")
             raise typer.Exit(130)
+        if print_failures(console, summary, api_base=cfg.model.api_base, output=output):
+            raise typer.Exit(1)

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "evaluate",
     "synth",
     "inspect",
+    "config",
 ]
 
 

@@ -2,7 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+
+
+def models_table(rows: list[tuple[str, str, Any, str]]) -> Any:
+    """Names in one column; model, where it is served, needed configs and notes stacked in the other.
+
+    Two columns fit an 80-column terminal: nothing is cut, long values fold onto the next line.
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    width = max((len(name) for name, *_ in rows), default=4)
+    table = Table(box=None, pad_edge=False, show_edge=False, expand=False)
+    table.add_column("name", no_wrap=True, min_width=width, style="bold")
+    table.add_column("model, where it is served, notes", overflow="fold")
+    for name, kind, choice, notes in rows:
+        api_base = choice.model_at_default().get("api_base") or "-"
+        served = f"{api_base} (embedded)" if choice.embedded else api_base
+        details = [choice.model.get("name") or "(no name)", served]
+        if choice.config:
+            details.append("config: " + ", ".join(choice.config))
+        if notes:
+            details.append(notes)
+        # Names, URLs and notes are the user's text, not markup.
+        table.add_row(f"{escape(name)}\n[dim]{kind}[/dim]", escape("\n".join(details)))
+        table.add_row("", "")
+    return table
 
 
 def register(app: typer.Typer) -> None:
@@ -15,26 +43,15 @@ def register(app: typer.Typer) -> None:
             [], "-c", "--config", help="YAML file, built-in name, or key.path=value."
         ),
     ) -> None:
-        """Show SLM providers (from config) and catalog entries."""
-        from rich.table import Table
-        from rich.text import Text
-
+        """Show SLM providers (from config) and catalog entries: model, where it is served, notes."""
         from wren.cli.display import console
         from wren.config.loader import load_config_dict
-        from wren.models.catalog import load_catalog
+        from wren.models.catalog import load_catalog, provider_choice
 
         providers = load_config_dict(config).get("slm_providers") or {}
-        table = Table("name", "kind", "model", "api_base", "notes")
-        rows = [
-            (name, "provider", str(cfg.get("name", "")), str(cfg.get("api_base") or "-"), "")
-            for name, cfg in sorted(providers.items())
-        ]
-        for name, entry in sorted(load_catalog().items()):
-            cfg = entry.model_config_dict()
-            rows.append((name, "catalog", cfg["name"], str(cfg.get("api_base") or "-"), entry.description))
-        for row in rows:
-            table.add_row(*(Text(cell) for cell in row))  # names and URLs are not markup
-        console.print(table)
+        rows = [(name, "provider", provider_choice(name, cfg), "") for name, cfg in sorted(providers.items())]
+        rows += [(name, "catalog", e.choice(), e.description) for name, e in sorted(load_catalog().items())]
+        console.print(models_table(rows))
 
     @group.command("check")
     def check(

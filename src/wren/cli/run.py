@@ -51,6 +51,11 @@ def register(app: typer.Typer) -> None:
         config: list[str] = typer.Option(
             [], "-c", "--config", help="YAML file, built-in name, or key.path=value."
         ),
+        config_format: str = typer.Option(
+            "auto",
+            "--config-format",
+            help="auto (mini-swe-agent files recognised by their keys), wren, or mini.",
+        ),
         env: str = typer.Option(None, "--env", help="Environment kind: local, docker, apptainer, sandbox."),
         cwd: str = typer.Option(None, "--cwd", help="Working directory of the agent's commands."),
         yolo: bool = typer.Option(
@@ -70,11 +75,11 @@ def register(app: typer.Typer) -> None:
         from wren.cli.display import StepPrinter, console
         from wren.config.assemble import assemble_config
         from wren.config.schema import InteractiveWrenConfig
-        from wren.environments import check_environment_config, get_environment
+        from wren.environments import environment_config, get_environment
         from wren.exceptions import ConfigError
         from wren.models import get_model
         from wren.run import run_agent
-        from wren.serve.embedded import embedded_config
+        from wren.serve.embedded import ensure_server
 
         if mode is not None and mode not in MODES:
             raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -90,10 +95,11 @@ def register(app: typer.Typer) -> None:
             slm=slm,
             env_kind=env,
             cwd=cwd,
-            embedded=embedded_config,
+            embedded=ensure_server,
             schema=InteractiveWrenConfig,
+            config_format=config_format,
         )
-        check_environment_config(cfg.environment)  # before anyone types a task
+        environment_config(cfg.environment)  # validated before anyone types a task
         agent_config = cfg.agent
         agent_config.mode = "yolo" if yolo else (mode or agent_config.mode)
         if not interactive and not visual:

@@ -1,18 +1,31 @@
-"""Turning command-line choices (-c, -m, --slm, --env, --cwd) into one validated WrenConfig."""
+"""Turning command-line choices (-c, -m, --slm, --env, --cwd) into one validated WrenConfig.
+
+A model's catalog or provider entry may name the configs it needs (the small-model config for the
+bundled SLM); they are layered over the built-in defaults and under everything the user gives, so
+the user's own files and `-c` overrides still win.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from wren.config.loader import deep_merge, load_config_dict, parse_override, validate
-from wren.config.schema import WrenConfig
+from wren.config.mini import is_mini_only_key
+from wren.config.schema import RunConfig, WrenConfig
+from wren.exceptions import ConfigError
 
 
 def _model_overrides(specs: list[str]) -> dict[str, Any]:
-    """The `model.*` part of the command-line overrides, which still apply on top of --slm."""
+    """The `model.*` part of the command-line overrides, which still apply on top of --slm.
+
+    mini-swe-agent's own model keys (model_kwargs, ...) are not among them: they went into the
+    translation of the user's files.
+    """
     merged: dict[str, Any] = {}
     for spec in specs:
-        if "=" in spec and spec.split("=", 1)[0].strip().startswith("model."):
+        key = spec.split("=", 1)[0].strip()
+        if "=" in spec and key.startswith("model.") and not is_mini_only_key(key):
             merged = deep_merge(merged, parse_override(spec)["model"])
     return merged
 
@@ -24,22 +37,63 @@ def assemble_config(
     slm: str | None = None,
     env_kind: str | None = None,
     cwd: str | None = None,
-    embedded: Any = None,
+    embedded: Callable[[int], str] | None = None,
     schema: type[WrenConfig] = WrenConfig,
+    config_format: str = "auto",
+    notes: list[str] | None = None,
 ) -> WrenConfig:
-    """The run's config. With no model named anywhere, `embedded(data)` supplies one (the local SLM)."""
-    from wren.models.catalog import resolve_model_name, resolve_slm
+    """The run's config.
+
+    `embedded(port)` starts (or finds) the embedded SLM server and returns its api_base; commands
+    that may start it pass it. Then no model named anywhere means the catalog's default model.
+    `config_format` and `notes` are those of `load_config_dict` (mini-swe-agent configs).
+    """
+    from wren.models.catalog import DEFAULT_MODEL, choose_model_name, choose_slm
 
     specs = list(specs)
-    data = load_config_dict(specs)
+    # Without interactive agent fields (batch), mini-swe-agent's `agent.mode` and the like do not apply.
+    agent_schema = schema.model_fields["agent"].annotation
+    fmt = {"config_format": config_format, "interactive": "mode" in getattr(agent_schema, "model_fields", {})}
+    data = load_config_dict(specs, notes=notes, **fmt)
+    providers = data.get("slm_providers") or {}
+    choice = None
     if slm:
-        # --slm replaces the model section; explicit `-c model.x=y` still wins over it.
-        data["model"] = deep_merge(resolve_slm(slm, data.get("slm_providers") or {}), _model_overrides(specs))
+        mini_model = [
+            s for s in specs if "=" in s and s.startswith("model.") and is_mini_only_key(s.split("=")[0])
+        ]
+        if mini_model:
+            raise ConfigError(
+                f"--slm replaces the model section, so {mini_model[0].split('=')[0]!r} (a mini-swe-agent key) "
+                "has nothing to apply to; give it as a Wren key, e.g. -c model.temperature=0.2"
+            )
+        choice = choose_slm(slm, providers)
     elif model:
-        data["model"] = deep_merge(data.get("model") or {}, resolve_model_name(model))
-        data["model"] = deep_merge(data["model"], _model_overrides(specs))
-    if not (data.get("model") or {}).get("name") and embedded is not None:
-        data = embedded(specs)
+        choice = choose_model_name(model)
+    elif embedded is not None and not (data.get("model") or {}).get("name"):
+        choice = choose_slm(DEFAULT_MODEL)  # no model named anywhere: the bundled SLM
+    if choice is not None:
+        # Layers, lowest first: built-ins, the configs the model needs, the user's files,
+        # environment and `-c` overrides.
+        needed = load_config_dict(choice.config, environ={})
+        user = load_config_dict(specs, base=(), notes=[], **fmt)  # notes: reported by the first load
+        data = deep_merge(needed, user)
+        needed_model, user_model = needed.get("model") or {}, user.get("model") or {}
+        if slm:
+            # --slm replaces the user's model section; explicit `-c model.x=y` still wins.
+            layers = [needed_model, choice.model, _model_overrides(specs)]
+        elif model:
+            layers = [needed_model, user_model, choice.model, _model_overrides(specs)]
+        else:
+            layers = [needed_model, choice.model, user_model]  # the default model: the user's fields win
+        data["model"] = {}
+        for layer in layers:
+            data["model"] = deep_merge(data["model"], layer)
+        if choice.embedded and not data["model"].get("api_base"):
+            data["model"]["api_base"] = (
+                embedded(validate(RunConfig, data.get("run") or {}, where="run").embedded_port)
+                if embedded is not None
+                else choice.default_api_base
+            )
     if env_kind:
         data.setdefault("environment", {})["environment_class"] = env_kind
     if cwd:

@@ -30,17 +30,19 @@ def environment_class(name: str) -> type:
     return ENVIRONMENTS.get(name)
 
 
-def get_environment(config: dict[str, Any] | str | None = None, **kwargs: Any) -> Any:
-    """Build an environment from a config dict or a kind name, with field overrides in `kwargs`."""
+def _resolve(config: dict[str, Any] | str | None, kwargs: dict[str, Any]) -> tuple[type, Any]:
     data = {"environment_class": config} if isinstance(config, str) else dict(config or {})
     data.update(kwargs)
-    kind = data.get("environment_class") or "local"
-    cls = environment_class(kind)
-    return cls(validate(cls.config_class, data, where="environment"))
-
-
-def check_environment_config(config: dict[str, Any]) -> None:
-    """Validate an environment config without starting anything, so bad values fail before a run."""
-    data = dict(config or {})
     cls = environment_class(data.get("environment_class") or "local")
-    validate(cls.config_class, data, where="environment")
+    return cls, validate(cls.config_class, data, where="environment")
+
+
+def environment_config(config: dict[str, Any] | str | None = None, **kwargs: Any) -> Any:
+    """The validated config of the environment that `get_environment` would build; nothing starts."""
+    return _resolve(config, kwargs)[1]
+
+
+def get_environment(config: dict[str, Any] | str | None = None, **kwargs: Any) -> Any:
+    """Build an environment from a config dict or a kind name, with field overrides in `kwargs`."""
+    cls, validated = _resolve(config, kwargs)
+    return cls(validated)

@@ -216,6 +216,7 @@ class ProcessEnvironment:
         return self.config.model_dump(exclude={"env"}) | {
             "system": uname.system,
             "release": uname.release,
+            "version": uname.version,
             "machine": uname.machine,
             "cwd": self.config.cwd or os.getcwd(),
         }

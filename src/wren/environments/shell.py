@@ -165,8 +165,13 @@ class PersistentShell:
 
 
 def host_uname() -> dict[str, str]:
-    """system, release and machine of the kernel, which containers and sandboxes share with the host."""
+    """system, release, version and machine of the kernel, which containers and sandboxes share with the host."""
     import platform
 
     uname = platform.uname()
-    return {"system": uname.system, "release": uname.release, "machine": uname.machine}
+    return {
+        "system": uname.system,
+        "release": uname.release,
+        "version": uname.version,
+        "machine": uname.machine,
+    }

@@ -42,10 +42,21 @@ def parse_text_action(content: str) -> Action:
     blocks = [b.strip("\n") for b in blocks]
     if len(blocks) != 1:
         found = "no" if not blocks else str(len(blocks))
-        raise FormatError(f"found {found} bash code blocks; exactly one is required", content=content)
+        raise FormatError(
+            f"found {found} bash code blocks; exactly one is required", content=content, actions=blocks
+        )
     if not blocks[0].strip():
         raise FormatError("the bash code block is empty", content=content)
     return Action(blocks[0])
+
+
+def parse_regex_action(content: str, action_regex: str) -> Action:
+    """Exactly one match of `action_regex` (its first group, else the match) in `content`."""
+    pattern = re.compile(action_regex, re.DOTALL)  # checked when the config was validated
+    found = [(m.group(1) if pattern.groups else m.group(0)).strip() for m in pattern.finditer(content)]
+    if len(found) != 1:
+        raise FormatError(f"Expected exactly 1 action, found {len(found)}.", content=content, actions=found)
+    return Action(found[0])
 
 
 def cut_after_first_action(content: str) -> str:
@@ -104,9 +115,11 @@ BASH_TOOL = {
 }
 
 
-def parse_action(message: dict, action_format: str = "text") -> Action:
+def parse_action(message: dict, action_format: str = "text", action_regex: str = "") -> Action:
     """The action of an assistant message in the configured format (`text` or `toolcall`)."""
     content = message.get("content") or ""
+    if action_format == "text" and action_regex:
+        return parse_regex_action(content, action_regex)
     if action_format == "toolcall":
         if not message.get("tool_calls") and "```" in content:
             # Small models often answer a tool-calling prompt with a fenced block instead.

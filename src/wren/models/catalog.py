@@ -10,6 +10,11 @@ YAML file per model:
 
 The model name resolves as the explicit `model_name`, else the provider slug for `model_class`,
 else `internal_name`.
+
+An entry may also name the config its model needs (`config: [slm]`: built-in names, YAML files or
+`key.path=value`, layered under the user's own configs) and say that Wren's embedded server serves
+it (`embedded: true`: the server is started when no `api_base` is given). A provider entry may hold
+the same `config` key beside its model fields.
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wren.exceptions import ConfigError, ModelNotFound
 from wren.validation import validate
 
 CATALOG_DIR = Path(__file__).resolve().parent.parent / "config" / "catalog"
+# The catalog entry used when no model is named anywhere: the bundled SLM.
+DEFAULT_MODEL = "gemma-3-270m"
 
 
 class WrenModelSettings(BaseModel):
@@ -42,6 +49,29 @@ class WrenModelSettings(BaseModel):
     """Further model config fields (temperature, max_output_tokens, ...)."""
     reasoning: str | None = None
     """Thinking preset: disabled, low, medium or high."""
+    config: list[str] = Field(default_factory=list)
+    """Configs the model needs (built-in names, YAML files, key.path=value), under the user's own."""
+    embedded: bool = False
+    """Served by Wren's embedded server, which is started when no api_base is given."""
+
+
+class ModelChoice(BaseModel):
+    """What a model name stands for: its model config and the configs it needs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: dict[str, Any]
+    """Model config fields (for an embedded model, without api_base: the server decides it)."""
+    config: list[str] = Field(default_factory=list)
+    """Config specs layered over the built-in defaults and under the user's configs."""
+    embedded: bool = False
+    """Whether Wren's embedded server serves the model."""
+    default_api_base: str | None = None
+    """Where the model is served when nothing starts a server (embedded models only)."""
+
+    def model_at_default(self) -> dict[str, Any]:
+        """The model config with the default api_base, for when nothing starts a server."""
+        return {**self.model, **({"api_base": self.default_api_base} if self.default_api_base else {})}
 
 
 class CatalogEntry(BaseModel):
@@ -80,6 +110,15 @@ class CatalogEntry(BaseModel):
         data.update(wren.model_kwargs)
         return data
 
+    def choice(self) -> ModelChoice:
+        """The model config and the configs this entry needs."""
+        wren = self.agent_specific.get("wren") or WrenModelSettings()
+        model = self.model_config_dict()
+        default_api_base = model.pop("api_base", None) if wren.embedded else None
+        return ModelChoice(
+            model=model, config=wren.config, embedded=wren.embedded, default_api_base=default_api_base
+        )
+
 
 def load_catalog_file(path: Path) -> CatalogEntry:
     try:
@@ -106,28 +145,62 @@ def load_catalog(extra_dirs: list[Path] | None = None) -> dict[str, CatalogEntry
     return catalog
 
 
+def provider_choice(name: str, config: Any) -> ModelChoice:
+    """An `slm_providers` entry: model config fields, plus the optional `config` list it needs."""
+    if not isinstance(config, dict):
+        raise ConfigError(f"slm_providers.{name} must be a mapping of model config fields")
+    model = dict(config)
+    needs = model.pop("config", [])
+    needs = [needs] if isinstance(needs, str) else needs
+    try:
+        return ModelChoice(model=model, config=needs)
+    except ValidationError:
+        raise ConfigError(
+            f"config key 'slm_providers.{name}.config' must be a list of config specs, not {needs!r}"
+        ) from None
+
+
+def known_choices(
+    slm_providers: dict[str, Any] | None = None, catalog: dict[str, CatalogEntry] | None = None
+) -> dict[str, ModelChoice]:
+    """Every name that `--slm` accepts: catalog entries, then providers (which win)."""
+    catalog = load_catalog() if catalog is None else catalog
+    out = {name: entry.choice() for name, entry in catalog.items()}
+    for name, config in (slm_providers or {}).items():
+        out[name] = provider_choice(name, config)
+    return out
+
+
 def known_models(
     slm_providers: dict[str, Any] | None = None, catalog: dict[str, CatalogEntry] | None = None
 ) -> dict[str, dict]:
-    """Every name that `--slm` accepts, mapped to its model config: catalog entries, then providers."""
-    catalog = load_catalog() if catalog is None else catalog
-    out: dict[str, dict] = {name: entry.model_config_dict() for name, entry in catalog.items()}
-    for name, config in (slm_providers or {}).items():
-        if not isinstance(config, dict):
-            raise ConfigError(f"slm_providers.{name} must be a mapping of model config fields")
-        out[name] = dict(config)
-    return out
+    """Every name that `--slm` accepts, mapped to its model config (with where it is served)."""
+    return {name: choice.model_at_default() for name, choice in known_choices(slm_providers, catalog).items()}
+
+
+def choose_slm(name: str, slm_providers: dict[str, Any] | None = None) -> ModelChoice:
+    """`--slm NAME`: a provider or catalog entry; an unknown name lists the known ones."""
+    providers, catalog = slm_providers or {}, load_catalog()
+    if name in providers:
+        return provider_choice(name, providers[name])
+    if name in catalog:
+        return catalog[name].choice()
+    known = sorted({*providers, *catalog})
+    raise ModelNotFound(f"unknown SLM {name!r}; known: {', '.join(known) or '(none)'}")
 
 
 def resolve_slm(name: str, slm_providers: dict[str, Any] | None = None) -> dict[str, Any]:
     """The model config of provider or catalog entry `name`; an unknown name lists the known ones."""
-    models = known_models(slm_providers)
-    if name not in models:
-        raise ModelNotFound(f"unknown SLM {name!r}; known: {', '.join(sorted(models)) or '(none)'}")
-    return models[name]
+    return choose_slm(name, slm_providers).model_at_default()
+
+
+def choose_model_name(name: str) -> ModelChoice:
+    """`-m NAME`: a catalog entry if NAME is in the catalog, else a plain LiteLLM name."""
+    entry = load_catalog().get(name)
+    return entry.choice() if entry else ModelChoice(model={"name": name})
 
 
 def resolve_model_name(name: str) -> dict[str, Any]:
-    """`-m NAME`: a catalog entry's config if NAME is in the catalog, else a plain LiteLLM name."""
+    """`-m NAME` as a model config: a catalog entry's config, else a plain LiteLLM name."""
     entry = load_catalog().get(name)
     return entry.model_config_dict() if entry else {"name": name}

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -83,8 +82,12 @@ def is_serving(api_base: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def ensure_server(port: int = DEFAULT_PORT, model_path: str | None = None) -> str:
-    """The api_base of a running embedded server on `port`, starting one in the background if needed."""
+def ensure_server(port: int = DEFAULT_PORT, model_path: str | None = None, *, slots: int = 1) -> str:
+    """The api_base of a running embedded server on `port`, starting one in the background if needed.
+
+    `slots` is how many sequences it decodes in parallel (one per batch worker); llama-cpp-python's
+    server has one and queues the rest.
+    """
     api_base = f"http://127.0.0.1:{port}/v1"
     if is_serving(api_base):
         return api_base
@@ -121,22 +124,8 @@ def ensure_server(port: int = DEFAULT_PORT, model_path: str | None = None) -> st
     )
 
 
-def embedded_model_config(api_base: str) -> dict[str, Any]:
-    return {
-        "name": f"openai/{EMBEDDED_MODEL_NAME}",
-        "api_base": api_base,
-        "api_key": "none",
-        "temperature": 0.0,
-        "max_output_tokens": 256,
-    }
+def embedded_model_config(api_base: str) -> dict[str, object]:
+    """The bundled model's config (its catalog entry's model settings), served at `api_base`."""
+    from wren.models.catalog import DEFAULT_MODEL, choose_slm
 
-
-def embedded_config(specs: list[str]) -> dict[str, Any]:
-    """The run config when no model is named: the built-ins plus slm.yaml, with the embedded model."""
-    from wren.config.loader import deep_merge, load_config_dict
-
-    data = load_config_dict(specs, base=("default", "slm"))
-    port = int((data.get("run") or {}).get("embedded_port") or DEFAULT_PORT)
-    data["model"] = deep_merge(embedded_model_config(ensure_server(port)), data.get("model") or {})
-    data["model"]["name"] = data["model"].get("name") or f"openai/{EMBEDDED_MODEL_NAME}"
-    return data
+    return {**choose_slm(DEFAULT_MODEL).model, "api_base": api_base}
