@@ -9,6 +9,7 @@ from typing import Any
 
 from wren.agents.default import AgentResult, DefaultAgent
 from wren.config.schema import WrenConfig
+from wren.redact import register_secret
 from wren.trajectory import TrajectoryRecorder
 
 logger = logging.getLogger("wren.run")
@@ -57,6 +58,7 @@ def run_agent(
     model.program_id = new_program_id(instance_id)
     model_config = getattr(model, "config", None)
     secrets = model_config.secret_values() if hasattr(model_config, "secret_values") else []
+    register_secret(*secrets)  # the console printers scrub them too
     public = {
         "agent": config.agent.model_dump(),
         "model": model_config.public_dump() if hasattr(model_config, "public_dump") else {},

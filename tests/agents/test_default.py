@@ -6,7 +6,11 @@ import pytest
 
 from tests.conftest import SUBMIT, bash
 from wren import DefaultAgent
+from wren.agents.config import AgentConfig
+from wren.config.loader import read_yaml, validate
 from wren.environments import get_environment
+from wren.environments.local import LocalEnvironment
+from wren.exceptions import ConfigError
 from wren.models import GLOBAL_STATS, get_model
 from wren.models.scripted import ScriptedModel
 
@@ -161,3 +165,22 @@ def test_unknown_agent_option_is_an_error(tmp_path):
 
     with pytest.raises(ConfigError, match="unknown config key 'agent.step_limt'"):
         agent_for([SUBMIT], tmp_path, step_limt=3)
+
+
+@pytest.mark.parametrize("agent_class", ["default", "interactive"])
+def test_keyword_arguments_override_a_given_config(tmp_path, agent_class):
+    from wren.agents.interactive import InteractiveAgent, InteractiveAgentConfig
+
+    cls, schema = (
+        (DefaultAgent, AgentConfig)
+        if agent_class == "default"
+        else (InteractiveAgent, InteractiveAgentConfig)
+    )
+    config = validate(schema, read_yaml("default")["agent"], where="agent")
+    env = LocalEnvironment(cwd=str(tmp_path))
+    agent = cls(ScriptedModel(outputs=[bash("true")] * 3), env, config=config, step_limit=1)
+    assert agent.config.step_limit == 1
+    assert config.step_limit != 1, "the caller's config is not changed"
+    assert agent.run("x").exit_status == "LimitsExceeded" and agent.n_steps == 1
+    with pytest.raises(ConfigError, match="unknown config key 'agent.step_limt'"):
+        cls(ScriptedModel(outputs=[]), env, config=config, step_limt=1)

@@ -153,16 +153,29 @@ def test_format_error_limit_can_be_raised(buggy_repo):
     assert agent.config.max_format_errors == 3
 
 
-def test_ctrl_c_during_a_command_lets_the_user_add_a_message(buggy_repo):
+def _interrupt_when(path: Path, stop: threading.Event) -> None:
+    """Send this process a real SIGINT (as Ctrl-C at a terminal does) once `path` exists."""
+    while not stop.is_set():
+        if path.exists():
+            os.kill(os.getpid(), signal.SIGINT)
+            return
+        stop.wait(0.01)
+
+
+def test_ctrl_c_during_a_command_lets_the_user_add_a_message(buggy_repo, tmp_path):
     user = ScriptedUser([("interrupt", "try a faster command")])
-    agent = make_agent(buggy_repo, [bash("sleep 3"), SUBMIT], user, mode="yolo", confirm_exit=False)
-    # A real SIGINT to this process while the command runs, as Ctrl-C at a terminal sends.
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
+    started = tmp_path / "command-started"
+    # The command says it runs (the handshake), then would run for a minute unless interrupted.
+    command = bash(f"touch {started} && sleep 60")
+    agent = make_agent(buggy_repo, [command, SUBMIT], user, mode="yolo", confirm_exit=False)
+    stop = threading.Event()
+    sender = threading.Thread(target=_interrupt_when, args=(started, stop), daemon=True)
+    sender.start()
     try:
         result = agent.run("x")
     finally:
-        timer.cancel()
+        stop.set()
+        sender.join()
     assert result.exit_status == "Submitted"
     assert model_saw(agent, "The user interrupted with this message: try a faster command")
 

@@ -148,6 +148,14 @@ def _wait_for(log: Path, step: str, timeout: float = 120) -> None:
     assert ran(log, step), f"no instance reached {step}"
 
 
+def _wait_until(predicate, what: str, timeout: float = 120) -> None:
+    """Poll for a state the test needs (a handshake); the timeout only bounds a broken run."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
 def _processes_with(marker: str) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
@@ -169,8 +177,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_process(calc):
     proc = _cli("batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(tmp_path / "out"), "--repos",
                 str(tmp_path / "repos"), "-w", "2", "-c", str(tmp_path / "cfg.yaml"))  # fmt: skip
     _wait_for(log, "step0")
-    time.sleep(0.5)
-    assert _processes_with("sleep 61.25")
+    _wait_until(lambda: _processes_with("sleep 61.25"), "the step's command never started")
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
     text, _ = proc.communicate(timeout=60)
@@ -194,11 +201,9 @@ def test_ctrl_c_leaves_no_container(calc):
     )
     proc = _cli("batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(tmp_path / "out"), "--repos",
                 str(tmp_path / "repos"), "-w", "2", "-c", str(tmp_path / "cfg.yaml"))  # fmt: skip
-    deadline = time.monotonic() + 240
-    while len(wren_containers(proc.pid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    time.sleep(2)
-    assert wren_containers(proc.pid)
+    _wait_until(lambda: len(wren_containers(proc.pid)) >= 2, "the containers never started", timeout=240)
+    # Both commands run inside their containers (visible here: same kernel) before Ctrl-C.
+    _wait_until(lambda: len(_processes_with("sleep 61.75")) >= 2, "the commands never started")
     proc.send_signal(signal.SIGINT)
     text, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, text
@@ -301,6 +306,37 @@ def test_each_instance_is_one_program_released_at_its_end(calc):
     assert len(set(ids)) == 2 and all(pid.startswith("wren-fixtures__calc-") for pid in ids)
     assert programs["count"] == 0  # both released when their instance ended (the lease is 600 s)
     assert all("+    if x > hi:" in p["model_patch"] for p in read_preds(tmp_path / "out").values())
+
+
+def test_kill_9_leftovers_are_removed_under_a_workspace_root_of_the_users(calc):
+    tmp_path, inst = calc
+    write_jsonl(tmp_path / "ds.jsonl", copies(inst, 2))
+    root = tmp_path / "my-checkouts"
+    root.mkdir()
+    (root / "keep.txt").write_text("not Wren's")
+    log, gate = tmp_path / "steps.log", tmp_path / "gate"
+    # Each instance's first step waits for the gate: the first run is killed while one is checked out.
+    wait = f"while [ ! -e {gate} ]; do sleep 0.05; done"
+    write_config(tmp_path / "cfg.yaml", scripted_outputs(log, extra_steps=1, step_command=wait))
+    out = tmp_path / "out"
+    args = ["batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(out), "--repos", str(tmp_path / "repos"),
+            "-c", str(tmp_path / "cfg.yaml"), "-c", f"bench.workspace.root={root}"]  # fmt: skip
+    first = _cli(*args)
+    _wait_for(log, "step0")
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    leftovers = [p for p in root.rglob("*") if p.name.startswith("wren-")]
+    assert leftovers, "the killed run left its checkout under the user's root"
+    # What a kill -9 in the middle of writing preds.json leaves.
+    (out / f".preds.json.{first.pid}.1234.tmp").write_text("{")
+    gate.touch()
+    second = _cli(*args)
+    text, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, text
+    assert len(read_preds(out)) == 2
+    assert [p for p in root.rglob("*") if p.name.startswith("wren-")] == []
+    assert (root / "keep.txt").read_text() == "not Wren's"
+    assert list(out.glob(".*.tmp")) == []
 
 
 def test_dead_model_and_missing_repo_exit_non_zero_with_one_line_per_kind(calc, scripted_server):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -82,3 +85,20 @@ def test_filter_shuffle_slice():
         select_instances(rows, filter_re="(")
     with pytest.raises(DatasetError, match="--slice"):
         parse_slice("a:b")
+
+
+def test_loading_a_named_dataset_leaves_the_process_online(tmp_path):
+    """Offline only while the cache is read: a model download later in the same process still works."""
+    pytest.importorskip("datasets")
+    probe = (
+        "import os, datasets.config, huggingface_hub.constants as h\n"
+        "from wren.bench.datasets import DatasetError, load_instances\n"
+        "try:\n    load_instances('lite-dev')\nexcept DatasetError:\n    pass\n"
+        "print(os.environ.get('HF_HUB_OFFLINE'), os.environ.get('HF_DATASETS_OFFLINE'),"
+        " datasets.config.HF_HUB_OFFLINE, h.HF_HUB_OFFLINE)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env["HF_HOME"] = str(tmp_path / "hf")
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["None", "None", "False", "False"]

@@ -114,3 +114,78 @@ def test_interrupt_while_waiting_kills_the_command(tmp_path):
     pid = int(pid_file.read_text())
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)
+
+
+def _running(tag: str) -> list[int]:
+    """Live processes whose command line holds `tag` (zombies are dead, only not yet reaped)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if tag.encode() in cmdline and state not in "ZX":
+            found.append(int(entry))
+    return found
+
+
+# The probe script writes its pid once it is about to become `sleep N`; the test waits for that file.
+DETACHED = {
+    "nohup": "nohup sh probe.sh >/dev/null 2>&1 &",
+    "setsid": "setsid sh probe.sh >/dev/null 2>&1 &",
+    "double fork": "( setsid sh -c 'sh probe.sh &' & ) >/dev/null 2>&1",
+}
+
+
+def _probe(tmp_path: Path, n: str) -> Path:
+    (tmp_path / "probe.sh").write_text(f"echo $$ > {tmp_path}/probe.pid\nexec sleep {n}\n")
+    return tmp_path / "probe.pid"
+
+
+def _started(pid_file: Path, tag: str) -> int:
+    """Wait (a handshake, generous on a busy machine) until the probe runs `sleep N`; its pid."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if pid_file.exists() and pid_file.read_text().strip():
+            pid = int(pid_file.read_text())
+            if pid in _running(tag):
+                return pid
+        time.sleep(0.01)
+    raise AssertionError(f"the probe {tag!r} never started")
+
+
+@pytest.mark.parametrize("how", sorted(DETACHED))
+def test_detached_processes_do_not_outlive_the_environment(tmp_path, how):
+    n = f"{os.getpid() % 1000}.{sorted(DETACHED).index(how) + 1}"  # a sleep only this test starts
+    tag = f"sleep\0{n}"
+    env = LocalEnvironment(cwd=str(tmp_path))
+    pid_file = _probe(tmp_path, n)
+    env.execute(DETACHED[how])
+    _started(pid_file, tag)
+    assert env.execute(f"pgrep -f 'sleep {n}' >/dev/null && echo alive")["output"] == "alive\n", (
+        "a background process lives on between commands"
+    )
+    env.close()
+    assert _running(tag) == []
+
+
+def test_a_detached_child_does_not_escape_the_timeout(tmp_path):
+    n = f"{os.getpid() % 1000}.77"
+    tag = f"sleep\0{n}"
+    env = LocalEnvironment(cwd=str(tmp_path))
+    _probe(tmp_path, n)
+    with pytest.raises(ExecutionTimeoutError):
+        # The command waits for its detached child to be running before it starts to time out.
+        command = f"setsid sh probe.sh >/dev/null 2>&1 & while ! pgrep -f 'sleep {n}' >/dev/null; do sleep 0.01; done; sleep 60"
+        env.execute(command, timeout=5)
+    assert _running(tag) == []
+    assert env.execute("echo next")["output"] == "next\n"
+    env.close()
+
+
+def test_a_missing_working_directory_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"environment\.cwd.*is not a directory"):
+        LocalEnvironment(cwd=str(tmp_path / "nonexistent"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -20,7 +21,9 @@ def _bwrap_works() -> str:
     if shutil.which("bwrap") is None:
         return "bubblewrap is not installed (apt-get install bubblewrap; .ci/docker_setup.sh does it)"
     probe = subprocess.run(
-        ["bwrap", "--ro-bind", "/", "/", "--unshare-net", "true"], capture_output=True, text=True
+        ["bwrap", "--unshare-user", "--ro-bind", "/", "/", "--unshare-net", "true"],
+        capture_output=True,
+        text=True,
     )
     return "" if probe.returncode == 0 else f"bwrap cannot create namespaces here: {probe.stderr.strip()}"
 
@@ -82,16 +85,16 @@ def test_writes_outside_the_working_directory_fail(sandbox, tmp_path, host_dir):
         result = sandbox.execute(f"echo escaped > {target}")
         assert result["returncode"] != 0 or target.parent == tmp_path, target
         assert not target.exists(), target
-    assert "Read-only file system" in sandbox.execute(f"touch {host_dir}/x")["output"]
+    assert "Read-only file system" in sandbox.execute("touch /usr/wren-escape")["output"]
 
 
-def test_the_system_cannot_be_remounted_writable(sandbox, host_dir):
+def test_the_system_cannot_be_remounted_writable(sandbox):
     result = sandbox.execute(
-        f"mount -o remount,rw / ; echo rc=$?; mount -o remount,rw {host_dir}; echo rc=$?"
+        "mount -o remount,rw /usr ; echo rc=$?; mount -o remount,rw /etc/passwd; echo rc=$?"
     )
     assert "rc=0" not in result["output"]
-    assert sandbox.execute(f"echo x > {host_dir}/after-remount")["returncode"] != 0
-    assert not (host_dir / "after-remount").exists()
+    assert sandbox.execute("echo x > /usr/after-remount")["returncode"] != 0
+    assert not Path("/usr/after-remount").exists()
 
 
 def test_no_network_by_default(sandbox, listener):
@@ -134,6 +137,68 @@ def test_secrets_are_not_inherited(tmp_path, monkeypatch):
     monkeypatch.setenv("WREN_FAKE_API_KEY", "hunter2")
     env = get_environment({"environment_class": "sandbox", "workdir": str(tmp_path)})
     assert "hunter2" not in env.execute("env")["output"]
+
+
+def test_the_environment_is_an_allowlist(tmp_path, monkeypatch):
+    """Secrets hide behind names that do not look secret; only listed variables get in."""
+    monkeypatch.setenv("DATABASE_URL", "postgres://app:pw@db/app")
+    monkeypatch.setenv("GH_PAT", "probe-pat-value")
+    monkeypatch.setenv("SERVICE_CONFIG", "plain-but-private")
+    monkeypatch.setenv("WREN_PROBE_FORWARDED", "forwarded-value")
+    env = SandboxEnvironment(
+        workdir=str(tmp_path), forward_env=["WREN_PROBE_FORWARDED"], env={"SET": "set-value"}
+    )
+    output = env.execute("env")["output"]
+    for value in ("postgres://", "probe-pat-value", "plain-but-private"):
+        assert value not in output
+    assert "WREN_PROBE_FORWARDED=forwarded-value" in output and "SET=set-value" in output
+    assert f"PATH={os.environ['PATH']}" in output and "HOME=/tmp" in output
+
+
+def test_commands_run_as_an_unprivileged_user(sandbox):
+    assert sandbox.execute("id -u; id -g")["output"] == "65534\n65534\n"
+    # No capabilities either: the effective set is empty.
+    assert "CapEff:\t0000000000000000" in sandbox.execute("grep CapEff /proc/self/status")["output"]
+
+
+def test_host_files_outside_the_system_directories_are_not_there(sandbox, host_dir):
+    (host_dir / "private.txt").write_text("host secret")
+    probes = ["/etc/shadow", "/etc/gshadow", "/etc/ssh", "/root", "/home", "/run", "/var/run", str(host_dir)]
+    result = sandbox.execute(
+        "for p in " + " ".join(probes) + '; do [ -e "$p" ] && echo "visible $p"; done; true'
+    )
+    assert result["output"] == ""
+    assert sandbox.execute(f"cat {host_dir}/private.txt")["returncode"] != 0
+    # What a shell, git and Python need is there.
+    check = sandbox.execute("git --version && python3 -c 'print(42)' && ls /etc/passwd")
+    assert check["returncode"] == 0, check["output"]
+
+
+@pytest.mark.skipif(shutil.which("python3") is None, reason="needs a system python3 inside the sandbox")
+def test_host_unix_sockets_outside_tmp_cannot_be_reached(tmp_path, host_dir):
+    """A daemon's socket (docker's is /var/run/docker.sock) would be a way out of any sandbox."""
+    path = host_dir / "daemon.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(1)
+    try:
+        probe = f'python3 -c \'import socket; socket.socket(socket.AF_UNIX).connect("{path}"); print("connected")\''
+        for network in (False, True):
+            env = SandboxEnvironment(workdir=str(tmp_path), network=network)
+            result = env.execute(probe)
+            assert result["returncode"] != 0 and "connected" not in result["output"], result
+    finally:
+        server.close()
+
+
+def test_readonly_paths_are_visible_and_not_writable(tmp_path, host_dir):
+    (host_dir / "tool.txt").write_text("shared cache")
+    env = SandboxEnvironment(workdir=str(tmp_path), readonly=[str(host_dir)])
+    assert env.execute(f"cat {host_dir}/tool.txt")["output"] == "shared cache"
+    assert env.execute(f"touch {host_dir}/x")["returncode"] != 0
+    assert not (host_dir / "x").exists()
+    with pytest.raises(ConfigError, match="environment.readonly"):
+        SandboxEnvironment(workdir=str(tmp_path), readonly=[str(host_dir / "missing")])
 
 
 def test_bad_workdir_is_a_config_error(tmp_path):

@@ -79,6 +79,19 @@ def test_same_seed_same_tasks_and_resuming_extends_them(project: Path, tmp_path:
     assert [t["instance_id"] for t in _lines(third)] != [t["instance_id"] for t in _lines(first)[:3]]
 
 
+# A pytest plugin for the fixture's test runs: once the run has written a task, every further run
+# waits at its start until the release file exists. The interrupted run is then caught between its
+# first and its last task, however fast or slow the machine.
+HOLD_PLUGIN = """
+import os, time
+
+def pytest_sessionstart(session):
+    tasks, release = os.environ["SYNTH_HOLD"].split(os.pathsep)
+    while os.path.exists(tasks) and os.path.getsize(tasks) and not os.path.exists(release):
+        time.sleep(0.02)
+"""
+
+
 def test_an_interrupted_run_resumes_to_the_same_result(synth_run, tmp_path: Path):
     """Stop a full pass with Ctrl-C once it has written something, resume it, and compare with the
     uninterrupted pass over the same project (same seed, same flaky-test setup)."""
@@ -86,19 +99,33 @@ def test_an_interrupted_run_resumes_to_the_same_result(synth_run, tmp_path: Path
     out = tmp_path / "out" / "tasks.jsonl"
     state = tmp_path / "state"
     state.mkdir()
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "synth_hold.py").write_text(HOLD_PLUGIN)
+    release = tmp_path / "release"
     env = {**os.environ, "SYNTH_FIXTURE_FLAKY": str(state)}
+    held = {
+        **env,
+        "PYTEST_PLUGINS": "synth_hold",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(plugins), os.environ.get("PYTHONPATH")])),
+        "SYNTH_HOLD": f"{out}{os.pathsep}{release}",
+    }
     args = [*WREN, "synth", str(project), "-o", str(out), "-w", "2", "--quiet"]
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 1):
-        time.sleep(0.2)
+    proc = subprocess.Popen(args, env=held, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The handshake: a task is on disk (and the runs after it are held).
+    deadline = time.monotonic() + 600
+    while not (out.exists() and out.read_text().count("\n") >= 1):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no task was written"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=120)
-    assert proc.returncode != 0
+    release.touch()  # the held runs finish; the interrupted run records only what came before
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode != 0, stderr
     partial = _lines(out)
     assert 1 <= len(partial) < synth_run["report"].validated
 
-    resumed = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{len(partial)} done before" in resumed.stderr or "done before" in resumed.stderr
     assert out.read_text() == Path(synth_run["config"].output).read_text()

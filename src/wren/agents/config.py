@@ -47,15 +47,15 @@ class AgentConfig(BaseModel):
     """text: one ```bash block in the reply; toolcall: one call of the native `bash` tool."""
     action_regex: str = ""
     """text format only: a regex whose first group is the command, instead of the ```bash block rule."""
-    step_limit: int = 0
+    step_limit: int = Field(default=0, ge=0)
     """Most model calls in the run (0 = no limit)."""
-    cost_limit: float = 3.0
+    cost_limit: float = Field(default=3.0, ge=0)
     """Most dollars this run may spend (0 = no limit)."""
-    net_cost_limit: float = 0.0
+    net_cost_limit: float = Field(default=0.0, ge=0)
     """Most dollars all runs in this process may spend together (0 = no limit)."""
-    wall_time_limit: float = 0.0
+    wall_time_limit: float = Field(default=0.0, ge=0)
     """Most seconds the run may take (0 = no limit)."""
-    max_format_errors: int = 5
+    max_format_errors: int = Field(default=5, ge=0)
     """Consecutive replies without a valid action before the run ends (0 = no limit)."""
     history: HistoryConfig = Field(default_factory=HistoryConfig)
     """What of the history the model sees: recent observations whole, older ones stubbed."""

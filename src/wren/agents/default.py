@@ -53,6 +53,9 @@ class DefaultAgent:
     ):
         if config is None:
             config = validate(AgentConfig, read_yaml("default")["agent"] | kwargs, where="agent")
+        elif kwargs:
+            # Keyword arguments override the given config's fields, as they override the defaults.
+            config = validate(type(config), config.model_dump() | kwargs, where="agent")
         self.config, self.model, self.env, self.hooks = config, model, env, list(hooks)
         self.messages: list[dict] = []
         self.extra_template_vars: dict[str, Any] = {}

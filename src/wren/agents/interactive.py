@@ -97,7 +97,7 @@ class InteractiveAgent(DefaultAgent):
     ):
         if config is None:
             config = validate(InteractiveAgentConfig, read_yaml("default")["agent"] | kwargs, where="agent")
-        elif not isinstance(config, InteractiveAgentConfig):
+        elif kwargs or not isinstance(config, InteractiveAgentConfig):
             config = validate(InteractiveAgentConfig, config.model_dump() | kwargs, where="agent")
         if user is None and config.mode == "human":
             raise ConfigError("agent.mode 'human' needs a user at a terminal")

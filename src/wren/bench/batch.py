@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
 import shutil
-import signal
 import threading
 import time
 import traceback
@@ -27,7 +27,9 @@ from typing import Any
 
 from wren.bench.config import BenchWrenConfig
 from wren.bench.outcomes import ENVIRONMENT, entry_failure, failure_groups, failure_kind
+from wren.environments.processes import kill_child_sessions
 from wren.exceptions import ConfigError, TerminatingException
+from wren.redact import current_redactor
 
 PREDS_FILE = "preds.json"
 STATUS_FILE = "exit_statuses.json"
@@ -44,7 +46,8 @@ class BatchInterrupted(TerminatingException):
 def _write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
+        # Known secret values only: a patch must still apply byte for byte.
+        json.dump(current_redactor(shapes=False).data(data), f, indent=2)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -303,10 +306,18 @@ class BatchRunner:
             raise ConfigError(f"--executor must be threads or ray, not {executor!r}")
         self.output_dir = Path(output_dir)
         self.config = config.model_copy(deep=True)
-        if not self.config.bench.workspace.root:
+        workspace = self.config.bench.workspace
+        # A folder under the user's root, removed when the batch ends (if empty); None for ours.
+        self._batch_root: str | None = None
+        if not workspace.root:
             # Checkouts live beside the results, so that those of a killed run are found and
             # removed by the next one instead of piling up in /tmp.
-            self.config.bench.workspace.root = str(self.output_dir / WORKSPACES_DIR)
+            workspace.root = str(self.output_dir / WORKSPACES_DIR)
+        else:
+            # Under a root of the user's, this batch's checkouts get a folder of their own (named
+            # after the output directory), which the next run of the batch may remove whole.
+            key = hashlib.sha256(str(self.output_dir.resolve()).encode()).hexdigest()[:12]
+            workspace.root = self._batch_root = str(Path(workspace.root) / f"wren-batch-{key}")
         self.workers = workers
         self.executor = executor
         self.ray_address = ray_address
@@ -345,8 +356,10 @@ class BatchRunner:
         check_workspace_config(self.config.environment, self.config.bench.workspace)
         with self._exclusive():
             # Holding the lock, no other runner uses these: what is left is a killed run's.
-            if Path(self.config.bench.workspace.root) == self.output_dir / WORKSPACES_DIR:
-                shutil.rmtree(self.output_dir / WORKSPACES_DIR, ignore_errors=True)
+            shutil.rmtree(self.config.bench.workspace.root, ignore_errors=True)
+            for name in (PREDS_FILE, STATUS_FILE):
+                for tmp in self.output_dir.glob(f".{name}.*.tmp"):
+                    tmp.unlink(missing_ok=True)
             store = PredictionsStore(self.output_dir)
             todo = self.todo(instances, store)
             skipped = len(instances) - len(todo)
@@ -362,6 +375,9 @@ class BatchRunner:
             except KeyboardInterrupt:
                 interrupted = True
                 self._shut_down()
+            if self._batch_root:
+                with contextlib.suppress(OSError):
+                    os.rmdir(self._batch_root)  # only when empty: the user's root is left as it was
             counts = Counter(entry.get("exit_status", "?") for entry in store.statuses.values())
             selected = {inst["instance_id"] for inst in instances}
             return {
@@ -473,34 +489,3 @@ def _ray_process_instance(
 ) -> dict[str, Any]:
     config = BenchWrenConfig.model_validate(config_data)
     return process_instance(inst, config, output_dir, runner=runner)
-
-
-def kill_child_sessions() -> None:
-    """Kill the process groups of this process's children that lead their own session.
-
-    Commands run by environments start in new sessions (so that a timeout can kill all they
-    started); after Ctrl-C, this ends those still running. Container watchers are children too,
-    so environments are closed before this runs.
-    """
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid, sid = int(entry), int(fields[1]), int(fields[3])
-        if ppid == me and sid == pid and not _is_watcher(pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-
-
-def _is_watcher(pid: int) -> bool:
-    # A container watcher removes its container when we exit; killing it would leak the container.
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"wren-container-watcher" in f.read()
-    except OSError:
-        return False

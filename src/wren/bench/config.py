@@ -21,7 +21,7 @@ class BenchConfig(BaseModel):
     """Per-repo overrides of install/test commands: {owner/name: {...}} or {owner/name: {version: {...}}}."""
     spec_overrides: str = ""
     """Versioned overrides file of SWE-bench specs ('' = the one shipped with Wren, 'none' = none)."""
-    eval_timeout: float = 1800.0
+    eval_timeout: float = Field(default=1800.0, gt=0)
     """Seconds the tests of one instance may run in `wren eval`."""
     task_template: str = "{{ problem_statement }}"
     """Jinja2 template of the task given to the agent; instance fields are its variables."""

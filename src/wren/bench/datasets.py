@@ -4,10 +4,12 @@ by short name when they are already in the local cache (nothing is downloaded).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ DATASET_NAMES: dict[str, tuple[str, str]] = {
 }
 TEST_LISTS = ("FAIL_TO_PASS", "PASS_TO_PASS")
 SHUFFLE_SEED = 42
+_OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 
 
 class DatasetError(ConfigError):
@@ -72,12 +75,37 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
     return data
 
 
+@contextlib.contextmanager
+def _hub_offline() -> Iterator[None]:
+    """Hugging Face offline for this call only: a missing dataset fails fast instead of hanging on
+    the network, and the rest of the process (a model download, training) stays online.
+
+    The libraries read their offline switches once, at import, into module constants; those are
+    set here and put back afterwards, as are the variables. A switch the user set is left alone.
+    """
+    import datasets.config
+    import huggingface_hub.constants
+
+    if any(name in os.environ for name in _OFFLINE_VARS):
+        yield
+        return
+    modules = (datasets.config, huggingface_hub.constants)
+    saved = [(m, n, getattr(m, n)) for m in modules for n in _OFFLINE_VARS if hasattr(m, n)]
+    try:
+        os.environ.update(dict.fromkeys(_OFFLINE_VARS, "1"))
+        for module, name, _ in saved:
+            setattr(module, name, True)
+        yield
+    finally:
+        for name in _OFFLINE_VARS:
+            os.environ.pop(name, None)
+        for module, name, value in saved:
+            setattr(module, name, value)
+
+
 def _read_hub_cache(name: str, split: str) -> list[dict[str, Any]]:
     hub_name, default_split = DATASET_NAMES[name]
     split = split or default_split
-    # Only what is already on disk: a missing dataset must fail fast rather than hang on the network.
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     hint = (
         f"dataset {name!r} ({hub_name}, split {split!r}) is not in the local Hugging Face cache; "
         "download it where you have network access, or pass a file: --dataset path/to/instances.jsonl "
@@ -90,7 +118,8 @@ def _read_hub_cache(name: str, split: str) -> list[dict[str, Any]]:
             f"{hint}; loading named datasets also needs: pip install 'wren-agent[bench]'"
         ) from e
     try:
-        return list(datasets.load_dataset(hub_name, split=split))
+        with _hub_offline():
+            return list(datasets.load_dataset(hub_name, split=split))
     except Exception as e:  # the datasets library raises many kinds for "not cached"
         raise DatasetError(f"{hint} ({type(e).__name__}: {str(e)[:200]})") from None
 
@@ -137,11 +166,16 @@ def parse_slice(spec: str) -> slice:
         return slice(None)
     try:
         if ":" not in spec:
-            return slice(int(spec))
-        start, _, stop = spec.partition(":")
-        return slice(int(start) if start else None, int(stop) if stop else None)
+            bounds = [None, int(spec)]
+        else:
+            start, _, stop = spec.partition(":")
+            bounds = [int(start) if start else None, int(stop) if stop else None]
     except ValueError:
-        raise DatasetError(f"--slice {spec!r} is not of the form A:B") from None
+        raise DatasetError(f"--slice {spec!r} is not of the form A:B, :B, A: or N") from None
+    if any(b is not None and b < 0 for b in bounds):
+        # Python's negative indices count from the end; as a count of instances they are a typo.
+        raise DatasetError(f"--slice {spec!r}: A, B and N must be 0 or more")
+    return slice(*bounds)
 
 
 def select_instances(

@@ -51,9 +51,9 @@ class EvalConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    workers: int = 1
+    workers: int = Field(default=1, ge=1)
     """Instances evaluated at once."""
-    timeout: float = 1800.0
+    timeout: float = Field(default=1800.0, gt=0)
     """Seconds the tests of one instance may run."""
     environment: dict[str, Any] = Field(default_factory=lambda: {"environment_class": "local"})
     """Environment config for each instance (its cwd is set to the checkout)."""

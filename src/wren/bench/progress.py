@@ -59,7 +59,9 @@ class BatchProgress:
             self.statuses[exit_status] += 1
             line = f"[{self.done}/{self.total}] {instance_id}: {exit_status} (cost ${cost:.4f})"
         if self._live is None:
-            self.console.print(line, highlight=False)
+            from rich.text import Text
+
+            self.console.print(Text(line), highlight=False)
         self._refresh()
 
     # -- display --------------------------------------------------------------------------------
@@ -89,8 +91,8 @@ class BatchProgress:
             now = time.monotonic()
             for state in sorted(self.running.values(), key=lambda s: s.started):
                 table.add_row(
-                    state.instance_id,
-                    state.phase,
+                    Text(state.instance_id),
+                    Text(state.phase),
                     str(state.step),
                     f"${state.cost:.4f}",
                     f"{now - state.started:.0f}s",

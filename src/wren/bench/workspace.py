@@ -92,6 +92,9 @@ def _kind(env_config: dict[str, Any]) -> str:
 
 def check_workspace_config(env_config: dict[str, Any], config: WorkspaceConfig) -> None:
     """Fail before any instance runs when the environment kind cannot get a workspace."""
+    from wren.environments import environment_config
+
+    environment_config(env_config)  # bad values fail before the first instance
     kind = _kind(env_config)
     if not config.repos and kind not in CONTAINER_KINDS:
         raise ConfigError(
@@ -149,14 +152,14 @@ def open_workspace(
                     if not judge:
                         env_config["env"] = {**_venv_vars(ws), **env_config.get("env", {})}
                     if kind == "sandbox":
-                        # The sandbox's private /tmp would hide a cache there; it reads the cache only.
-                        cache = os.path.realpath(_cache_dir(config))
-                        env_config["extra_args"] = [
-                            "--ro-bind",
-                            cache,
-                            cache,
-                            *env_config.get("extra_args", []),
-                        ]
+                        # The sandbox shows no host directory it is not told of: the environment cache
+                        # (read only; its private /tmp would hide a cache there) and the interpreters
+                        # the environments were made from.
+                        shown = [os.path.realpath(_cache_dir(config))]
+                        for venv in (ws.venv, ws.shared_venv):
+                            if venv is not None:
+                                shown += _venv_homes(venv)
+                        env_config["readonly"] = [*env_config.get("readonly", []), *dict.fromkeys(shown)]
             elif kind in ("docker", "podman"):
                 env_config["volumes"] = [*env_config.get("volumes", []), f"{host_repo}:{repo_dir}"]
                 env_config.setdefault("cwd", repo_dir)
@@ -222,6 +225,20 @@ def _venv_vars(ws: Workspace) -> dict[str, str]:
         "PATH": f"{ws.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     }
+
+
+def _venv_homes(venv: Path) -> list[str]:
+    """The directories a venv's interpreter lives in: its base venv's, and so on to the installation."""
+    homes: list[str] = []
+    while (venv / "pyvenv.cfg").is_file() and len(homes) < 8:
+        lines = (venv / "pyvenv.cfg").read_text().splitlines()
+        cfg = {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in lines) if v}
+        home = cfg.get("home", "")
+        if not home:
+            break
+        venv = Path(os.path.realpath(home)).parent
+        homes.append(str(venv))
+    return homes
 
 
 # Shared environments whose build failed in this process: the instances waiting for them fail at

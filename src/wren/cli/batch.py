@@ -146,11 +146,13 @@ def register(app: typer.Typer) -> None:
         )
         with progress:
             summary = runner.run(instances)
+        from rich.markup import escape
+
         console = progress.console
         console.print(
             f"{summary['ran']} run, {summary['skipped_existing']} already done; exit statuses: "
-            + ", ".join(f"{k} {v}" for k, v in summary["exit_statuses"].items())
-            + f"; predictions in {output}/preds.json"
+            + ", ".join(f"{escape(k)} {v}" for k, v in summary["exit_statuses"].items())
+            + f"; predictions in {escape(output)}/preds.json"
         )
         if summary["interrupted"]:
             console.print("interrupted: finished instances are saved; run the same command again to resume")

@@ -13,11 +13,13 @@ __all__ = ["StepPrinter", "console", "print_checks"]
 
 
 def print_checks(results: list[CheckResult]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table("name", "model", "endpoint", "status", "/models ms", "completion ms")
     for r in results:
-        status = "[green]up[/green]" if r.ok else f"[red]down[/red] {r.detail}"
+        status = "[green]up[/green]" if r.ok else f"[red]down[/red] {escape(r.detail)}"
         ms = lambda v: f"{v * 1000:.0f}" if v is not None else "-"  # noqa: E731
-        table.add_row(r.name, r.model, r.endpoint, status, ms(r.models_latency), ms(r.completion_latency))
+        cells = (escape(r.name), escape(r.model), escape(r.endpoint))  # user text, not markup
+        table.add_row(*cells, status, ms(r.models_latency), ms(r.completion_latency))
     console.print(table)

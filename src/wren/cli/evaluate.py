@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Apply each prediction's patch in a fresh workspace, run the tests, and report what resolved."""
         from rich.console import Console
+        from rich.markup import escape
 
         from wren.bench.config import BenchWrenConfig
         from wren.bench.datasets import load_instances, select_instances
@@ -55,6 +56,8 @@ def register(app: typer.Typer) -> None:
 
         if workers < 1:
             raise ConfigError(f"--workers must be at least 1, not {workers}")
+        if timeout is not None and timeout <= 0:
+            raise ConfigError(f"--timeout must be more than 0 seconds, not {timeout:g}")
         cfg = assemble_config(config, env_kind=env, schema=BenchWrenConfig)
         bench = cfg.bench
         if repos:
@@ -79,8 +82,9 @@ def register(app: typer.Typer) -> None:
         console = Console(stderr=True)
 
         def done(instance_id: str, report: dict) -> None:
-            detail = f" ({report['error']})" if report.get("error") else ""
-            console.print(f"  {instance_id}: [bold]{report['outcome']}[/bold]{detail}")
+            # User-facing text is not markup: an install hint names the `[bench]` extra.
+            detail = f" ({escape(report['error'])})" if report.get("error") else ""
+            console.print(f"  {escape(instance_id)}: [bold]{escape(report['outcome'])}[/bold]{detail}")
 
         if validate:
             console.print(
@@ -103,5 +107,5 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"resolved {summary['resolved_instances']}/{summary['submitted_instances']}, "
             f"unresolved {summary['unresolved_instances']}, patch failed {summary['patch_failed_instances']}, "
-            f"errors {summary['error_instances']}; report: {output}"
+            f"errors {summary['error_instances']}; report: {escape(str(output))}"
         )

@@ -41,10 +41,10 @@ def register(app: typer.Typer) -> None:
         backends: list[str] = typer.Option(
             [], "--backends", "-b", help="Backend URL(s), comma-separated or repeated."
         ),
-        port: int = typer.Option(8100, "--port", "-p", help="Port to listen on."),
-        host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+        port: int = typer.Option(None, "--port", "-p", help="Port to listen on (default 8100)."),
+        host: str = typer.Option(None, "--host", help="Address to listen on (default 127.0.0.1)."),
         policy: str = typer.Option(
-            "program", "--policy", help="program | round-robin | least-loaded | dotted.path.Class"
+            None, "--policy", help="program (default) | round-robin | least-loaded | dotted.path.Class"
         ),
         capacity: list[str] = typer.Option(
             [], "--capacity", help="KV tokens of backends that do not report it: TOKENS or URL=TOKENS."
@@ -58,7 +58,9 @@ def register(app: typer.Typer) -> None:
         forward_header: list[str] = typer.Option(
             [], "--forward-header", help="Client header copied to backends (default: authorization)."
         ),
-        lease: float = typer.Option(600.0, "--lease", help="Release programs idle for this many seconds."),
+        lease: float = typer.Option(
+            None, "--lease", help="Release programs idle for this many seconds (default 600)."
+        ),
         max_pause: float | None = typer.Option(
             None,
             "--max-pause",
@@ -91,6 +93,7 @@ def register(app: typer.Typer) -> None:
             return
         import logging
 
+        from wren.cli.options import given
         from wren.config.loader import deep_merge, parse_override, read_yaml
         from wren.gateway.app import serve
         from wren.gateway.config import load_gateway_config
@@ -103,26 +106,21 @@ def register(app: typer.Typer) -> None:
                 loaded = read_yaml(spec)
                 data = deep_merge(data, loaded.get("gateway", loaded))
         urls = [u for spec in backends for u in spec.split(",") if u.strip()]
-        cli = {"port": port, "host": host, "policy": policy, "lease_seconds": lease}
-        if urls:
-            cli["backends"] = urls
-        if capacity:
-            cli["capacity_tokens"] = _capacities(capacity)
-        if api_key:
-            cli["api_key"] = api_key
-        if backend_api_key:
-            cli["backend_api_key"] = backend_api_key
-        if forward_header:
-            cli["forward_headers"] = forward_header
-        if record is not None:
-            cli["record_dir"] = record
-        for key, value in (
-            ("max_pause_seconds", max_pause),
-            ("min_run_seconds", min_run),
-            ("max_queue_seconds", max_queue),
-        ):
-            if value is not None:
-                cli[key] = value
+        cli = given(
+            port=port,
+            host=host,
+            policy=policy,
+            lease_seconds=lease,
+            backends=urls,
+            capacity_tokens=_capacities(capacity) if capacity else None,
+            api_key=api_key or None,
+            backend_api_key=backend_api_key or None,
+            forward_headers=forward_header,
+            record_dir=record,
+            max_pause_seconds=max_pause,
+            min_run_seconds=min_run,
+            max_queue_seconds=max_queue,
+        )
         if "backends" not in cli and "backends" not in data:
             raise typer.BadParameter("give at least one backend with --backends URL[,URL...]")
         cfg = load_gateway_config(deep_merge(data, cli))
@@ -141,34 +139,40 @@ def register(app: typer.Typer) -> None:
 
     @sim.command("serve")
     def sim_serve(
-        port: int = typer.Option(8000, "--port", "-p", help="Port to listen on."),
-        host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-        capacity: int = typer.Option(65536, "--capacity", help="KV cache size in tokens."),
-        block_size: int = typer.Option(16, "--block-size", help="Tokens per KV block."),
-        chars_per_token: int = typer.Option(4, "--chars-per-token", help="Characters per simulated token."),
-        time_scale: float = typer.Option(1.0, "--time-scale", help="Simulated seconds per wall second."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the output text."),
-        model: str = typer.Option("sim-model", "--model", help="Model name served."),
+        port: int = typer.Option(None, "--port", "-p", help="Port to listen on (default 8000)."),
+        host: str = typer.Option(None, "--host", help="Address to listen on (default 127.0.0.1)."),
+        capacity: int = typer.Option(None, "--capacity", help="KV cache size in tokens (default 65536)."),
+        block_size: int = typer.Option(None, "--block-size", help="Tokens per KV block (default 16)."),
+        chars_per_token: int = typer.Option(
+            None, "--chars-per-token", help="Characters per simulated token (default 4)."
+        ),
+        time_scale: float = typer.Option(
+            None, "--time-scale", help="Simulated seconds per wall second (default 1)."
+        ),
+        seed: int = typer.Option(None, "--seed", help="Seed of the output text (default 0)."),
+        model: str = typer.Option(None, "--model", help="Model name served (default sim-model)."),
         config: list[str] = typer.Option(
             [], "-c", "--config", help="key=value for any SimConfig field (e.g. prefill_ms_per_token=0.1)."
         ),
     ) -> None:
         """Serve a simulated OpenAI-compatible inference server with a KV-cache model."""
+        from wren.cli.options import given
         from wren.config.loader import deep_merge, parse_override, validate
         from wren.gateway.sim import SimConfig, serve_sim
 
-        data = {
-            "port": port,
-            "host": host,
-            "capacity_tokens": capacity,
-            "block_size": block_size,
-            "chars_per_token": chars_per_token,
-            "time_scale": time_scale,
-            "seed": seed,
-            "model": model,
-        }
+        data: dict = {}
         for spec in config:
             data = deep_merge(data, parse_override(spec))
+        data |= given(
+            port=port,
+            host=host,
+            capacity_tokens=capacity,
+            block_size=block_size,
+            chars_per_token=chars_per_token,
+            time_scale=time_scale,
+            seed=seed,
+            model=model,
+        )
         cfg = validate(SimConfig, data, where="sim")
 
         def ready(bound: int) -> None:
@@ -181,19 +185,21 @@ def register(app: typer.Typer) -> None:
     @sim.command("workload")
     def sim_workload(
         url: str = typer.Option(..., "--url", help="OpenAI base URL (gateway or server /v1)."),
-        programs: int = typer.Option(128, "--programs", "-n", help="Programs to run."),
+        programs: int = typer.Option(None, "--programs", "-n", help="Programs to run (default 128)."),
         concurrency: int | None = typer.Option(
             None, "--concurrency", help="Programs at once (default: all)."
         ),
         duration: float | None = typer.Option(
             None, "--duration", help="Simulated seconds to run (default: to the end)."
         ),
-        seed: int = typer.Option(0, "--seed"),
-        time_scale: float = typer.Option(1.0, "--time-scale", help="Simulated seconds per wall second."),
-        chars_per_token: int = typer.Option(4, "--chars-per-token"),
-        steps: str = typer.Option("10:40", "--steps", help="MIN:MAX steps per program."),
-        model: str = typer.Option("sim-model", "--model"),
-        stream: bool = typer.Option(False, "--stream", help="Send streaming requests."),
+        seed: int = typer.Option(None, "--seed", help="Seed of the workload (default 0)."),
+        time_scale: float = typer.Option(
+            None, "--time-scale", help="Simulated seconds per wall second (default 1)."
+        ),
+        chars_per_token: int = typer.Option(None, "--chars-per-token", help="(default 4)"),
+        steps: str = typer.Option(None, "--steps", help="MIN:MAX steps per program (default 10:40)."),
+        model: str = typer.Option(None, "--model", help="Model name sent (default sim-model)."),
+        stream: bool = typer.Option(None, "--stream/--no-stream", help="Send streaming requests."),
         config: list[str] = typer.Option(
             [], "-c", "--config", help="key=value for any WorkloadConfig field."
         ),
@@ -201,23 +207,25 @@ def register(app: typer.Typer) -> None:
         """Replay agent programs against an endpoint and print steps per minute (JSON)."""
         import json
 
+        from wren.cli.options import given
         from wren.config.loader import deep_merge, parse_override, validate
         from wren.gateway.workload import WorkloadConfig, run_workload
 
-        data = {
-            "url": url,
-            "programs": programs,
-            "concurrency": concurrency,
-            "duration_seconds": duration,
-            "seed": seed,
-            "time_scale": time_scale,
-            "chars_per_token": chars_per_token,
-            "steps": _range(steps, "--steps"),
-            "model": model,
-            "stream": stream,
-        }
+        data: dict = {}
         for spec in config:
             data = deep_merge(data, parse_override(spec))
+        data |= given(
+            url=url,
+            programs=programs,
+            concurrency=concurrency,
+            duration_seconds=duration,
+            seed=seed,
+            time_scale=time_scale,
+            chars_per_token=chars_per_token,
+            steps=_range(steps, "--steps") if steps is not None else None,
+            model=model,
+            stream=stream,
+        )
         cfg = validate(WorkloadConfig, data, where="workload")
         result = run_workload(cfg)
         typer.echo(json.dumps(result.summary(), indent=2))

@@ -45,6 +45,7 @@ def register(app: typer.Typer) -> None:
 
 def _print_runs(runs: list) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     from wren.cli.display import console
     from wren.ui.inspector import run_cells
@@ -53,7 +54,7 @@ def _print_runs(runs: list) -> None:
     for column in ("run", "exit status", "steps", "cost", "model", "path"):
         table.add_column(column, justify="right" if column in ("steps", "cost") else "left")
     for run in runs:
-        table.add_row(*run_cells(run, str(run.path)))
+        table.add_row(*(Text(str(cell)) for cell in run_cells(run, str(run.path))))
     console.print(table)
     submitted = sum(1 for r in runs if r.exit_status == "Submitted")
     console.print(f"{len(runs)} runs, {submitted} submitted, ${sum(r.cost for r in runs):.4f}")

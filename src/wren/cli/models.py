@@ -12,6 +12,7 @@ def models_table(rows: list[tuple[str, str, Any, str]]) -> Any:
 
     Two columns fit an 80-column terminal: nothing is cut, long values fold onto the next line.
     """
+    from rich.markup import escape
     from rich.table import Table
 
     width = max((len(name) for name, *_ in rows), default=4)
@@ -26,7 +27,8 @@ def models_table(rows: list[tuple[str, str, Any, str]]) -> Any:
             details.append("config: " + ", ".join(choice.config))
         if notes:
             details.append(notes)
-        table.add_row(f"{name}\n[dim]{kind}[/dim]", "\n".join(details))
+        # Names, URLs and notes are the user's text, not markup.
+        table.add_row(f"{escape(name)}\n[dim]{kind}[/dim]", escape("\n".join(details)))
         table.add_row("", "")
     return table
 

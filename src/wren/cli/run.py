@@ -24,7 +24,12 @@ def _read_task(task: str | None, user: Any = None) -> str:
             return typer.prompt("Task")
         return sys.stdin.read()
     if task.startswith("@"):
-        return Path(task[1:]).read_text()
+        from wren.exceptions import ConfigError
+
+        try:
+            return Path(task[1:]).read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"-t {task}: cannot read the task file ({e.strerror or e})") from None
     return task
 
 
@@ -77,11 +82,13 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Run one task with the agent; exit 0 when it submitted."""
+        from rich.markup import escape
+
         from wren.agents.interactive import InteractiveAgent
         from wren.cli.display import StepPrinter, console
         from wren.config.assemble import assemble_config
         from wren.config.schema import InteractiveWrenConfig
-        from wren.environments import get_environment
+        from wren.environments import environment_config, get_environment
         from wren.exceptions import ConfigError
         from wren.models import get_model
         from wren.run import run_agent
@@ -105,6 +112,7 @@ def register(app: typer.Typer) -> None:
             schema=InteractiveWrenConfig,
             config_format=config_format,
         )
+        environment_config(cfg.environment)  # validated before anyone types a task
         agent_config = cfg.agent
         agent_config.mode = "yolo" if yolo else (mode or agent_config.mode)
         if not interactive and not visual:
@@ -164,11 +172,13 @@ def register(app: typer.Typer) -> None:
             if close:
                 close()
         if result is None:
-            console.print(f"[bold]the run did not finish[/bold]; its trajectory so far is in {out_dir}")
+            console.print(
+                f"[bold]the run did not finish[/bold]; its trajectory so far is in {escape(str(out_dir))}"
+            )
             raise typer.Exit(1)
         console.print(
-            f"[bold]{result.exit_status}[/bold] after {result.n_steps} steps, cost ${result.cost:.4f}; "
-            f"trajectory in {out_dir}"
+            f"[bold]{escape(result.exit_status)}[/bold] after {result.n_steps} steps, cost ${result.cost:.4f}; "
+            f"trajectory in {escape(str(out_dir))}"
         )
         if result.exit_status != "Submitted":
             raise typer.Exit(1)

@@ -60,6 +60,7 @@ def register(app: typer.Typer) -> None:
         from pathlib import Path
 
         from rich.console import Console
+        from rich.text import Text
 
         from wren.exceptions import ConfigError, ModelNotFound, WrenError
 
@@ -110,7 +111,9 @@ def register(app: typer.Typer) -> None:
             highlight=False,
         )
         if report.dropped:
-            console.print("dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items())))
-        console.print(f"tasks: {report.output}\nrepos: {report.repos_entry}", highlight=False)
+            console.print(
+                Text("dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items())))
+            )
+        console.print(Text(f"tasks: {report.output}\nrepos: {report.repos_entry}"), highlight=False)
         if report_path:
             Path(report_path).write_text(json.dumps(report.to_dict(), indent=2) + "\n")

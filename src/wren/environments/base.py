@@ -39,9 +39,9 @@ class ProcessConfig(BaseModel):
     """Environment variables set for every command."""
     forward_env: list[str] = Field(default_factory=list)
     """Names of host environment variables passed through to commands."""
-    timeout: float = 60.0
+    timeout: float = Field(default=60.0, gt=0)
     """Seconds a command may run before its whole process group is killed."""
-    output_cap: int = 1_000_000
+    output_cap: int = Field(default=1_000_000, gt=0)
     """Most bytes of output kept per command; beyond it the head and tail are kept."""
     shell: str = "bash"
     """Shell that runs each command with `-c`."""

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import Field
 
 from wren.environments.base import ProcessConfig, ProcessEnvironment, check_finished, run_process
+from wren.environments.processes import WATCHER_NAME
 from wren.environments.shell import PersistentShell, host_uname
 from wren.exceptions import ConfigError, ExecutionTimeoutError, WrenError
 
@@ -108,7 +109,7 @@ class DockerEnvironment(ProcessEnvironment):
     def _start_container(self) -> None:
         exe = self.config.executable
         self._watcher = subprocess.Popen(
-            ["sh", "-c", _WATCHER, "wren-container-watcher", self.container_name, exe, *self._run_argv()],
+            ["sh", "-c", _WATCHER, WATCHER_NAME, self.container_name, exe, *self._run_argv()],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

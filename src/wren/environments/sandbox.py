@@ -1,11 +1,15 @@
-"""Runs commands under bubblewrap: the host system read-only, only the working directory writable,
-a private /tmp, no network by default, and no capabilities (so nothing can be remounted writable).
+"""Runs commands under bubblewrap as an unprivileged user: only the system directories a shell, git
+and Python need, read-only; the working directory writable; a private /tmp; no network by default;
+no capabilities (so nothing can be remounted writable); an environment built from an allowlist.
+
+Nothing of the host is visible unless listed: not /home, /root, /run (where daemons' sockets are,
+docker's among them), /var, /srv, /mnt, nor /etc beyond the files named in `SYSTEM_ETC`.
 """
 
 from __future__ import annotations
 
+import glob
 import os
-import re
 import shutil
 from typing import Any
 
@@ -15,7 +19,18 @@ from wren.environments.base import ProcessConfig, ProcessEnvironment, check_fini
 from wren.environments.shell import PersistentShell, host_uname
 from wren.exceptions import ConfigError
 
-_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
+# What a shell, git and Python read at start-up; the rest of /etc (shadow, ssh host keys, sudoers,
+# private TLS keys, daemons' configs) stays out.
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+SYSTEM_ETC = (
+    "passwd", "group", "nsswitch.conf", "hosts", "host.conf", "resolv.conf", "gai.conf", "localtime",
+    "timezone", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "ssl/certs",
+    "ssl/openssl.cnf", "ca-certificates", "ca-certificates.conf", "gitconfig", "bash.bashrc", "profile",
+    "profile.d", "inputrc", "mime.types", "os-release", "debian_version", "terminfo", "locale.alias",
+    "protocols", "services", "magic", "python3*",
+)  # fmt: skip
+PASS_ENV = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TERM", "TZ")
+NOBODY = 65534
 
 
 class SandboxEnvironmentConfig(ProcessConfig):
@@ -29,10 +44,16 @@ class SandboxEnvironmentConfig(ProcessConfig):
     """More host paths that commands may write to."""
     tmpfs: list[str] = Field(default_factory=lambda: ["/tmp"])
     """Paths replaced by an empty private tmpfs (writable, gone after the command)."""
+    readonly: list[str] = Field(default_factory=list)
+    """More host paths visible read-only (an interpreter's prefix, a cache of environments)."""
     network: bool = False
     """Share the host's network; by default commands get an empty network namespace."""
-    inherit_env: bool = True
-    """Start from the host environment (credential-like variables excluded) instead of an empty one."""
+    pass_env: list[str] = Field(default_factory=lambda: list(PASS_ENV))
+    """Host variables passed through (an allowlist; `forward_env` adds to it, `env` sets values)."""
+    uid: int = NOBODY
+    """User id of the commands inside the sandbox (in its own user namespace)."""
+    gid: int = NOBODY
+    """Group id of the commands inside the sandbox."""
     persistent: bool = False
     """Keep one sandboxed bash open and run each command in a subshell of it."""
     executable: str = "bwrap"
@@ -55,21 +76,36 @@ class SandboxEnvironment(ProcessEnvironment):
         self.workdir = os.path.realpath(self.config.workdir or self.config.cwd or os.getcwd())
         if not os.path.isdir(self.workdir):
             raise ConfigError(f"config key 'environment.workdir': {self.workdir} is not a directory")
-        base: dict[str, str] = {}
-        if self.config.inherit_env:
-            base = {k: v for k, v in os.environ.items() if not _SECRET_NAME.search(k)}
+        for key in ("readonly", "writable"):
+            missing = [p for p in getattr(self.config, key) if not os.path.exists(p)]
+            if missing:
+                raise ConfigError(f"config key 'environment.{key}': {', '.join(missing)} does not exist")
+        # HOME is the private /tmp: the host's home directory is not there to write to.
+        base = {"HOME": "/tmp"} | {k: os.environ[k] for k in self.config.pass_env if k in os.environ}
         self._env = command_env(self.config, base)
         self._shell: PersistentShell | None = None
 
     def bwrap_argv(self, cwd: str) -> list[str]:
         c = self.config
-        argv = [c.executable, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        argv = [c.executable, "--unshare-user", "--uid", str(c.uid), "--gid", str(c.gid)]
+        argv += ["--dev", "/dev", "--proc", "/proc"]
+        for path in [*SYSTEM_DIRS, *(p for name in SYSTEM_ETC for p in sorted(glob.glob(f"/etc/{name}")))]:
+            if os.path.islink(path) and os.path.dirname(path) == "/":
+                argv += ["--symlink", os.readlink(path), path]  # /bin -> usr/bin on merged-/usr systems
+            elif os.path.exists(path):
+                argv += ["--ro-bind", path, path]
         for path in c.tmpfs:
             argv += ["--tmpfs", path]
         # Binds come after the tmpfs mounts so that a workdir under /tmp stays the host's directory.
+        for path in c.readonly:
+            real = os.path.realpath(path)
+            argv += ["--ro-bind", real, real]
         for path in [self.workdir, *c.writable]:
             real = os.path.realpath(path)
             argv += ["--bind", real, real]
+        # The root bwrap builds the tree on is a tmpfs of its own: read-only too, so the agent writes
+        # only where it is told it can.
+        argv += ["--remount-ro", "/"]
         if not c.network:
             argv.append("--unshare-net")
         argv += ["--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]

@@ -93,7 +93,9 @@ class Gateway:
             f"Authorization: Bearer {config.backend_api_key}\r\n".encode() if config.backend_api_key else b""
         )
         self._api_key = config.api_key.encode() if config.api_key else None
-        self._tasks: list[asyncio.Task] = []
+        # Every task the gateway starts, held until it ends: the event loop keeps only weak
+        # references, so a task nobody holds can be garbage-collected before it has run.
+        self.tasks: set[asyncio.Task] = set()
 
     # application
     def build_app(self) -> web.Application:
@@ -116,13 +118,10 @@ class Gateway:
     async def _on_startup(self, app: web.Application) -> None:
         # Learn capacities before the first request so admission is right from the start.
         await asyncio.gather(*(self._probe(b) for b in self.backends))
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._every(self.config.health_interval_seconds, self._health_round)),
-            loop.create_task(self._every(self.config.scrape_interval_seconds, self._scrape_round)),
-            loop.create_task(self._every(min(5.0, self.config.lease_seconds / 4), self._lease_round)),
-            loop.create_task(self._every(0.1, lambda: self.policy.tick(time.monotonic()))),
-        ]
+        self.spawn(self._every(self.config.health_interval_seconds, self._health_round))
+        self.spawn(self._every(self.config.scrape_interval_seconds, self._scrape_round))
+        self.spawn(self._every(min(5.0, self.config.lease_seconds / 4), self._lease_round))
+        self.spawn(self._every(0.1, lambda: self.policy.tick(time.monotonic())))
         for b in self.backends:
             if b.capacity is None and self.policy.name == "program":
                 log.warning(
@@ -131,11 +130,19 @@ class Gateway:
             else:
                 log.info("backend %s: capacity %s (%s)", b.url, b.capacity, b.capacity_source)
 
+    def spawn(self, coro: Any) -> asyncio.Task:
+        """Run `coro` in the background, holding the task until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
     async def _on_cleanup(self, app: web.Application) -> None:
-        for task in self._tasks:
+        tasks = list(self.tasks)
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         for b in self.backends:
             b.close()
@@ -391,7 +398,7 @@ class Gateway:
     def _upstream_failed(self, backend: Backend, error: UpstreamError) -> None:
         self.metrics.backend_errors.labels(backend.url, type(error).__name__).inc()
         if isinstance(error, UpstreamDisconnected):
-            asyncio.get_running_loop().create_task(self._recheck(backend))
+            self.spawn(self._recheck(backend))
 
     async def models(self, request: web.Request) -> web.StreamResponse:
         return await self.passthrough(request, path="/v1/models")

@@ -8,6 +8,7 @@ Everything that reads runs goes through here:
         step.action, step.output, step.returncode, step.cost
 """
 
+from wren.redact import REDACTED, Redactor
 from wren.trajectory.messages import message_role, message_text
 from wren.trajectory.readers import find_runs, read_records, read_run
 from wren.trajectory.run import Run
@@ -22,7 +23,7 @@ from wren.trajectory.schema import (
     final_name,
 )
 from wren.trajectory.steps import pages, split_steps, starts_step
-from wren.trajectory.writers import REDACTED, Redactor, TrajectoryRecorder
+from wren.trajectory.writers import TrajectoryRecorder
 
 __all__ = [
     "JSONL_NAME",

@@ -14,23 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import wren
+from wren.redact import current_redactor
 from wren.trajectory.schema import JSONL_NAME, TRAJECTORY_FORMAT, final_name
-
-REDACTED = "***"
-
-
-class Redactor:
-    """Replaces known secret strings in text before it is written."""
-
-    def __init__(self, secrets: list[str] | tuple = ()):
-        # Short values would redact ordinary words; real keys are long.
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 8}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
 
 
 def _dumps(data: Any) -> str:
@@ -51,7 +36,7 @@ class TrajectoryRecorder:
         self.output_dir = Path(output_dir)
         self.instance_id = instance_id
         self.config = config or {}
-        self.redact = Redactor(secrets)
+        self.redact = current_redactor(secrets)
         self.jsonl_path = self.output_dir / JSONL_NAME
         self.traj_path = self.output_dir / final_name(instance_id)
         self._file = None
@@ -63,7 +48,7 @@ class TrajectoryRecorder:
 
     def _write_line(self, record: dict) -> None:
         assert self._file is not None
-        self._file.write(self.redact(_dumps(record)) + "\n")
+        self._file.write(_dumps(self.redact.data(record)) + "\n")
         self._file.flush()
 
     def on_step(self, agent: Any, record: dict) -> None:
@@ -96,6 +81,6 @@ class TrajectoryRecorder:
         }
         tmp = self.traj_path.with_suffix(".tmp")
         tmp.write_text(
-            self.redact(json.dumps(data, indent=2, ensure_ascii=False, default=str)), encoding="utf-8"
+            json.dumps(self.redact.data(data), indent=2, ensure_ascii=False, default=str), encoding="utf-8"
         )
         os.replace(tmp, self.traj_path)

@@ -7,9 +7,12 @@ import re
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
+from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.text import Text
+
+from wren.redact import redact
 
 console = Console(stderr=False, highlight=False)
 
@@ -18,6 +21,8 @@ _SHELL_LANGS = {"", "bash", "sh", "shell", "console", "zsh"}
 
 
 def _clip(text: str, limit: int = 2000) -> str:
+    # Every message shown passes here: a command can print Wren's own environment.
+    text = redact(text)
     if len(text) <= limit:
         return text
     return f"{text[: limit // 2]}\n[... {len(text) - limit} characters ...]\n{text[-limit // 2 :]}"
@@ -99,7 +104,10 @@ class StepPrinter:
             status = (message.get("extra") or {}).get("exit_status", "")
             self.console.print(
                 Panel(
-                    Text(_clip(content)), title=f"exit · {status}", border_style="magenta", title_align="left"
+                    Text(_clip(content)),
+                    title=f"exit · {escape(status)}",
+                    border_style="magenta",
+                    title_align="left",
                 )
             )
 

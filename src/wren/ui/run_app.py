@@ -20,6 +20,7 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Input, Static, TextArea
 
 from wren.agents.interactive import MODE_COMMANDS, InteractiveAgentConfig, UserStopped
+from wren.redact import current_redactor
 from wren.trajectory import pages
 from wren.ui.widgets import MessageView, StepNavigation
 
@@ -66,7 +67,7 @@ class Bridge:
 
     def on_message(self, agent: Any, message: dict) -> None:
         self.agent = agent
-        self._post("message", message, agent)
+        self._post("message", current_redactor().data(message), agent)
 
     def on_model_call(self, agent: Any, phase: str) -> None:
         self._post(

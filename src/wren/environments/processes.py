@@ -1,0 +1,104 @@
+"""Ending every process an environment's commands started on this machine, however they detached.
+
+Killing a command's process group misses what left it (`setsid`, a daemon's double fork, `nohup`
+in a new session). A run marker reaches those: each command carries it in its environment, every
+descendant inherits it whatever session or parent it ends up with, and /proc shows it.
+
+Wren is deliberately not a child subreaper: orphans re-parented to Wren that exit on their own would
+stay zombies (reaping them blindly would steal exit statuses from other threads' `Popen.wait`), and
+the marker finds them without it. A process that clears its whole environment and detaches escapes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+MARKER_VAR = "WREN_RUN_MARKER"
+"""Variable set in every command's environment: `<environment token>:<command number>`."""
+WATCHER_NAME = "wren-container-watcher"
+"""argv[0] of the process that removes a container when Wren exits; it must outlive the kill."""
+
+
+def _pids() -> list[int]:
+    try:
+        return [int(e) for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return []
+
+
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, ppid, session id) of a process, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], int(fields[1]), int(fields[3])
+
+
+def _environ_has(pid: int, needle: bytes, *, prefix: bool) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            entries = f.read().split(b"\0")
+    except OSError:
+        return False
+    return any(e.startswith(needle) if prefix else e == needle for e in entries)
+
+
+def marked_pids(marker: str, *, prefix: bool = False) -> list[int]:
+    """Live processes whose environment holds `MARKER_VAR=marker` (or a value starting with it)."""
+    needle = f"{MARKER_VAR}={marker}".encode()
+    me = os.getpid()
+    out = []
+    for pid in _pids():
+        # The environment first: it rules out almost every process, so most cost one read.
+        if pid != me and _environ_has(pid, needle, prefix=prefix):
+            stat = _stat(pid)
+            if stat is not None and stat[0] not in "ZX":
+                out.append(pid)
+    return out
+
+
+def kill_marked(marker: str, *, prefix: bool = False, wait_s: float = 10.0) -> int:
+    """SIGKILL every process carrying `marker` until none runs; return how many were killed."""
+    killed: set[int] = set()
+    deadline = time.monotonic() + wait_s
+    # Rounds until a scan finds nothing: one that forks while being killed is found by the next,
+    # and one that was sent SIGKILL but has not died yet is simply sent it again. The deadline
+    # bounds only the repeats: on a machine with many processes one scan can take seconds.
+    while pids := marked_pids(marker, prefix=prefix):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        killed.update(pids)
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.002)
+    return len(killed)
+
+
+def is_container_watcher(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return WATCHER_NAME.encode() in f.read()
+    except OSError:
+        return False
+
+
+def kill_child_sessions() -> None:
+    """Kill the process groups of this process's children that lead their own session.
+
+    Commands run by environments start in new sessions (so that a timeout can kill all they
+    started); after Ctrl-C, this ends those still running. Container watchers are spared: they
+    remove their container when Wren exits, and killing one would leak it.
+    """
+    me = os.getpid()
+    for pid in _pids():
+        stat = _stat(pid)
+        if stat is None or stat[1] != me or stat[2] != pid or is_container_watcher(pid):
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
