@@ -178,7 +178,7 @@ def register(app: typer.Typer) -> None:
             ..., "-o", "--output", help="Output directory (adapter, head, calibration)."
         ),
         config: list[str] = typer.Option(
-            [], "-c", "--config", help="YAML file or key=value (epochs, lr, lora_r, holdout, bins, ...)."
+            [], "-c", "--config", help="YAML file or key=value (epochs, lr, lora.r, holdout, bins, ...)."
         ),
     ) -> None:
         """Train the value model (LoRA + scalar head) on value records; writes its calibration."""

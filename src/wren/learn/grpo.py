@@ -21,7 +21,14 @@ from wren.learn.export import marked
 from wren.learn.rewards import RewardConfig, episode_return
 from wren.learn.rl import RLConfig, RolloutBatch, collect, group_advantages, ppo_update, token_advantages
 from wren.learn.tokenize import IGNORE, tokenize_conversation
-from wren.learn.train import _require_training_stack, load_model, load_tokenizer
+from wren.learn.train import (
+    SMALL_LORA,
+    LoraSettings,
+    _require_training_stack,
+    load_model,
+    load_tokenizer,
+    lora_config,
+)
 
 
 class GRPOConfig(BaseModel):
@@ -39,12 +46,8 @@ class GRPOConfig(BaseModel):
     """How an episode's return is made of the registered rewards."""
     max_length: int = 2048
     """Tokens kept of each episode."""
-    lora_r: int = 8
-    """LoRA rank."""
-    lora_alpha: int = 16
-    """LoRA alpha."""
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
-    """Modules the LoRA adapts."""
+    lora: LoraSettings = Field(default_factory=lambda: LoraSettings(**SMALL_LORA))
+    """The adapter (rank 8 on the attention's q and v projections unless set)."""
     seed: int = 0
     """Seed of the LoRA's initialisation."""
 
@@ -77,7 +80,7 @@ def grpo_iteration(records: list[dict[str, Any]], config: GRPOConfig) -> dict[st
     """Collect, update for `rl.epochs` steps, save the adapter; the per-step stats."""
     _require_training_stack()
     import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import PeftModel, get_peft_model
 
     if not records:
         raise ValueError("no episodes to learn from")
@@ -89,12 +92,7 @@ def grpo_iteration(records: list[dict[str, Any]], config: GRPOConfig) -> dict[st
     if (out / "adapter_config.json").is_file():  # a later iteration continues the same adapter
         policy = PeftModel.from_pretrained(base, str(out), is_trainable=True)
     else:
-        lora = LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            target_modules=config.target_modules,
-            lora_dropout=0.0,
-        )
+        lora = lora_config(config.lora)
         policy = get_peft_model(base, lora)
     batch = collect(policy, rollout_batch(tokenizer, records, config.max_length))
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=config.rl.lr)

@@ -81,6 +81,23 @@ class TrainConfig(BaseModel):
     """Which trainer runs."""
 
 
+# The value model and GRPO adapt only attention's q and v projections, at a low rank.
+SMALL_LORA: dict[str, Any] = {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+
+
+def lora_config(settings: LoraSettings, task_type: str | None = None) -> Any:
+    """PEFT's LoraConfig for `settings` (SFT/DPO, the value model and GRPO share one shape)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=settings.target_modules,
+        task_type=task_type,
+    )
+
+
 def _require_training_stack() -> None:
     try:
         import peft  # noqa: F401
@@ -185,7 +202,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
     """Train (resuming from the last checkpoint in the output directory); return the training log."""
     _require_training_stack()
     import torch
-    from peft import LoraConfig
 
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -196,13 +212,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     records = read_jsonl(config.data)
     tokenizer = load_tokenizer(config.model)
     model = load_model(config.model)
-    lora = LoraConfig(
-        r=config.lora.r,
-        lora_alpha=config.lora.alpha,
-        lora_dropout=config.lora.dropout,
-        target_modules=config.lora.target_modules,
-        task_type="CAUSAL_LM",
-    )
+    lora = lora_config(config.lora, task_type="CAUSAL_LM")
     if config.method == "sft":
         from trl import SFTConfig, SFTTrainer
 

@@ -18,7 +18,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from wren.learn.tokenize import render
-from wren.learn.train import _require_training_stack, load_model, load_tokenizer
+from wren.learn.train import (
+    SMALL_LORA,
+    LoraSettings,
+    _require_training_stack,
+    load_model,
+    load_tokenizer,
+    lora_config,
+)
 
 HEAD_FILE = "value_head.pt"
 
@@ -32,12 +39,8 @@ class ValueConfig(BaseModel):
     """Training directory of the base SLM (what `wren learn convert` makes)."""
     output: str
     """Directory for the LoRA adapter, the head and calibration.json."""
-    lora_r: int = 8
-    """LoRA rank."""
-    lora_alpha: int = 16
-    """LoRA alpha."""
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
-    """Modules the LoRA adapts."""
+    lora: LoraSettings = Field(default_factory=lambda: LoraSettings(**SMALL_LORA))
+    """The adapter (rank 8 on the attention's q and v projections unless set)."""
     lr: float = 1e-3
     """Learning rate."""
     epochs: int = 3
@@ -77,17 +80,12 @@ class ValueModel:
 
     @classmethod
     def create(cls, config: ValueConfig) -> ValueModel:
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
         torch = _torch()
         torch.manual_seed(config.seed)
         base = load_model(config.model)
-        lora = LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            target_modules=config.target_modules,
-            lora_dropout=0.0,
-        )
+        lora = lora_config(config.lora)
         model = get_peft_model(base, lora)
         return cls(
             model, _head_module(base.config.hidden_size), load_tokenizer(config.model), config.max_length
