@@ -116,7 +116,7 @@ def _run_wren(path: Path, specs: list[str], out: Path) -> None:
 
 def _sent(server) -> list[dict]:
     """The messages of the last request, without the assistant turn (each client words it its own way)."""
-    messages = server.requests[-1]["body"]["messages"]
+    messages = server.completions[-1]["body"]["messages"]
     keep = ("role", "content", "tool_call_id")
     return [{k: m[k] for k in keep if k in m} for m in messages if m["role"] != "assistant"]
 
@@ -136,7 +136,7 @@ def test_wren_sends_what_mini_swe_agent_sends(name, scripted_server, tmp_path):
             _run_mini(path, specs)
         else:
             _run_wren(path, specs, tmp_path / "wren-run")
-        assert len(server.requests) == 2, f"{who} made {len(server.requests)} requests"
+        assert len(server.completions) == 2, f"{who} made {len(server.completions)} requests"
         sent[who] = _sent(server)
     roles = [m["role"] for m in sent["mini"]]
     assert roles[:2] == ["system", "user"] and roles[2] in ("user", "tool")
@@ -164,7 +164,7 @@ def test_swebench_config_in_docker_sends_what_mini_swe_agent_sends(scripted_serv
             _run_mini(CONFIG_DIR / name, specs)
         else:
             _run_wren(CONFIG_DIR / name, specs, tmp_path / "wren-run")
-        assert len(server.requests) == 2, f"{who} made {len(server.requests)} requests"
+        assert len(server.completions) == 2, f"{who} made {len(server.completions)} requests"
         sent[who] = _sent(server)
     assert "line2" in sent["mini"][2]["content"] and "</returncode>" in sent["mini"][2]["content"]
     assert sent["wren"] == sent["mini"]
@@ -190,7 +190,7 @@ def test_timeouts_and_format_errors_read_as_in_mini_swe_agent(name, scripted_ser
             _run_mini(path, specs)
         else:
             _run_wren(path, specs, tmp_path / "wren-run")
-        assert len(server.requests) == len(script), f"{who} made {len(server.requests)} requests"
+        assert len(server.completions) == len(script), f"{who} made {len(server.completions)} requests"
         sent[who] = _sent(server)
     assert "timed out after 1 seconds" in sent["mini"][-1]["content"]
     assert sent["wren"] == sent["mini"]

@@ -57,6 +57,11 @@ class ScriptedOpenAIServer:
             self.index += 1
             return reply
 
+    @property
+    def completions(self) -> list[dict[str, Any]]:
+        """The recorded model calls, without a run's other requests (such as its release)."""
+        return [r for r in self.requests if r["path"].endswith("completions")]
+
     def start(self) -> ScriptedOpenAIServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
