@@ -70,7 +70,7 @@ def test_confirm_reject_with_a_comment_then_switch_to_yolo(buggy_repo, scripted_
     child.expect("Submitted")
     assert finish(child) == 0
     assert (buggy_repo / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
-    assert len(server.requests) == 5
+    assert len(server.completions) == 5
     history = (tmp_path / "home" / "history").read_text()
     assert "keep the file, fix it in place" in history and "/y" in history, (
         "answers are kept for Up-arrow recall"
@@ -87,6 +87,7 @@ def test_ctrl_c_during_the_model_call_adds_a_message(buggy_repo, scripted_server
         time.sleep(0.05)
     child.sendintr()  # Ctrl-C
     child.expect("Interrupted. Type a message for the model")
+    child.expect(r"\(/m multi-line\).*>")  # the input line is up: typing earlier can be lost
     child.sendline("please be quick")
     child.expect("echo second")  # the reply to the request that carried the message
     child.expect(CONFIRM)
@@ -127,7 +128,7 @@ def test_human_mode_from_the_command_line(buggy_repo, scripted_server, tmp_path)
     child.expect("The agent submitted")
     child.sendline("")
     assert finish(child) == 0
-    assert len(server.requests) == 1, "the model was not asked while the person typed"
+    assert len(server.completions) == 1, "the model was not asked while the person typed"
 
 
 def test_tui_starts_from_the_command_line_and_quits(buggy_repo, scripted_server, tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -165,10 +166,19 @@ def dpo_dataset(records: list[dict[str, Any]]) -> Any:
 
 
 def last_checkpoint(output: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
+    """The newest complete checkpoint; newer ones that a kill cut short are removed."""
     directory = output / CHECKPOINTS
-    return get_last_checkpoint(str(directory)) if directory.is_dir() else None
+    if not directory.is_dir():
+        return None
+    found = [(int(p.name.split("-")[1]), p) for p in directory.glob("checkpoint-*") if p.name[11:].isdigit()]
+    for _, path in sorted(found, reverse=True):
+        # The Trainer writes trainer_state.json last: without it (or cut short) the checkpoint is partial.
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+            return str(path)
+        except (OSError, ValueError):
+            shutil.rmtree(path, ignore_errors=True)
+    return None
 
 
 def _arguments(cls: Any, config: TrainConfig, n_records: int, **extra: Any) -> Any:
