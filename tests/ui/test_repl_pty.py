@@ -89,7 +89,8 @@ def test_ctrl_c_during_the_model_call_adds_a_message(buggy_repo, scripted_server
     child.expect("Interrupted. Type a message for the model")
     child.expect(r"\(/m multi-line\).*>")  # the input line is up: typing earlier can be lost
     child.sendline("please be quick")
-    child.expect("echo second")  # the reply to the request that carried the message
+    # The reply to the request that carried the message (highlighted: colour codes between the words).
+    child.expect(r"echo(\x1b\[[0-9;]*m)*\s*(\x1b\[[0-9;]*m)*second")
     child.expect(CONFIRM)
     assert sent_to_model(server, "The user interrupted with this message: please be quick")
     child.sendline("")
