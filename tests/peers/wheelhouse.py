@@ -11,16 +11,21 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 # What the fixture environments install: pytest, and setuptools (+ wheel) for isolated builds.
 ROOTS = ("pytest", "setuptools", "wheel", "pip")
 
 
 def _requirements(dist: metadata.Distribution) -> list[str]:
     names = []
-    for req in dist.requires or []:
-        if "extra ==" in req:
+    for line in dist.requires or []:
+        req = Requirement(line)
+        # Only what this interpreter needs: no extras, no other platforms (colorama is Windows-only,
+        # and a vendored copy of it elsewhere on sys.path, as Ray adds one, is not a whole distribution).
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
             continue
-        names.append(re.split(r"[\s;<>=!~\[(]", req, maxsplit=1)[0])
+        names.append(req.name)
     return names
 
 
