@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -44,10 +45,10 @@ class TerminalUser:
     def ask(self, prompt: str, *, kind: str) -> str:
         style = PROMPT_STYLES.get(kind, "bold")
         self.console.print(f"[{style}]{escape(prompt)}[/] [dim](/m multi-line)[/]")
-        answer = self.session.prompt("> ")
+        answer = _read(self.session, "> ")
         if answer.strip() == "/m":
             self.console.print(f"[dim]{MULTILINE_HINT}[/]")
-            answer = self.multiline_session.prompt("… ")
+            answer = _read(self.multiline_session, "… ")
         return answer
 
     def tell(self, text: str) -> None:
@@ -80,3 +81,12 @@ class LivePrinter(StepPrinter):
 
     def on_mode(self, agent: Any, mode: str) -> None:
         pass  # the agent tells the user itself
+
+
+def _read(session: Any, prompt: str) -> str:
+    try:
+        return session.prompt(prompt)
+    except asyncio.CancelledError as e:
+        # Ctrl-C that lands while prompt_toolkit is still starting its event loop surfaces as a
+        # cancelled task; it is the same Ctrl-C the caller handles.
+        raise KeyboardInterrupt from e
