@@ -11,7 +11,7 @@ import pytest
 
 from tests.peers.containers import require_docker_image
 from tests.peers.fixture_repo import build_calc_repo, copies, write_jsonl
-from tests.peers.wheelhouse import build_wheelhouse, offline_pip
+from tests.peers.wheelhouse import offline_pip, shared_dirs  # noqa: F401 (a fixture)
 from wren.bench.datasets import load_instances
 from wren.bench.evaluate import EvalConfig, evaluate, grade, load_predictions
 from wren.bench.specs import files_in_patch, instance_spec, parse_pytest
@@ -20,15 +20,8 @@ from wren.exceptions import ConfigError
 BAD_PATCH = "diff --git a/nope.py b/nope.py\n--- a/nope.py\n+++ b/nope.py\n@@ -1 +1 @@\n-a\n+b\n"
 
 
-@pytest.fixture(scope="module")
-def shared_dirs(tmp_path_factory):
-    """One wheelhouse and one environment cache for the module: environments are built once."""
-    root = tmp_path_factory.mktemp("eval-shared")
-    return build_wheelhouse(root / "wheels"), root / "envs"
-
-
 @pytest.fixture(autouse=True)
-def offline(monkeypatch, shared_dirs):
+def offline(monkeypatch, shared_dirs):  # noqa: F811 (the imported fixture)
     """Environments install from the wheelhouse (no network) into the module's cache."""
     offline_pip(monkeypatch, shared_dirs[0])
     return shared_dirs[1]

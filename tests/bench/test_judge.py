@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.peers.fixture_repo import REPO, build_calc_repo, copies, write_jsonl
-from tests.peers.wheelhouse import build_wheelhouse, offline_pip
+from tests.peers.wheelhouse import offline_pip, shared_dirs  # noqa: F401 (a fixture)
 from wren.bench.datasets import load_instances
 from wren.bench.evaluate import EvalConfig, evaluate, validate_dataset
 from wren.bench.pythons import find_python
@@ -36,14 +36,8 @@ new file mode 100644
 """
 
 
-@pytest.fixture(scope="module")
-def shared_dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("judge-shared")
-    return build_wheelhouse(root / "wheels"), root / "envs"
-
-
 @pytest.fixture(autouse=True)
-def cache(monkeypatch, shared_dirs):
+def cache(monkeypatch, shared_dirs):  # noqa: F811 (the imported fixture)
     offline_pip(monkeypatch, shared_dirs[0])
     return shared_dirs[1]
 

@@ -11,6 +11,7 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 
 # What the fixture environments install: pytest, and setuptools (+ wheel) for isolated builds.
@@ -81,3 +82,10 @@ def offline_pip(monkeypatch, wheelhouse: Path) -> None:
     monkeypatch.setenv("PIP_FIND_LINKS", str(wheelhouse))
     monkeypatch.delenv("PIP_EXTRA_INDEX_URL", raising=False)
     monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+
+
+@pytest.fixture(scope="module")
+def shared_dirs(tmp_path_factory):
+    """One wheelhouse and one environment cache per test module: environments are built once."""
+    root = tmp_path_factory.mktemp("env-shared")
+    return build_wheelhouse(root / "wheels"), root / "envs"
