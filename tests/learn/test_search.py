@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from tests.peers.policy_model import SUBMIT, DepthPolicyModel, bash
+from tests.peers.wheelhouse import shared_dirs  # noqa: F401 (a fixture)
 from wren.agents.config import AgentConfig
 from wren.environments.local import LocalEnvironment
 from wren.exceptions import ConfigError
@@ -176,3 +177,58 @@ def test_wren_batch_search_runs_best_of_n_per_instance(tmp_path):
     assert "+    if x > hi:" in patch and "+    return lo" not in patch
     tree = json.loads((out / inst["instance_id"] / "tree.json").read_text())
     assert tree["model_calls"] == 4 and tree["reward"] == 1.0
+
+
+def test_wren_batch_search_judges_each_node_by_the_instances_own_tests(
+    tmp_path,
+    scripted_server,
+    shared_dirs,
+    monkeypatch,  # noqa: F811 (the imported fixture)
+):
+    """No --judge: a finished node's reward is the instance's FAIL_TO_PASS / PASS_TO_PASS verdict."""
+    from tests.peers.fixture_repo import build_calc_repo, write_jsonl
+    from tests.peers.scripted_batch import FIX
+    from tests.peers.scripted_batch import SUBMIT as BATCH_SUBMIT
+    from tests.peers.wheelhouse import offline_pip
+    from tests.test_cli_run import wren
+
+    offline_pip(monkeypatch, shared_dirs[0])
+    inst = build_calc_repo(tmp_path / "repos")
+    write_jsonl(tmp_path / "ds.jsonl", [inst])
+    # Returns lo where it should return hi: test_clamp_high (FAIL_TO_PASS) still fails.
+    wrong = bash("sed -i 's/^    return x$/    return lo/' calc/ops.py", "clamp low")
+    server = scripted_server([wrong, bash(BATCH_SUBMIT), bash(FIX), bash(BATCH_SUBMIT)])
+    out = tmp_path / "out"
+    proc = wren(
+        "batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(out), "--repos", str(tmp_path / "repos"),
+        "-m", "openai/scripted-model", "-c", f"model.api_base={server.url}",
+        "-c", f"bench.workspace.env_cache={shared_dirs[1]}", "--search", "best-of-n", "--budget", "4",
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(server.completions) == 4
+    inst_dir = out / inst["instance_id"]
+    tree = json.loads((inst_dir / "tree.json").read_text())
+    terminals = [n for n in tree["nodes"] if n["terminal"]]
+    by_reward = {n["reward"]: n for n in terminals}
+    assert sorted(by_reward) == [0.0, 1.0]
+    assert (
+        "+    return lo" in by_reward[0.0]["submission"] and "+    if x > hi:" in by_reward[1.0]["submission"]
+    )
+    judged = tree["judge"]
+    assert judged["kind"] == "instance tests" and judged["evaluations"] == 2
+    assert sorted(judged["outcomes"].values()) == ["resolved", "unresolved"]
+    assert tree["reward"] == 1.0
+    # The verdicts are wren eval's: the test patch applied, the instance's tests run and graded.
+    reports = [
+        json.loads(p.read_text())[inst["instance_id"]] for p in sorted(inst_dir.glob("judge/*/report.json"))
+    ]
+    failing = sorted(t for r in reports for t in r["tests_status"]["FAIL_TO_PASS"]["failure"])
+    assert failing == ["tests/test_ops.py::test_clamp_high"]
+    assert [r["outcome"] for r in reports] == ["unresolved", "resolved"]
+    assert all(len(r["tests_status"]["PASS_TO_PASS"]["success"]) == 2 for r in reports)
+    preds = json.loads((out / "preds.json").read_text())
+    assert "+    if x > hi:" in preds[inst["instance_id"]]["model_patch"]
+    bad = wren("batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(tmp_path / "o2"), "--repos",
+               str(tmp_path / "repos"), "--search", "mcts", "--score", "value", "-m", "openai/m")  # fmt: skip
+    assert bad.returncode != 0 and "--score value needs --value DIR" in bad.stdout + bad.stderr

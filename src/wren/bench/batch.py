@@ -174,8 +174,8 @@ def process_instance(
 ) -> dict[str, Any]:
     """Run the agent on one instance in its own workspace; return its prediction and exit status.
 
-    `runner` replaces `run_agent` (same arguments, a result with exit_status, submission, n_steps and
-    cost): `wren batch --search` passes a tree search this way.
+    `runner` replaces `run_agent` (same arguments plus `instance`, the instance dict; a result with
+    exit_status, submission, n_steps and cost): `wren batch --search` passes a tree search this way.
     """
     instance_id = inst["instance_id"]
     inst_dir = Path(output_dir) / instance_id
@@ -245,6 +245,8 @@ def _run_instance(
                     raise BatchInterrupted("batch stopped before the agent started")
                 task = render_task(config.bench.task_template, inst)
                 agent_started = True
+                # A runner of the caller's also gets the instance (a search judges by its tests).
+                more = {"instance": inst} if runner is not None else {}
                 agent_result = (runner or run_agent)(
                     config,
                     task,
@@ -253,6 +255,7 @@ def _run_instance(
                     output_dir=inst_dir,
                     instance_id=instance_id,
                     hooks=[ProgressHook(progress, instance_id, stop)],
+                    **more,
                 )
             finally:
                 if on_env is not None:

@@ -67,6 +67,20 @@ class EvalConfig(BaseModel):
     """Tests may use the network; without it a test failing for want of one makes the outcome `error`."""
 
 
+def judge_config(cfg: Any, **overrides: Any) -> EvalConfig:
+    """The judge's settings for runs made with `cfg` (a BenchWrenConfig): its environment,
+    workspace, specs and test timeout, as `wren eval -c` with the same config would use."""
+    bench = cfg.bench
+    settings: dict[str, Any] = {
+        "timeout": bench.eval_timeout,
+        "environment": dict(cfg.environment),
+        "workspace": bench.workspace,
+        "specs": bench.specs,
+        "spec_overrides": bench.spec_overrides,
+    }
+    return EvalConfig(**{**settings, **overrides})
+
+
 def spec_for(inst: dict[str, Any], config: EvalConfig) -> InstanceSpec:
     """The instance's spec with the configured overrides."""
     overrides = None if config.spec_overrides == "none" else config.spec_overrides

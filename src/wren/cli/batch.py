@@ -79,7 +79,18 @@ def register(app: typer.Typer) -> None:
             None, "--search", help="Search per instance: greedy, best-of-n or mcts (see docs/search.md)."
         ),
         budget: int = typer.Option(30, "--budget", help="Model calls per instance (with --search)."),
-        judge: str = typer.Option("", "--judge", help="Check command scoring finished runs (with --search)."),
+        judge: str = typer.Option(
+            "",
+            "--judge",
+            help="One check command scoring every instance's finished runs (with --search; "
+            "default: each instance's own FAIL_TO_PASS/PASS_TO_PASS tests, as wren eval runs them).",
+        ),
+        score: str = typer.Option(
+            "judge",
+            "--score",
+            help="What ranks finished runs (with --search): judge, value (needs --value) "
+            "or submitted (1 for a submission, no tests run).",
+        ),
         width: int = typer.Option(3, "--k", help="Actions sampled per MCTS expansion (with --search)."),
         value: str = typer.Option("", "--value", help="Value model directory (with --search)."),
         config_format: str = typer.Option(
@@ -130,9 +141,15 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"--search must be one of {', '.join(STRATEGIES)}, not {search!r}")
             if budget < 1 or width < 1:
                 raise ConfigError(f"--budget and --k must be at least 1, not {budget} and {width}")
-            scoring = "judge" if judge else "submitted"
-            search_config = SearchConfig(strategy=search, budget=budget, k=width, score_terminals=scoring)  # type: ignore[arg-type]
-            search_runner = SearchRunner(search_config, judge, value)
+            from wren.bench.evaluate import judge_config
+
+            if score not in ("judge", "value", "submitted"):
+                raise ConfigError(f"--score must be one of judge, value, submitted, not {score!r}")
+            if score == "value" and not value:
+                raise ConfigError("--score value needs --value DIR (a value model)")
+            search_config = SearchConfig(strategy=search, budget=budget, k=width, score_terminals=score)  # type: ignore[arg-type]
+            # Judge checkouts go where the batch puts its own (BatchRunner sets the root).
+            search_runner = SearchRunner(search_config, judge, value, eval_config=judge_config(cfg))
         progress = BatchProgress(len(instances))
         runner = BatchRunner(
             cfg,

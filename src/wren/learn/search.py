@@ -10,8 +10,9 @@ observations; the search decides which messages the model sees next.
   how often each was sampled is its prior), evaluate each new child by the value function or by a
   rollout to the end, back the value up.
 
-Finished runs are scored by `score_terminals`: the judge (a check command in the workspace: exit 0
-is reward 1), the value function, or 1 for a submission. The chosen run's score is its reward.
+Finished runs are scored by `score_terminals`: the judge (learn/judges.py: a check command in the
+workspace, or in a batch the instance's own tests as `wren eval` runs them), the value function, or 1
+for a submission. The chosen run's score is its reward.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ from wren.exceptions import (
     ExecutionTimeoutError,
     FormatError,
     LimitsExceeded,
-    Submitted,
     TerminatingException,
     WrenError,
 )
+from wren.learn.judges import CommandJudge, InstanceJudge, Judge
 from wren.learn.tree import Node, ThoughtTree
 from wren.models.actions import parse_action
 
@@ -97,22 +98,6 @@ class SearchResult:
         }
 
 
-class CommandJudge:
-    """Scores a workspace by a check command run in it: exit 0 is 1.0, anything else 0.0."""
-
-    def __init__(self, command: str, timeout: float | None = None):
-        self.command, self.timeout = command, timeout
-
-    def __call__(self, env: Any) -> float:
-        try:
-            result = env.execute(self.command, timeout=self.timeout)
-        except ExecutionTimeoutError:
-            return 0.0
-        except Submitted:
-            return 0.0
-        return 1.0 if result["returncode"] == 0 else 0.0
-
-
 class TreeSearch:
     """Runs one task by search; `agent` is a DefaultAgent whose model and environment are used."""
 
@@ -122,7 +107,7 @@ class TreeSearch:
         config: SearchConfig,
         *,
         snapshots: WorkspaceSnapshots | None = None,
-        judge: Callable[[Any], float] | None = None,
+        judge: Judge | None = None,
         value_fn: ValueFn | None = None,
     ):
         if config.budget < 1:
@@ -234,7 +219,7 @@ class TreeSearch:
         if how == "judge":
             assert self.judge is not None
             self._restore(node)
-            reward = float(self.judge(self.env))
+            reward = float(self.judge(self.env, node))
             self._current = None  # the check may leave files behind (caches): restore before the next step
             return reward
         if how == "value":
@@ -364,10 +349,19 @@ def chosen_result(result: SearchResult, cost: float = 0.0) -> AgentResult:
 
 
 class SearchRunner:
-    """Stands in for `run_agent` in a batch (`wren batch --search`): one search per instance."""
+    """Stands in for `run_agent` in a batch (`wren batch --search`): one search per instance.
 
-    def __init__(self, search: SearchConfig, judge_command: str = "", value_dir: str = ""):
+    The judge of an instance's finished runs is its own tests (`InstanceJudge`, through `wren
+    eval`'s judge with `eval_config`), unless `judge_command` names one command for all instances.
+    With `value_dir`, the value model guides the search and ranks finished runs, and the judge
+    scores only the chosen run.
+    """
+
+    def __init__(
+        self, search: SearchConfig, judge_command: str = "", value_dir: str = "", eval_config: Any = None
+    ):
         self.search, self.judge_command, self.value_dir = search, judge_command, value_dir
+        self.eval_config = eval_config
         self._value: Any = None
 
     def _value_fn(self) -> ValueFn | None:
@@ -380,16 +374,25 @@ class SearchRunner:
     def __getstate__(self) -> dict[str, Any]:  # Ray ships the runner; the loaded model stays behind
         return {**self.__dict__, "_value": None}
 
+    def judge_for(self, instance: dict[str, Any] | None, output_dir: str | Path) -> Judge | None:
+        """The judge of one instance's runs; None when finished runs are scored without one."""
+        if self.judge_command:
+            return CommandJudge(self.judge_command)
+        if instance is None or self.eval_config is None:
+            return None
+        return InstanceJudge(instance, self.eval_config, Path(output_dir) / "judge")
+
     def __call__(
         self, config: Any, task: str, *, env: Any, model: Any, output_dir: str | Path, instance_id: str = "run",
-        hooks: Any = (),
+        hooks: Any = (), instance: dict[str, Any] | None = None,
     ) -> AgentResult:  # fmt: skip
         search = self.search
         if self.value_dir:
             search = search.model_copy(update={"evaluate": "value", "score_terminals": "value"})
+        judge = self.judge_for(instance, output_dir) if search.score_terminals != "submitted" else None
         result = run_search(
             config, task, env=env, model=model, output_dir=output_dir, search=search,
-            judge_command=self.judge_command, instance_id=instance_id, value_fn=self._value_fn(),
+            judge=judge, instance_id=instance_id, value_fn=self._value_fn(),
         )  # fmt: skip
         return chosen_result(result, float(getattr(model, "cost", 0.0) or 0.0))
 
@@ -408,16 +411,21 @@ def run_search(
     output_dir: str | Path,
     search: SearchConfig,
     judge_command: str = "",
+    judge: Judge | None = None,
     instance_id: str = "run",
     value_fn: ValueFn | None = None,
 ) -> SearchResult:
-    """`wren run --search`: search, save the tree and the chosen run's trajectory in `output_dir`."""
+    """`wren run --search`: search, save the tree and the chosen run's trajectory in `output_dir`.
+
+    The judge is `judge`, or a `CommandJudge` of `judge_command`; without either, finished runs
+    score 1 for a submission (unless the value function scores them)."""
     from wren.run import new_program_id, release_at_gateway
     from wren.trajectory import TrajectoryRecorder
 
     model.program_id = new_program_id(instance_id)
     agent = make_agent(model, env, config.agent)
-    judge = CommandJudge(judge_command) if judge_command else None
+    if judge is None and judge_command:
+        judge = CommandJudge(judge_command)
     if judge is None and search.score_terminals == "judge":
         search = search.model_copy(update={"score_terminals": "submitted"})
     searcher = TreeSearch(agent, search, judge=judge, value_fn=value_fn)
@@ -428,9 +436,10 @@ def run_search(
     if judge is not None and result.chosen is not None and search.score_terminals != "judge":
         # The final reward is the judge's, whatever ranked the runs during the search.
         searcher._restore(result.chosen)
-        result.reward = result.chosen.reward = judge(env)
+        result.reward = result.chosen.reward = judge(env, result.chosen)
     output_dir = Path(output_dir)
-    result.tree.save(output_dir, **result.meta(search), judge=judge_command, task=task)
+    judged = judge.summary() if isinstance(judge, InstanceJudge) else judge_command
+    result.tree.save(output_dir, **result.meta(search), judge=judged, task=task)
     public = {
         "agent": config.agent.model_dump(),
         "search": search.model_dump(),
