@@ -182,8 +182,8 @@ def test_wren_batch_search_runs_best_of_n_per_instance(tmp_path):
 def test_wren_batch_search_judges_each_node_by_the_instances_own_tests(
     tmp_path,
     scripted_server,
-    shared_dirs,
-    monkeypatch,  # noqa: F811 (the imported fixture)
+    shared_dirs,  # noqa: F811 (the imported fixture)
+    monkeypatch,
 ):
     """No --judge: a finished node's reward is the instance's FAIL_TO_PASS / PASS_TO_PASS verdict."""
     from tests.peers.fixture_repo import build_calc_repo, write_jsonl
