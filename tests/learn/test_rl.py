@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
+from wren.exceptions import ConfigError
 from wren.learn.rl import RLConfig, RolloutBatch, collect, gae, group_advantages, ppo_loss, ppo_update
 
 torch = pytest.importorskip("torch")
@@ -99,23 +101,98 @@ def test_update_without_collected_log_probs_is_refused():
         ppo_update(policy, torch.optim.SGD(policy.parameters(), lr=0.1), batch, RLConfig())
 
 
-def test_grpo_iteration_on_episodes_of_a_tiny_model(tiny_model, tmp_path):
+def test_rl_iteration_on_episodes_of_a_tiny_model(tiny_model, tmp_path):
     from tests.learn.tiny import sample_records
-    from wren.learn.grpo import GRPOConfig, grpo_iteration
+    from wren.learn.grpo import GRPOConfig, rl_iteration
 
     records = [
         {"messages": r["messages"], "reward": float(i % 2 == 0), "group": f"task-{i // 2}"}
         for i, r in enumerate(sample_records(4))
     ]
     config = GRPOConfig(model=str(tiny_model), output=str(tmp_path / "rl"), rl=RLConfig(epochs=5, lr=1e-2))
-    log = grpo_iteration(records, config)
+    log = rl_iteration(records, config)
     assert (log["episodes"], log["groups"], log["mean_reward"]) == (4, 2, 0.5)
     steps = log["steps"]
     assert steps[0]["ratio_max_deviation"] < 1e-5 < steps[-1]["ratio_max_deviation"]
     assert max(s["clip_fraction"] for s in steps) > 0
     assert (tmp_path / "rl" / "adapter_config.json").is_file()
     # A second iteration continues the saved adapter and appends to the log.
-    grpo_iteration(records, config)
-    import json
-
+    rl_iteration(records, config)
     assert len(json.loads((tmp_path / "rl" / "rl_log.json").read_text())) == 2
+
+
+def _value_dir(tiny_model, tmp_path):
+    from tests.learn.tiny import sample_records
+    from wren.learn.value import ValueConfig, train_value
+
+    records = [{"messages": r["messages"][:k], "return": float(i % 2 == 0)} for i, r in enumerate(sample_records(4))
+               for k in (2, 4)]  # fmt: skip
+    config = ValueConfig(
+        model=str(tiny_model), output=str(tmp_path / "value"), epochs=2, lr=3e-3, holdout=0.0
+    )
+    train_value(records, config)
+    return tmp_path / "value"
+
+
+def test_ppo_iteration_uses_the_value_models_gae_per_turn(tiny_model, tmp_path):
+    from safetensors.torch import load_file
+
+    from tests.learn.tiny import sample_records
+    from wren.learn.grpo import GRPOConfig, rl_iteration, rollout_batch
+    from wren.learn.ppo import episode_advantages, turn_states
+    from wren.learn.train import load_tokenizer
+    from wren.learn.value import ValueModel
+
+    value_dir = _value_dir(tiny_model, tmp_path)
+    records = [
+        {"messages": r["messages"], "reward": float(i % 2 == 0), "group": f"task-{i // 2}"}
+        for i, r in enumerate(sample_records(4))
+    ]
+    rl = RLConfig(epochs=5, lr=1e-2, lam=0.9)
+    value_fn = ValueModel.load(value_dir)
+    per_turn, values = episode_advantages(records, value_fn, rl)
+    # Two assistant turns per episode: V(s_0), V(s_1) from the value model, the return at the end.
+    assert [len(a) for a in per_turn] == [2, 2, 2, 2] and len(turn_states(records[0]["messages"])) == 2
+    for record, adv, v in zip(records, per_turn, values, strict=True):
+        expected, _ = gae([0.0, record["reward"]], v, rl.gamma, rl.lam)
+        assert adv == pytest.approx(expected)
+        assert v[0] == pytest.approx(value_fn(record["messages"][:2]), abs=1e-6)
+    # Each turn's advantage lies on that turn's tokens, and nowhere else.
+    tokenizer = load_tokenizer(str(tiny_model))
+    batch = rollout_batch(tokenizer, records, 2048, per_turn)
+    for i in range(len(records)):
+        on = batch.action_mask[i].bool()
+        got = sorted({round(float(a), 5) for a in batch.advantages[i][on]})
+        assert got == sorted({round(a, 5) for a in per_turn[i]})
+        assert (batch.advantages[i][~on] == 0).all()
+
+    config = GRPOConfig(
+        model=str(tiny_model), output=str(tmp_path / "ppo"), rl=rl, method="ppo", value=str(value_dir)
+    )
+    log = rl_iteration(records, config)
+    assert log["method"] == "ppo" and log["turns"] == 8
+    steps = log["steps"]
+    assert steps[0]["ratio_max_deviation"] < 1e-5 < steps[-1]["ratio_max_deviation"]
+    # The LoRA's B matrices start at zero; after the update the adapter is no longer the identity.
+    weights = load_file(str(tmp_path / "ppo" / "adapter_model.safetensors"))
+    assert max(w.abs().max().item() for k, w in weights.items() if "lora_B" in k) > 0
+
+    with pytest.raises(ConfigError, match="--value"):
+        rl_iteration(records, GRPOConfig(model=str(tiny_model), output=str(tmp_path / "x"), method="ppo"))
+
+
+def test_wren_learn_rl_ppo_on_recorded_runs(tiny_model, tmp_path):
+    from tests.peers.recorded_runs import FIX, record_wren_run
+    from tests.test_cli_run import wren
+
+    runs = [record_wren_run(tmp_path, name, FIX) for name in ("a", "b")]
+    value_dir = _value_dir(tiny_model, tmp_path)
+    out = tmp_path / "ppo"
+    proc = wren("learn", "rl", *map(str, runs), "--model", str(tiny_model), "-o", str(out), "--method", "ppo",
+                "--value", str(value_dir), "-c", "rl.epochs=3", "-c", "rl.lr=0.01", timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "rl (ppo): 2 episodes" in proc.stderr
+    log = json.loads((out / "rl_log.json").read_text())
+    assert log[-1]["method"] == "ppo" and log[-1]["turns"] == 10
+    bad = wren("learn", "rl", str(runs[0]), "--model", str(tiny_model), "-o", str(out), "--method", "dqn")
+    assert bad.returncode != 0 and "--method must be grpo or ppo" in bad.stdout + bad.stderr

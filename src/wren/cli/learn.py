@@ -207,33 +207,43 @@ def register(app: typer.Typer) -> None:
         dataset: str = typer.Option(
             "", "--dataset", "-d", help="The runs' tasks (for rewards that need them)."
         ),
+        method: str = typer.Option(
+            "grpo", "--method", help="grpo (group-relative advantages) or ppo (GAE with --value)."
+        ),
+        value: str = typer.Option("", "--value", help="Value model directory (wren learn value), for ppo."),
         config: list[str] = typer.Option(
             [],
             "-c",
             "--config",
-            help="YAML file or key=value (rl.clip_eps, rl.epochs, rl.kl_coef, rewards...).",
+            help="YAML file or key=value (rl.clip_eps, rl.epochs, rl.kl_coef, rl.lam, rewards...).",
         ),
     ) -> None:
-        """One GRPO iteration: group-relative advantages per task, clipped updates of the LoRA."""
+        """One RL iteration: GRPO's group-relative advantages per task, or PPO's GAE per turn with
+        the value model; then clipped updates of the LoRA against the collected log-probs."""
         from pathlib import Path
 
         from wren.config.loader import validate
+        from wren.exceptions import ConfigError
         from wren.learn.episodes import load_episodes
-        from wren.learn.grpo import GRPOConfig, grpo_iteration, rl_records
+        from wren.learn.grpo import GRPOConfig, rl_iteration, rl_records
 
-        cfg = validate(
-            GRPOConfig, _config_data(config) | {"model": model, "output": output}, where="learn rl"
-        )
+        if method not in ("grpo", "ppo"):
+            raise ConfigError(f"--method must be grpo or ppo, not {method!r}")
+        data = _config_data(config) | {"model": model, "output": output, "method": method}
+        if value:
+            data["value"] = value
+        cfg = validate(GRPOConfig, data, where="learn rl")
         episodes = []
         for run in runs:
             report = Path(run) / "report.json"
             episodes += load_episodes(
                 run, report=report if report.is_file() else None, dataset=dataset or None
             )
-        log = grpo_iteration(rl_records(episodes, cfg.rewards), cfg)
+        log = rl_iteration(rl_records(episodes, cfg.rewards), cfg)
         last = log["steps"][-1]
         typer.echo(
-            f"rl: {log['episodes']} episodes in {log['groups']} groups, mean reward {log['mean_reward']:.3f}; "
+            f"rl ({log['method']}): {log['episodes']} episodes in {log['groups']} groups, "
+            f"mean reward {log['mean_reward']:.3f}; "
             f"last step ratio deviation {last['ratio_max_deviation']:.3f}, clipped {last['clip_fraction']:.1%}, "
             f"KL {last['kl']:.4f}; adapter in {output}",
             err=True,

@@ -1,10 +1,12 @@
-"""GRPO over agent episodes: judged runs -> group-relative advantages -> one collected batch ->
-clipped updates of the policy's LoRA (`wren learn rl`).
+"""GRPO and PPO over agent episodes: judged runs -> advantages -> one collected batch -> clipped
+updates of the policy's LoRA (`wren learn rl --method grpo|ppo`).
 
-Episodes of the same task form a group; each episode's return (the reward registry) minus its
+GRPO: episodes of the same task form a group; each episode's return (the reward registry) minus its
 group's mean, over the group's std, is the advantage of every token the policy produced in it (the
-assistant turns, as the chat template renders them). The batch's old and reference log-probs are
-taken once, before the first update (rl.collect), so the ratio and the clip are real.
+assistant turns, as the chat template renders them). PPO: GAE over each episode's turns with the
+value model's estimates (learn/ppo.py), each turn's advantage on that turn's tokens. Either way the
+batch's old and reference log-probs are taken once, before the first update (rl.collect), and the
+same update (rl.ppo_update) runs, so the ratio and the clip are real.
 """
 
 from __future__ import annotations
@@ -12,14 +14,23 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from wren.exceptions import ConfigError
 from wren.learn.episodes import Episode
 from wren.learn.export import marked
 from wren.learn.rewards import RewardConfig, episode_return
-from wren.learn.rl import RLConfig, RolloutBatch, collect, group_advantages, ppo_update, token_advantages
+from wren.learn.rl import (
+    RLConfig,
+    RolloutBatch,
+    collect,
+    group_advantages,
+    ppo_update,
+    token_advantages,
+    turn_advantages,
+)
 from wren.learn.tokenize import IGNORE, tokenize_conversation
 from wren.learn.train import (
     SMALL_LORA,
@@ -29,13 +40,18 @@ from wren.learn.train import (
     load_tokenizer,
     lora_config,
 )
+from wren.learn.windows import normalise
 
 
 class GRPOConfig(BaseModel):
-    """One GRPO iteration over judged episodes."""
+    """One GRPO or PPO iteration over judged episodes."""
 
     model_config = ConfigDict(extra="forbid")
 
+    method: Literal["grpo", "ppo"] = "grpo"
+    """grpo (group-relative advantages per task) or ppo (GAE per turn with the value model)."""
+    value: str = ""
+    """Value model directory (`wren learn value`), which PPO needs."""
     model: str
     """Training directory of the policy's base model."""
     output: str
@@ -53,31 +69,66 @@ class GRPOConfig(BaseModel):
 
 
 def rl_records(episodes: list[Episode], rewards: RewardConfig) -> list[dict[str, Any]]:
-    """Per episode: its marked messages, its return and its group (the task)."""
+    """Per episode: its marked messages (roles made to alternate, as chat templates require), its
+    return and its group (the task)."""
     return [
-        {"messages": marked(e), "reward": episode_return(e, rewards), "group": e.instance_id}
+        {"messages": normalise(marked(e)), "reward": episode_return(e, rewards), "group": e.instance_id}
         for e in episodes
     ]
 
 
-def rollout_batch(tokenizer: Any, records: list[dict[str, Any]], max_length: int) -> RolloutBatch:
-    """Token ids, the policy's own tokens as the action mask, and group-relative advantages."""
+def rollout_batch(
+    tokenizer: Any,
+    records: list[dict[str, Any]],
+    max_length: int,
+    per_turn: list[list[float]] | None = None,
+) -> RolloutBatch:
+    """Token ids, the policy's own tokens as the action mask, and the advantages: group-relative
+    (GRPO), or with `per_turn` each assistant turn's own on its tokens (PPO)."""
     import torch
 
-    rows = [tokenize_conversation(tokenizer, r["messages"], max_length) for r in records]
+    rows = [tokenize_conversation(tokenizer, r["messages"], max_length, with_turns=True) for r in records]
     width = max(len(r["input_ids"]) for r in rows)
     pad = tokenizer.pad_token_id
-    ids = torch.tensor([r["input_ids"] + [pad] * (width - len(r["input_ids"])) for r in rows])
+
+    def padded(key: str, fill: int) -> Any:
+        return torch.tensor([r[key] + [fill] * (width - len(r[key])) for r in rows])
+
+    ids = padded("input_ids", pad)
     attention = torch.tensor([[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"])) for r in rows])
-    action = torch.tensor(
-        [[int(t != IGNORE) for t in r["labels"]] + [0] * (width - len(r["labels"])) for r in rows]
-    )
-    advantages = group_advantages([float(r["reward"]) for r in records], [r["group"] for r in records])
-    return RolloutBatch(ids, attention, action, token_advantages(advantages, action))
+    action = (padded("labels", IGNORE) != IGNORE).long()
+    if per_turn is None:
+        advantages = group_advantages([float(r["reward"]) for r in records], [r["group"] for r in records])
+        return RolloutBatch(ids, attention, action, token_advantages(advantages, action))
+    return RolloutBatch(ids, attention, action, turn_advantages(per_turn, padded("turn_ids", -1)) * action)
 
 
-def grpo_iteration(records: list[dict[str, Any]], config: GRPOConfig) -> dict[str, Any]:
-    """Collect, update for `rl.epochs` steps, save the adapter; the per-step stats."""
+def _ppo_advantages(records: list[dict[str, Any]], config: GRPOConfig) -> tuple[list[list[float]], dict]:
+    """Per-turn GAE advantages from the value model (loaded here, dropped before the policy loads)."""
+    from wren.learn.ppo import episode_advantages
+    from wren.learn.value import ValueModel
+
+    if not config.value:
+        raise ConfigError("learn rl: method ppo needs a value model (--value DIR, from `wren learn value`)")
+    if not (Path(config.value) / "value_model.json").is_file():
+        raise ConfigError(
+            f"learn rl: --value {config.value} is not a value model directory (no value_model.json)"
+        )
+    value_fn = ValueModel.load(config.value)
+    value_fn.model.eval()
+    per_turn, values = episode_advantages(records, value_fn, config.rl)
+    flat_v = [v for vs in values for v in vs]
+    flat_a = [a for adv in per_turn for a in adv]
+    stats = {
+        "turns": len(flat_v),
+        "mean_value": sum(flat_v) / len(flat_v) if flat_v else 0.0,
+        "mean_abs_advantage": sum(abs(a) for a in flat_a) / len(flat_a) if flat_a else 0.0,
+    }
+    return per_turn, stats
+
+
+def rl_iteration(records: list[dict[str, Any]], config: GRPOConfig) -> dict[str, Any]:
+    """Advantages (GRPO or PPO), collect, update for `rl.epochs` steps, save the adapter; the per-step stats."""
     _require_training_stack()
     import torch
     from peft import PeftModel, get_peft_model
@@ -86,6 +137,7 @@ def grpo_iteration(records: list[dict[str, Any]], config: GRPOConfig) -> dict[st
         raise ValueError("no episodes to learn from")
     torch.manual_seed(config.seed)
     started = time.monotonic()
+    per_turn, extra = _ppo_advantages(records, config) if config.method == "ppo" else (None, {})
     tokenizer = load_tokenizer(config.model)
     base = load_model(config.model)
     out = Path(config.output)
@@ -94,15 +146,17 @@ def grpo_iteration(records: list[dict[str, Any]], config: GRPOConfig) -> dict[st
     else:
         lora = lora_config(config.lora)
         policy = get_peft_model(base, lora)
-    batch = collect(policy, rollout_batch(tokenizer, records, config.max_length))
+    batch = collect(policy, rollout_batch(tokenizer, records, config.max_length, per_turn))
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=config.rl.lr)
     history = ppo_update(policy, optimizer, batch, config.rl)
     policy.save_pretrained(str(out))
     rewards = [float(r["reward"]) for r in records]
     log = {
+        "method": config.method,
         "episodes": len(records),
         "groups": len({r["group"] for r in records}),
         "mean_reward": sum(rewards) / len(rewards),
+        **extra,
         "steps": [s.__dict__ for s in history],
         "seconds": round(time.monotonic() - started, 2),
     }
