@@ -439,7 +439,9 @@ def run_search(
         result.reward = result.chosen.reward = judge(env, result.chosen)
     output_dir = Path(output_dir)
     judged = judge.summary() if isinstance(judge, InstanceJudge) else judge_command
-    result.tree.save(output_dir, **result.meta(search), judge=judged, task=task)
+    # Every call's tokens, the samples that expansion merged into one child included.
+    tokens = {k: int(getattr(model, f"{k}_tokens", 0) or 0) for k in ("prompt", "completion")}
+    result.tree.save(output_dir, **result.meta(search), judge=judged, task=task, tokens=tokens)
     public = {
         "agent": config.agent.model_dump(),
         "search": search.model_dump(),
