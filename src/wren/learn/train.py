@@ -270,6 +270,19 @@ def train(config: TrainConfig) -> dict[str, Any]:
     return log
 
 
+def merge_adapter(model_dir: str | Path, adapter_dir: str | Path, out: str | Path) -> Path:
+    """The base model with a LoRA adapter merged in, saved as a training directory (for `gguf`)."""
+    from peft import PeftModel
+
+    _require_training_stack()
+    out = Path(out)
+    merged = PeftModel.from_pretrained(load_model(model_dir), str(adapter_dir)).merge_and_unload()
+    merged.save_pretrained(str(out))
+    load_tokenizer(model_dir).save_pretrained(str(out))
+    _copy_source(Path(model_dir), out)
+    return out
+
+
 def _copy_source(model_dir: Path, out: Path) -> None:
     """Carry the record of the GGUF a model came from (its tokenizer is needed to write GGUF again)."""
     from wren.learn.convert import SOURCE_FILE

@@ -1,0 +1,150 @@
+"""RL iterations on real runs: roll out the current policy, judge, `wren learn rl`, serve the next.
+
+Per iteration: the current policy (iteration 0: the base GGUF) is served by llama.cpp and runs every
+training task `--samples` times (`wren batch` + `wren eval`, through the loop's own stage, one seed
+per sample, so a task's runs form a GRPO group); the judged episodes' returns (the reward registry)
+are the iteration's mean reward; `wren learn rl` (GRPO, or PPO with --value) updates the LoRA,
+which is merged and written as GGUF for the next iteration. After the last update the final policy
+is rolled out once more, so N iterations give N + 1 points. Printed: mean reward and resolve rate
+per iteration; `WORK/rl_curve.svg` plots the mean reward. Every stage resumes (Loop's Stages).
+
+    .venv/bin/python benchmarks/rl_curve.py --work /tmp/wren-rl --model TRAINING_DIR \\
+        --tasks 4 --samples 2 --iterations 2
+
+TRAINING_DIR is the base model as `wren learn convert` writes it (the GGUF's tokenizer is copied
+back from --gguf, the bundled Gemma-3-270M by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from synth_yield import prepare_repo  # noqa: E402
+
+
+def svg(rewards: list[float]) -> str:
+    """The mean reward per iteration as a line chart (the loop report's line, scaled to its range)."""
+    from wren.learn.loop_report import _H, _W, _line
+
+    labels = "".join(
+        f'<text x="{i * _W / max(len(rewards) - 1, 1):.0f}" y="{_H + 14}" font-size="10">{i}</text>'
+        for i in range(len(rewards))
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W + 20}" height="{_H + 40}" '
+        f'viewBox="-10 -10 {_W + 20} {_H + 40}"><rect x="0" y="0" width="{_W}" height="{_H}" fill="white" '
+        f'stroke="black"/><polyline points="{_line(rewards)}" fill="none" stroke="blue"/>{labels}'
+        f'<text x="4" y="12" font-size="11">mean reward per iteration, {min(rewards):.3f} to '
+        f"{max(rewards):.3f}</text></svg>"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", default="/tmp/wren-rl")
+    parser.add_argument("--model", required=True, help="training directory of the base model")
+    parser.add_argument("--gguf", default="", help="the base model's GGUF ('' = the bundled Gemma-3-270M)")
+    parser.add_argument("--repo", default="toolz==1.2.0", help="PyPI sdist the training tasks come from")
+    parser.add_argument("--repo-dir", default="", help="A local git repository instead of --repo")
+    parser.add_argument("--tasks", type=int, default=4)
+    parser.add_argument("--samples", type=int, default=2, help="runs per task per iteration (a group)")
+    parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--method", default="grpo", choices=("grpo", "ppo"))
+    parser.add_argument("--value", default="", help="value model directory (ppo)")
+    parser.add_argument("--epochs", type=int, default=2, help="updates per collected batch")
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--max-length", type=int, default=1024)
+    parser.add_argument("--step-limit", type=int, default=6)
+    parser.add_argument("--max-output-tokens", type=int, default=192)
+    parser.add_argument("--temperature", type=float, default=0.9)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    from wren.config.loader import validate
+    from wren.learn.episodes import load_episodes
+    from wren.learn.gguf_export import export_gguf
+    from wren.learn.grpo import GRPOConfig, rl_iteration, rl_records
+    from wren.learn.loop import Loop, LoopConfig, _bundled
+    from wren.learn.rewards import RewardConfig
+    from wren.learn.train import merge_adapter
+
+    work = Path(args.work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    repo = Path(args.repo_dir) if args.repo_dir else prepare_repo(args.repo, work / "src")
+    loop = Loop(
+        LoopConfig(
+            work_dir=str(work), train_repos=[str(repo)], heldout_repos=[], train_tasks=args.tasks,
+            step_limit=args.step_limit, temperature=args.temperature, max_output_tokens=args.max_output_tokens,
+            workers=args.workers,
+        ),
+        log=lambda line: print(line, flush=True),
+    )  # fmt: skip
+    loop.stages.run(
+        "synth-train", lambda: loop._synth([str(repo)], work / "tasks" / "train.jsonl", args.tasks)
+    )
+    tasks = loop.tasks("train")[: args.tasks]
+    if not tasks:
+        raise SystemExit(f"no tasks were synthesized from {repo}")
+    base_gguf = args.gguf or _bundled()
+    rewards_config = RewardConfig()
+    rl = validate(
+        GRPOConfig,
+        {
+            "model": args.model, "output": str(work / "adapter"), "method": args.method, "value": args.value,
+            "max_length": args.max_length, "rl": {"epochs": args.epochs, "lr": args.lr},
+        },
+        where="rl_curve",
+    )  # fmt: skip
+    gguf = base_gguf
+    curve: list[dict[str, Any]] = []
+    for i in range(args.iterations + 1):
+        here = work / f"iter-{i}"
+        episodes = []
+        for s in range(args.samples):
+            out = here / f"sample-{s}"
+            loop.stages.run(
+                f"rollouts-{i}-{s}",
+                lambda out=out, seed=1000 * i + s, gguf=gguf: loop.run_and_judge(gguf, tasks, out, seed),
+            )
+            episodes += load_episodes(out, report=out / "report.json", dataset=work / "tasks" / "train.jsonl")
+        records = rl_records(episodes, rewards_config)
+        point = {
+            "iteration": i,
+            "policy": gguf,
+            "episodes": len(records),
+            "mean_reward": sum(r["reward"] for r in records) / len(records) if records else 0.0,
+            "resolve_rate": sum(e.resolved for e in episodes) / len(episodes) if episodes else 0.0,
+        }
+        curve.append(point)
+        print(json.dumps(point), flush=True)
+        if i == args.iterations:
+            break
+        log = loop.stages.run(f"rl-{i}", lambda records=records: rl_iteration(records, rl))
+        last = log["steps"][-1]
+        print(
+            f"iteration {i}: {args.method} on {log['episodes']} episodes, last step ratio deviation "
+            f"{last['ratio_max_deviation']:.3f}, clipped {last['clip_fraction']:.1%}, KL {last['kl']:.4f}",
+            flush=True,
+        )
+
+        def policy(here: Path = here) -> dict[str, Any]:
+            merged = merge_adapter(args.model, work / "adapter", here / "model")
+            return {"gguf": str(export_gguf(merged, here / "policy.gguf", tokenizer_gguf=base_gguf))}
+
+        gguf = loop.stages.run(f"policy-{i}", policy)["gguf"]
+    (work / "rl_curve.json").write_text(json.dumps(curve, indent=1))
+    (work / "rl_curve.svg").write_text(svg([p["mean_reward"] for p in curve]))
+    print("\niteration  episodes  mean reward  resolve rate")
+    for p in curve:
+        print(f"{p['iteration']:9d}  {p['episodes']:8d}  {p['mean_reward']:11.3f}  {p['resolve_rate']:12.3f}")
+    print(f"plot: {work / 'rl_curve.svg'}")
+
+
+if __name__ == "__main__":
+    main()
