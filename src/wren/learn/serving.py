@@ -13,6 +13,7 @@ from pathlib import Path
 
 from wren.exceptions import ConfigError
 from wren.learn.gguf_meta import read_metadata
+from wren.serve.llamacpp import bundled_template
 
 SERVED_NAME = "wren-learn"
 
@@ -42,7 +43,9 @@ def served(path: str | Path, *, n_ctx: int = 4096, parallel: int = 1, threads: i
     params.warmup = False
     template = chat_template_for(path)
     if template:
-        params.chat_template = template
+        # The template's Jinja text: llama.cpp takes this parameter as Jinja, so a bare name such as
+        # "gemma" would be the whole prompt (three tokens, whatever the messages were).
+        params.chat_template = bundled_template(template)
     server = xllamacpp.Server(params)  # returns once the model is loaded and the port listens
     try:
         yield server.listening_address.rstrip("/") + "/v1"
