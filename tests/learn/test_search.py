@@ -232,3 +232,21 @@ def test_wren_batch_search_judges_each_node_by_the_instances_own_tests(
     bad = wren("batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(tmp_path / "o2"), "--repos",
                str(tmp_path / "repos"), "--search", "mcts", "--score", "value", "-m", "openai/m")  # fmt: skip
     assert bad.returncode != 0 and "--score value needs --value DIR" in bad.stdout + bad.stderr
+
+
+def test_a_search_that_spends_its_budget_is_an_agent_outcome_not_a_failure(tmp_path):
+    from tests.peers.fixture_repo import build_calc_repo, write_jsonl
+    from tests.peers.scripted_batch import write_config
+    from tests.test_cli_run import wren
+
+    inst = build_calc_repo(tmp_path / "repos")
+    write_jsonl(tmp_path / "ds.jsonl", [inst])
+    write_config(tmp_path / "cfg.yaml", [bash("ls"), bash("pwd")])
+    out = tmp_path / "out"
+    proc = wren(
+        "batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(out), "--repos", str(tmp_path / "repos"),
+        "-c", str(tmp_path / "cfg.yaml"), "--search", "greedy", "--budget", "2", timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    entry = json.loads((out / "exit_statuses.json").read_text())[inst["instance_id"]]
+    assert entry["exit_status"] == "BudgetSpent" and "failure" not in entry

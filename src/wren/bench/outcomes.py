@@ -22,8 +22,9 @@ ENVIRONMENT = "environment error"
 """The workspace or environment failed, before the agent started or under it."""
 OTHER = "error"
 """An unexpected exception."""
-# Exit statuses that are verdicts on the agent's work (LimitsExceeded covers format errors too).
-AGENT_OUTCOMES = frozenset({"Submitted", "LimitsExceeded", "ContextWindowExceeded"})
+# Exit statuses that are verdicts on the agent's work (LimitsExceeded covers format errors too;
+# BudgetSpent: a search used its model calls without a finished run).
+AGENT_OUTCOMES = frozenset({"Submitted", "LimitsExceeded", "ContextWindowExceeded", "BudgetSpent"})
 # Exceptions raised by environments and workspaces, by name (the agent records only the name).
 ENVIRONMENT_ERRORS = frozenset({"EnvironmentStartError", "WorkspaceError"})
 
