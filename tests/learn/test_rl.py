@@ -196,3 +196,13 @@ def test_wren_learn_rl_ppo_on_recorded_runs(tiny_model, tmp_path):
     assert log[-1]["method"] == "ppo" and log[-1]["turns"] == 10
     bad = wren("learn", "rl", str(runs[0]), "--model", str(tiny_model), "-o", str(out), "--method", "dqn")
     assert bad.returncode != 0 and "--method must be grpo or ppo" in bad.stdout + bad.stderr
+
+
+def test_a_batch_without_assistant_tokens_is_a_clear_error(tiny_model):
+    from tests.learn.tiny import sample_records
+    from wren.learn.grpo import rollout_batch
+    from wren.learn.train import load_tokenizer
+
+    records = [{"messages": r["messages"], "reward": 1.0, "group": "t"} for r in sample_records(2)]
+    with pytest.raises(ConfigError, match="max_length 4"):
+        rollout_batch(load_tokenizer(str(tiny_model)), records, 4)

@@ -97,6 +97,11 @@ def rollout_batch(
     ids = padded("input_ids", pad)
     attention = torch.tensor([[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"])) for r in rows])
     action = (padded("labels", IGNORE) != IGNORE).long()
+    if not action.any():
+        raise ConfigError(
+            f"learn rl: no episode has a trained assistant token within max_length {max_length} "
+            "(raise max_length: the prompt alone may be longer)"
+        )
     if per_turn is None:
         advantages = group_advantages([float(r["reward"]) for r in records], [r["group"] for r in records])
         return RolloutBatch(ids, attention, action, token_advantages(advantages, action))
