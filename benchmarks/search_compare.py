@@ -115,6 +115,7 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--n-ctx", type=int, default=4096)
+    parser.add_argument("--prepare-only", action="store_true", help="synthesize the tasks, then stop")
     args = parser.parse_args()
 
     from wren.learn.loop import Loop, LoopConfig, _bundled, interval
@@ -137,6 +138,11 @@ def main() -> None:
     tasks = loop.tasks("heldout")[: args.tasks]
     if not tasks:
         raise SystemExit(f"no tasks were synthesized from {repo}")
+    if args.prepare_only:
+        print(
+            f"{len(tasks)} tasks in {work / 'tasks' / 'heldout.jsonl'} (synthesized in {synth['seconds']:.0f} s)"
+        )
+        return
     gguf = args.gguf or _bundled()
     print(
         f"{len(tasks)} held-out tasks from {repo.name} (synthesized in {synth['seconds']:.0f} s), "
