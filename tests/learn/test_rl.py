@@ -206,3 +206,20 @@ def test_a_batch_without_assistant_tokens_is_a_clear_error(tiny_model):
     records = [{"messages": r["messages"], "reward": 1.0, "group": "t"} for r in sample_records(2)]
     with pytest.raises(ConfigError, match="max_length 4"):
         rollout_batch(load_tokenizer(str(tiny_model)), records, 4)
+
+
+def test_rl_records_keep_the_replies_that_broke_the_format_as_actions(tmp_path):
+    from tests.peers.recorded_runs import FIX, record_wren_run
+    from wren.learn.episodes import load_episodes
+    from wren.learn.grpo import rl_records
+    from wren.learn.rewards import RewardConfig
+
+    run = record_wren_run(tmp_path, "r", ["I will just think about it.", *FIX])
+    (episode,) = load_episodes(run)
+    assert episode.format_error_steps()  # the first reply had no bash block
+    (record,) = rl_records([episode], RewardConfig())
+    replies = [m for m in record["messages"] if m["role"] == "assistant"]
+    assert replies[0]["content"].startswith("I will just think") and all(m["train"] for m in replies)
+    # Its format penalty is what the update sees: a clean run of the same fix scores higher.
+    (clean,) = rl_records(load_episodes(record_wren_run(tmp_path, "c", FIX)), RewardConfig())
+    assert record["reward"] < clean["reward"]

@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from wren.exceptions import ConfigError
 from wren.learn.episodes import Episode
-from wren.learn.export import marked
 from wren.learn.rewards import RewardConfig, episode_return
 from wren.learn.rl import (
     RLConfig,
@@ -69,10 +68,11 @@ class GRPOConfig(BaseModel):
 
 
 def rl_records(episodes: list[Episode], rewards: RewardConfig) -> list[dict[str, Any]]:
-    """Per episode: its marked messages (roles made to alternate, as chat templates require), its
-    return and its group (the task)."""
+    """Per episode: its messages (roles made to alternate, as chat templates require), its return
+    and its group (the task). Every reply is an action here, those that broke the format included:
+    SFT leaves them out (export.marked), but RL must see them for their penalty to lower them."""
     return [
-        {"messages": normalise(marked(e)), "reward": episode_return(e, rewards), "group": e.instance_id}
+        {"messages": normalise(e.messages), "reward": episode_return(e, rewards), "group": e.instance_id}
         for e in episodes
     ]
 
