@@ -5,7 +5,8 @@ training task `--samples` times (`wren batch` + `wren eval`, through the loop's 
 per sample, so a task's runs form a GRPO group); the judged episodes' returns (the reward registry)
 are the iteration's mean reward; `wren learn rl` (GRPO, or PPO with --value) updates the LoRA,
 which is merged and written as GGUF for the next iteration. After the last update the final policy
-is rolled out once more, so N iterations give N + 1 points. Printed: mean reward and resolve rate
+is rolled out once more, so N iterations give N + 1 points. With --heldout-repo, the base and the
+last policy also run tasks synthesized from a repository never trained on (their resolve rates). Printed: mean reward and resolve rate
 per iteration; `WORK/rl_curve.svg` plots the mean reward. Every stage resumes (Loop's Stages).
 
     .venv/bin/python benchmarks/rl_curve.py --work /tmp/wren-rl --model TRAINING_DIR \\
@@ -53,6 +54,8 @@ def main() -> None:
     parser.add_argument("--repo", default="toolz==1.2.0", help="PyPI sdist the training tasks come from")
     parser.add_argument("--repo-dir", default="", help="A local git repository instead of --repo")
     parser.add_argument("--tasks", type=int, default=4)
+    parser.add_argument("--heldout-repo", default="", help="PyPI sdist of held-out tasks ('' = none)")
+    parser.add_argument("--heldout-tasks", type=int, default=4)
     parser.add_argument("--samples", type=int, default=2, help="runs per task per iteration (a group)")
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--method", default="grpo", choices=("grpo", "ppo"))
@@ -91,6 +94,14 @@ def main() -> None:
     tasks = loop.tasks("train")[: args.tasks]
     if not tasks:
         raise SystemExit(f"no tasks were synthesized from {repo}")
+    heldout: list[dict[str, Any]] = []
+    if args.heldout_repo:
+        held_repo = prepare_repo(args.heldout_repo, work / "src")
+        loop.stages.run(
+            "synth-heldout",
+            lambda: loop._synth([str(held_repo)], work / "tasks" / "heldout.jsonl", args.heldout_tasks),
+        )
+        heldout = loop.tasks("heldout")[: args.heldout_tasks]
     base_gguf = args.gguf or _bundled()
     rewards_config = RewardConfig()
     rl = validate(
@@ -121,6 +132,12 @@ def main() -> None:
             "mean_reward": sum(r["reward"] for r in records) / len(records) if records else 0.0,
             "resolve_rate": sum(e.resolved for e in episodes) / len(episodes) if episodes else 0.0,
         }
+        if heldout and i in (0, args.iterations):  # the base policy and the last one, never trained on
+            out = here / "heldout"
+            judged = loop.stages.run(
+                f"heldout-{i}", lambda out=out, gguf=gguf: loop.run_and_judge(gguf, heldout, out, 7)
+            )
+            point["heldout_resolve_rate"] = judged["resolved"] / len(heldout)
         curve.append(point)
         print(json.dumps(point), flush=True)
         if i == args.iterations:
@@ -143,6 +160,9 @@ def main() -> None:
     print("\niteration  episodes  mean reward  resolve rate")
     for p in curve:
         print(f"{p['iteration']:9d}  {p['episodes']:8d}  {p['mean_reward']:11.3f}  {p['resolve_rate']:12.3f}")
+    if heldout:
+        first, last = curve[0]["heldout_resolve_rate"], curve[-1]["heldout_resolve_rate"]
+        print(f"held-out resolve rate ({len(heldout)} tasks): base {first:.3f}, last policy {last:.3f}")
     print(f"plot: {work / 'rl_curve.svg'}")
 
 
