@@ -27,8 +27,10 @@ def chat_template_for(path: str | Path) -> str:
 
 
 @contextlib.contextmanager
-def served(path: str | Path, *, n_ctx: int = 4096, parallel: int = 1, threads: int = 0) -> Iterator[str]:
-    """Serve the GGUF at `path`; yields the OpenAI base URL (http://127.0.0.1:PORT/v1)."""
+def served(
+    path: str | Path, *, n_ctx: int = 4096, parallel: int = 1, threads: int = 0, lora: list[str] = ()
+) -> Iterator[str]:
+    """Serve the GGUF at `path` (with adapter GGUFs over it); yields the base URL (http://127.0.0.1:PORT/v1)."""
     try:
         import xllamacpp
     except ImportError as e:
@@ -40,6 +42,7 @@ def served(path: str | Path, *, n_ctx: int = 4096, parallel: int = 1, threads: i
     params.n_parallel = parallel
     params.cpuparams.n_threads = threads or max(1, (os.cpu_count() or 2))
     params.warmup = False
+    params.lora_adapters = [xllamacpp.CommonAdapterLoraInfo(str(p), 1.0) for p in lora]
     template = chat_template_for(path)
     if template:
         params.chat_template = template
