@@ -57,24 +57,16 @@ class Served:
 
 def _tiny_gemma(directory: Path, vocab_size: int) -> Path:
     import torch
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
-    torch.manual_seed(1)
-    config = Gemma3TextConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=32,
+    from tests.learn.tiny import tiny_gemma
+
+    model = tiny_gemma(
+        vocab_size,
+        seed=1,
         query_pre_attn_scalar=32,  # llama.cpp scales queries by 1/sqrt(head_dim)
         max_position_embeddings=512,
         sliding_window=512,
-        initializer_range=0.2,
-        tie_word_embeddings=True,
     )
-    model = Gemma3ForCausalLM(config)
     with torch.no_grad():  # norms away from their neutral value, so that a missed +1 shows
         for name, param in model.named_parameters():
             if name.endswith("norm.weight"):
