@@ -40,8 +40,9 @@ class LoopConfig(BaseModel):
     """GGUF of the starting model ('' = the bundled Gemma-3-270M)."""
     slm: str = "gemma-3-270m"
     """Catalog or slm_providers entry whose configs every agent run uses (only its server is replaced)."""
-    run_config: list[str] = Field(default_factory=list)
-    """More agent settings for every run: YAML files or key=value, as `-c` takes them."""
+    run_config: list[str] = Field(default_factory=lambda: ["agent.max_format_errors=3"])
+    """More settings for every run: YAML files or key=value, as `-c` takes them. Runs stop after 3
+    format errors in a row (the SLM config allows 5): a base model that only rambles costs less."""
     base_training_dir: str = ""
     """A training directory already converted from base_model (skips the conversion, minutes here)."""
     rounds: int = Field(default=1, ge=1)
@@ -58,10 +59,10 @@ class LoopConfig(BaseModel):
     """Model calls per agent run (a demonstration takes five: test, look, fix, test, submit)."""
     temperature: float = 0.7
     """Sampling temperature of rollouts and evaluation runs."""
-    max_output_tokens: int = 128
+    max_output_tokens: int = 192
     """Longest reply."""
-    workers: int = 2
-    """Agent runs (and judged instances) at once."""
+    workers: int = 4
+    """Agent runs (and judged instances) at once; the server decodes as many sequences in one batch."""
     n_ctx: int = 4096
     """Context of the served model per run."""
     synth: dict[str, Any] = Field(default_factory=dict)
@@ -69,11 +70,11 @@ class LoopConfig(BaseModel):
     export: ExportConfig = Field(default_factory=lambda: ExportConfig(max_tokens=1024))
     """Which episodes become training data, and the rewards."""
     sft: dict[str, Any] = Field(
-        default_factory=lambda: {"epochs": 2.0, "max_steps": 40, "max_length": 1024, "learning_rate": 2e-4}
+        default_factory=lambda: {"epochs": 2.0, "max_steps": 30, "max_length": 1024, "learning_rate": 2e-4}
     )
     """`wren learn sft` settings (TrainConfig keys other than model, data, output, method)."""
     dpo: dict[str, Any] = Field(
-        default_factory=lambda: {"epochs": 1.0, "max_steps": 12, "max_length": 1024, "learning_rate": 5e-5}
+        default_factory=lambda: {"epochs": 1.0, "max_steps": 8, "max_length": 1024, "learning_rate": 5e-5}
     )
     """`wren learn dpo` settings."""
     dpo_enabled: bool = True
