@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import logging
 import sys
 import tempfile
 import time
@@ -67,6 +68,8 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=200, help="max_observation_tokens of those kept")
     parser.add_argument("--old-replies", default="command", choices=["whole", "command"])
     args = parser.parse_args()
+    # The agent logs a run that the context window ends with its traceback; the "ended by" line says it.
+    logging.getLogger("wren.agent").setLevel(logging.CRITICAL)
     with embedded_server(n_ctx=args.n_ctx) as api_base:
         print(f"server: {api_base}, {args.n_ctx} tokens of context, {args.steps} steps; task: {TASK}")
         print(
