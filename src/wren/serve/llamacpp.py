@@ -49,6 +49,10 @@ def server_params(
     params.n_ctx = n_ctx * slots
     # Agent prompts grow by appending: reusing the cached prefix is what makes a step cheap.
     params.cache_prompt = True
+    # Sliding-window models (Gemma 3) otherwise keep only the window's last tokens in their local
+    # layers' cache, and a prompt that changes earlier than that (history elision) is processed again
+    # in full: measured, a change 2,200 tokens from the end of a 3,291-token prompt reused 1 token.
+    params.swa_full = True
     params.endpoint_metrics = True
     params.endpoint_props = True
     if alias:
