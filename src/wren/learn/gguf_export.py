@@ -89,6 +89,16 @@ def _tensor(writer: Any, name: str, data: np.ndarray, precision: Precision) -> N
         )
 
 
+def _finish(writer: Any, tmp: Path, output: Path) -> Path:
+    """Write the file under its temporary name, then move it into place (no half-written GGUF)."""
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    tmp.replace(output)
+    return output
+
+
 def export_gguf(
     model_dir: str | Path,
     output: str | Path,
@@ -156,12 +166,7 @@ def export_gguf(
         if base.endswith("norm"):
             data = data + 1.0
         _tensor(writer, f"{target}.weight", data, precision)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    tmp.replace(output)
-    return output
+    return _finish(writer, tmp, output)
 
 
 def _adapter_base_config(adapter_dir: Path, base_model_dir: str | Path | None) -> dict[str, Any]:
@@ -221,9 +226,4 @@ def export_adapter_gguf(
         if target is None:
             raise ConfigError(f"{adapter_dir}: no GGUF name for adapted module {module}")
         writer.add_tensor(f"{target}.weight.lora_{part[0].lower()}", tensor.float().numpy())
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    tmp.replace(output)
-    return output
+    return _finish(writer, tmp, output)
