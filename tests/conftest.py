@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,6 +10,15 @@ from pathlib import Path
 import pytest
 
 from tests.peers.openai_server import ScriptedOpenAIServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A suite started as a background job of a script (`cmd &` without job control) inherits
+    # SIGINT ignored, and so would every process it starts; the Ctrl-C tests need Ctrl-C to arrive
+    # as it does at a terminal. A handled signal is reset to the default in children at exec.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 GIT = ["git", "-c", "user.email=wren@example.com", "-c", "user.name=wren", "-c", "init.defaultBranch=main"]
 

@@ -62,3 +62,22 @@ def test_batch_slice_must_not_be_negative(tmp_path):
     line = _one_line_error(wren(*args, cwd=tmp_path))
     assert "--slice '-5'" in line and "0 or more" in line
     assert not (tmp_path / "out").exists(), "nothing ran"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], "exactly one of --model DIR"),
+        (["--model", "m", "--adapter", "a"], "exactly one of --model DIR"),
+        (["--adapter", "nowhere"], "nowhere is not a PEFT adapter"),
+    ],
+)
+def test_learn_gguf_needs_one_model_or_adapter(tmp_path, args, expected):
+    line = _one_line_error(wren("learn", "gguf", *args, "-o", "out.gguf", cwd=tmp_path))
+    assert expected in line, line
+
+
+def test_serve_refuses_a_missing_adapter(tmp_path):
+    proc = wren("serve", "--lora", "missing.gguf", "--port", "9", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "LoRA adapter missing.gguf does not exist" in proc.stderr, proc.stderr

@@ -71,6 +71,29 @@ def test_the_server_is_llama_cpp_in_a_process_of_its_own_with_a_pid_file(embedde
     assert prompt == "<start_of_turn>user\nS\n\nU<end_of_turn>\n<start_of_turn>model\n"
 
 
+def test_a_prompt_changed_far_from_its_end_reuses_the_cached_prefix_before_the_change(embedded):
+    """History elision changes an early message; Gemma 3's sliding-window layers must not force a full re-run."""
+    from wren.models import get_model
+
+    _, api_base = embedded
+    model = get_model({"name": "openai/gemma-3-270m", "api_base": api_base, "max_output_tokens": 2})
+    early = " ".join(f"line {i} of an early output" for i in range(60))
+    late = " ".join(f"line {i} of a later output" for i in range(160))  # far past the 512-token window
+    n_early = len(
+        httpx.post(api_base.removesuffix("/v1") + "/tokenize", json={"content": early}, timeout=30).json()[
+            "tokens"
+        ]
+    )
+    calls = [
+        model.query([{"role": "user", "content": early}, {"role": "assistant", "content": reply},
+                     {"role": "user", "content": late}])["extra"]
+        for reply in ("first reply", "second reply")
+    ]  # fmt: skip
+    assert calls[1]["prompt_tokens"] > n_early + 1000
+    # The server's own count (usage.prompt_tokens_details.cached_tokens), as the agent records it.
+    assert n_early <= calls[1]["cached_tokens"] < n_early + 20
+
+
 @pytest.mark.parametrize("form", ["full", "fence"])
 def test_auto_constraint_asks_llama_cpp_for_a_grammar_and_the_reply_obeys_it(embedded, form):
     from wren.models import get_model

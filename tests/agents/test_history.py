@@ -66,6 +66,41 @@ def test_block_elision_keeps_the_prompt_prefix_stable_between_blocks(scripted_se
     assert max(whole) == 2 + 3
 
 
+def test_old_replies_command_keeps_only_the_commands_of_stubbed_steps(scripted_server, tmp_path):
+    history = {"keep_last": 2, "block": 4, "old_replies": "command"}
+    result, sent = run_recorded(scripted_server, tmp_path, history)
+    assert result.exit_status == "Submitted"
+    replies = [m["content"] for m in sent[-1] if m["role"] == "assistant"]
+    stubs = sum(m["content"].startswith("[output of an earlier") for m in sent[-1])
+    assert stubs == 8 and len(replies) == N_STEPS  # 12 observations: 2 kept, 8 stubbed, 2 in the open block
+    assert replies[:stubs] == [f"```bash\n{LONG}\n```"] * stubs
+    assert all(r == bash(LONG) for r in replies[stubs:])
+    # Replies are shortened in the same block as their observations: the prefix still breaks once a block.
+    assert prefix_breaks(sent) == (N_STEPS - 2) // 4
+    saved = [m["content"] for m in result.messages if m["role"] == "assistant" and "latency" in m["extra"]]
+    assert saved[:N_STEPS] == [bash(LONG)] * N_STEPS
+
+
+def test_a_tool_call_reply_keeps_its_call_and_a_reply_without_a_command_stays_whole():
+    call = {"id": "c1", "type": "function", "function": {"name": "bash", "arguments": '{"command": "ls"}'}}
+    messages = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "task"},
+        {"role": "assistant", "content": "I list the files.", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "a\nb"},
+        {"role": "assistant", "content": "no command here"},
+        {"role": "user", "content": "Format error"},
+        {"role": "assistant", "content": bash("ls")},
+        {"role": "user", "content": "a\nb"},
+    ]
+    out = shorten(messages, 2, HistoryConfig(keep_last=1, old_replies="command"))
+    assert out[2] == {**messages[2], "content": ""} and out[2]["tool_calls"] == [call]
+    assert out[4] == messages[4] and out[6] == messages[6]  # the last reply's observation is kept whole
+    assert [m["content"] for m in out[3:6:2]] == [
+        f"[output of an earlier command elided: {n} lines]" for n in (2, 1)
+    ]
+
+
 def test_the_defaults_send_the_history_unchanged(scripted_server, tmp_path):
     result, sent = run_recorded(scripted_server, tmp_path, {})
     assert prefix_breaks(sent) == 0
@@ -101,4 +136,7 @@ def test_an_unknown_history_key_is_an_error_that_names_it():
 
     agent = read_yaml("default")["agent"] | {"history": {"keep_lst": 3}}
     with pytest.raises(ConfigError, match="keep_lst"):
+        validate(AgentConfig, agent, where="agent")
+    agent["history"] = {"old_replies": "thoughts"}
+    with pytest.raises(ConfigError, match="old_replies"):
         validate(AgentConfig, agent, where="agent")

@@ -13,7 +13,7 @@ import pytest
 from tests.peers.fixture_repo import build_calc_repo, write_jsonl
 from wren.bench.config import BenchWrenConfig
 from wren.config.assemble import assemble_config
-from wren.learn.demos import demo_replies, parse_patch, write_demos
+from wren.learn.demos import Hunk, demo_replies, parse_patch, trimmed, write_demos
 from wren.learn.episodes import load_episodes
 from wren.learn.rewards import RewardConfig, reward_terms
 from wren.models.actions import parse_text_action
@@ -44,6 +44,15 @@ def test_parse_patch_gives_exact_replacements():
         ("a.py", 1, "x = 1\ny = 2\nz = 4\n", "x = 1\ny = 3\nz = 4\n"),
         ("a.py", 10, "p = 0\nq = 1", "p = 0\nq = 2"),
     ]
+
+
+def test_trimmed_hunks_keep_one_line_of_context():
+    hunk = Hunk("a.py", 10, "a\nb\nc\nd\ne\nf\n", "a\nb\nc\nD\ne\nf\n")
+    assert trimmed(hunk) == Hunk("a.py", 12, "c\nd\ne\n", "c\nD\ne\n")
+    insertion = Hunk("a.py", 1, "a\nb\n", "a\nnew\nb\n")
+    assert trimmed(insertion) == insertion
+    at_start = Hunk("a.py", 1, "x\ny\nz\n", "X\ny\nz\n")
+    assert trimmed(at_start) == Hunk("a.py", 1, "x\ny\n", "X\ny\n")
 
 
 def test_demo_replies_are_single_actions(tasks):

@@ -22,11 +22,12 @@ def bundled_gguf() -> str:
 class Served:
     """A GGUF served by llama.cpp's server (in-process, xllamacpp) on 127.0.0.1."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, lora: list[str] = ()):
         import xllamacpp
 
         params = xllamacpp.CommonParams()
         params.model.path = path
+        params.lora_adapters = [xllamacpp.CommonAdapterLoraInfo(str(p), 1.0) for p in lora]
         params.n_ctx = 256
         params.n_parallel = 1
         params.cpuparams.n_threads = 2
@@ -45,27 +46,27 @@ class Served:
         response.raise_for_status()
         return response.json()["tokens"]
 
+    def top_logprobs(self, prompt_ids: list[int], n: int, k: int = 5) -> list[dict[int, float]]:
+        """The k most likely next tokens and their log-probabilities at each of n greedy steps."""
+        body = {"prompt": prompt_ids, "n_predict": n, "temperature": 0, "top_k": 1, "cache_prompt": False}
+        response = httpx.post(f"{self.url}/completion", json={**body, "n_probs": k}, timeout=300)
+        response.raise_for_status()
+        steps = response.json()["completion_probabilities"]
+        return [{t["id"]: t["logprob"] for t in step["top_logprobs"]} for step in steps]
+
 
 def _tiny_gemma(directory: Path, vocab_size: int) -> Path:
     import torch
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
-    torch.manual_seed(1)
-    config = Gemma3TextConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=32,
+    from tests.learn.tiny import tiny_gemma
+
+    model = tiny_gemma(
+        vocab_size,
+        seed=1,
         query_pre_attn_scalar=32,  # llama.cpp scales queries by 1/sqrt(head_dim)
         max_position_embeddings=512,
         sliding_window=512,
-        initializer_range=0.2,
-        tie_word_embeddings=True,
     )
-    model = Gemma3ForCausalLM(config)
     with torch.no_grad():  # norms away from their neutral value, so that a missed +1 shows
         for name, param in model.named_parameters():
             if name.endswith("norm.weight"):
@@ -104,3 +105,46 @@ def test_gguf_round_trip_keeps_tokenizer_and_weights(bundled_gguf: str, tmp_path
     again = AutoModelForCausalLM.from_pretrained(str(back), dtype=torch.float32)
     for (name, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items(), strict=True):
         assert torch.allclose(a, b, atol=1e-6), name
+
+
+@pytest.mark.timeout(900)
+def test_an_adapter_gguf_over_the_base_computes_what_the_merged_model_does(bundled_gguf: str, tmp_path: Path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from wren.learn.gguf_export import export_adapter_gguf, export_gguf
+
+    base_dir = _tiny_gemma(tmp_path / "tiny", 262144)
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+    modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    tuned = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=modules, lora_dropout=0.0))
+    torch.manual_seed(2)
+    with torch.no_grad():  # a fresh adapter's B is zero and changes nothing
+        for name, param in tuned.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.5)
+    tuned.save_pretrained(str(tmp_path / "adapter"))
+    tuned.merge_and_unload().save_pretrained(str(tmp_path / "merged"))
+
+    base = export_gguf(base_dir, tmp_path / "base.gguf", tokenizer_gguf=bundled_gguf, precision="f32")
+    merged = export_gguf(
+        tmp_path / "merged", tmp_path / "merged.gguf", tokenizer_gguf=bundled_gguf, precision="f32"
+    )
+    adapter = export_adapter_gguf(tmp_path / "adapter", tmp_path / "adapter.gguf")
+
+    prompt = [2, 818, 5279, 529, 496, 9405, 236761, 108]
+    alone = Served(str(base)).top_logprobs(prompt, 4)
+    expected = Served(str(merged)).top_logprobs(prompt, 4)
+    got = Served(str(base), lora=[str(adapter)]).top_logprobs(prompt, 4)
+    # The same distribution up to float rounding (llama.cpp adds B·A·x beside W·x; near-ties among
+    # the tiny random model's 262k tokens may swap the fifth place).
+    for step_got, step_expected in zip(got, expected, strict=True):
+        common = step_got.keys() & step_expected.keys()
+        assert len(common) >= 4
+        assert all(abs(step_got[t] - step_expected[t]) < 5e-3 for t in common)
+    # The adapter is applied, not ignored: without it the distribution is another.
+    assert any(
+        a.keys() != e.keys() or any(abs(a[t] - e[t]) > 1e-2 for t in a)
+        for a, e in zip(alone, expected, strict=True)
+    )

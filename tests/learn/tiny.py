@@ -43,9 +43,8 @@ def sample_records(n: int = 6) -> list[dict]:
 
 def build_tiny_model(directory: Path, corpus: list[str]) -> Path:
     """Save a 2-layer Gemma3ForCausalLM and a byte-level BPE tokenizer with Gemma's chat template."""
-    import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     from wren.learn.convert import GEMMA_CHAT_TEMPLATE
 
@@ -60,25 +59,35 @@ def build_tiny_model(directory: Path, corpus: list[str]) -> Path:
         tokenizer_object=bpe, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
     )
     tokenizer.chat_template = GEMMA_CHAT_TEMPLATE
-    torch.manual_seed(0)
-    config = Gemma3TextConfig(
-        vocab_size=len(tokenizer),
+    model = tiny_gemma(
+        len(tokenizer),
+        max_position_embeddings=2048,
+        sliding_window=64,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    model.save_pretrained(str(directory))
+    tokenizer.save_pretrained(str(directory))
+    return directory
+
+
+def tiny_gemma(vocab_size: int, seed: int = 0, **overrides: object) -> object:
+    """A 2-layer Gemma3ForCausalLM with random weights (tied embeddings, as Gemma-3-270M has)."""
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(seed)
+    settings: dict = dict(
+        vocab_size=vocab_size,
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
         num_attention_heads=2,
         num_key_value_heads=1,
         head_dim=32,
-        max_position_embeddings=2048,
-        sliding_window=64,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=True,
         # Large enough embeddings that a LoRA on the layers can make sharp predictions (at 0.02, logits stay below ~1.3).
         initializer_range=0.2,
     )
-    model = Gemma3ForCausalLM(config)
-    model.save_pretrained(str(directory))
-    tokenizer.save_pretrained(str(directory))
-    return directory
+    return Gemma3ForCausalLM(Gemma3TextConfig(**(settings | overrides)))

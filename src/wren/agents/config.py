@@ -22,6 +22,8 @@ class HistoryConfig(BaseModel):
     """Cap on each observation kept whole, in tokens (about 4 characters each; 0 = no cap)."""
     stub: str = "[output of an earlier command elided: {lines} lines]"
     """The one line an elided observation becomes ({lines}: its line count)."""
+    old_replies: Literal["whole", "command"] = "whole"
+    """Replies before a stubbed observation: whole, or only their command (THOUGHT text dropped)."""
 
 
 class AgentConfig(BaseModel):

@@ -252,20 +252,38 @@ def register(app: typer.Typer) -> None:
     @learn.command("gguf")
     def gguf_command(
         model: str = typer.Option(
-            ..., "--model", help="Training directory (e.g. an sft/dpo output's model/)."
+            "", "--model", help="Training directory (e.g. an sft/dpo output's model/), written merged."
+        ),
+        adapter: str = typer.Option(
+            "", "--adapter", help="A LoRA adapter directory (an sft/dpo output's adapter/), written alone."
         ),
         output: str = typer.Option(..., "-o", "--output", help="GGUF file to write."),
-        precision: str = typer.Option("q8_0", "--precision", help="f32, f16 or q8_0."),
+        precision: str = typer.Option("q8_0", "--precision", help="f32, f16 or q8_0 (merged models)."),
         tokenizer_gguf: str = typer.Option(
             "",
             "--tokenizer-gguf",
             help="GGUF whose tokenizer to copy (default: the one the model came from).",
         ),
+        base_model: str = typer.Option(
+            "",
+            "--base-model",
+            help="With --adapter: its base training directory (default: the one it names).",
+        ),
     ) -> None:
-        """Write a training directory as a GGUF that `wren serve --model FILE` serves."""
+        """Write a tuned model as GGUF: merged (`wren serve --model FILE`) or an adapter (`--lora FILE`)."""
         from wren.exceptions import ConfigError
-        from wren.learn.gguf_export import export_gguf
+        from wren.learn.gguf_export import export_adapter_gguf, export_gguf
 
+        if bool(model) == bool(adapter):
+            raise ConfigError(
+                "give exactly one of --model DIR (a merged GGUF) and --adapter DIR (an adapter GGUF)"
+            )
+        if adapter:
+            out = export_adapter_gguf(adapter, output, base_model_dir=base_model or None)
+            typer.echo(
+                f"adapter GGUF: {out} (serve it with: wren serve --model BASE.gguf --lora {out})", err=True
+            )
+            return
         if precision not in ("f32", "f16", "q8_0"):
             raise ConfigError(f"--precision must be f32, f16 or q8_0, not {precision!r}")
         out = export_gguf(model, output, tokenizer_gguf=tokenizer_gguf, precision=precision)  # type: ignore[arg-type]

@@ -26,6 +26,11 @@ def register(app: typer.Typer) -> None:
             help="A template in wren/serve/templates (e.g. gemma) or Jinja text (default: the GGUF's own; "
             "gemma for the bundled model).",
         ),
+        lora: list[str] = typer.Option(
+            [],
+            "--lora",
+            help="An adapter GGUF (`wren learn gguf --adapter`) applied over the model; repeatable.",
+        ),
     ) -> None:
         """Serve a local model (OpenAI-compatible, at http://HOST:PORT/v1)."""
         from wren.serve.embedded import default_model_path, server_argv
@@ -38,6 +43,7 @@ def register(app: typer.Typer) -> None:
             engine=engine,
             slots=slots,
             chat_template=chat_template,
+            lora=lora,
         )
         typer.echo(f"serving at http://{host}:{port}/v1 : {' '.join(argv)}", err=True)
         os.execv(argv[0], argv)

@@ -75,18 +75,38 @@ def parse_patch(patch: str) -> list[Hunk]:
     return [h for h in hunks if h.old != h.new]
 
 
+def trimmed(hunk: Hunk, context: int = 1) -> Hunk:
+    """The hunk with its unchanged lines cut down to `context` on each side of the change.
+
+    A patch carries three lines of context; a small model's reply is cheaper and easier to learn
+    with one, and a line before and after the change is almost always unique in the file (the
+    edit checks that it is, and a demonstration that fails is not kept).
+    """
+    old, new = hunk.old.splitlines(keepends=True), hunk.new.splitlines(keepends=True)
+    head = 0
+    while head < min(len(old), len(new)) and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    cut_head, cut_tail = max(0, head - context), max(0, tail - context)
+    return Hunk(
+        hunk.path,
+        hunk.start + cut_head,
+        "".join(old[cut_head : len(old) - cut_tail]),
+        "".join(new[cut_head : len(new) - cut_tail]),
+    )
+
+
 def edit_command(hunks: list[Hunk]) -> str:
     """A python program (run through bash) that makes each hunk's replacement, checking it is unambiguous."""
-    lines = ["python3 - <<'WREN_EDIT'", "from pathlib import Path", "edits = ["]
-    lines += [f"    ({h.path!r}, {h.old!r}, {h.new!r})," for h in hunks]
+    lines = ["python3 - <<'WREN_EDIT'", "from pathlib import Path", "for path, old, new in ["]
+    lines += [f"    ({h.path!r}, {h.old!r}, {h.new!r})," for h in map(trimmed, hunks)]
     lines += [
-        "]",
-        "for path, old, new in edits:",
-        "    p = Path(path)",
-        "    text = p.read_text() if p.exists() else ''",
+        "]:",
+        "    p = Path(path); text = p.read_text() if p.exists() else ''",
         "    assert text.count(old) == 1, f'{path}: the text to replace is not there exactly once'",
-        "    p.write_text(text.replace(old, new, 1))",
-        "    print(f'edited {path}')",
+        "    p.write_text(text.replace(old, new, 1)); print('edited', path)",
         "WREN_EDIT",
     ]
     return "\n".join(lines)

@@ -37,6 +37,8 @@ class Episode:
     source: str = ""
     """Where the run was read from."""
     action_format: str = "text"
+    opening: int = 0
+    """Messages before the first step (system, few-shot demonstrations, task): never the model's work."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -53,7 +55,7 @@ class Episode:
         return self.exit_status == "Submitted"
 
     def assistant_indices(self) -> list[int]:
-        return [i for i, m in enumerate(self.messages) if m.get("role") == "assistant"]
+        return [i for i, m in enumerate(self.messages) if i >= self.opening and m.get("role") == "assistant"]
 
     @property
     def n_steps(self) -> int:
@@ -125,6 +127,7 @@ def load_episodes(
                 instance=instances.get(instance_id),
                 source=str(path),
                 action_format=action_format,
+                opening=len(run.opening),
             )
         )
     return episodes

@@ -42,9 +42,9 @@ class ExportConfig(BaseModel):
 
 def marked(episode: Episode) -> list[dict]:
     """The episode's messages, with format-breaking replies marked not to be trained on."""
-    bad = set(episode.format_error_steps())
+    trained = set(episode.assistant_indices()) - set(episode.format_error_steps())
     return [
-        {**m, "train": i not in bad} if m.get("role") == "assistant" else m
+        {**m, "train": i in trained} if m.get("role") == "assistant" else m
         for i, m in enumerate(episode.messages)
     ]
 
@@ -62,7 +62,7 @@ def sft_records(
             if ret <= config.min_return:
                 continue
             weight = ret
-        for i, window in enumerate(windows(marked(episode), config.max_tokens, count)):
+        for i, window in enumerate(windows(marked(episode), config.max_tokens, count, episode.opening)):
             if any(m.get("train") for m in window if m["role"] == "assistant"):
                 yield {"messages": window, "weight": weight, "instance_id": episode.instance_id, "window": i}
 
@@ -103,7 +103,9 @@ def dpo_records(
                     continue
                 k = _assistant_turns(better).index(i)
                 j = _assistant_turns(worse)[k]
-                yield _pair(better.messages[:i], better.messages[i], worse.messages[j], config, count) | {
+                yield _pair(
+                    better.messages[:i], better.messages[i], worse.messages[j], config, count, better.opening
+                ) | {
                     "instance_id": instance_id,
                     "kind": "runs",
                     "margin": r_better - r_worse,
@@ -121,7 +123,14 @@ def _format_pairs(episode: Episode, config: ExportConfig, count: TokenCounter) -
             continue
         later = next((j for j in turns[k + 1 :] if j not in bad), None)
         if later is not None:
-            yield _pair(episode.messages[:i], episode.messages[later], episode.messages[i], config, count) | {
+            yield _pair(
+                episode.messages[:i],
+                episode.messages[later],
+                episode.messages[i],
+                config,
+                count,
+                episode.opening,
+            ) | {
                 "instance_id": episode.instance_id,
                 "kind": "format",
                 "margin": 1.0,
@@ -129,10 +138,15 @@ def _format_pairs(episode: Episode, config: ExportConfig, count: TokenCounter) -
 
 
 def _pair(
-    prefix: list[dict], chosen: dict, rejected: dict, config: ExportConfig, count: TokenCounter
+    prefix: list[dict],
+    chosen: dict,
+    rejected: dict,
+    config: ExportConfig,
+    count: TokenCounter,
+    n_head: int = 0,
 ) -> dict[str, Any]:
     longest = max(len(str(chosen.get("content") or "")), len(str(rejected.get("content") or "")))
-    prompt = prefix_window(prefix, config.max_tokens - count("x" * longest) - 8, count)
+    prompt = prefix_window(prefix, config.max_tokens - count("x" * longest) - 8, count, n_head)
     return {
         "prompt": prompt,
         "chosen": [{"role": "assistant", "content": str(chosen.get("content") or "")}],
@@ -149,7 +163,7 @@ def value_records(
         for k, i in enumerate(turns):
             remaining = len(turns) - k - 1
             yield {
-                "messages": prefix_window(episode.messages[:i], config.max_tokens, count),
+                "messages": prefix_window(episode.messages[:i], config.max_tokens, count, episode.opening),
                 "return": ret * config.gamma**remaining,
                 "instance_id": episode.instance_id,
                 "step": k + 1,

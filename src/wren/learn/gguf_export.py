@@ -89,6 +89,16 @@ def _tensor(writer: Any, name: str, data: np.ndarray, precision: Precision) -> N
         )
 
 
+def _finish(writer: Any, tmp: Path, output: Path) -> Path:
+    """Write the file under its temporary name, then move it into place (no half-written GGUF)."""
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    tmp.replace(output)
+    return output
+
+
 def export_gguf(
     model_dir: str | Path,
     output: str | Path,
@@ -156,9 +166,64 @@ def export_gguf(
         if base.endswith("norm"):
             data = data + 1.0
         _tensor(writer, f"{target}.weight", data, precision)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    tmp.replace(output)
-    return output
+    return _finish(writer, tmp, output)
+
+
+def _adapter_base_config(adapter_dir: Path, base_model_dir: str | Path | None) -> dict[str, Any]:
+    if base_model_dir:
+        return _text_config(Path(base_model_dir))
+    settings = json.loads((adapter_dir / "adapter_config.json").read_text())
+    base = Path(settings.get("base_model_name_or_path") or "")
+    if not (base / "config.json").is_file():
+        raise ConfigError(
+            f"{adapter_dir} names base model {str(base)!r}, which has no config.json here; pass --base-model DIR"
+        )
+    return _text_config(base)
+
+
+def export_adapter_gguf(
+    adapter_dir: str | Path, output: str | Path, *, base_model_dir: str | Path | None = None
+) -> Path:
+    """Write a PEFT LoRA adapter as a llama.cpp adapter GGUF, served beside its base model's GGUF.
+
+    llama.cpp adds B·A·(alpha/r) to each adapted weight, as PEFT does, so `adapter.lora.alpha` is
+    PEFT's lora_alpha. Only linear layers can be carried (llama.cpp adapts no embeddings or norms).
+    """
+    import gguf
+    from safetensors.torch import load_file
+
+    adapter_dir, output = Path(adapter_dir), Path(output)
+    settings_path = adapter_dir / "adapter_config.json"
+    weights_path = adapter_dir / "adapter_model.safetensors"
+    if not settings_path.is_file() or not weights_path.is_file():
+        raise ConfigError(
+            f"{adapter_dir} is not a PEFT adapter (adapter_config.json + adapter_model.safetensors)"
+        )
+    settings = json.loads(settings_path.read_text())
+    if settings.get("peft_type") != "LORA":
+        raise ConfigError(
+            f"{adapter_dir}: only LoRA adapters can be written as GGUF, not {settings.get('peft_type')}"
+        )
+    if settings.get("use_rslora") or settings.get("use_dora"):
+        raise ConfigError(
+            f"{adapter_dir}: rsLoRA and DoRA adapters have no llama.cpp form; merge them instead"
+        )
+    config = _adapter_base_config(adapter_dir, base_model_dir)
+    arch = _arch(config)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.GEMMA3, int(config["num_hidden_layers"]))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    writer = gguf.GGUFWriter(str(tmp), arch)
+    writer.add_string("general.type", "adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", float(settings.get("lora_alpha", settings.get("r", 8))))
+    for key, tensor in sorted(load_file(str(weights_path)).items()):
+        # base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight -> blk.0.attn_q.weight.lora_a
+        module, _, part = key.removeprefix("base_model.model.").rpartition(".lora_")
+        if part not in ("A.weight", "B.weight"):
+            raise ConfigError(f"{adapter_dir}: tensor {key} is not a LoRA A or B matrix")
+        target = names.get_name(module.replace("model.language_model.", "model."))
+        if target is None:
+            raise ConfigError(f"{adapter_dir}: no GGUF name for adapted module {module}")
+        writer.add_tensor(f"{target}.weight.lora_{part[0].lower()}", tensor.float().numpy())
+    return _finish(writer, tmp, output)

@@ -38,6 +38,11 @@ class LoopConfig(BaseModel):
     """Repository directories never trained on; their tasks measure the models."""
     base_model: str = ""
     """GGUF of the starting model ('' = the bundled Gemma-3-270M)."""
+    slm: str = "gemma-3-270m"
+    """Catalog or slm_providers entry whose configs every agent run uses (only its server is replaced)."""
+    run_config: list[str] = Field(default_factory=lambda: ["agent.max_format_errors=3"])
+    """More settings for every run: YAML files or key=value, as `-c` takes them. Runs stop after 3
+    format errors in a row (the SLM config allows 5): a base model that only rambles costs less."""
     base_training_dir: str = ""
     """A training directory already converted from base_model (skips the conversion, minutes here)."""
     rounds: int = Field(default=1, ge=1)
@@ -50,14 +55,14 @@ class LoopConfig(BaseModel):
     """Sampling seeds of the held-out evaluation (one run of every task per seed and model)."""
     rollouts: bool = True
     """Also train on the current model's own runs of the training tasks (rejection sampled)."""
-    step_limit: int = 10
-    """Model calls per agent run."""
+    step_limit: int = 8
+    """Model calls per agent run (a demonstration takes five: test, look, fix, test, submit)."""
     temperature: float = 0.7
     """Sampling temperature of rollouts and evaluation runs."""
-    max_output_tokens: int = 256
+    max_output_tokens: int = 192
     """Longest reply."""
-    workers: int = 2
-    """Agent runs (and judged instances) at once."""
+    workers: int = 4
+    """Agent runs (and judged instances) at once; the server decodes as many sequences in one batch."""
     n_ctx: int = 4096
     """Context of the served model per run."""
     synth: dict[str, Any] = Field(default_factory=dict)
@@ -65,11 +70,11 @@ class LoopConfig(BaseModel):
     export: ExportConfig = Field(default_factory=lambda: ExportConfig(max_tokens=1024))
     """Which episodes become training data, and the rewards."""
     sft: dict[str, Any] = Field(
-        default_factory=lambda: {"epochs": 2.0, "max_length": 1024, "learning_rate": 2e-4}
+        default_factory=lambda: {"epochs": 2.0, "max_steps": 30, "max_length": 1024, "learning_rate": 2e-4}
     )
     """`wren learn sft` settings (TrainConfig keys other than model, data, output, method)."""
     dpo: dict[str, Any] = Field(
-        default_factory=lambda: {"epochs": 1.0, "max_length": 1024, "learning_rate": 5e-5}
+        default_factory=lambda: {"epochs": 1.0, "max_steps": 8, "max_length": 1024, "learning_rate": 5e-5}
     )
     """`wren learn dpo` settings."""
     dpo_enabled: bool = True
@@ -170,16 +175,17 @@ class Loop:
         ]
         if api_base:
             specs += [
-                "model.name=openai/wren-learn",
                 f"model.api_base={api_base}",
-                "model.api_key=none",
                 f"model.temperature={self.config.temperature}",
                 f"model.max_output_tokens={self.config.max_output_tokens}",
                 f"model.completion_kwargs.seed={seed}",
-                "model.input_cost_per_token=0",
-                "model.output_cost_per_token=0",
             ]
-        return assemble_config(specs, env_kind="local", schema=BenchWrenConfig)
+        # Every run (demonstrations, rollouts, both models' evaluations) uses the bundled SLM's own
+        # catalog configs (few-shot turns, constrained output, history for small contexts): the base
+        # model is measured at its best, and training data has the prompts the tuned model will see.
+        return assemble_config(
+            [*self.config.run_config, *specs], slm=self.config.slm, env_kind="local", schema=BenchWrenConfig
+        )
 
     def run_and_judge(self, gguf: str, tasks: list[dict[str, Any]], out: Path, seed: int) -> dict[str, Any]:
         from wren.bench.batch import BatchRunner

@@ -7,13 +7,10 @@ they reach any server. Gemma GGUFs without a chat template get llama.cpp's built
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from wren.exceptions import ConfigError
 from wren.learn.gguf_meta import read_metadata
-from wren.serve.llamacpp import bundled_template
 
 SERVED_NAME = "wren-learn"
 
@@ -28,24 +25,26 @@ def chat_template_for(path: str | Path) -> str:
 
 
 @contextlib.contextmanager
-def served(path: str | Path, *, n_ctx: int = 4096, parallel: int = 1, threads: int = 0) -> Iterator[str]:
-    """Serve the GGUF at `path`; yields the OpenAI base URL (http://127.0.0.1:PORT/v1)."""
-    try:
-        import xllamacpp
-    except ImportError as e:
-        raise ConfigError("serving a GGUF needs the local extra: pip install 'wren-agent[local]'") from e
-    params = xllamacpp.CommonParams()
-    params.model.path = str(path)
-    params.model_alias = SERVED_NAME
-    params.n_ctx = n_ctx * parallel  # llama.cpp splits the context between its slots
-    params.n_parallel = parallel
-    params.cpuparams.n_threads = threads or max(1, (os.cpu_count() or 2))
+def served(
+    path: str | Path, *, n_ctx: int = 4096, parallel: int = 1, threads: int = 0, lora: list[str] = ()
+) -> Iterator[str]:
+    """Serve the GGUF at `path` (with adapter GGUFs over it) on a free port; yields the base URL
+    (http://127.0.0.1:PORT/v1). `n_ctx` is per parallel sequence."""
+    import xllamacpp
+
+    from wren.serve.llamacpp import server_params
+
+    params = server_params(
+        str(path),
+        0,  # the server picks a free port
+        n_ctx=n_ctx,
+        slots=parallel,
+        alias=SERVED_NAME,
+        threads=threads or None,
+        chat_template=chat_template_for(path) or None,
+        lora=lora,
+    )
     params.warmup = False
-    template = chat_template_for(path)
-    if template:
-        # The template's Jinja text: llama.cpp takes this parameter as Jinja, so a bare name such as
-        # "gemma" would be the whole prompt (three tokens, whatever the messages were).
-        params.chat_template = bundled_template(template)
     server = xllamacpp.Server(params)  # returns once the model is loaded and the port listens
     try:
         yield server.listening_address.rstrip("/") + "/v1"

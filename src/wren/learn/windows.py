@@ -63,14 +63,25 @@ def join(head: list[dict], omitted: int, body: list[dict]) -> list[dict]:
     return normalise([*head, note, *body])
 
 
-def windows(messages: list[dict], max_tokens: int, count: TokenCounter = approx_tokens) -> list[list[dict]]:
-    """Windows that between them hold every assistant turn once, each within `max_tokens` if it can be.
-
-    A turn too long for any window still gets a window of its own (the trainer truncates it).
-    """
+def split_head(messages: list[dict], n_head: int = 0) -> tuple[list[dict], list[dict]]:
+    """(head, rest), normalised: the first `n_head` messages (a run's opening, few-shot turns
+    included) or, with 0, the system prompt and the first user turn."""
+    if n_head:
+        return normalise(messages[:n_head]), normalise(messages[n_head:])
     messages = normalise(messages)
     h = head_length(messages)
-    head, rest = messages[:h], messages[h:]
+    return messages[:h], messages[h:]
+
+
+def windows(
+    messages: list[dict], max_tokens: int, count: TokenCounter = approx_tokens, n_head: int = 0
+) -> list[list[dict]]:
+    """Windows that between them hold every assistant turn once, each within `max_tokens` if it can be.
+
+    Every window starts with the head (see `split_head`). A turn too long for any window still gets
+    a window of its own (the trainer truncates it).
+    """
+    head, rest = split_head(messages, n_head)
     budget = (
         max_tokens
         - sum(message_tokens(m, count) for m in head)
@@ -97,11 +108,11 @@ def windows(messages: list[dict], max_tokens: int, count: TokenCounter = approx_
     return out
 
 
-def prefix_window(messages: list[dict], max_tokens: int, count: TokenCounter = approx_tokens) -> list[dict]:
+def prefix_window(
+    messages: list[dict], max_tokens: int, count: TokenCounter = approx_tokens, n_head: int = 0
+) -> list[dict]:
     """The head and as many of the latest turns as fit: the context a history processor would keep."""
-    messages = normalise(messages)
-    h = head_length(messages)
-    head, rest = messages[:h], messages[h:]
+    head, rest = split_head(messages, n_head)
     budget = max_tokens - sum(message_tokens(m, count) for m in head)
     start, used = len(rest), 0
     while start > 0 and used + message_tokens(rest[start - 1], count) <= budget:

@@ -65,6 +65,12 @@ def cut_after_first_action(content: str) -> str:
     return content[: match.end()] if match else content
 
 
+def first_action_block(content: str) -> str:
+    """The first complete bash block of `content`, fences included ("" when there is none)."""
+    match = _FENCE.search(content)
+    return match.group(0) if match else ""
+
+
 def _arguments(raw: object) -> dict:
     if isinstance(raw, dict):
         return raw

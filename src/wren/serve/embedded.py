@@ -66,8 +66,12 @@ def server_argv(
     engine: str = "llama.cpp",
     slots: int = 1,
     chat_template: str | None = None,
+    lora: list[str] = (),
 ) -> list[str]:
-    """The command that serves `model_path` on host:port with `slots` parallel sequences of `n_ctx` tokens."""
+    """The command that serves `model_path` (with LoRA adapter GGUFs over it) on host:port with `slots`
+    parallel sequences of `n_ctx` tokens."""
+    if lora and engine != "llama.cpp":
+        raise ConfigError(f"--lora is served by the llama.cpp engine only, not {engine}")
     bundled = model_path == _bundled_path()
     if engine == "llama.cpp":
         template = chat_template or (BUNDLED_CHAT_TEMPLATE if bundled else None)
@@ -76,6 +80,7 @@ def server_argv(
             "--model", model_path, "--alias", EMBEDDED_MODEL_NAME,
             "--host", host, "--port", str(port), "--n-ctx", str(n_ctx), "--slots", str(slots),
             *(["--chat-template", template] if template else []),
+            *[arg for path in lora for arg in ("--lora", str(path))],
         ]  # fmt: skip
     if engine == "llama-cpp-python":  # optional: builds from source, not part of any extra
         template = chat_template or (BUNDLED_CHAT_TEMPLATE if bundled else None)
