@@ -27,8 +27,12 @@ def main() -> None:
     parser.add_argument("--heldout-repo", default="more-itertools==10.5.0")
     parser.add_argument("--small", action="store_true", help="2 held-out tasks, 1 seed, short runs")
     parser.add_argument("--base-training-dir", default="")
+    parser.add_argument(
+        "-c", "--config", action="append", default=[], help="LoopConfig key=value (repeatable)"
+    )
     args = parser.parse_args()
 
+    from wren.config.loader import deep_merge, parse_override
     from wren.learn.loop import Loop, LoopConfig
 
     work = Path(args.work)
@@ -48,6 +52,10 @@ def main() -> None:
         base_training_dir=args.base_training_dir,
         **size,
     )
+    overrides: dict = {}
+    for spec in args.config:
+        overrides = deep_merge(overrides, parse_override(spec))
+    config = LoopConfig.model_validate(deep_merge(config.model_dump(), overrides))
     started = time.monotonic()
     report = Loop(config, log=lambda line: print(line, flush=True)).run()
     total = time.monotonic() - started
