@@ -19,11 +19,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from synth_yield import prepare_repo  # noqa: E402
 
+TRAIN_REPOS = ["toolz==1.2.0", "cachetools==5.5.0"]
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="/tmp/wren-loop")
-    parser.add_argument("--train-repo", default="toolz==1.2.0")
+    parser.add_argument(
+        "--train-repo",
+        action="append",
+        help="PyPI sdist trained on (repeatable; default toolz==1.2.0 and cachetools==5.5.0)",
+    )
     parser.add_argument("--heldout-repo", default="more-itertools==10.5.0")
     parser.add_argument("--small", action="store_true", help="2 held-out tasks, 1 seed, short runs")
     parser.add_argument("--base-training-dir", default="")
@@ -37,7 +43,8 @@ def main() -> None:
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    train_repo = prepare_repo(args.train_repo, work / "src")
+    # Two training repositories: one alone teaches its own package name into every command.
+    train_repos = [prepare_repo(spec, work / "src") for spec in args.train_repo or TRAIN_REPOS]
     heldout_repo = prepare_repo(args.heldout_repo, work / "src")
     size = (
         {"train_tasks": 6, "heldout_tasks": 2, "seeds": [0], "step_limit": 3, "max_output_tokens": 96,
@@ -47,7 +54,7 @@ def main() -> None:
     )  # fmt: skip
     config = LoopConfig(
         work_dir=str(work / "loop"),
-        train_repos=[str(train_repo)],
+        train_repos=[str(r) for r in train_repos],
         heldout_repos=[str(heldout_repo)],
         base_training_dir=args.base_training_dir,
         **size,

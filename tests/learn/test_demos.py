@@ -13,7 +13,7 @@ import pytest
 from tests.peers.fixture_repo import build_calc_repo, write_jsonl
 from wren.bench.config import BenchWrenConfig
 from wren.config.assemble import assemble_config
-from wren.learn.demos import Hunk, demo_replies, parse_patch, trimmed, write_demos
+from wren.learn.demos import demo_replies, edit_command, parse_patch, write_demos
 from wren.learn.episodes import load_episodes
 from wren.learn.rewards import RewardConfig, reward_terms
 from wren.models.actions import parse_text_action
@@ -46,13 +46,39 @@ def test_parse_patch_gives_exact_replacements():
     ]
 
 
-def test_trimmed_hunks_keep_one_line_of_context():
-    hunk = Hunk("a.py", 10, "a\nb\nc\nd\ne\nf\n", "a\nb\nc\nD\ne\nf\n")
-    assert trimmed(hunk) == Hunk("a.py", 12, "c\nd\ne\n", "c\nD\ne\n")
-    insertion = Hunk("a.py", 1, "a\nb\n", "a\nnew\nb\n")
-    assert trimmed(insertion) == insertion
-    at_start = Hunk("a.py", 1, "x\ny\nz\n", "X\ny\nz\n")
-    assert trimmed(at_start) == Hunk("a.py", 1, "x\ny\n", "X\ny\n")
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+BASE = "".join(f"line {i}\n" for i in range(1, 30))
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"a.py": BASE.replace("line 5\n", "  x = 'q' \\ \"y\" & z / w\n")},  # quotes, a backslash
+        {"a.py": BASE.replace("line 5\n", "line 5\n    ins\n\n  ins2\n").replace("line 20\n", "")},
+        {"a.py": BASE.replace("line 1\n", "first\n"), "b/c.py": "x\n" + BASE, "new/d.py": "hi\n 'there'\n"},
+        {"a.py": BASE.replace("line 29\n", "last\f form\n")},  # a form feed is not a line break
+    ],
+)
+def test_edit_command_makes_what_git_apply_makes(tmp_path: Path, changed: dict[str, str]):
+    def write(files: dict[str, str]) -> None:
+        for name, text in files.items():
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_text(text)
+
+    write({"a.py": BASE, "b/c.py": BASE})
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "-c", "user.email=w@x", "-c", "user.name=w", "commit", "-qm", "base")
+    write(changed)
+    _git(tmp_path, "add", "-A")
+    patch = _git(tmp_path, "diff", "--cached")
+    _git(tmp_path, "reset", "-q", "--hard")
+    command = edit_command(parse_patch(patch))
+    subprocess.run(["bash", "-c", command], cwd=tmp_path, check=True)
+    assert {name: (tmp_path / name).read_text() for name in changed} == changed
 
 
 def test_demo_replies_are_single_actions(tasks):
@@ -61,7 +87,10 @@ def test_demo_replies_are_single_actions(tasks):
     commands = [parse_text_action(r).command for r in replies]
     assert len(commands) == 5
     assert "tests/test_ops.py::test_add" in commands[0]
-    assert commands[2].startswith("python3 - <<'WREN_EDIT'")
+    assert commands[2].startswith("sed -i '")
+    # One THOUGHT line, then the block (the constrained grammar's shape); a short command is named.
+    assert all(r.count("\n```bash\n") == 1 and "\n\n" not in r.split("```bash")[0] for r in replies)
+    assert replies[0].split("\n")[0].endswith(commands[0])
     assert commands[-1].startswith("echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
 
 
@@ -86,9 +115,9 @@ def test_demos_are_kept_only_when_the_judge_resolves_them(tasks):
     assert not episode.format_error_steps()
     terms = reward_terms(episode, RewardConfig(weights={"resolved": 1, "tests": 1, "similarity": 1}))
     assert terms == {"resolved": 1.0, "tests": 1.0, "similarity": 1.0}
-    # The observation of the edit step shows the edit happened in the real checkout.
+    # The edit ran in the real checkout, and succeeded.
     edit_output = episode.messages[episode.assistant_indices()[2] + 1]["content"]
-    assert "edited calc/ops.py" in edit_output
+    assert "<returncode>0</returncode>" in edit_output
 
     # Run again: nothing is redone (resumable), the verdicts stay.
     again = write_demos(instances, config, out, workers=2)

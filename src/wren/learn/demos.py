@@ -24,6 +24,7 @@ from wren.exceptions import ConfigError
 
 SUBMIT = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && git add -A && git diff --cached"
 MAX_TEST_IDS = 20
+MAX_NAMED_COMMAND = 160
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
@@ -37,13 +38,19 @@ class Hunk:
     new: str
 
 
+def _lines_kept(text: str) -> list[str]:
+    # Not str.splitlines: a form feed or a lone carriage return inside a source line is no break.
+    lines = text.split("\n")
+    return [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+
+
 def parse_patch(patch: str) -> list[Hunk]:
     """The hunks of a unified diff (git's or difflib's)."""
     hunks: list[Hunk] = []
     path = ""
     current: Hunk | None = None
     last = " "
-    for line in patch.splitlines(keepends=True):
+    for line in _lines_kept(patch):
         if line.startswith("+++ "):
             target = line[4:].strip()
             path = target[2:] if target.startswith("b/") else target
@@ -75,41 +82,63 @@ def parse_patch(patch: str) -> list[Hunk]:
     return [h for h in hunks if h.old != h.new]
 
 
-def trimmed(hunk: Hunk, context: int = 1) -> Hunk:
-    """The hunk with its unchanged lines cut down to `context` on each side of the change.
+def _lines(text: str) -> list[str]:
+    return [line.removesuffix("\n") for line in _lines_kept(text)]
 
-    A patch carries three lines of context; a small model's reply is cheaper and easier to learn
-    with one, and a line before and after the change is almost always unique in the file (the
-    edit checks that it is, and a demonstration that fails is not kept).
-    """
-    old, new = hunk.old.splitlines(keepends=True), hunk.new.splitlines(keepends=True)
+
+def _changed_lines(hunk: Hunk) -> tuple[int, list[str], list[str]]:
+    """The first changed line of `hunk` (1-based, in the old file), its old lines and its new lines."""
+    old, new = _lines(hunk.old), _lines(hunk.new)
     head = 0
     while head < min(len(old), len(new)) and old[head] == new[head]:
         head += 1
     tail = 0
     while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
         tail += 1
-    cut_head, cut_tail = max(0, head - context), max(0, tail - context)
-    return Hunk(
-        hunk.path,
-        hunk.start + cut_head,
-        "".join(old[cut_head : len(old) - cut_tail]),
-        "".join(new[cut_head : len(new) - cut_tail]),
-    )
+    return hunk.start + head, old[head : len(old) - tail], new[head : len(new) - tail]
+
+
+def _sed_text(lines: list[str]) -> str:
+    # sed's a/c text: a backslash is doubled, and every line but the last ends with one.
+    return "\\\n".join(line.replace("\\", "\\\\") for line in lines)
+
+
+def sed_script(hunks: list[Hunk]) -> str:
+    """One sed script making every hunk of one file by line number: `Nc\\new`, `Na\\new` or `M,Nd`.
+
+    Line numbers are those of the file as the agent sees it with `nl -ba` (sed numbers input
+    lines, so several edits in one script do not shift each other). A small model's fix is then
+    a copy of the line it read with the mistake changed, not a search string it must reproduce.
+    """
+    commands = []
+    for hunk in hunks:
+        first, old, new = _changed_lines(hunk)
+        last = first + len(old) - 1
+        span = f"{first}" if last == first else f"{first},{last}"
+        if not new:
+            commands.append(f"{span}d")
+        elif not old:
+            commands.append(f"{first - 1}a\\{_sed_text(new)}" if first > 1 else f"1i\\{_sed_text(new)}")
+        else:
+            commands.append(f"{span}c\\{_sed_text(new)}")
+    return "\n".join(commands)
 
 
 def edit_command(hunks: list[Hunk]) -> str:
-    """A python program (run through bash) that makes each hunk's replacement, checking it is unambiguous."""
-    lines = ["python3 - <<'WREN_EDIT'", "from pathlib import Path", "for path, old, new in ["]
-    lines += [f"    ({h.path!r}, {h.old!r}, {h.new!r})," for h in map(trimmed, hunks)]
-    lines += [
-        "]:",
-        "    p = Path(path); text = p.read_text() if p.exists() else ''",
-        "    assert text.count(old) == 1, f'{path}: the text to replace is not there exactly once'",
-        "    p.write_text(text.replace(old, new, 1)); print('edited', path)",
-        "WREN_EDIT",
-    ]
-    return "\n".join(lines)
+    """`sed -i` by line number for each file the hunks touch (`printf` for a new file)."""
+    by_path: dict[str, list[Hunk]] = {}
+    for hunk in hunks:
+        by_path.setdefault(hunk.path, []).append(hunk)
+    commands = []
+    for path, group in by_path.items():
+        if len(group) == 1 and group[0].start == 0 and not group[0].old:
+            # A new file: sed has no line to address in it.
+            parent = str(Path(path).parent)
+            mkdir = f"mkdir -p {shlex.quote(parent)} && " if parent != "." else ""
+            commands.append(f"{mkdir}printf %s {shlex.quote(group[0].new)} > {shlex.quote(path)}")
+        else:
+            commands.append(f"sed -i {shlex.quote(sed_script(group))} {shlex.quote(path)}")
+    return " && ".join(commands)
 
 
 def _test_command(inst: dict[str, Any], specs: dict[str, Any]) -> str:
@@ -127,7 +156,11 @@ def _test_command(inst: dict[str, Any], specs: dict[str, Any]) -> str:
 
 
 def _reply(thought: str, command: str) -> str:
-    return f"THOUGHT: {thought}\n\n```bash\n{command}\n```"
+    # The constrained grammar and the few-shot turns (slm.yaml) put the block on the line after the
+    # THOUGHT, and a THOUGHT that ends by naming a short command makes the block its copy.
+    if "\n" not in command and len(command) <= MAX_NAMED_COMMAND:
+        thought = f"{thought.rstrip('.')} with: {command}"
+    return f"THOUGHT: {thought}\n```bash\n{command}\n```"
 
 
 def demo_replies(inst: dict[str, Any], specs: dict[str, Any] | None = None) -> list[str]:

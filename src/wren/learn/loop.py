@@ -47,7 +47,7 @@ class LoopConfig(BaseModel):
     """A training directory already converted from base_model (skips the conversion, minutes here)."""
     rounds: int = Field(default=1, ge=1)
     """Rounds of rollouts, training and evaluation; each starts from the last tuned model."""
-    train_tasks: int = Field(default=20, ge=1)
+    train_tasks: int = Field(default=12, ge=1)
     """Tasks synthesized per training repository."""
     heldout_tasks: int = Field(default=30, ge=1)
     """Held-out tasks synthesized per held-out repository."""
@@ -70,7 +70,7 @@ class LoopConfig(BaseModel):
     export: ExportConfig = Field(default_factory=lambda: ExportConfig(max_tokens=1024))
     """Which episodes become training data, and the rewards."""
     sft: dict[str, Any] = Field(
-        default_factory=lambda: {"epochs": 2.0, "max_steps": 30, "max_length": 1024, "learning_rate": 2e-4}
+        default_factory=lambda: {"epochs": 2.0, "max_steps": 40, "max_length": 1024, "learning_rate": 2e-4}
     )
     """`wren learn sft` settings (TrainConfig keys other than model, data, output, method)."""
     dpo: dict[str, Any] = Field(
