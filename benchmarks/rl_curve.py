@@ -24,9 +24,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from synth_yield import prepare_repo  # noqa: E402
+from benchmarks.loop_tasks import add_loop_options, loop_on_tasks, synth_tasks  # noqa: E402
+from benchmarks.synth_yield import prepare_repo  # noqa: E402
 
 
 def svg(rewards: list[float]) -> str:
@@ -48,12 +49,9 @@ def svg(rewards: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", default="/tmp/wren-rl")
+    add_loop_options(parser, work="/tmp/wren-rl", repo="toolz==1.2.0", tasks=4, step_limit=6, temperature=0.9)
     parser.add_argument("--model", required=True, help="training directory of the base model")
     parser.add_argument("--gguf", default="", help="the base model's GGUF ('' = the bundled Gemma-3-270M)")
-    parser.add_argument("--repo", default="toolz==1.2.0", help="PyPI sdist the training tasks come from")
-    parser.add_argument("--repo-dir", default="", help="A local git repository instead of --repo")
-    parser.add_argument("--tasks", type=int, default=4)
     parser.add_argument("--heldout-repo", default="", help="PyPI sdist of held-out tasks ('' = none)")
     parser.add_argument("--heldout-tasks", type=int, default=4)
     parser.add_argument("--samples", type=int, default=2, help="runs per task per iteration (a group)")
@@ -63,45 +61,22 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="updates per collected batch")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--max-length", type=int, default=1024)
-    parser.add_argument("--step-limit", type=int, default=6)
-    parser.add_argument("--max-output-tokens", type=int, default=192)
-    parser.add_argument("--temperature", type=float, default=0.9)
-    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
     from wren.config.loader import validate
     from wren.learn.episodes import load_episodes
     from wren.learn.gguf_export import export_gguf
     from wren.learn.grpo import GRPOConfig, rl_iteration, rl_records
-    from wren.learn.loop import Loop, LoopConfig, _bundled
+    from wren.learn.loop import _bundled
     from wren.learn.rewards import RewardConfig
     from wren.learn.train import merge_adapter
 
-    work = Path(args.work).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    repo = Path(args.repo_dir) if args.repo_dir else prepare_repo(args.repo, work / "src")
-    loop = Loop(
-        LoopConfig(
-            work_dir=str(work), train_repos=[str(repo)], heldout_repos=[], train_tasks=args.tasks,
-            step_limit=args.step_limit, temperature=args.temperature, max_output_tokens=args.max_output_tokens,
-            workers=args.workers,
-        ),
-        log=lambda line: print(line, flush=True),
-    )  # fmt: skip
-    loop.stages.run(
-        "synth-train", lambda: loop._synth([str(repo)], work / "tasks" / "train.jsonl", args.tasks)
-    )
-    tasks = loop.tasks("train")[: args.tasks]
-    if not tasks:
-        raise SystemExit(f"no tasks were synthesized from {repo}")
+    loop, _, tasks, _ = loop_on_tasks(args, "train")
+    work = loop.work
     heldout: list[dict[str, Any]] = []
     if args.heldout_repo:
         held_repo = prepare_repo(args.heldout_repo, work / "src")
-        loop.stages.run(
-            "synth-heldout",
-            lambda: loop._synth([str(held_repo)], work / "tasks" / "heldout.jsonl", args.heldout_tasks),
-        )
-        heldout = loop.tasks("heldout")[: args.heldout_tasks]
+        heldout, _ = synth_tasks(loop, "heldout", held_repo, args.heldout_tasks)
     base_gguf = args.gguf or _bundled()
     rewards_config = RewardConfig()
     rl = validate(

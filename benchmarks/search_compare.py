@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from synth_yield import prepare_repo  # noqa: E402
+from benchmarks.loop_tasks import add_loop_options, loop_on_tasks  # noqa: E402
 
 METHODS = ("greedy", "best-of-n", "mcts")
 
@@ -100,44 +100,29 @@ def run_method(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", default="/tmp/wren-search")
-    parser.add_argument("--repo", default="more-itertools==10.5.0", help="PyPI sdist the tasks come from")
-    parser.add_argument("--repo-dir", default="", help="A local git repository instead of --repo")
-    parser.add_argument("--tasks", type=int, default=6)
+    add_loop_options(
+        parser,
+        work="/tmp/wren-search",
+        repo="more-itertools==10.5.0",
+        tasks=6,
+        step_limit=10,
+        temperature=0.7,
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budget", type=int, default=6, help="model calls per task, every method")
     parser.add_argument("--k", type=int, default=2, help="samples per MCTS expansion")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--gguf", default="", help="served model ('' = the bundled Gemma-3-270M)")
     parser.add_argument("--value", default="", help="value model directory (ranks best-of-n, guides MCTS)")
-    parser.add_argument("--step-limit", type=int, default=10)
-    parser.add_argument("--max-output-tokens", type=int, default=192)
-    parser.add_argument("--temperature", type=float, default=0.7)
-    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--prepare-only", action="store_true", help="synthesize the tasks, then stop")
     args = parser.parse_args()
 
-    from wren.learn.loop import Loop, LoopConfig, _bundled, interval
+    from wren.learn.loop import _bundled, interval
     from wren.learn.serving import served
 
-    work = Path(args.work).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    repo = Path(args.repo_dir) if args.repo_dir else prepare_repo(args.repo, work / "src")
-    loop = Loop(
-        LoopConfig(
-            work_dir=str(work), train_repos=[], heldout_repos=[str(repo)], heldout_tasks=args.tasks,
-            step_limit=args.step_limit, temperature=args.temperature, max_output_tokens=args.max_output_tokens,
-            workers=args.workers, n_ctx=args.n_ctx,
-        ),
-        log=lambda line: print(line, flush=True),
-    )  # fmt: skip
-    synth = loop.stages.run(
-        "synth-heldout", lambda: loop._synth([str(repo)], work / "tasks" / "heldout.jsonl", args.tasks)
-    )
-    tasks = loop.tasks("heldout")[: args.tasks]
-    if not tasks:
-        raise SystemExit(f"no tasks were synthesized from {repo}")
+    loop, repo, tasks, synth = loop_on_tasks(args, "heldout", n_ctx=args.n_ctx)
+    work = loop.work
     if args.prepare_only:
         print(
             f"{len(tasks)} tasks in {work / 'tasks' / 'heldout.jsonl'} (synthesized in {synth['seconds']:.0f} s)"
