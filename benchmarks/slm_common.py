@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from benchmarks.servers import free_port
-
-GIT = ["git", "-c", "user.email=b@example.com", "-c", "user.name=b", "-c", "init.defaultBranch=main"]
 
 
 @contextlib.contextmanager
@@ -27,17 +24,6 @@ def embedded_server(*, n_ctx: int = 8192, slots: int = 1) -> Iterator[str]:
         yield api_base
     finally:
         stop_server(port)
-
-
-def git_repo(path: Path, files: dict[str, str]) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (path / name).parent.mkdir(parents=True, exist_ok=True)
-        (path / name).write_text(text)
-    subprocess.run([*GIT, "init", "-q"], cwd=path, check=True)
-    subprocess.run([*GIT, "add", "-A"], cwd=path, check=True)
-    subprocess.run([*GIT, "commit", "-qm", "initial"], cwd=path, check=True)
-    return path
 
 
 def run_slm_agent(

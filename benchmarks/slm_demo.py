@@ -22,14 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.servers import free_port  # noqa: E402
-from benchmarks.slm_common import git_repo  # noqa: E402
+from tests.peers.git_repo import make_git_repo  # noqa: E402
 
 TASK = "Create a file named notes.txt containing the word hello."
 WREN = [sys.executable, "-m", "wren.cli.main"]
 
 
 def one_run(port: int, overrides: list[str]) -> tuple[bool, str, float]:
-    repo = git_repo(Path(tempfile.mkdtemp()) / "repo", {"README.md": "hello world\n"})
+    repo = make_git_repo(Path(tempfile.mkdtemp()) / "repo", {"README.md": "hello world\n"})
     start = time.perf_counter()
     proc = subprocess.run(
         [*WREN, "run", "--yolo", "-t", TASK, "--cwd", str(repo), "-o", str(repo / ".wren-run"),

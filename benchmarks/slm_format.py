@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.slm_common import assistant_extras, embedded_server, git_repo, run_slm_agent  # noqa: E402
+from benchmarks.slm_common import assistant_extras, embedded_server, run_slm_agent  # noqa: E402
+from tests.peers.git_repo import make_git_repo  # noqa: E402
 
 TASKS = Path(__file__).with_name("slm_tasks.jsonl")
 
@@ -36,7 +37,7 @@ def main() -> None:
             decode_s = 0.0
             start = time.perf_counter()
             for task in tasks:
-                repo = git_repo(
+                repo = make_git_repo(
                     Path(tempfile.mkdtemp()) / "repo", {"README.md": "hello world\nsecond line\n"}
                 )
                 overrides = [

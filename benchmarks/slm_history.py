@@ -27,8 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.slm_common import assistant_extras, embedded_server, git_repo, run_slm_agent  # noqa: E402
+from benchmarks.slm_common import assistant_extras, embedded_server, run_slm_agent  # noqa: E402
 from benchmarks.slm_history_repo import repo_files  # noqa: E402
+from tests.peers.git_repo import make_git_repo  # noqa: E402
 from wren.environments.base import SUBMIT_MARKERS  # noqa: E402
 from wren.environments.local import LocalEnvironment  # noqa: E402
 
@@ -87,7 +88,7 @@ def main() -> None:
                     f"agent.history.block={block}",
                     f"agent.history.old_replies={args.old_replies}",
                 ]
-            repo = git_repo(Path(tempfile.mkdtemp()) / "repo", repo_files())
+            repo = make_git_repo(Path(tempfile.mkdtemp()) / "repo", repo_files())
             commands: list[str] = []
             environment = type("Env", (NoSubmitEnvironment,), {"commands": commands})
             start = time.perf_counter()

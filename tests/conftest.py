@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.peers.git_repo import make_git_repo
 from tests.peers.openai_server import ScriptedOpenAIServer
 
 
@@ -18,9 +18,6 @@ def pytest_configure(config: pytest.Config) -> None:
     # as it does at a terminal. A handled signal is reset to the default in children at exec.
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-GIT = ["git", "-c", "user.email=wren@example.com", "-c", "user.name=wren", "-c", "init.defaultBranch=main"]
 
 
 @pytest.fixture
@@ -36,17 +33,6 @@ def scripted_server() -> Iterator[Callable[..., ScriptedOpenAIServer]]:
     yield start
     for server in servers:
         server.stop()
-
-
-def make_git_repo(path: Path, files: dict[str, str]) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (path / name).parent.mkdir(parents=True, exist_ok=True)
-        (path / name).write_text(text)
-    subprocess.run([*GIT, "init", "-q"], cwd=path, check=True)
-    subprocess.run([*GIT, "add", "-A"], cwd=path, check=True)
-    subprocess.run([*GIT, "commit", "-qm", "initial"], cwd=path, check=True)
-    return path
 
 
 BUGGY_CALC = "def add(a, b):\n    return a - b\n"

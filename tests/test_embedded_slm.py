@@ -113,7 +113,7 @@ def test_auto_constraint_asks_llama_cpp_for_a_grammar_and_the_reply_obeys_it(emb
 def test_wren_run_with_no_model_submits_the_demo_task_and_the_next_run_reuses_the_server(
     embedded, home, tmp_path
 ):
-    from tests.conftest import make_git_repo
+    from tests.peers.git_repo import make_git_repo
 
     port, _ = embedded
     pid = int((home / f"serve-{port}.pid").read_text())

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import make_git_repo
+from tests.peers.git_repo import make_git_repo
 
 # mini-swe-agent imports LiteLLM, which would fetch its price table from the network first.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import BUGGY_CALC, CALC_TEST, SUBMIT, bash, make_git_repo
+from tests.conftest import BUGGY_CALC, CALC_TEST, SUBMIT, bash
+from tests.peers.git_repo import make_git_repo
 from wren.agents.default import DefaultAgent
 from wren.environments.local import LocalEnvironment
 from wren.models.scripted import ScriptedModel
