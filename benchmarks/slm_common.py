@@ -13,17 +13,26 @@ from benchmarks.servers import free_port
 
 
 @contextlib.contextmanager
-def embedded_server(*, n_ctx: int = 8192, slots: int = 1) -> Iterator[str]:
-    """The bundled model on a free port with its own state directory; stopped afterwards."""
+def embedded_port() -> Iterator[int]:
+    """A free port for the embedded server, with its own state directory; whatever server this
+    state directory started there (`ensure_server`, or `wren run` itself) is stopped afterwards."""
     os.environ["WREN_HOME"] = tempfile.mkdtemp(prefix="wren-slm-bench-")
-    from wren.serve.embedded import ensure_server, stop_server
+    from wren.serve.embedded import stop_server
 
     port = free_port()
-    api_base = ensure_server(port, slots=slots, n_ctx=n_ctx)
     try:
-        yield api_base
+        yield port
     finally:
         stop_server(port)
+
+
+@contextlib.contextmanager
+def embedded_server(*, n_ctx: int = 8192, slots: int = 1) -> Iterator[str]:
+    """The bundled model on a free port with its own state directory; stopped afterwards."""
+    with embedded_port() as port:
+        from wren.serve.embedded import ensure_server
+
+        yield ensure_server(port, slots=slots, n_ctx=n_ctx)
 
 
 def run_slm_agent(

@@ -11,10 +11,8 @@ temperature. Figures are the server's own `timings.predicted_per_second`.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import httpx
@@ -22,7 +20,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.servers import free_port  # noqa: E402
+from benchmarks.slm_common import embedded_server  # noqa: E402
 
 TASKS = [
     "Create a file named notes.txt containing the word hello.",
@@ -49,38 +47,31 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=64)
     args = parser.parse_args()
-    os.environ["WREN_HOME"] = tempfile.mkdtemp(prefix="wren-bench-")
     from wren.models.constrain import constraint_fields
-    from wren.serve.embedded import ensure_server, stop_server
 
-    port = free_port()
-    api_base = ensure_server(port)
     cells = {
         "none": {},
         **{f"grammar-{f}": constraint_fields("grammar", f, tools=False) for f in ("full", "fence")},
     }
-    try:
-        with httpx.Client(timeout=600) as client:
-            for temperature in (0.0, 0.7):
-                print(f"temperature {temperature}:")
-                rates: dict[str, list[float]] = {name: [] for name in cells}
-                for round_ in range(args.rounds):
-                    for task in TASKS:
-                        for name, fields in cells.items():
-                            body = {
-                                "model": "m", "messages": opening_messages(task), "max_tokens": args.max_tokens,
-                                "temperature": temperature, "seed": round_, "stop": ["<end_of_turn>"], **fields,
-                            }  # fmt: skip
-                            timings = client.post(api_base + "/chat/completions", json=body).json()["timings"]
-                            rates[name].append(timings["predicted_n"] / (timings["predicted_ms"] / 1000))
-                base = statistics.median(rates["none"])
-                for name, values in rates.items():
-                    median = statistics.median(values)
-                    print(
-                        f"  {name:14s} {median:7.1f} tokens/s (median of {len(values)})  ratio to none {median / base:.2f}"
-                    )
-    finally:
-        stop_server(port)
+    with embedded_server() as api_base, httpx.Client(timeout=600) as client:
+        for temperature in (0.0, 0.7):
+            print(f"temperature {temperature}:")
+            rates: dict[str, list[float]] = {name: [] for name in cells}
+            for round_ in range(args.rounds):
+                for task in TASKS:
+                    for name, fields in cells.items():
+                        body = {
+                            "model": "m", "messages": opening_messages(task), "max_tokens": args.max_tokens,
+                            "temperature": temperature, "seed": round_, "stop": ["<end_of_turn>"], **fields,
+                        }  # fmt: skip
+                        timings = client.post(api_base + "/chat/completions", json=body).json()["timings"]
+                        rates[name].append(timings["predicted_n"] / (timings["predicted_ms"] / 1000))
+            base = statistics.median(rates["none"])
+            for name, values in rates.items():
+                median = statistics.median(values)
+                print(
+                    f"  {name:14s} {median:7.1f} tokens/s (median of {len(values)})  ratio to none {median / base:.2f}"
+                )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.servers import free_port  # noqa: E402
+from benchmarks.slm_common import embedded_port  # noqa: E402
 from tests.peers.git_repo import make_git_repo  # noqa: E402
 
 TASK = "Create a file named notes.txt containing the word hello."
@@ -48,11 +48,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--temperature", type=float, default=0.3)
     args = parser.parse_args()
-    os.environ["WREN_HOME"] = tempfile.mkdtemp(prefix="wren-slm-demo-")
-    from wren.serve.embedded import stop_server
-
-    port = free_port()
-    try:
+    with embedded_port() as port:
         ok, line, wall = one_run(port, [])
         print(
             f"greedy (temperature 0): {'ok ' if ok else 'FAIL'} {wall:6.1f} s  {line}  (includes server start)"
@@ -68,8 +64,6 @@ def main() -> None:
                 f"seed {seed} (temperature {args.temperature}): {'ok ' if ok else 'FAIL'} {wall:6.1f} s  {line}"
             )
         print(f"{wins}/{args.runs} runs succeeded; mean wall {sum(walls) / len(walls):.1f} s per run")
-    finally:
-        stop_server(port)
 
 
 if __name__ == "__main__":
