@@ -119,6 +119,21 @@ def test_rl_iteration_on_episodes_of_a_tiny_model(tiny_model, tmp_path):
     # A second iteration continues the saved adapter and appends to the log.
     rl_iteration(records, config)
     assert len(json.loads((tmp_path / "rl" / "rl_log.json").read_text())) == 2
+    # The next policy: the adapter merged into the base, a training directory of its own.
+    from safetensors.torch import load_file
+
+    from wren.learn.train import merge_adapter
+
+    merged = merge_adapter(tiny_model, tmp_path / "rl", tmp_path / "merged")
+    before, after = (
+        load_file(str(tiny_model / "model.safetensors")),
+        load_file(str(merged / "model.safetensors")),
+    )
+    changed = {k for k in before if k in after and not (before[k] == after[k]).all()}
+    assert changed and all("q_proj" in k or "v_proj" in k for k in changed), changed
+    assert (merged / "tokenizer_config.json").is_file()
+    with pytest.raises(ConfigError, match="no LoRA adapter in .*adapter_config.json is missing"):
+        merge_adapter(tiny_model, tmp_path / "nothing-here", tmp_path / "merged-2")
 
 
 def _value_dir(tiny_model, tmp_path):

@@ -31,14 +31,7 @@ from wren.learn.rl import (
     turn_advantages,
 )
 from wren.learn.tokenize import IGNORE, tokenize_conversation
-from wren.learn.train import (
-    SMALL_LORA,
-    LoraSettings,
-    _require_training_stack,
-    load_model,
-    load_tokenizer,
-    lora_config,
-)
+from wren.learn.train import SMALL_LORA, LoraSettings, _require_training_stack, adapted_model, load_tokenizer
 from wren.learn.windows import normalise
 
 
@@ -136,7 +129,6 @@ def rl_iteration(records: list[dict[str, Any]], config: GRPOConfig) -> dict[str,
     """Advantages (GRPO or PPO), collect, update for `rl.epochs` steps, save the adapter; the per-step stats."""
     _require_training_stack()
     import torch
-    from peft import PeftModel, get_peft_model
 
     if not records:
         raise ValueError("no episodes to learn from")
@@ -144,13 +136,8 @@ def rl_iteration(records: list[dict[str, Any]], config: GRPOConfig) -> dict[str,
     started = time.monotonic()
     per_turn, extra = _ppo_advantages(records, config) if config.method == "ppo" else (None, {})
     tokenizer = load_tokenizer(config.model)
-    base = load_model(config.model)
     out = Path(config.output)
-    if (out / "adapter_config.json").is_file():  # a later iteration continues the same adapter
-        policy = PeftModel.from_pretrained(base, str(out), is_trainable=True)
-    else:
-        lora = lora_config(config.lora)
-        policy = get_peft_model(base, lora)
+    policy = adapted_model(config.model, config.lora, out)  # a later iteration continues the adapter
     batch = collect(policy, rollout_batch(tokenizer, records, config.max_length, per_turn))
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=config.rl.lr)
     history = ppo_update(policy, optimizer, batch, config.rl)

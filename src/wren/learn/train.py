@@ -133,6 +133,26 @@ def load_model(path: str | Path) -> Any:
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
 
 
+def adapted_model(
+    model_dir: str | Path,
+    lora: LoraSettings | None = None,
+    adapter_dir: str | Path | None = None,
+    *,
+    trainable: bool = True,
+) -> Any:
+    """The model in `model_dir` with a LoRA: the one saved in `adapter_dir` where it holds one (frozen
+    unless `trainable`), else a new one of `lora` (the value model, GRPO/PPO and merging share this)."""
+    _require_training_stack()
+    from peft import PeftModel, get_peft_model
+
+    base = load_model(model_dir)
+    if adapter_dir is not None and (Path(adapter_dir) / "adapter_config.json").is_file():
+        return PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=trainable)
+    if lora is None:
+        raise ConfigError(f"no LoRA adapter in {adapter_dir} (adapter_config.json is missing)")
+    return get_peft_model(base, lora_config(lora))
+
+
 def sft_dataset(records: list[dict[str, Any]], tokenizer: Any, max_length: int) -> Any:
     """Token ids and labels per record; a record's weight is how many copies of it are trained on."""
     from datasets import Dataset
@@ -272,11 +292,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
 def merge_adapter(model_dir: str | Path, adapter_dir: str | Path, out: str | Path) -> Path:
     """The base model with a LoRA adapter merged in, saved as a training directory (for `gguf`)."""
-    from peft import PeftModel
-
-    _require_training_stack()
     out = Path(out)
-    merged = PeftModel.from_pretrained(load_model(model_dir), str(adapter_dir)).merge_and_unload()
+    merged = adapted_model(model_dir, adapter_dir=adapter_dir, trainable=False).merge_and_unload()
     merged.save_pretrained(str(out))
     load_tokenizer(model_dir).save_pretrained(str(out))
     _copy_source(Path(model_dir), out)

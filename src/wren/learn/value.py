@@ -18,14 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from wren.learn.tokenize import render
-from wren.learn.train import (
-    SMALL_LORA,
-    LoraSettings,
-    _require_training_stack,
-    load_model,
-    load_tokenizer,
-    lora_config,
-)
+from wren.learn.train import SMALL_LORA, LoraSettings, _require_training_stack, adapted_model, load_tokenizer
 
 HEAD_FILE = "value_head.pt"
 
@@ -80,28 +73,20 @@ class ValueModel:
 
     @classmethod
     def create(cls, config: ValueConfig) -> ValueModel:
-        from peft import get_peft_model
-
         torch = _torch()
         torch.manual_seed(config.seed)
-        base = load_model(config.model)
-        lora = lora_config(config.lora)
-        model = get_peft_model(base, lora)
-        return cls(
-            model, _head_module(base.config.hidden_size), load_tokenizer(config.model), config.max_length
-        )
+        model = adapted_model(config.model, config.lora)
+        hidden = model.get_base_model().config.hidden_size
+        return cls(model, _head_module(hidden), load_tokenizer(config.model), config.max_length)
 
     @classmethod
     def load(cls, directory: str | Path) -> ValueModel:
         """A value model saved by `save` (the base model's path is in its meta file)."""
-        from peft import PeftModel
-
         torch = _torch()
         directory = Path(directory)
         meta = json.loads((directory / "value_model.json").read_text())
-        base = load_model(meta["base"])
-        model = PeftModel.from_pretrained(base, str(directory / "adapter"))
-        head = _head_module(base.config.hidden_size)
+        model = adapted_model(meta["base"], adapter_dir=directory / "adapter", trainable=False)
+        head = _head_module(model.get_base_model().config.hidden_size)
         head.load_state_dict(torch.load(directory / HEAD_FILE, weights_only=True))
         return cls(model, head, load_tokenizer(meta["base"]), meta["max_length"])
 
