@@ -42,6 +42,9 @@ class AgentResult:
 
 
 class DefaultAgent:
+    config_class: type[AgentConfig] = AgentConfig
+    """The config model; an agent with more settings names its own subclass."""
+
     def __init__(
         self,
         model: Any,
@@ -51,12 +54,8 @@ class DefaultAgent:
         config: AgentConfig | None = None,
         **kwargs: Any,
     ):
-        if config is None:
-            config = validate(AgentConfig, read_yaml("default")["agent"] | kwargs, where="agent")
-        elif kwargs:
-            # Keyword arguments override the given config's fields, as they override the defaults.
-            config = validate(type(config), config.model_dump() | kwargs, where="agent")
-        self.config, self.model, self.env, self.hooks = config, model, env, list(hooks)
+        self.config = self.agent_config(config, kwargs)
+        self.model, self.env, self.hooks = model, env, list(hooks)
         self.messages: list[dict] = []
         self.extra_template_vars: dict[str, Any] = {}
         self.n_steps = 0
@@ -66,6 +65,17 @@ class DefaultAgent:
         self.start_time = time.time()
         self._jinja = template_environment()
         self._templates: dict[str, Any] = {}
+
+    @classmethod
+    def agent_config(cls, config: AgentConfig | None, overrides: dict[str, Any]) -> AgentConfig:
+        """`config` (default: the built-in agent settings) as this agent's config class, `overrides` on top:
+        keyword arguments override the given config's fields, as they override the defaults."""
+        if config is None:
+            return validate(cls.config_class, read_yaml("default")["agent"] | overrides, where="agent")
+        if isinstance(config, cls.config_class) and not overrides:
+            return config
+        kind = type(config) if isinstance(config, cls.config_class) else cls.config_class
+        return validate(kind, config.model_dump() | overrides, where="agent")
 
     def render(self, template: str, **kwargs: Any) -> str:
         compiled = self._templates.get(template) or self._templates.setdefault(

@@ -25,7 +25,6 @@ from wren.exceptions import (
     TerminatingException,
 )
 from wren.models.actions import parse_action
-from wren.validation import read_yaml, validate
 
 Mode = Literal["confirm", "yolo", "human"]
 MODE_COMMANDS: dict[str, Mode] = {"/c": "confirm", "/y": "yolo", "/u": "human"}
@@ -84,24 +83,13 @@ class InteractiveAgent(DefaultAgent):
     """DefaultAgent with confirm / yolo / human modes and a user who can step in."""
 
     config: InteractiveAgentConfig
+    config_class = InteractiveAgentConfig
 
-    def __init__(
-        self,
-        model: Any,
-        env: Any,
-        *,
-        hooks: list[Any] | tuple = (),
-        config: AgentConfig | None = None,
-        user: User | None = None,
-        **kwargs: Any,
-    ):
-        if config is None:
-            config = validate(InteractiveAgentConfig, read_yaml("default")["agent"] | kwargs, where="agent")
-        elif kwargs or not isinstance(config, InteractiveAgentConfig):
-            config = validate(InteractiveAgentConfig, config.model_dump() | kwargs, where="agent")
-        if user is None and config.mode == "human":
+    def __init__(self, model: Any, env: Any, *, user: User | None = None, **kwargs: Any):
+        """`kwargs`: DefaultAgent's (hooks, config, config fields)."""
+        super().__init__(model, env, **kwargs)
+        if user is None and self.config.mode == "human":
             raise ConfigError("agent.mode 'human' needs a user at a terminal")
-        super().__init__(model, env, hooks=hooks, config=config)
         self.user = user
         self._whitelist = [re.compile(p) for p in self.config.whitelist_actions]
         # Set from another thread (the TUI) to interrupt the run at its next safe point.
