@@ -11,6 +11,8 @@ from typing import Any
 
 import typer
 
+from wren.cli import options
+
 
 def print_failures(console: Any, summary: dict[str, Any], *, api_base: str | None, output: str) -> bool:
     """One line per kind of infrastructure failure and a hint for the most common; True if any."""
@@ -35,17 +37,15 @@ def print_failures(console: Any, summary: dict[str, Any], *, api_base: str | Non
 def register(app: typer.Typer) -> None:
     @app.command()
     def batch(
-        dataset: str = typer.Option(
-            ..., "--dataset", "-d", help="JSON/JSONL/Parquet file, or lite|verified|full|lite-dev."
-        ),
+        dataset: str = options.DATASET,
         output: str = typer.Option(
             ..., "-o", "--output", help="Output directory (preds.json, one folder per instance)."
         ),
-        split: str = typer.Option("", "--split", help="Split of a named dataset."),
+        split: str = options.SPLIT,
         slice_spec: str = typer.Option(
             "", "--slice", help="A:B, :B, A: or N (the first N), after filter and shuffle."
         ),
-        filter_re: str = typer.Option("", "--filter", help="Regex on instance_id."),
+        filter_re: str = options.FILTER,
         shuffle: bool = typer.Option(False, "--shuffle", help="Shuffle instances (seed 42)."),
         redo_existing: bool = typer.Option(
             False, "--redo-existing", help="Run instances already in preds.json again."
@@ -57,24 +57,16 @@ def register(app: typer.Typer) -> None:
         ray_address: str = typer.Option(
             None, "--ray-address", help="Address of a Ray cluster (default: local Ray)."
         ),
-        model: str = typer.Option(None, "-m", "--model", help="Model name (LiteLLM name or catalog entry)."),
-        slm: str = typer.Option(None, "--slm", help="An SLM provider or catalog entry by name."),
+        model: str = options.MODEL,
+        slm: str = options.SLM,
         gateway: str = typer.Option(
             None, "--gateway", help="Send model requests through this Wren gateway (its /v1 URL)."
         ),
-        env: str = typer.Option(
-            None, "--env", help="Environment kind: local, sandbox, docker, podman, apptainer."
-        ),
-        repos: str = typer.Option(
-            None, "--repos", help="Directory of git repos (owner__name or owner+name)."
-        ),
-        image: str = typer.Option(None, "--image", help="Image for docker/apptainer when --repos is given."),
-        image_template: str = typer.Option(
-            None, "--image-template", help="Image per instance without --repos."
-        ),
-        config: list[str] = typer.Option(
-            [], "-c", "--config", help="YAML file, built-in name, or key.path=value."
-        ),
+        env: str = options.ENV,
+        repos: str = options.REPOS,
+        image: str = options.IMAGE,
+        image_template: str = options.IMAGE_TEMPLATE,
+        config: list[str] = options.CONFIG,
         search: str = typer.Option(
             None, "--search", help="Search per instance: greedy, best-of-n or mcts (see docs/search.md)."
         ),
@@ -91,13 +83,9 @@ def register(app: typer.Typer) -> None:
             help="What ranks finished runs (with --search): judge, value (needs --value) "
             "or submitted (1 for a submission, no tests run).",
         ),
-        width: int = typer.Option(3, "--k", help="Actions sampled per MCTS expansion (with --search)."),
+        width: int = options.MCTS_K,
         value: str = typer.Option("", "--value", help="Value model directory (with --search)."),
-        config_format: str = typer.Option(
-            "auto",
-            "--config-format",
-            help="auto (mini-swe-agent files recognised by their keys), wren, or mini.",
-        ),
+        config_format: str = options.CONFIG_FORMAT,
     ) -> None:
         """Run the agent on every selected instance; preds.json is updated as each one finishes.
 
@@ -123,12 +111,7 @@ def register(app: typer.Typer) -> None:
             schema=BenchWrenConfig,
             config_format=config_format,
         )
-        if repos:
-            cfg.bench.workspace.repos = repos
-        if image_template:
-            cfg.bench.workspace.image_template = image_template
-        if image:
-            cfg.environment["image"] = image
+        options.apply_workspace_options(cfg, repos=repos, image=image, image_template=image_template)
         instances = select_instances(
             load_instances(dataset, split), slice_spec=slice_spec, filter_re=filter_re, shuffle=shuffle
         )

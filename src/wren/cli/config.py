@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-FORMAT_HELP = "auto (mini-swe-agent files are recognised by their keys), wren, or mini."
+from wren.cli import options
 
 
 def dump_yaml(data: Any) -> str:
@@ -50,13 +50,11 @@ def register(app: typer.Typer) -> None:
 
     @group.command("show")
     def show(
-        config: list[str] = typer.Option(
-            [], "-c", "--config", help="YAML file, built-in name, or key.path=value."
-        ),
-        config_format: str = typer.Option("auto", "--config-format", help=FORMAT_HELP),
-        model: str = typer.Option(None, "-m", "--model", help="Model name (LiteLLM name or catalog entry)."),
-        slm: str = typer.Option(None, "--slm", help="An SLM provider or catalog entry by name."),
-        env: str = typer.Option(None, "--env", help="Environment kind: local, docker, apptainer, sandbox."),
+        config: list[str] = options.CONFIG,
+        config_format: str = options.CONFIG_FORMAT,
+        model: str = options.MODEL,
+        slm: str = options.SLM,
+        env: str = options.ENV,
         batch: bool = typer.Option(False, "--batch", help="The config as `wren batch` reads it."),
     ) -> None:
         """Print the merged config (YAML) that `wren run` (or, with --batch, `wren batch`) runs with."""

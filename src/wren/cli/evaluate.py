@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from wren.cli import options
+
 
 def register(app: typer.Typer) -> None:
     @app.command("eval")
@@ -11,26 +13,18 @@ def register(app: typer.Typer) -> None:
         predictions: str = typer.Option(
             None, "--predictions", "-p", help="preds.json (or a JSON/JSONL list); not with --validate."
         ),
-        dataset: str = typer.Option(
-            ..., "--dataset", "-d", help="JSON/JSONL/Parquet file, or lite|verified|full|lite-dev."
-        ),
+        dataset: str = options.DATASET,
         output: str = typer.Option(
             ..., "-o", "--output", help="Report JSON path; an HTML page goes beside it."
         ),
-        split: str = typer.Option("", "--split", help="Split of a named dataset."),
-        repos: str = typer.Option(
-            None, "--repos", help="Directory of git repos (owner__name or owner+name)."
-        ),
-        env: str = typer.Option(
-            None, "--env", help="Environment kind: local, sandbox, docker, podman, apptainer."
-        ),
-        image: str = typer.Option(None, "--image", help="Image for docker/apptainer when --repos is given."),
-        image_template: str = typer.Option(
-            None, "--image-template", help="Image per instance without --repos."
-        ),
+        split: str = options.SPLIT,
+        repos: str = options.REPOS,
+        env: str = options.ENV,
+        image: str = options.IMAGE,
+        image_template: str = options.IMAGE_TEMPLATE,
         workers: int = typer.Option(1, "--workers", "-w", help="Instances evaluated at once."),
         timeout: float = typer.Option(None, "--timeout", help="Seconds the tests of one instance may run."),
-        filter_re: str = typer.Option("", "--filter", help="Regex on instance_id."),
+        filter_re: str = options.FILTER,
         validate: bool = typer.Option(
             False,
             "--validate",
@@ -58,15 +52,13 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--workers must be at least 1, not {workers}")
         if timeout is not None and timeout <= 0:
             raise ConfigError(f"--timeout must be more than 0 seconds, not {timeout:g}")
-        cfg = assemble_config(config, env_kind=env, schema=BenchWrenConfig)
-        bench = cfg.bench
-        if repos:
-            bench.workspace.repos = repos
-        if image_template:
-            bench.workspace.image_template = image_template
-        environment = dict(cfg.environment)
-        if image:
-            environment["image"] = image
+        cfg = options.apply_workspace_options(
+            assemble_config(config, env_kind=env, schema=BenchWrenConfig),
+            repos=repos,
+            image=image,
+            image_template=image_template,
+        )
+        bench, environment = cfg.bench, dict(cfg.environment)
         if validate == bool(predictions):
             raise ConfigError("give either --predictions PREDS or --validate (which makes its own)")
         instances = select_instances(load_instances(dataset, split), filter_re=filter_re)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import typer
 
+from wren.cli import options
+
 
 def _bench_config(config: list[str], env: str | None, repos: str | None):
     from wren.bench.config import BenchWrenConfig
     from wren.config.assemble import assemble_config
 
-    cfg = assemble_config(config, env_kind=env, schema=BenchWrenConfig)
-    if repos:
-        cfg.bench.workspace.repos = repos
-    return cfg
+    return options.apply_workspace_options(
+        assemble_config(config, env_kind=env, schema=BenchWrenConfig), repos=repos
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -28,14 +29,10 @@ def register(app: typer.Typer) -> None:
             ..., "--dataset", "-d", help="Tasks with gold patches (JSON/JSONL/Parquet)."
         ),
         output: str = typer.Option(..., "-o", "--output", help="Run directory of the kept demonstrations."),
-        repos: str = typer.Option(
-            None, "--repos", help="Directory of git repos (owner__name or owner+name)."
-        ),
-        env: str = typer.Option(
-            None, "--env", help="Environment kind: local, sandbox, docker, podman, apptainer."
-        ),
+        repos: str = options.REPOS,
+        env: str = options.ENV,
         workers: int = typer.Option(1, "--workers", "-w", help="Instances run and judged at once."),
-        filter_re: str = typer.Option("", "--filter", help="Regex on instance_id."),
+        filter_re: str = options.FILTER,
         slice_spec: str = typer.Option("", "--slice", help="A:B, :B, A: or N (the first N)."),
         config: list[str] = typer.Option([], "-c", "--config", help="YAML file or key.path=value."),
     ) -> None:

@@ -6,6 +6,8 @@ from typing import Any
 
 import typer
 
+from wren.cli import options
+
 
 def models_table(rows: list[tuple[str, str, Any, str]]) -> Any:
     """Names in one column; model, where it is served, needed configs and notes stacked in the other.
@@ -39,9 +41,7 @@ def register(app: typer.Typer) -> None:
 
     @group.command("list")
     def list_models(
-        config: list[str] = typer.Option(
-            [], "-c", "--config", help="YAML file, built-in name, or key.path=value."
-        ),
+        config: list[str] = options.CONFIG,
     ) -> None:
         """Show SLM providers (from config) and catalog entries: model, where it is served, notes."""
         from wren.cli.display import console
@@ -58,9 +58,7 @@ def register(app: typer.Typer) -> None:
         names: list[str] = typer.Argument(
             None, help="Providers or catalog entries (default: all providers)."
         ),
-        config: list[str] = typer.Option(
-            [], "-c", "--config", help="YAML file, built-in name, or key.path=value."
-        ),
+        config: list[str] = options.CONFIG,
         timeout: float = typer.Option(15.0, help="Seconds per request."),
     ) -> None:
         """Ping each model (/v1/models and a one-token completion); exit 1 if any is down."""

@@ -13,6 +13,8 @@ from typing import Any
 
 import typer
 
+from wren.cli import options
+
 MODES = ("confirm", "yolo", "human")
 
 
@@ -46,17 +48,11 @@ def register(app: typer.Typer) -> None:
         task: str = typer.Option(
             None, "-t", "--task", help="The task; @FILE reads it from a file; default: stdin."
         ),
-        model: str = typer.Option(None, "-m", "--model", help="Model name (LiteLLM name or catalog entry)."),
-        slm: str = typer.Option(None, "--slm", help="An SLM provider or catalog entry by name."),
-        config: list[str] = typer.Option(
-            [], "-c", "--config", help="YAML file, built-in name, or key.path=value."
-        ),
-        config_format: str = typer.Option(
-            "auto",
-            "--config-format",
-            help="auto (mini-swe-agent files recognised by their keys), wren, or mini.",
-        ),
-        env: str = typer.Option(None, "--env", help="Environment kind: local, docker, apptainer, sandbox."),
+        model: str = options.MODEL,
+        slm: str = options.SLM,
+        config: list[str] = options.CONFIG,
+        config_format: str = options.CONFIG_FORMAT,
+        env: str = options.ENV,
         cwd: str = typer.Option(None, "--cwd", help="Working directory of the agent's commands."),
         yolo: bool = typer.Option(
             False, "--yolo", help="Run every command without asking; ask nothing at all."
@@ -74,7 +70,7 @@ def register(app: typer.Typer) -> None:
         judge: str = typer.Option(
             "", "--judge", help="Check command that scores a finished run (exit 0 = reward 1), with --search."
         ),
-        width: int = typer.Option(3, "--k", help="Actions sampled per MCTS expansion (with --search)."),
+        width: int = options.MCTS_K,
         value: str = typer.Option(
             "",
             "--value",
