@@ -157,12 +157,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve a simulated OpenAI-compatible inference server with a KV-cache model."""
         from wren.cli.options import given
-        from wren.config.loader import deep_merge, parse_override, validate
+        from wren.config.loader import merge_overrides, validate
         from wren.gateway.sim import SimConfig, serve_sim
 
-        data: dict = {}
-        for spec in config:
-            data = deep_merge(data, parse_override(spec))
+        data = merge_overrides(config)
         data |= given(
             port=port,
             host=host,
@@ -208,12 +206,10 @@ def register(app: typer.Typer) -> None:
         import json
 
         from wren.cli.options import given
-        from wren.config.loader import deep_merge, parse_override, validate
+        from wren.config.loader import merge_overrides, validate
         from wren.gateway.workload import WorkloadConfig, run_workload
 
-        data: dict = {}
-        for spec in config:
-            data = deep_merge(data, parse_override(spec))
+        data = merge_overrides(config)
         data |= given(
             url=url,
             programs=programs,

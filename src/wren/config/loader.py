@@ -23,6 +23,7 @@ __all__ = [
     "deep_merge",
     "env_overrides",
     "load_config_dict",
+    "merge_overrides",
     "nest",
     "parse_override",
     "parse_value",
@@ -70,6 +71,14 @@ def parse_override(spec: str) -> dict[str, Any]:
     if not sep:
         raise ConfigError(f"override {spec!r} is not of the form key.path=value")
     return nest(key.strip(), parse_value(value))
+
+
+def merge_overrides(specs: Iterable[str], base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`base` with each `key.path=value` of `specs` merged on top, in order."""
+    merged = dict(base or {})
+    for spec in specs:
+        merged = deep_merge(merged, parse_override(spec))
+    return merged
 
 
 def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -166,7 +175,4 @@ def load_config_dict(
     merged: dict[str, Any] = {}
     for layer in [*(read_yaml(spec) for spec in base), *layers]:
         merged = deep_merge(merged, layer)
-    merged = deep_merge(merged, env_overrides(environ))
-    for spec in overrides:
-        merged = deep_merge(merged, parse_override(spec))
-    return merged
+    return merge_overrides(overrides, deep_merge(merged, env_overrides(environ)))
