@@ -17,6 +17,30 @@ def _weights(directory: Path) -> dict:
     return load_file(str(directory / "model.safetensors"))
 
 
+def _train(
+    tiny_model: Path, tmp_path: Path, records: list[dict], method: str, **settings
+) -> tuple[dict, Path]:
+    """`records` written as METHOD.jsonl and trained on into tmp_path/METHOD (no checkpoints)."""
+    data = tmp_path / f"{method}.jsonl"
+    write_jsonl(data, records)
+    out = tmp_path / method
+    config = TrainConfig(
+        model=str(tiny_model),
+        data=str(data),
+        output=str(out),
+        method=method,
+        save_steps=100,
+        threads=1,  # torch threads spinning against a busy machine slow a tiny model 100x
+        **settings,
+    )
+    return train(config), out
+
+
+def _first_and_last(losses: list[float]) -> tuple[float, float]:
+    """The mean of the first three losses and of the last three."""
+    return sum(losses[:3]) / 3, sum(losses[-3:]) / 3
+
+
 def test_only_trained_assistant_turns_carry_labels(tiny_model: Path):
     tokenizer = load_tokenizer(tiny_model)
     messages = sample_records(1)[0]["messages"]
@@ -30,22 +54,9 @@ def test_only_trained_assistant_turns_carry_labels(tiny_model: Path):
 
 
 def test_sft_lowers_the_loss_and_changes_the_weights(tiny_model: Path, tmp_path: Path):
-    data = tmp_path / "sft.jsonl"
-    write_jsonl(data, sample_records(6))
-    out = tmp_path / "sft"
-    log = train(
-        TrainConfig(
-            model=str(tiny_model),
-            data=str(data),
-            output=str(out),
-            max_steps=30,
-            learning_rate=5e-3,
-            save_steps=100,
-            threads=1,  # torch threads spinning against a busy machine slow a tiny model 100x
-        )
-    )
+    log, out = _train(tiny_model, tmp_path, sample_records(6), "sft", max_steps=30, learning_rate=5e-3)
     assert log["steps"] == 30
-    first, last = sum(log["loss"][:3]) / 3, sum(log["loss"][-3:]) / 3
+    first, last = _first_and_last(log["loss"])
     assert last < 0.7 * first, log["loss"]
     before, after = _weights(tiny_model), _weights(out / "model")
     changed = [k for k in before if k in after and not (before[k] == after[k]).all()]
@@ -65,23 +76,9 @@ def test_dpo_prefers_the_chosen_reply(tiny_model: Path, tmp_path: Path):
                 "rejected": [{"role": "assistant", "content": "I will look at it later, maybe."}],
             }
         )
-    data = tmp_path / "dpo.jsonl"
-    write_jsonl(data, pairs)
-    out = tmp_path / "dpo"
-    log = train(
-        TrainConfig(
-            model=str(tiny_model),
-            data=str(data),
-            output=str(out),
-            method="dpo",
-            max_steps=20,
-            learning_rate=3e-3,
-            save_steps=100,
-            threads=1,  # torch threads spinning against a busy machine slow a tiny model 100x
-        )
-    )
+    log, out = _train(tiny_model, tmp_path, pairs, "dpo", max_steps=20, learning_rate=3e-3)
     assert log["steps"] == 20
-    first, last = sum(log["loss"][:3]) / 3, sum(log["loss"][-3:]) / 3
+    first, last = _first_and_last(log["loss"])
     assert last < first, log["loss"]
     margins = [e["rewards/margins"] for e in log["log_history"] if "rewards/margins" in e]
     assert margins[-1] > 0
