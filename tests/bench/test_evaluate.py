@@ -11,20 +11,14 @@ import pytest
 
 from tests.peers.containers import require_docker_image
 from tests.peers.fixture_repo import build_calc_repo, copies, write_jsonl
-from tests.peers.wheelhouse import offline_pip, shared_dirs  # noqa: F401 (a fixture)
 from wren.bench.datasets import load_instances
 from wren.bench.evaluate import EvalConfig, evaluate, grade, load_predictions
 from wren.bench.specs import files_in_patch, instance_spec, parse_pytest
 from wren.exceptions import ConfigError
 
+pytestmark = pytest.mark.usefixtures("env_cache")
+
 BAD_PATCH = "diff --git a/nope.py b/nope.py\n--- a/nope.py\n+++ b/nope.py\n@@ -1 +1 @@\n-a\n+b\n"
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, shared_dirs):  # noqa: F811 (the imported fixture)
-    """Environments install from the wheelhouse (no network) into the module's cache."""
-    offline_pip(monkeypatch, shared_dirs[0])
-    return shared_dirs[1]
 
 
 @pytest.fixture
@@ -34,8 +28,8 @@ def calc(tmp_path):
     return tmp_path, load_instances(dataset)
 
 
-def _workspace(tmp_path, offline, **more):
-    return {"repos": str(tmp_path / "repos"), "env_cache": str(offline), **more}
+def _workspace(tmp_path, env_cache, **more):
+    return {"repos": str(tmp_path / "repos"), "env_cache": str(env_cache), **more}
 
 
 def _preds(instances):
@@ -71,9 +65,9 @@ def _environment(kind):
 
 
 @pytest.mark.parametrize("kind", ["local", "sandbox", "docker"])
-def test_gold_resolves_empty_does_not_bad_patch_fails(calc, kind, offline):
+def test_gold_resolves_empty_does_not_bad_patch_fails(calc, kind, env_cache):
     tmp_path, instances = calc
-    config = EvalConfig(environment=_environment(kind), workspace=_workspace(tmp_path, offline), workers=3)
+    config = EvalConfig(environment=_environment(kind), workspace=_workspace(tmp_path, env_cache), workers=3)
     summary = evaluate(instances, _preds(instances), config, tmp_path / "out" / "report.json")
     _check_verdicts(summary, instances)
     on_disk = json.loads((tmp_path / "out" / "report.json").read_text())
@@ -85,7 +79,7 @@ def test_gold_resolves_empty_does_not_bad_patch_fails(calc, kind, offline):
     assert "<svg" in html and "Patch failed" in html and "wren-fixtures/calc" in html
 
 
-def test_cli_eval_end_to_end(calc, offline):
+def test_cli_eval_end_to_end(calc, env_cache):
     tmp_path, instances = calc
     preds = tmp_path / "preds.json"
     preds.write_text(json.dumps(_preds(instances)))
@@ -93,7 +87,7 @@ def test_cli_eval_end_to_end(calc, offline):
     proc = subprocess.run(
         [sys.executable, "-m", "wren.cli.main", "eval", "--predictions", str(preds),
          "--dataset", str(tmp_path / "calc.jsonl"), "--repos", str(tmp_path / "repos"), "--env", "local",
-         "--workers", "2", "-c", f"bench.workspace.env_cache={offline}", "-o", str(out)],
+         "--workers", "2", "-c", f"bench.workspace.env_cache={env_cache}", "-o", str(out)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -103,21 +97,21 @@ def test_cli_eval_end_to_end(calc, offline):
     )
 
 
-def test_test_timeout_is_an_error_verdict(calc, offline):
+def test_test_timeout_is_an_error_verdict(calc, env_cache):
     tmp_path, instances = calc
     slow = {**instances[0], "test_cmd": "sleep 30"}
     config = EvalConfig(
-        environment={"environment_class": "local"}, workspace=_workspace(tmp_path, offline), timeout=1
+        environment={"environment_class": "local"}, workspace=_workspace(tmp_path, env_cache), timeout=1
     )
     summary = evaluate([slow], {slow["instance_id"]: {"model_patch": ""}}, config, tmp_path / "t.json")
     assert summary["error_ids"] == [slow["instance_id"]]
     assert "timed out after 1 s" in summary["instances"][slow["instance_id"]]["error"]
 
 
-def test_missing_repo_is_an_error_verdict_naming_it(calc, offline):
+def test_missing_repo_is_an_error_verdict_naming_it(calc, env_cache):
     tmp_path, instances = calc
     other = {**instances[0], "repo": "someone/else"}
-    config = EvalConfig(environment={"environment_class": "local"}, workspace=_workspace(tmp_path, offline))
+    config = EvalConfig(environment={"environment_class": "local"}, workspace=_workspace(tmp_path, env_cache))
     summary = evaluate([other], {other["instance_id"]: {"model_patch": ""}}, config, tmp_path / "m.json")
     assert "no git repository for someone/else" in summary["instances"][other["instance_id"]]["error"]
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from tests.peers.fixture_repo import REPO, build_calc_repo, copies, write_jsonl
-from tests.peers.wheelhouse import offline_pip, shared_dirs  # noqa: F401 (a fixture)
 from wren.bench.datasets import load_instances
 from wren.bench.evaluate import EvalConfig, evaluate, validate_dataset
 from wren.bench.pythons import find_python
@@ -22,6 +21,8 @@ from wren.bench.repos import WorkspaceError
 from wren.bench.requirements import environment_yml_to_pip, read_requirements
 from wren.bench.specs import instance_spec, load_spec_overrides
 from wren.exceptions import ConfigError
+
+pytestmark = pytest.mark.usefixtures("env_cache")
 
 NET_TEST_PATCH = """diff --git a/tests/test_net.py b/tests/test_net.py
 new file mode 100644
@@ -36,12 +37,6 @@ new file mode 100644
 """
 
 
-@pytest.fixture(autouse=True)
-def cache(monkeypatch, shared_dirs):  # noqa: F811 (the imported fixture)
-    offline_pip(monkeypatch, shared_dirs[0])
-    return shared_dirs[1]
-
-
 @pytest.fixture
 def packaged(tmp_path):
     """The src-layout calc (imports only once installed, no test_cmd: its spec is detected)."""
@@ -49,10 +44,10 @@ def packaged(tmp_path):
     return tmp_path, inst
 
 
-def _config(tmp_path, cache, **more):
+def _config(tmp_path, env_cache, **more):
     return EvalConfig(
         environment={"environment_class": "local"},
-        workspace={"repos": str(tmp_path / "repos"), "env_cache": str(cache)},
+        workspace={"repos": str(tmp_path / "repos"), "env_cache": str(env_cache)},
         **more,
     )
 
@@ -77,7 +72,7 @@ def _host_with_fixed_release(tmp_path: Path) -> Path:
     return host
 
 
-def test_host_with_the_fixed_release_does_not_resolve_the_empty_patch(packaged, cache):
+def test_host_with_the_fixed_release_does_not_resolve_the_empty_patch(packaged, env_cache):
     tmp_path, inst = packaged
     host = _host_with_fixed_release(tmp_path)
     site = subprocess.run(
@@ -108,7 +103,7 @@ def test_host_with_the_fixed_release_does_not_resolve_the_empty_patch(packaged, 
     proc = subprocess.run(
         [sys.executable, "-m", "wren.cli.main", "eval", "--predictions", str(tmp_path / "preds.json"),
          "--dataset", str(dataset), "--repos", str(tmp_path / "repos"), "--env", "local",
-         "-c", f"bench.workspace.env_cache={cache}", "-o", str(out)],
+         "-c", f"bench.workspace.env_cache={env_cache}", "-o", str(out)],
         capture_output=True, text=True, timeout=600, env=leaky,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -122,23 +117,23 @@ def test_host_with_the_fixed_release_does_not_resolve_the_empty_patch(packaged, 
     assert "/venv/bin/python, runner " in log and "/repo/src/calc/__init__.py" in log
 
 
-def test_package_importing_from_outside_the_workspace_is_an_error(packaged, cache):
+def test_package_importing_from_outside_the_workspace_is_an_error(packaged, env_cache):
     tmp_path, inst = packaged
     inst = {**inst, "install": "true"}  # nothing installs calc: it cannot import from the workspace
-    summary = evaluate([inst], {inst["instance_id"]: {"model_patch": inst["patch"]}}, _config(tmp_path, cache),
+    summary = evaluate([inst], {inst["instance_id"]: {"model_patch": inst["patch"]}}, _config(tmp_path, env_cache),
                        tmp_path / "r.json")  # fmt: skip
     error = summary["instances"][inst["instance_id"]]["error"]
     assert summary["error_ids"] == [inst["instance_id"]]
     assert error.startswith("environment check: the package under test 'calc' does not import"), error
     other = {**inst, "package": "json", "instance_id": "json-1"}
     summary = evaluate(
-        [other], {"json-1": {"model_patch": ""}}, _config(tmp_path, cache), tmp_path / "s.json"
+        [other], {"json-1": {"model_patch": ""}}, _config(tmp_path, env_cache), tmp_path / "s.json"
     )
     assert "'json' imports from" in summary["instances"]["json-1"]["error"]
     assert "not from the workspace" in summary["instances"]["json-1"]["error"]
 
 
-def test_test_needing_the_network_is_an_error_naming_it(packaged, cache):
+def test_test_needing_the_network_is_an_error_naming_it(packaged, env_cache):
     tmp_path, inst = packaged
     net = {
         **inst,
@@ -146,18 +141,18 @@ def test_test_needing_the_network_is_an_error_naming_it(packaged, cache):
         "FAIL_TO_PASS": ["tests/test_ops.py::test_clamp_high", "tests/test_net.py::test_download"],
     }
     preds = {net["instance_id"]: {"model_patch": net["patch"]}}
-    summary = evaluate([net], preds, _config(tmp_path, cache), tmp_path / "n.json")
+    summary = evaluate([net], preds, _config(tmp_path, env_cache), tmp_path / "n.json")
     report = summary["instances"][net["instance_id"]]
     assert (
         report["outcome"] == "error" and report["error"] == "needs network: tests/test_net.py::test_download"
     )
     assert report["tests_status"]["FAIL_TO_PASS"]["success"] == ["tests/test_ops.py::test_clamp_high"]
     # With --network the failure is the test's own: the name still does not resolve.
-    summary = evaluate([net], preds, _config(tmp_path, cache, network=True), tmp_path / "m.json")
+    summary = evaluate([net], preds, _config(tmp_path, env_cache, network=True), tmp_path / "m.json")
     assert summary["unresolved_ids"] == [net["instance_id"]]
 
 
-def test_validate_lists_exactly_the_untrustworthy_instances(packaged, cache):
+def test_validate_lists_exactly_the_untrustworthy_instances(packaged, env_cache):
     tmp_path, inst = packaged
     good = {**inst, "instance_id": "calc-good"}
     # FAIL_TO_PASS names a test that passes before the fix: the empty patch resolves it.
@@ -165,7 +160,7 @@ def test_validate_lists_exactly_the_untrustworthy_instances(packaged, cache):
     # The gold patch does not fix what the test patch checks.
     wrong = {**inst, "instance_id": "calc-wrong", "patch": ""}
     result = validate_dataset(
-        [good, loose, wrong], _config(tmp_path, cache, workers=2), tmp_path / "v" / "v.json"
+        [good, loose, wrong], _config(tmp_path, env_cache, workers=2), tmp_path / "v" / "v.json"
     )
     untrusted = {row["instance_id"]: row for row in result["untrusted"]}
     assert sorted(untrusted) == ["calc-loose", "calc-wrong"]
@@ -178,7 +173,7 @@ def test_validate_lists_exactly_the_untrustworthy_instances(packaged, cache):
     dataset = write_jsonl(tmp_path / "v.jsonl", [good, loose])
     proc = subprocess.run(
         [sys.executable, "-m", "wren.cli.main", "eval", "--validate", "--dataset", str(dataset),
-         "--repos", str(tmp_path / "repos"), "-c", f"bench.workspace.env_cache={cache}",
+         "--repos", str(tmp_path / "repos"), "-c", f"bench.workspace.env_cache={env_cache}",
          "-o", str(tmp_path / "cli" / "v.json")],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
@@ -187,12 +182,12 @@ def test_validate_lists_exactly_the_untrustworthy_instances(packaged, cache):
     assert "1 of 2 instances can't be trusted" in proc.stderr
 
 
-def test_missing_interpreter_names_the_version_and_where_it_looked(packaged, cache, monkeypatch):
+def test_missing_interpreter_names_the_version_and_where_it_looked(packaged, env_cache, monkeypatch):
     tmp_path, inst = packaged
     monkeypatch.setenv("WREN_PYTHONS", str(tmp_path / "no-pythons"))
     old = {**inst, "python": "2.4"}
     summary = evaluate(
-        [old], {old["instance_id"]: {"model_patch": ""}}, _config(tmp_path, cache), tmp_path / "p.json"
+        [old], {old["instance_id"]: {"model_patch": ""}}, _config(tmp_path, env_cache), tmp_path / "p.json"
     )
     error = summary["instances"][old["instance_id"]]["error"]
     assert "no Python 2.4 interpreter" in error
@@ -261,11 +256,11 @@ def test_detected_spec_runs_the_node_ids_and_needs_some(tmp_path):
         instance_spec({"instance_id": "x-2", "repo": "me/mine", "FAIL_TO_PASS": [], "PASS_TO_PASS": []})
 
 
-def test_copies_of_packaged_instances_share_one_environment(packaged, cache):
+def test_copies_of_packaged_instances_share_one_environment(packaged, env_cache):
     tmp_path, inst = packaged
     instances = load_instances(write_jsonl(tmp_path / "c.jsonl", copies(inst, 2)))
     preds = {i["instance_id"]: {"model_patch": i["patch"]} for i in instances}
-    summary = evaluate(instances, preds, _config(tmp_path, cache, workers=2), tmp_path / "c" / "r.json")
+    summary = evaluate(instances, preds, _config(tmp_path, env_cache, workers=2), tmp_path / "c" / "r.json")
     assert summary["resolved_instances"] == 2
     logs = [(tmp_path / "c" / "r.instances" / i / "run_instance.log").read_text() for i in preds]
     envs = {path for log in logs for path in re.findall(r"environment (/\S+)", log)}

@@ -89,3 +89,10 @@ def shared_dirs(tmp_path_factory):
     """One wheelhouse and one environment cache per test module: environments are built once."""
     root = tmp_path_factory.mktemp("env-shared")
     return build_wheelhouse(root / "wheels"), root / "envs"
+
+
+@pytest.fixture
+def env_cache(monkeypatch, shared_dirs):
+    """Environments install from the module's wheelhouse (no network) into the module's cache, its path."""
+    offline_pip(monkeypatch, shared_dirs[0])
+    return shared_dirs[1]
