@@ -76,13 +76,17 @@ def main() -> None:
         print(f"  {name} ({evaluation['tasks']} tasks, {len(evaluation['per_seed'])} seeds)")
         for key, value in evaluation["summary"].items():
             print(f"    {key:20s} {value['mean']:.3f} ± {value['ci95']:.3f}")
-    last = list(evaluations)[-1]
-    base, tuned = evaluations["base"]["summary"], evaluations[last]["summary"]
-    for key in ("resolve_rate", "format_error_rate"):
-        b, t = base[key]["mean"], tuned[key]["mean"]
-        print(
-            f"ratio {key} ({last} / base): {t / b:.2f}x" if b else f"ratio {key}: base is 0 ({last}: {t:.3f})"
-        )
+    last = f"round-{config.rounds - 1}"
+    for suffix in ["", *(f"/{variant}" for variant in config.eval_variants)]:
+        base, tuned = evaluations["base" + suffix]["summary"], evaluations[last + suffix]["summary"]
+        for key in ("resolve_rate", "format_error_rate"):
+            b, t = base[key]["mean"], tuned[key]["mean"]
+            name = f"{key}{suffix}"
+            print(
+                f"ratio {name} ({last} / base): {t / b:.2f}x"
+                if b
+                else f"ratio {name}: base is 0 ({last}: {t:.3f})"
+            )
     print(json.dumps({"report": str(work / "loop" / "report.json")}))
 
 

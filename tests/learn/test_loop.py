@@ -68,3 +68,23 @@ def test_report_has_json_and_html_with_plots(tmp_path: Path):
     assert json.loads(path.read_text())["evaluations"]["round-0"]["summary"]["resolve_rate"]["mean"] == 0.3
     html = path.with_suffix(".html").read_text()
     assert html.count("<svg") >= 6 and "0.300 ± 0.100" in html and "2.000 → 1.000" in html
+
+
+def test_evaluation_variants_change_only_their_settings(tmp_path: Path):
+    from wren.learn.loop import Loop
+
+    config = LoopConfig(
+        work_dir=str(tmp_path),
+        train_repos=[],
+        heldout_repos=[],
+        eval_variants={"unconstrained": ["model.constrain=off"]},
+    )
+    loop = Loop(config, log=lambda line: None)
+    plain = loop.bench_config("http://127.0.0.1:9/v1", seed=3)
+    variant = loop.bench_config("http://127.0.0.1:9/v1", seed=3, extra=config.eval_variants["unconstrained"])
+    # The bundled SLM's catalog entry constrains replies; the variant turns only that off.
+    assert plain.model.constrain != "off" and variant.model.constrain == "off"
+    assert variant.model.completion_kwargs["seed"] == 3
+    assert variant.model_dump(exclude={"model"}) == plain.model_dump(exclude={"model"})
+    with pytest.raises(ConfigError, match="constrain"):
+        loop.bench_config("http://127.0.0.1:9/v1", extra=["model.constrain=sometimes"])

@@ -81,6 +81,10 @@ class LoopConfig(BaseModel):
     """Run DPO after SFT when the data holds pairs."""
     precision: Literal["f32", "f16", "q8_0"] = "q8_0"
     """Weights of the tuned GGUF."""
+    eval_variants: dict[str, list[str]] = Field(default_factory=dict)
+    """More held-out evaluations of every model, by name, each with its own extra settings (`-c`
+    key=value), e.g. {unconstrained: [model.constrain=off]}: what a model does without the
+    grammar's help. Added to a finished loop, only the new evaluations run."""
 
 
 class Stages:
@@ -164,7 +168,7 @@ class Loop:
         return load_instances(str(path)) if path.is_file() else []
 
     # ---- running the agent ---------------------------------------------------------------
-    def bench_config(self, api_base: str | None = None, seed: int = 0) -> Any:
+    def bench_config(self, api_base: str | None = None, seed: int = 0, extra: list[str] | None = None) -> Any:
         from wren.bench.config import BenchWrenConfig
         from wren.config.assemble import assemble_config
 
@@ -184,16 +188,21 @@ class Loop:
         # catalog configs (few-shot turns, constrained output, history for small contexts): the base
         # model is measured at its best, and training data has the prompts the tuned model will see.
         return assemble_config(
-            [*self.config.run_config, *specs], slm=self.config.slm, env_kind="local", schema=BenchWrenConfig
+            [*self.config.run_config, *specs, *(extra or [])],
+            slm=self.config.slm,
+            env_kind="local",
+            schema=BenchWrenConfig,
         )
 
-    def run_and_judge(self, gguf: str, tasks: list[dict[str, Any]], out: Path, seed: int) -> dict[str, Any]:
+    def run_and_judge(
+        self, gguf: str, tasks: list[dict[str, Any]], out: Path, seed: int, extra: list[str] | None = None
+    ) -> dict[str, Any]:
         from wren.bench.batch import BatchRunner
         from wren.bench.evaluate import EvalConfig, evaluate, load_predictions
         from wren.learn.serving import served
 
         with served(gguf, n_ctx=self.config.n_ctx, parallel=self.config.workers) as api_base:
-            config = self.bench_config(api_base, seed)
+            config = self.bench_config(api_base, seed, extra)
             summary = BatchRunner(config, out, workers=self.config.workers).run(tasks)
         preds = load_predictions(out / "preds.json")
         eval_config = EvalConfig(
@@ -206,7 +215,7 @@ class Loop:
         report = evaluate(tasks, preds, eval_config, out / "report.json")
         return {"exit_statuses": summary["exit_statuses"], "resolved": report["resolved_instances"]}
 
-    def evaluate_model(self, name: str, gguf: str) -> dict[str, Any]:
+    def evaluate_model(self, name: str, gguf: str, extra: list[str] | None = None) -> dict[str, Any]:
         from wren.learn.episodes import load_episodes
 
         tasks = self.tasks("heldout")
@@ -214,8 +223,8 @@ class Loop:
         for seed in self.config.seeds:
             out = self.work / "eval" / name / f"seed-{seed}"
             self.stages.run(
-                f"eval-{name}-seed-{seed}",
-                lambda out=out, seed=seed: self.run_and_judge(gguf, tasks, out, seed),
+                f"eval-{name.replace('/', '-')}-seed-{seed}",
+                lambda out=out, seed=seed: self.run_and_judge(gguf, tasks, out, seed, extra),
             )
             episodes = load_episodes(
                 out, report=out / "report.json", dataset=self.work / "tasks" / "heldout.jsonl"
@@ -251,6 +260,10 @@ class Loop:
             rounds.append(self._round(r, model_dir, gguf))
             model_dir, gguf = Path(rounds[-1]["model_dir"]), rounds[-1]["gguf"]
             evaluations[f"round-{r}"] = self.evaluate_model(f"round-{r}", gguf)
+        models = {"base": base, **{f"round-{r['round']}": r["gguf"] for r in rounds}}
+        for variant, extra in c.eval_variants.items():
+            for name, model in models.items():
+                evaluations[f"{name}/{variant}"] = self.evaluate_model(f"{name}/{variant}", model, extra)
         report = {
             "config": c.model_dump(),
             "rounds": rounds,
