@@ -68,6 +68,13 @@ def _config(tmp_path: Path, outputs: list[str], **sections) -> BenchWrenConfig:
     return assemble_config([str(path)], schema=BenchWrenConfig)
 
 
+def _local(config: BenchWrenConfig, tmp_path: Path) -> BenchWrenConfig:
+    """`config` running on the repositories in tmp_path/repos, in a local environment with PATH_ENV."""
+    config.bench.workspace.repos = str(tmp_path / "repos")
+    config.environment = {"environment_class": "local", "env": {"PATH": PATH_ENV}}
+    return config
+
+
 def test_batch_then_eval_resolves_everything(calc):
     tmp_path, inst = calc
     write_jsonl(tmp_path / "ds.jsonl", copies(inst, 4))
@@ -215,8 +222,7 @@ def test_failing_instance_is_an_exit_status_not_a_crash(calc):
     broken = {**inst, "instance_id": "broken-1", "repo": "nobody/missing"}
     instances = load_instances(write_jsonl(tmp_path / "ds.jsonl", [broken, *copies(inst, 1)]))
     config = _config(tmp_path, scripted_outputs(tmp_path / "steps.log"))
-    config.bench.workspace.repos = str(tmp_path / "repos")
-    config.environment = {"environment_class": "local", "env": {"PATH": PATH_ENV}}
+    _local(config, tmp_path)
     summary = BatchRunner(config, tmp_path / "out", workers=2).run(instances)
     assert summary["exit_statuses"] == {"Submitted": 1, "WorkspaceError": 1}
     log_text = (tmp_path / "out" / "broken-1" / "broken-1.log").read_text()
@@ -261,8 +267,7 @@ def test_ray_executor(calc):
     tmp_path, inst = calc
     instances = load_instances(write_jsonl(tmp_path / "ds.jsonl", copies(inst, 2)))
     config = _config(tmp_path, scripted_outputs(tmp_path / "steps.log"))
-    config.bench.workspace.repos = str(tmp_path / "repos")
-    config.environment = {"environment_class": "local", "env": {"PATH": PATH_ENV}}
+    _local(config, tmp_path)
     import ray
 
     try:
@@ -291,8 +296,7 @@ def test_each_instance_is_one_program_released_at_its_end(calc):
             model="openai/scripted-model",
             schema=BenchWrenConfig,
         )
-        config.bench.workspace.repos = str(tmp_path / "repos")
-        config.environment = {"environment_class": "local", "env": {"PATH": PATH_ENV}}
+        _local(config, tmp_path)
         summary = BatchRunner(config, tmp_path / "out", workers=1).run(instances)
         programs = httpx.get(gateway.base + "/programs", timeout=10).json()
     finally:
@@ -402,8 +406,7 @@ def test_a_rejecting_model_is_a_model_error_and_limits_are_agent_outcomes(calc, 
             model="openai/scripted-model",
             schema=BenchWrenConfig,
         )
-        config.bench.workspace.repos = str(tmp_path / "repos")
-        config.environment = {"environment_class": "local", "env": {"PATH": PATH_ENV}}
+        _local(config, tmp_path)
         summary = BatchRunner(config, tmp_path / "out", workers=1, redo_existing=True).run(instances)
         assert {g.kind: g.instance_ids for g in summary["failures"]} == failures, summary
     assert summary["exit_statuses"] == {"LimitsExceeded": 1}
