@@ -13,13 +13,16 @@ from pathlib import Path
 WREN = [sys.executable, "-m", "wren.cli.main"]
 
 
-def _synth(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def _synth(
+    *args: str, env: dict | None = None, timeout: float = 300, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*WREN, "synth", *args, "--quiet"],
         capture_output=True,
         text=True,
         timeout=timeout,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
 
 
@@ -132,13 +135,7 @@ def test_an_interrupted_run_resumes_to_the_same_result(synth_run, tmp_path: Path
 
 
 def test_outputs_inside_the_repository_stay_out_of_its_snapshot(project: Path):
-    proc = subprocess.run(
-        [*WREN, "synth", ".", "-o", "synth-out/tasks.jsonl", "--max", "1", "--quiet"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = _synth(".", "-o", "synth-out/tasks.jsonl", "--max", "1", cwd=project)
     assert proc.returncode == 0, proc.stderr
     entry = project / "synth-out" / "repos" / "local__mathlib-project"
     (task,) = _lines(project / "synth-out" / "tasks.jsonl")
@@ -150,13 +147,7 @@ def test_outputs_inside_the_repository_stay_out_of_its_snapshot(project: Path):
     ).stdout.split()
     assert "mathlib/core.py" in files and not any(f.startswith("synth-out") for f in files)
     # Run again: the snapshot (and so every id) is the same although the outputs now exist.
-    again = subprocess.run(
-        [*WREN, "synth", ".", "-o", "synth-out/tasks.jsonl", "--max", "1", "--quiet"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    again = _synth(".", "-o", "synth-out/tasks.jsonl", "--max", "1", cwd=project)
     assert again.returncode == 0 and "0 tasks from 0 candidates" in again.stderr
 
 
