@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from wren.trajectory import message_text, read_run
 from wren.ui.runs import RunSummary, filter_runs, summarise
-from wren.ui.widgets import MessageView, StepNavigation, diff_renderable
+from wren.ui.widgets import MessageView, StepNavigation, diff_renderable, step_bindings
 
 STATUS_STYLES = {
     "Submitted": "green",
@@ -144,12 +144,7 @@ class RunScreen(StepNavigation, Screen):
     #search.searching { display: block; }
     """
     BINDINGS = [
-        Binding("h,left", "previous_step", "Prev step"),
-        Binding("l,right", "next_step", "Next step"),
-        Binding("0", "first_step", "First", show=False),
-        Binding("$", "last_step", "Last", show=False),
-        Binding("j,down", "scroll(3)", "Scroll", show=False),
-        Binding("k,up", "scroll(-3)", "Scroll", show=False),
+        *step_bindings(show_ends=False),
         Binding("slash", "search", "Search"),
         Binding("n", "next_match", "Next match"),
         Binding("N", "previous_match", "Prev match", show=False),

@@ -22,7 +22,7 @@ from textual.widgets import Footer, Header, Input, Static, TextArea
 from wren.agents.interactive import MODE_COMMANDS, InteractiveAgentConfig, UserStopped
 from wren.redact import current_redactor
 from wren.trajectory import pages
-from wren.ui.widgets import MessageView, StepNavigation
+from wren.ui.widgets import MessageView, StepNavigation, step_bindings
 
 _STOP = object()
 _INTERRUPT = object()
@@ -146,12 +146,7 @@ class RunApp(StepNavigation, App):
         Binding("c", "set_mode('confirm')", "Confirm"),
         Binding("y", "set_mode('yolo')", "YOLO"),
         Binding("u", "set_mode('human')", "Human"),
-        Binding("h,left", "previous_step", "Prev step"),
-        Binding("l,right", "next_step", "Next step"),
-        Binding("0", "first_step", "First"),
-        Binding("$", "last_step", "Last"),
-        Binding("j,down", "scroll(3)", "Scroll", show=False),
-        Binding("k,up", "scroll(-3)", "Scroll", show=False),
+        *step_bindings(show_ends=True),
         Binding("i", "focus_input", "Answer", show=False),
         Binding("escape", "leave_input", "Leave input", show=False),
         Binding("ctrl+t", "toggle_input_mode", "Input mode", priority=True),

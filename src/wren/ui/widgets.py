@@ -8,6 +8,7 @@ from rich.console import Group, RenderableType
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
@@ -114,8 +115,21 @@ class MessageView(Vertical):
         yield Static(body_renderable(text, highlight=self.highlight), classes="body")
 
 
+def step_bindings(*, show_ends: bool) -> list[Binding]:
+    """The keys of StepNavigation's actions; `show_ends`: list first and last in the footer."""
+    return [
+        Binding("h,left", "previous_step", "Prev step"),
+        Binding("l,right", "next_step", "Next step"),
+        Binding("0", "first_step", "First", show=show_ends),
+        Binding("$", "last_step", "Last", show=show_ends),
+        Binding("j,down", "scroll(3)", "Scroll", show=False),
+        Binding("k,up", "scroll(-3)", "Scroll", show=False),
+    ]
+
+
 class StepNavigation:
-    """Key actions that move through the steps of a run shown in `#messages` (h, l, 0, $, j, k).
+    """Key actions that move through the steps of a run shown in `#messages` (h, l, 0, $, j, k; their
+    keys are `step_bindings`).
 
     The class it is mixed into has `steps`, `i_step` and `go_to_step(i)`.
     """
