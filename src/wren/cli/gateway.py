@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import typer
 
+# Options of more than one gateway command.
+_HOST = typer.Option(None, "--host", help="Address to listen on (default 127.0.0.1).")
+_TIME_SCALE = typer.Option(None, "--time-scale", help="Simulated seconds per wall second (default 1).")
+
 
 def _capacities(specs: list[str]) -> dict[str, int]:
     """`32768` (every backend) or `URL=32768` (one backend)."""
@@ -42,7 +46,7 @@ def register(app: typer.Typer) -> None:
             [], "--backends", "-b", help="Backend URL(s), comma-separated or repeated."
         ),
         port: int = typer.Option(None, "--port", "-p", help="Port to listen on (default 8100)."),
-        host: str = typer.Option(None, "--host", help="Address to listen on (default 127.0.0.1)."),
+        host: str = _HOST,
         policy: str = typer.Option(
             None, "--policy", help="program (default) | round-robin | least-loaded | dotted.path.Class"
         ),
@@ -140,15 +144,13 @@ def register(app: typer.Typer) -> None:
     @sim.command("serve")
     def sim_serve(
         port: int = typer.Option(None, "--port", "-p", help="Port to listen on (default 8000)."),
-        host: str = typer.Option(None, "--host", help="Address to listen on (default 127.0.0.1)."),
+        host: str = _HOST,
         capacity: int = typer.Option(None, "--capacity", help="KV cache size in tokens (default 65536)."),
         block_size: int = typer.Option(None, "--block-size", help="Tokens per KV block (default 16)."),
         chars_per_token: int = typer.Option(
             None, "--chars-per-token", help="Characters per simulated token (default 4)."
         ),
-        time_scale: float = typer.Option(
-            None, "--time-scale", help="Simulated seconds per wall second (default 1)."
-        ),
+        time_scale: float = _TIME_SCALE,
         seed: int = typer.Option(None, "--seed", help="Seed of the output text (default 0)."),
         model: str = typer.Option(None, "--model", help="Model name served (default sim-model)."),
         config: list[str] = typer.Option(
@@ -191,9 +193,7 @@ def register(app: typer.Typer) -> None:
             None, "--duration", help="Simulated seconds to run (default: to the end)."
         ),
         seed: int = typer.Option(None, "--seed", help="Seed of the workload (default 0)."),
-        time_scale: float = typer.Option(
-            None, "--time-scale", help="Simulated seconds per wall second (default 1)."
-        ),
+        time_scale: float = _TIME_SCALE,
         chars_per_token: int = typer.Option(None, "--chars-per-token", help="(default 4)"),
         steps: str = typer.Option(None, "--steps", help="MIN:MAX steps per program (default 10:40)."),
         model: str = typer.Option(None, "--model", help="Model name sent (default sim-model)."),
