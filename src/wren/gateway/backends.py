@@ -17,6 +17,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from wren.gateway.upstream import ConnectionPool, UpstreamError
 
@@ -206,16 +207,24 @@ class Backend:
                 self.correction = min(1.0, self.correction + 0.02)
             self.preemptions = preemptions
 
-    async def _llamacpp_capacity(self) -> None:
+    async def _get_json(self, path: str) -> Any:
+        """What a 200 answer to GET `path` holds as JSON; None on no answer, another status or not JSON."""
         try:
-            status, body = await self.get("/slots")
+            status, body = await self.get(path)
         except UpstreamError:
-            return
+            return None
         if status != 200:
-            return
+            return None
         try:
-            sizes = [int(slot["n_ctx"]) for slot in json.loads(body)]
-        except (ValueError, TypeError, KeyError):
+            return json.loads(body)
+        except ValueError:
+            return None
+
+    async def _llamacpp_capacity(self) -> None:
+        slots = await self._get_json("/slots")
+        try:
+            sizes = [int(slot["n_ctx"]) for slot in slots]
+        except (ValueError, TypeError, KeyError):  # None, or not llama.cpp's slot list
             return
         if sizes and min(sizes) > 0:
             # Each slot holds its own KV cache (without --kv-unified): what the slots hold together.
@@ -229,16 +238,10 @@ class Backend:
             )
 
     async def _sglang_capacity(self) -> None:
+        info = await self._get_json("/get_server_info")
         try:
-            status, body = await self.get("/get_server_info")
-        except UpstreamError:
-            return
-        if status != 200:
-            return
-        try:
-            info = json.loads(body)
             cap = int(info.get("max_total_num_tokens") or 0)
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError):  # None, or not SGLang's server info
             return
         if cap > 0:
             self.capacity, self.capacity_source = cap, "sglang-server-info"
