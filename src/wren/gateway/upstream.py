@@ -212,11 +212,7 @@ class _Connection(asyncio.Protocol):
                 del buf[: end + 4]
                 self._on_head(head)
             elif state == 1:
-                n = min(self._remaining, len(buf))
-                self.response._feed(bytes(buf[:n]))  # type: ignore[union-attr]
-                del buf[:n]
-                self._remaining -= n
-                if self._remaining == 0:
+                if self._feed_counted(buf):
                     self._complete()
             elif state == 2:
                 if not self._parse_chunked(buf):
@@ -264,6 +260,14 @@ class _Connection(asyncio.Protocol):
         if self._state == 1 and self._remaining == 0:
             self._complete()
 
+    def _feed_counted(self, buf: bytearray) -> bool:
+        """Pass on what `buf` holds of the `_remaining` bytes still due; True once none are due."""
+        n = min(self._remaining, len(buf))
+        self.response._feed(bytes(buf[:n]))  # type: ignore[union-attr]
+        del buf[:n]
+        self._remaining -= n
+        return self._remaining == 0
+
     def _parse_chunked(self, buf: bytearray) -> bool:
         """Consume what it can of a chunked body; False when more bytes are needed."""
         while buf:
@@ -285,11 +289,7 @@ class _Connection(asyncio.Protocol):
                     self._remaining = size
                     self._chunk_phase = 1
             elif self._chunk_phase == 1:
-                n = min(self._remaining, len(buf))
-                self.response._feed(bytes(buf[:n]))  # type: ignore[union-attr]
-                del buf[:n]
-                self._remaining -= n
-                if self._remaining == 0:
+                if self._feed_counted(buf):
                     self._chunk_phase = 2
             elif self._chunk_phase == 2:
                 if len(buf) < 2:
