@@ -93,6 +93,37 @@ def test_a_ppo_step_moves_the_ratio_engages_clipping_and_follows_the_advantage()
     assert math.isfinite(history[-1].loss)
 
 
+def test_an_update_one_sequence_at_a_time_is_the_whole_batchs_update():
+    from wren.learn.rl import token_logprobs
+
+    policy = _tiny_lora_policy()
+    ids = torch.randint(0, 64, (3, 12), generator=torch.Generator().manual_seed(2))
+    action = torch.zeros(3, 12, dtype=torch.long)
+    action[0, 4:], action[1, 9:], action[2, 2:] = 1, 1, 1  # episodes with different numbers of actions
+    advantages = torch.tensor([1.0, -0.5, 0.25])[:, None] * action.float()
+    batch = collect(policy, RolloutBatch(ids, torch.ones_like(ids), action, advantages))
+    assert torch.allclose(
+        token_logprobs(policy, ids, torch.ones_like(ids), rows=3), batch.old_logprobs, atol=1e-6
+    )
+    trained = [p for p in policy.parameters() if p.requires_grad]
+    with torch.no_grad():
+        for p in trained:  # move off the start, so the ratio, the clip and the KL are not trivial
+            p.add_(torch.randn_like(p) * 0.3)
+
+    whole, stats = ppo_loss(
+        token_logprobs(policy, ids, torch.ones_like(ids), rows=3), batch.old_logprobs, advantages[:, 1:],
+        action[:, 1:], 0.1, batch.ref_logprobs, 0.05,
+    )  # fmt: skip
+    expected = torch.autograd.grad(whole, trained)
+    optimizer = torch.optim.SGD(trained, lr=0.0)  # a step that changes nothing leaves the gradients
+    (history,) = ppo_update(policy, optimizer, batch, RLConfig(epochs=1, clip_eps=0.1, kl_coef=0.05))
+    for got, want in zip([p.grad for p in trained], expected, strict=True):
+        assert torch.allclose(got, want, atol=1e-6)
+    assert history.loss == pytest.approx(stats.loss, abs=1e-6)
+    assert history.clip_fraction == pytest.approx(stats.clip_fraction, abs=1e-6) and stats.clip_fraction > 0
+    assert history.ratio_max_deviation == pytest.approx(stats.ratio_max_deviation, abs=1e-6)
+
+
 def test_update_without_collected_log_probs_is_refused():
     policy = _tiny_lora_policy()
     ids = torch.zeros(1, 4, dtype=torch.long)

@@ -52,11 +52,21 @@ def _torch():
     return torch
 
 
-def token_logprobs(model: Any, input_ids: Any, attention_mask: Any) -> Any:
-    """log pi(x_t | x_<t) for t = 1..T-1, shape [B, T-1]."""
+def token_logprobs(model: Any, input_ids: Any, attention_mask: Any, rows: int = 1) -> Any:
+    """log pi(x_t | x_<t) for t = 1..T-1, shape [B, T-1], computed `rows` sequences at a time.
+
+    A whole batch's logits do not fit: with a 262k-entry vocabulary, 8 sequences of 1,024 tokens
+    are 8.6 GB in fp32 before log_softmax copies them (an RL iteration on 8 real episodes was
+    killed for memory at 24 GB).
+    """
     torch = _torch()
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
-    return torch.gather(torch.log_softmax(logits, dim=-1), 2, input_ids[:, 1:, None]).squeeze(-1)
+    parts = []
+    for start in range(0, input_ids.shape[0], rows):
+        ids, mask = input_ids[start : start + rows], attention_mask[start : start + rows]
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        parts.append(torch.gather(torch.log_softmax(logits, dim=-1), 2, ids[:, 1:, None]).squeeze(-1))
+        del logits
+    return torch.cat(parts)
 
 
 def gae(
@@ -187,25 +197,51 @@ def ppo_update(policy: Any, optimizer: Any, batch: RolloutBatch, config: RLConfi
     advantages = batch.advantages[:, 1:] if batch.advantages.dim() == 2 else batch.advantages[:, None]
     history = []
     policy.train()
+    total = mask.float().sum().clamp(min=1.0)
     for _ in range(config.epochs):
-        new_logp = token_logprobs(policy, batch.input_ids, batch.attention_mask)
-        loss, stats = ppo_loss(
-            new_logp,
-            batch.old_logprobs,
-            advantages,
-            mask,
-            config.clip_eps,
-            batch.ref_logprobs,
-            config.kl_coef,
-        )
         optimizer.zero_grad()
-        loss.backward()
+        # One sequence at a time, gradients accumulated: each slice's loss (a mean over its own
+        # tokens) weighted by its share of the batch's tokens sums to the batch's loss.
+        parts: list[tuple[float, PolicyLossStats]] = []
+        for start in range(0, batch.input_ids.shape[0]):
+            rows = slice(start, start + 1)
+            share = (mask[rows].float().sum() / total).item()
+            if share == 0.0:
+                continue
+            new_logp = token_logprobs(policy, batch.input_ids[rows], batch.attention_mask[rows])
+            loss, stats = ppo_loss(
+                new_logp,
+                batch.old_logprobs[rows],
+                advantages[rows],
+                mask[rows],
+                config.clip_eps,
+                None if batch.ref_logprobs is None else batch.ref_logprobs[rows],
+                config.kl_coef,
+            )
+            (loss * share).backward()
+            parts.append((share, stats))
         torch.nn.utils.clip_grad_norm_(
             [p for p in policy.parameters() if p.requires_grad], config.max_grad_norm
         )
         optimizer.step()
-        history.append(stats)
+        history.append(_combined(parts))
     return history
+
+
+def _combined(parts: list[tuple[float, PolicyLossStats]]) -> PolicyLossStats:
+    """The stats of a batch from its slices' stats, each weighted by its share of the tokens."""
+
+    def mean(field: str) -> float:
+        return sum(share * getattr(stats, field) for share, stats in parts)
+
+    return PolicyLossStats(
+        loss=mean("loss"),
+        policy_loss=mean("policy_loss"),
+        kl=mean("kl"),
+        ratio_mean=mean("ratio_mean"),
+        ratio_max_deviation=max((stats.ratio_max_deviation for _, stats in parts), default=0.0),
+        clip_fraction=mean("clip_fraction"),
+    )
 
 
 def token_advantages(per_episode: list[float], action_mask: Any) -> Any:
