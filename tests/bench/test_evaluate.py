@@ -108,6 +108,35 @@ def test_test_timeout_is_an_error_verdict(calc, env_cache):
     assert "timed out after 1 s" in summary["instances"][slow["instance_id"]]["error"]
 
 
+def test_empty_patches_unresolved_without_running_tests_when_asked(calc, env_cache):
+    tmp_path, instances = calc
+    # Tests that would time out: run, the empty patch is an error verdict (the test above).
+    slow = {**instances[0], "test_cmd": "sleep 30"}
+    gold = instances[1]
+    config = EvalConfig(
+        environment={"environment_class": "local"},
+        workspace=_workspace(tmp_path, env_cache),
+        timeout=1,
+        empty_patches="unresolved",
+    )
+    preds = {
+        slow["instance_id"]: {"model_patch": "  \n"},
+        gold["instance_id"]: {"model_patch": gold["patch"]},
+    }
+    summary = evaluate([slow, gold], preds, config, tmp_path / "e.json")
+    assert summary["unresolved_ids"] == [slow["instance_id"]] and summary["resolved_ids"] == [
+        gold["instance_id"]
+    ]
+    assert summary["empty_patch_ids"] == [slow["instance_id"]]
+    entry = summary["instances"][slow["instance_id"]]
+    assert entry["tests_run"] is False and "tests_status" not in entry
+    assert not (tmp_path / "e.instances" / slow["instance_id"] / "test_output.txt").exists()
+    assert (
+        "unresolved without running"
+        in (tmp_path / "e.instances" / slow["instance_id"] / "run_instance.log").read_text()
+    )
+
+
 def test_missing_repo_is_an_error_verdict_naming_it(calc, env_cache):
     tmp_path, instances = calc
     other = {**instances[0], "repo": "someone/else"}

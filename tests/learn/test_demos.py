@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.peers.fixture_repo import build_calc_repo, write_jsonl
+from tests.peers.git_repo import make_git_repo
 from wren.bench.config import BenchWrenConfig
 from wren.config.assemble import assemble_config
-from wren.learn.demos import demo_replies, edit_command, parse_patch, write_demos
+from wren.learn.demos import MAX_NAMED_COMMAND, demo_replies, edit_command, parse_patch, write_demos
 from wren.learn.episodes import load_episodes
 from wren.learn.rewards import RewardConfig, reward_terms
 from wren.models.actions import parse_text_action
@@ -63,16 +64,10 @@ BASE = "".join(f"line {i}\n" for i in range(1, 30))
     ],
 )
 def test_edit_command_makes_what_git_apply_makes(tmp_path: Path, changed: dict[str, str]):
-    def write(files: dict[str, str]) -> None:
-        for name, text in files.items():
-            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / name).write_text(text)
-
-    write({"a.py": BASE, "b/c.py": BASE})
-    _git(tmp_path, "init", "-q")
-    _git(tmp_path, "add", "-A")
-    _git(tmp_path, "-c", "user.email=w@x", "-c", "user.name=w", "commit", "-qm", "base")
-    write(changed)
+    make_git_repo(tmp_path, {"a.py": BASE, "b/c.py": BASE})
+    for name, text in changed.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
     _git(tmp_path, "add", "-A")
     patch = _git(tmp_path, "diff", "--cached")
     _git(tmp_path, "reset", "-q", "--hard")
@@ -88,9 +83,12 @@ def test_demo_replies_are_single_actions(tasks):
     assert len(commands) == 5
     assert "tests/test_ops.py::test_add" in commands[0]
     assert commands[2].startswith("sed -i '")
-    # One THOUGHT line, then the block (the constrained grammar's shape); a short command is named.
+    # One THOUGHT line, then the block (the constrained grammar's shape); only a short command is named.
     assert all(r.count("\n```bash\n") == 1 and "\n\n" not in r.split("```bash")[0] for r in replies)
-    assert replies[0].split("\n")[0].endswith(commands[0])
+    for reply, command in zip(replies, commands, strict=True):
+        named = reply.split("\n")[0].endswith(f" with: {command}")
+        assert named == ("\n" not in command and len(command) <= MAX_NAMED_COMMAND), reply
+    assert replies[-1].split("\n")[0].endswith(commands[-1])
     assert commands[-1].startswith("echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,8 @@ class BenchConfig(BaseModel):
     """Versioned overrides file of SWE-bench specs ('' = the one shipped with Wren, 'none' = none)."""
     eval_timeout: float = Field(default=1800.0, gt=0)
     """Seconds the tests of one instance may run in `wren eval`."""
+    eval_empty_patches: Literal["run", "unresolved"] = "run"
+    """`wren eval` on an empty patch: run its tests, or call it unresolved without (as SWE-bench does)."""
     task_template: str = "{{ problem_statement }}"
     """Jinja2 template of the task given to the agent; instance fields are its variables."""
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -65,6 +65,9 @@ class EvalConfig(BaseModel):
     """Versioned overrides file merged under `specs` ('' = the one shipped with Wren, 'none' = none)."""
     network: bool = False
     """Tests may use the network; without it a test failing for want of one makes the outcome `error`."""
+    empty_patches: Literal["run", "unresolved"] = "run"
+    """`run`: an empty patch's tests run like any other's (what trusting the judge needs); `unresolved`:
+    it is unresolved without running them, as SWE-bench's harness does (its FAIL_TO_PASS fail before a fix)."""
 
 
 def judge_config(cfg: Any, **overrides: Any) -> EvalConfig:
@@ -77,6 +80,7 @@ def judge_config(cfg: Any, **overrides: Any) -> EvalConfig:
         "workspace": bench.workspace,
         "specs": bench.specs,
         "spec_overrides": bench.spec_overrides,
+        "empty_patches": bench.eval_empty_patches,
     }
     return EvalConfig(**{**settings, **overrides})
 
@@ -200,6 +204,10 @@ def evaluate_instance(
     run_log: list[str] = []
     started = time.monotonic()
     try:
+        if not report["patch_exists"] and config.empty_patches == "unresolved":
+            report |= {"outcome": UNRESOLVED, "patch_successfully_applied": True, "tests_run": False}
+            run_log.append(">>>>> empty patch: unresolved without running the tests")
+            return report
         spec = spec_for(inst, config)
         report["spec"] = spec.source
         parse = log_parser(spec, inst)
@@ -403,6 +411,8 @@ def validate_dataset(
     trusted (gold not resolved, or empty resolved) are `untrusted`, with the tests that decided.
     An empty patch judged `error` is noted on its row (`note`) without making it untrusted."""
     output = Path(output)
+    # Whether the judge can be trusted is decided by what an empty patch's tests do: they run.
+    config = config.model_copy(update={"empty_patches": "run"})
     runs: dict[str, dict[str, Any]] = {}
     for kind in ("gold", "empty"):
         preds = {

@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
 
         from wren.bench.config import BenchWrenConfig
         from wren.bench.datasets import load_instances, select_instances
-        from wren.bench.evaluate import EvalConfig, evaluate, load_predictions, validate_dataset
+        from wren.bench.evaluate import evaluate, judge_config, load_predictions, validate_dataset
         from wren.config.assemble import assemble_config
         from wren.exceptions import ConfigError
 
@@ -58,18 +58,12 @@ def register(app: typer.Typer) -> None:
             image=image,
             image_template=image_template,
         )
-        bench, environment = cfg.bench, dict(cfg.environment)
+        bench = cfg.bench
         if validate == bool(predictions):
             raise ConfigError("give either --predictions PREDS or --validate (which makes its own)")
         instances = select_instances(load_instances(dataset, split), filter_re=filter_re)
-        eval_config = EvalConfig(
-            workers=workers,
-            timeout=timeout or bench.eval_timeout,
-            environment=environment,
-            workspace=bench.workspace,
-            specs=bench.specs,
-            spec_overrides=bench.spec_overrides,
-            network=network,
+        eval_config = judge_config(
+            cfg, workers=workers, timeout=timeout or bench.eval_timeout, network=network
         )
         console = Console(stderr=True)
 

@@ -55,7 +55,7 @@ class LoopConfig(BaseModel):
     """Sampling seeds of the held-out evaluation (one run of every task per seed and model)."""
     rollouts: bool = True
     """Also train on the current model's own runs of the training tasks (rejection sampled)."""
-    step_limit: int = 8
+    step_limit: int = 6
     """Model calls per agent run (a demonstration takes five: test, look, fix, test, submit)."""
     temperature: float = 0.7
     """Sampling temperature of rollouts and evaluation runs."""
@@ -70,11 +70,11 @@ class LoopConfig(BaseModel):
     export: ExportConfig = Field(default_factory=lambda: ExportConfig(max_tokens=1024))
     """Which episodes become training data, and the rewards."""
     sft: dict[str, Any] = Field(
-        default_factory=lambda: {"epochs": 2.0, "max_steps": 40, "max_length": 1024, "learning_rate": 2e-4}
+        default_factory=lambda: {"epochs": 2.0, "max_steps": 32, "max_length": 1024, "learning_rate": 2e-4}
     )
     """`wren learn sft` settings (TrainConfig keys other than model, data, output, method)."""
     dpo: dict[str, Any] = Field(
-        default_factory=lambda: {"epochs": 1.0, "max_steps": 8, "max_length": 1024, "learning_rate": 5e-5}
+        default_factory=lambda: {"epochs": 1.0, "max_steps": 6, "max_length": 1024, "learning_rate": 5e-5}
     )
     """`wren learn dpo` settings."""
     dpo_enabled: bool = True
@@ -198,20 +198,16 @@ class Loop:
         self, gguf: str, tasks: list[dict[str, Any]], out: Path, seed: int, extra: list[str] | None = None
     ) -> dict[str, Any]:
         from wren.bench.batch import BatchRunner
-        from wren.bench.evaluate import EvalConfig, evaluate, load_predictions
+        from wren.bench.evaluate import evaluate, judge_config, load_predictions
         from wren.learn.serving import served
 
         with served(gguf, n_ctx=self.config.n_ctx, parallel=self.config.workers) as api_base:
             config = self.bench_config(api_base, seed, extra)
             summary = BatchRunner(config, out, workers=self.config.workers).run(tasks)
         preds = load_predictions(out / "preds.json")
-        eval_config = EvalConfig(
-            workers=self.config.workers,
-            timeout=config.bench.eval_timeout,
-            environment=dict(config.environment),
-            workspace=config.bench.workspace,
-            specs=config.bench.specs,
-        )
+        # An empty patch leaves the task's failing tests failing: running them (a third of an
+        # evaluation's time for a model that mostly submits nothing) would only confirm it.
+        eval_config = judge_config(config, workers=self.config.workers, empty_patches="unresolved")
         report = evaluate(tasks, preds, eval_config, out / "report.json")
         return {"exit_statuses": summary["exit_statuses"], "resolved": report["resolved_instances"]}
 
