@@ -61,6 +61,8 @@ BASE = "".join(f"line {i}\n" for i in range(1, 30))
         {"a.py": BASE.replace("line 5\n", "line 5\n    ins\n\n  ins2\n").replace("line 20\n", "")},
         {"a.py": BASE.replace("line 1\n", "first\n"), "b/c.py": "x\n" + BASE, "new/d.py": "hi\n 'there'\n"},
         {"a.py": BASE.replace("line 29\n", "last\f form\n")},  # a form feed is not a line break
+        {"a.py": BASE + "\n\ndef added():\n    return 1\n"},  # new text that starts with empty lines
+        {"a.py": BASE.replace("line 7\n", "\n"), "b/c.py": "\n" + BASE},  # a line blanked, one added
     ],
 )
 def test_edit_command_makes_what_git_apply_makes(tmp_path: Path, changed: dict[str, str]):

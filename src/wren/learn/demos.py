@@ -101,8 +101,12 @@ def _changed_lines(hunk: Hunk) -> tuple[int, list[str], list[str]]:
 
 
 def _sed_text(lines: list[str]) -> str:
-    # sed's a/c text: a backslash is doubled, and every line but the last ends with one.
-    return "\\\n".join(line.replace("\\", "\\\\") for line in lines)
+    # sed's a/c text: a backslash is doubled, and every line but the last ends with one. Text that
+    # starts with an empty line goes on the line after the command (`Nc\`, newline, text): in GNU
+    # sed's one-line form (`Nc\text`) an empty first line makes `Nc\\`, which sed rejects, or, for
+    # a lone empty line, a bare `Nc\` that deletes the line instead of blanking it.
+    text = "\\\n".join(line.replace("\\", "\\\\") for line in lines)
+    return "\n" + text if lines[0] == "" else text
 
 
 def sed_script(hunks: list[Hunk]) -> str:
