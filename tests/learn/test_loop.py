@@ -88,3 +88,15 @@ def test_evaluation_variants_change_only_their_settings(tmp_path: Path):
     assert variant.model_dump(exclude={"model"}) == plain.model_dump(exclude={"model"})
     with pytest.raises(ConfigError, match="constrain"):
         loop.bench_config("http://127.0.0.1:9/v1", extra=["model.constrain=sometimes"])
+
+
+def test_the_loop_judges_empty_patches_unresolved_unless_its_run_config_says_run(tmp_path: Path):
+    from wren.bench.evaluate import judge_config
+    from wren.learn.loop import Loop
+
+    def judged(**more) -> str:
+        config = LoopConfig(work_dir=str(tmp_path), train_repos=[], heldout_repos=[], **more)
+        return judge_config(Loop(config, log=lambda line: None).bench_config()).empty_patches
+
+    assert judged() == "unresolved"
+    assert judged(run_config=["bench.eval_empty_patches=run"]) == "run"

@@ -187,8 +187,12 @@ class Loop:
         # Every run (demonstrations, rollouts, both models' evaluations) uses the bundled SLM's own
         # catalog configs (few-shot turns, constrained output, history for small contexts): the base
         # model is measured at its best, and training data has the prompts the tuned model will see.
+        # An empty patch leaves the task's failing tests failing: running them (a third of an
+        # evaluation's time for a model that mostly submits nothing) would only confirm it. Placed
+        # before run_config, so that `bench.eval_empty_patches=run` there (or in an eval variant)
+        # still applies; one in a YAML file of run_config does not, as key=value beats every file.
         return assemble_config(
-            [*self.config.run_config, *specs, *(extra or [])],
+            ["bench.eval_empty_patches=unresolved", *self.config.run_config, *specs, *(extra or [])],
             slm=self.config.slm,
             env_kind="local",
             schema=BenchWrenConfig,
@@ -205,9 +209,7 @@ class Loop:
             config = self.bench_config(api_base, seed, extra)
             summary = BatchRunner(config, out, workers=self.config.workers).run(tasks)
         preds = load_predictions(out / "preds.json")
-        # An empty patch leaves the task's failing tests failing: running them (a third of an
-        # evaluation's time for a model that mostly submits nothing) would only confirm it.
-        eval_config = judge_config(config, workers=self.config.workers, empty_patches="unresolved")
+        eval_config = judge_config(config, workers=self.config.workers)
         report = evaluate(tasks, preds, eval_config, out / "report.json")
         return {"exit_statuses": summary["exit_statuses"], "resolved": report["resolved_instances"]}
 
