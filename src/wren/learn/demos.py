@@ -210,7 +210,7 @@ def write_demos(
     """
     from wren.bench.batch import PredictionsStore, process_instance
     from wren.bench.datasets import normalise_instance
-    from wren.bench.evaluate import EvalConfig, evaluate
+    from wren.bench.evaluate import evaluate, judge_config
 
     instances = [normalise_instance(inst, where="demos") for inst in instances]
     output_dir = Path(output_dir)
@@ -256,12 +256,8 @@ def write_demos(
     previous = json.loads(report_path.read_text()).get("instances", {}) if report_path.is_file() else {}
     verdicts = dict(previous)
     if fresh:
-        eval_config = EvalConfig(
-            workers=max(workers, 1),
-            timeout=eval_timeout or config.bench.eval_timeout,
-            environment=dict(config.environment),
-            workspace=config.bench.workspace,
-            specs=config.bench.specs,
+        eval_config = judge_config(
+            config, workers=max(workers, 1), timeout=eval_timeout or config.bench.eval_timeout
         )
         summary = evaluate([by_id[i] for i in fresh], fresh, eval_config, output_dir / "eval" / "report.json")
         verdicts.update(summary["instances"])
