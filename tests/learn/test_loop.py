@@ -88,6 +88,11 @@ def test_evaluation_variants_change_only_their_settings(tmp_path: Path):
     assert variant.model_dump(exclude={"model"}) == plain.model_dump(exclude={"model"})
     with pytest.raises(ConfigError, match="constrain"):
         loop.bench_config("http://127.0.0.1:9/v1", extra=["model.constrain=sometimes"])
+    # A loop with a mistaken variant stops before its first stage, not after its rounds.
+    mistaken = config.model_copy(update={"eval_variants": {"unconstrained": ["model.constrian=off"]}})
+    with pytest.raises(ConfigError, match="constrian"):
+        Loop(mistaken, log=lambda line: None).run()
+    assert not list((tmp_path / "stages").iterdir())
 
 
 def test_the_loop_judges_empty_patches_unresolved_unless_its_run_config_says_run(tmp_path: Path):

@@ -234,6 +234,9 @@ class Loop:
     # ---- the loop ------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         c = self.config
+        for extra in c.eval_variants.values():
+            # A mistake in a variant's settings is an error now, not after the rounds it measures.
+            self.bench_config(extra=extra)
         tasks_dir = self.work / "tasks"
         self.stages.run(
             "synth-train", lambda: self._synth(c.train_repos, tasks_dir / "train.jsonl", c.train_tasks)
