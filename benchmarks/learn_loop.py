@@ -1,7 +1,7 @@
 """`wren learn loop` end to end on real repositories: stage-by-stage times, and the tuned model
 against the base model (its peer, measured in the same run) on held-out tasks.
 
-Training tasks come from one PyPI sdist, held-out tasks from another (never trained on).
+Training tasks come from PyPI sdists (two by default), held-out tasks from another (never trained on).
 Run (the default size; --small for a quick pass that shows every stage works):
 
     .venv/bin/python benchmarks/learn_loop.py --work /tmp/wren-loop [--small] [--base-training-dir DIR]
@@ -38,7 +38,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from wren.config.loader import deep_merge, parse_override
+    from wren.config.loader import merge_overrides
     from wren.learn.loop import Loop, LoopConfig
 
     work = Path(args.work)
@@ -59,10 +59,7 @@ def main() -> None:
         base_training_dir=args.base_training_dir,
         **size,
     )
-    overrides: dict = {}
-    for spec in args.config:
-        overrides = deep_merge(overrides, parse_override(spec))
-    config = LoopConfig.model_validate(deep_merge(config.model_dump(), overrides))
+    config = LoopConfig.model_validate(merge_overrides(args.config, config.model_dump()))
     started = time.monotonic()
     report = Loop(config, log=lambda line: print(line, flush=True)).run()
     total = time.monotonic() - started
