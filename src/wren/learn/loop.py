@@ -303,10 +303,14 @@ class Loop:
             runs = [self.work / "demos"] + [
                 self.work / "rounds" / f"round-{k}" / "rollouts" for k in range(r + 1) if c.rollouts
             ]
-            episodes = []
+            episodes, rollouts = [], []
             for run in runs:
-                episodes += load_episodes(run, report=run / "report.json", dataset=train_file)
-            rollouts = [e for e in episodes if "rollouts" in e.source]
+                loaded = load_episodes(run, report=run / "report.json", dataset=train_file)
+                episodes += loaded
+                # By the directory it was loaded from: the source path holds work_dir, which may
+                # itself name "rollouts".
+                if run.name == "rollouts":
+                    rollouts += loaded
             counts = export(episodes, here / "data", c.export)
             counts["rollout_reward"] = (
                 sum(episode_return(e, c.export.rewards) for e in rollouts) / len(rollouts)
