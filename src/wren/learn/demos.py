@@ -24,7 +24,7 @@ from wren.exceptions import ConfigError
 
 SUBMIT = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && git add -A && git diff --cached"
 MAX_TEST_IDS = 20
-# The submit command (79 characters) is named, as in the few-shot turns; a test command with its ids
+# The submit command (77 characters) is named, as in the few-shot turns; a test command with its ids
 # is not: a tuned model copied long ones over and over, in the THOUGHT and the block.
 MAX_NAMED_COMMAND = 80
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
