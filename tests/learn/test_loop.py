@@ -9,7 +9,9 @@ import pytest
 
 from wren.config.loader import validate
 from wren.exceptions import ConfigError
-from wren.learn.loop import LoopConfig, Stages, interval
+from wren.learn.episodes import Episode
+from wren.learn.export import ExportConfig
+from wren.learn.loop import LoopConfig, Stages, interval, run_metrics
 from wren.learn.loop_report import write_report
 
 
@@ -37,6 +39,26 @@ def test_interval_is_a_t_interval_over_seeds():
     assert result["mean"] == pytest.approx(0.2)
     assert result["ci95"] == pytest.approx(4.303 * 0.1 / 3**0.5)
     assert interval([0.5]) == {"mean": 0.5, "ci95": 0.0, "n": 1}
+
+
+def test_metrics_count_replies_cut_at_the_token_limit_apart_from_format_errors():
+    def reply(content: str, finish: str) -> dict:
+        return {"role": "assistant", "content": content, "extra": {"finish_reason": finish}}
+
+    opening = [{"role": "system", "content": "s"}, {"role": "user", "content": "Task: t"}]
+    replies = [
+        reply("THOUGHT: a\n```bash\nls\n```", "stop"),
+        reply("THOUGHT: b\n```bash\npython -m pytest -p no:cacheproviderprovider", "length"),  # open block
+        reply("THOUGHT: c and on and on", "length"),
+        reply("THOUGHT: d\n```bash\necho COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT\n```", "stop"),
+    ]
+    messages = opening + [m for r in replies for m in (r, {"role": "user", "content": "Output: x"})]
+    episode = Episode("i", messages, "Submitted", "", opening=len(opening))
+    assert episode.cut_steps() == [4, 6]
+    metrics = run_metrics([episode], 2, ExportConfig())
+    assert metrics["cut_rate"] == pytest.approx(2 / 4)
+    assert metrics["format_error_rate"] == pytest.approx(1 / 4)  # the open block is still an action
+    assert metrics["submit_rate"] == pytest.approx(1 / 2)
 
 
 def test_loop_config_names_unknown_keys(tmp_path: Path):

@@ -61,6 +61,15 @@ class Episode:
     def n_steps(self) -> int:
         return len(self.assistant_indices())
 
+    def cut_steps(self) -> list[int]:
+        """Indices of assistant messages the server ended at the token limit (finish_reason `length`).
+        One cut inside an open bash block still parses as an action, so it is no format error."""
+        return [
+            i
+            for i in self.assistant_indices()
+            if (self.messages[i].get("extra") or {}).get("finish_reason") == "length"
+        ]
+
     def format_error_steps(self) -> list[int]:
         """Indices of assistant messages that do not hold exactly one action, as the agent parses it."""
         bad = []

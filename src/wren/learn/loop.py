@@ -125,7 +125,8 @@ def interval(values: list[float]) -> dict[str, float]:
 
 
 def run_metrics(episodes: list[Any], n_tasks: int, export_config: ExportConfig) -> dict[str, float]:
-    """Resolve rate, mean reward, submit rate and format-error rate of one evaluation run."""
+    """Resolve rate, mean reward, submit rate, format-error rate and cut rate (replies that ran into
+    the token limit) of one evaluation run."""
     replies = sum(e.n_steps for e in episodes)
     return {
         "resolve_rate": sum(e.resolved for e in episodes) / n_tasks if n_tasks else 0.0,
@@ -134,6 +135,7 @@ def run_metrics(episodes: list[Any], n_tasks: int, export_config: ExportConfig) 
         ),
         "submit_rate": sum(e.submitted for e in episodes) / n_tasks if n_tasks else 0.0,
         "format_error_rate": sum(len(e.format_error_steps()) for e in episodes) / replies if replies else 0.0,
+        "cut_rate": sum(len(e.cut_steps()) for e in episodes) / replies if replies else 0.0,
     }
 
 

@@ -11,6 +11,7 @@ METRICS = {
     "mean_reward": "Mean reward",
     "submit_rate": "Submit rate",
     "format_error_rate": "Format-error rate",
+    "cut_rate": "Replies cut at the token limit",
 }
 _W, _H = 360, 160
 
