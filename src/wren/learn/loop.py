@@ -302,17 +302,12 @@ class Loop:
             )
 
         def data() -> dict[str, Any]:
-            runs = [self.work / "demos"] + [
-                self.work / "rounds" / f"round-{k}" / "rollouts" for k in range(r + 1) if c.rollouts
-            ]
-            episodes, rollouts = [], []
-            for run in runs:
-                loaded = load_episodes(run, report=run / "report.json", dataset=train_file)
-                episodes += loaded
-                # By the directory it was loaded from: the source path holds work_dir, which may
-                # itself name "rollouts".
-                if run.name == "rollouts":
-                    rollouts += loaded
+            def load(run: Path) -> list[Any]:
+                return load_episodes(run, report=run / "report.json", dataset=train_file)
+
+            rollout_dirs = [self.work / "rounds" / f"round-{k}" / "rollouts" for k in range(r + 1)]
+            rollouts = [e for run in (rollout_dirs if c.rollouts else []) for e in load(run)]
+            episodes = load(self.work / "demos") + rollouts
             counts = export(episodes, here / "data", c.export)
             counts["rollout_reward"] = (
                 sum(episode_return(e, c.export.rewards) for e in rollouts) / len(rollouts)
