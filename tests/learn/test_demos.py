@@ -14,7 +14,16 @@ from tests.peers.fixture_repo import build_calc_repo, write_jsonl
 from tests.peers.git_repo import make_git_repo
 from wren.bench.config import BenchWrenConfig
 from wren.config.assemble import assemble_config
-from wren.learn.demos import MAX_NAMED_COMMAND, demo_replies, edit_command, parse_patch, write_demos
+from wren.learn.demos import (
+    MAX_NAMED_COMMAND,
+    Definition,
+    demo_replies,
+    edit_command,
+    enclosing_function,
+    original_sources,
+    parse_patch,
+    write_demos,
+)
 from wren.learn.episodes import load_episodes
 from wren.learn.rewards import RewardConfig, reward_terms
 from wren.models.actions import parse_text_action
@@ -78,20 +87,54 @@ def test_edit_command_makes_what_git_apply_makes(tmp_path: Path, changed: dict[s
     assert {name: (tmp_path / name).read_text() for name in changed} == changed
 
 
+def test_enclosing_function_is_the_innermost_def_holding_the_line():
+    source = (
+        "import os\n"  # 1
+        "\n"
+        "class A:\n"  # 3
+        "    @property\n"
+        "    def size(self):\n"  # 5
+        "        def inner():\n"  # 6
+        "            return 1\n"  # 7
+        "        return inner()\n"  # 8
+        "\n"
+        "async def fetch(x,\n"  # 10
+        "                y):\n"
+        "    return x\n"  # 12
+    )
+    found = {line: enclosing_function(source, line) for line in (1, 3, 5, 7, 8, 11, 12)}
+    assert found == {
+        1: None,
+        3: None,
+        5: Definition("size", 5),
+        7: Definition("inner", 6),
+        8: Definition("size", 5),
+        11: Definition("fetch", 10),
+        12: Definition("fetch", 10),
+    }
+    assert enclosing_function("def broken(:\n    pass\n", 2) is None  # not Python: no guess
+
+
 def test_demo_replies_are_single_actions(tasks):
-    _, (good, _) = tasks
-    replies = demo_replies(good)
-    commands = [parse_text_action(r).command for r in replies]
-    assert len(commands) == 5
-    assert "tests/test_ops.py::test_add" in commands[0]
-    assert commands[2].startswith("sed -i '")
-    # One THOUGHT line, then the block (the constrained grammar's shape); only a short command is named.
-    assert all(r.count("\n```bash\n") == 1 and "\n\n" not in r.split("```bash")[0] for r in replies)
-    for reply, command in zip(replies, commands, strict=True):
-        named = reply.split("\n")[0].endswith(f" with: {command}")
-        assert named == ("\n" not in command and len(command) <= MAX_NAMED_COMMAND), reply
-    assert replies[-1].split("\n")[0].endswith(commands[-1])
-    assert commands[-1].startswith("echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
+    tmp_path, (good, _) = tasks
+    sources = original_sources(good, tmp_path / "repos")
+    assert set(sources) == {"calc/ops.py"} and "return x\n" in sources["calc/ops.py"]
+    without, found = demo_replies(good), demo_replies(good, sources=sources)
+    # Without the source, one read around the change; with it, grep for the function, then read it.
+    assert [len(without), len(found)] == [5, 6]
+    for replies in (without, found):
+        commands = [parse_text_action(r).command for r in replies]
+        assert "tests/test_ops.py::test_add" in commands[0]
+        assert commands[-3].startswith("sed -i '")
+        # One THOUGHT line, then the block (the constrained grammar's shape); only a short command is named.
+        assert all(r.count("\n```bash\n") == 1 and "\n\n" not in r.split("```bash")[0] for r in replies)
+        for reply, command in zip(replies, commands, strict=True):
+            named = reply.split("\n")[0].endswith(f" with: {command}")
+            assert named == ("\n" not in command and len(command) <= MAX_NAMED_COMMAND), reply
+        assert commands[-1].startswith("echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
+    commands = [parse_text_action(r).command for r in found]
+    assert commands[1] == 'grep -rn "def clamp(" --include="*.py" . | head -n 20'
+    assert commands[2].startswith("nl -ba calc/ops.py | sed -n '")
 
 
 def test_demos_are_kept_only_when_the_judge_resolves_them(tasks):
@@ -111,12 +154,24 @@ def test_demos_are_kept_only_when_the_judge_resolves_them(tasks):
 
     write_jsonl(tmp_path / "tasks.jsonl", instances)
     (episode,) = load_episodes(out, report=out / "report.json", dataset=tmp_path / "tasks.jsonl")
-    assert episode.resolved and episode.submitted and episode.n_steps == 5
+    assert episode.resolved and episode.submitted and episode.n_steps == 6
     assert not episode.format_error_steps()
+    # Every step follows from what the run showed: grep printed the def's file and line, the read
+    # starts at that line, and the edit changes a line the read printed.
+    outputs = [episode.messages[i + 1]["content"] for i in episode.assistant_indices()]
+    commands = [
+        parse_text_action(episode.messages[i]["content"]).command for i in episode.assistant_indices()
+    ]
+    grep_line = next(line for line in outputs[1].splitlines() if ":def clamp(" in line)
+    path, def_line = grep_line.split(":")[:2]
+    assert path == "./calc/ops.py" and commands[2].startswith(f"nl -ba calc/ops.py | sed -n '{def_line},")
+    read_lines = {line.split()[0] for line in outputs[2].splitlines() if line.strip()[:1].isdigit()}
+    edited = commands[3].split("'")[1].split("c\\")[0].split("a\\")[0]
+    assert edited.split(",")[0] in read_lines, (edited, read_lines)
     terms = reward_terms(episode, RewardConfig(weights={"resolved": 1, "tests": 1, "similarity": 1}))
     assert terms == {"resolved": 1.0, "tests": 1.0, "similarity": 1.0}
     # The edit ran in the real checkout, and succeeded.
-    edit_output = episode.messages[episode.assistant_indices()[2] + 1]["content"]
+    edit_output = episode.messages[episode.assistant_indices()[3] + 1]["content"]
     assert "<returncode>0</returncode>" in edit_output
 
     # Run again: nothing is redone (resumable), the verdicts stay.
@@ -143,6 +198,6 @@ def test_demos_are_kept_only_when_the_judge_resolves_them(tasks):
     assert proc.returncode == 0, proc.stderr
     sft = [json.loads(line) for line in (tmp_path / "data" / "sft.jsonl").read_text().splitlines()]
     assert sft and all(r["instance_id"] == "wren-fixtures__calc-1" for r in sft)
-    assert sum(m["role"] == "assistant" for r in sft for m in r["messages"]) == 5
+    assert sum(m["role"] == "assistant" for r in sft for m in r["messages"]) == 6
     value = (tmp_path / "data" / "value.jsonl").read_text().splitlines()
-    assert len(value) == 5
+    assert len(value) == 6

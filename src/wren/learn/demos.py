@@ -10,10 +10,12 @@ the THOUGHT lines are templates and the fix is known in advance.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shlex
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,8 +171,90 @@ def _reply(thought: str, command: str) -> str:
     return f"THOUGHT: {thought}\n```bash\n{command}\n```"
 
 
-def demo_replies(inst: dict[str, Any], specs: dict[str, Any] | None = None) -> list[str]:
-    """The replies of an expert run for `inst`, made from its gold patch."""
+# A read step shows the function from its `def` line when the change lies this close below it, else
+# the lines just above the change (a long docstring would fill the window).
+MAX_READ_LINES = 60
+READ_AFTER = 6
+
+
+@dataclass
+class Definition:
+    """The function a change lies in: its name and the line of its `def` in the unpatched file."""
+
+    name: str
+    line: int
+
+
+def enclosing_function(source: str, line: int) -> Definition | None:
+    """The innermost function whose lines hold `line` (1-based) of Python `source`, or None."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    holding = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.lineno <= line <= (node.end_lineno or node.lineno)
+    ]
+    # Nested functions start below the ones that hold them: the innermost starts last.
+    best = max(holding, key=lambda node: node.lineno, default=None)
+    return Definition(best.name, best.lineno) if best is not None else None
+
+
+def _look_commands(hunks: list[Hunk], sources: dict[str, str]) -> tuple[list[tuple[str, str]], str]:
+    """The (thought, command) replies that find and read the changed code, and how the fix names it.
+
+    With the unpatched source of the first changed file, the model is shown a path it can follow
+    from what it has seen: grep for the `def` of the function the change lies in (the failing
+    test calls it, or the traceback names it), then read that function with line numbers from the
+    `def` line grep printed. Without it (or for a change outside any function), the files the patch
+    touches are read around the change, as an expert who knows where to look would.
+    """
+    first_hunk = hunks[0]
+    changed, old, _ = _changed_lines(first_hunk)
+    source = sources.get(first_hunk.path)
+    # An insertion has no old line: the line before it is where it goes.
+    found = enclosing_function(source, changed if old else max(changed - 1, 1)) if source else None
+    files = sorted({h.path for h in hunks})
+    if found is None:
+        first = {h.path: h for h in reversed(hunks)}
+        look = " && ".join(
+            f"nl -ba {shlex.quote(path)} | sed -n '{max(1, first[path].start - 5)},{first[path].start + 25}p'"
+            for path in files
+        )
+        where = ", ".join(files)
+        return [(f"The failure points at {where}. I read the code there.", look)], where
+    name, path = found.name, first_hunk.path
+    last = max(changed + len(old) - 1, changed) + READ_AFTER
+    start = found.line if last - found.line < MAX_READ_LINES else max(found.line, changed - 20)
+    reads = [f"nl -ba {shlex.quote(path)} | sed -n '{start},{last}p'"]
+    for other in files:
+        if other != path:
+            hunk = next(h for h in hunks if h.path == other)
+            reads.append(
+                f"nl -ba {shlex.quote(other)} | sed -n '{max(1, hunk.start - 5)},{hunk.start + 25}p'"
+            )
+    return [
+        (
+            f"The failing test exercises `{name}`. I find where it is defined.",
+            f'grep -rn "def {name}(" --include="*.py" . | head -n 20',
+        ),
+        (
+            f"`{name}` is defined in {path} at line {found.line}. I read it with line numbers.",
+            " && ".join(reads),
+        ),
+    ], f"`{name}` in {path}"
+
+
+def demo_replies(
+    inst: dict[str, Any], specs: dict[str, Any] | None = None, sources: dict[str, str] | None = None
+) -> list[str]:
+    """The replies of an expert run for `inst`, made from its gold patch.
+
+    `sources`: the unpatched text of files the patch changes, by path; with the first of them the
+    demonstration finds the changed function by grep instead of knowing where to look.
+    """
     from wren.bench.datasets import normalise_instance
 
     inst = normalise_instance(inst, where="demos")
@@ -178,20 +262,35 @@ def demo_replies(inst: dict[str, Any], specs: dict[str, Any] | None = None) -> l
     if not hunks:
         raise ConfigError(f"instance {inst.get('instance_id')!r} has no gold patch to demonstrate")
     tests = _test_command(inst, specs or {})
-    files = sorted({h.path for h in hunks})
-    first = {h.path: h for h in reversed(hunks)}
-    look = " && ".join(
-        f"nl -ba {shlex.quote(path)} | sed -n '{max(1, first[path].start - 5)},{first[path].start + 25}p'"
-        for path in files
-    )
-    where = ", ".join(files)
+    looks, where = _look_commands(hunks, sources or {})
     return [
-        _reply("I start by running the tests to see the failure for myself.", tests),
-        _reply(f"The failure points at {where}. I read the code there.", look),
-        _reply(f"I see the mistake. I fix it in {where} with an exact replacement.", edit_command(hunks)),
+        _reply("I start by running the failing tests to see the failure for myself.", tests),
+        *(_reply(thought, command) for thought, command in looks),
+        _reply(f"I see the mistake in {where}. I fix it by line number with sed.", edit_command(hunks)),
         _reply("Now I rerun the tests to check that the fix works and breaks nothing.", tests),
         _reply("The tests pass. I submit the change.", SUBMIT),
     ]
+
+
+def original_sources(inst: dict[str, Any], repos_dir: str | Path) -> dict[str, str]:
+    """The unpatched text, at the instance's base commit, of the files its gold patch changes."""
+    from wren.bench.repos import WorkspaceError, find_repo
+
+    try:
+        source = find_repo(repos_dir, inst.get("repo", ""))
+    except WorkspaceError:
+        return {}
+    texts = {}
+    for path in dict.fromkeys(h.path for h in parse_patch(inst.get("patch", ""))):
+        shown = subprocess.run(
+            ["git", "-C", str(source), "show", f"{inst.get('base_commit') or 'HEAD'}:{path}"],
+            capture_output=True,
+            text=True,
+            errors="replace",
+        )
+        if shown.returncode == 0:
+            texts[path] = shown.stdout
+    return texts
 
 
 def write_demos(
@@ -227,7 +326,9 @@ def write_demos(
         if inst["instance_id"] in store.done() or inst["instance_id"] in rejected:
             continue
         try:
-            todo.append((inst, demo_replies(inst, config.bench.specs)))
+            repos = config.bench.workspace.repos
+            sources = original_sources(inst, repos) if repos else {}
+            todo.append((inst, demo_replies(inst, config.bench.specs, sources)))
         except ConfigError:
             skipped.append(inst["instance_id"])
     from concurrent.futures import ThreadPoolExecutor

@@ -55,8 +55,8 @@ class LoopConfig(BaseModel):
     """Sampling seeds of the held-out evaluation (one run of every task per seed and model)."""
     rollouts: bool = True
     """Also train on the current model's own runs of the training tasks (rejection sampled)."""
-    step_limit: int = 6
-    """Model calls per agent run (a demonstration takes five: test, look, fix, test, submit)."""
+    step_limit: int = 7
+    """Model calls per agent run (a demonstration takes six: test, grep, read, fix, test, submit)."""
     temperature: float = 0.7
     """Sampling temperature of rollouts and evaluation runs."""
     max_output_tokens: int = 192
