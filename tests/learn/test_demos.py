@@ -61,6 +61,7 @@ def _git(cwd: Path, *args: str) -> str:
 
 
 BASE = "".join(f"line {i}\n" for i in range(1, 30))
+DASHES = "a\n-- x\n++ y\nb\n"
 
 
 @pytest.mark.parametrize(
@@ -72,11 +73,16 @@ BASE = "".join(f"line {i}\n" for i in range(1, 30))
         {"a.py": BASE.replace("line 29\n", "last\f form\n")},  # a form feed is not a line break
         {"a.py": BASE + "\n\ndef added():\n    return 1\n"},  # new text that starts with empty lines
         {"a.py": BASE.replace("line 7\n", "\n"), "b/c.py": "\n" + BASE},  # a line blanked, one added
+        {"b/c.py": None, "a.py": BASE.replace("line 3\n", "")},  # a file deleted
+        {"d.py": DASHES.replace("-- x\n", "")},  # a removed line that reads like a file header
     ],
 )
-def test_edit_command_makes_what_git_apply_makes(tmp_path: Path, changed: dict[str, str]):
-    make_git_repo(tmp_path, {"a.py": BASE, "b/c.py": BASE})
+def test_edit_command_makes_what_git_apply_makes(tmp_path: Path, changed: dict[str, str | None]):
+    make_git_repo(tmp_path, {"a.py": BASE, "b/c.py": BASE, "d.py": DASHES})
     for name, text in changed.items():
+        if text is None:
+            (tmp_path / name).unlink()
+            continue
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     _git(tmp_path, "add", "-A")
@@ -84,7 +90,8 @@ def test_edit_command_makes_what_git_apply_makes(tmp_path: Path, changed: dict[s
     _git(tmp_path, "reset", "-q", "--hard")
     command = edit_command(parse_patch(patch))
     subprocess.run(["bash", "-c", command], cwd=tmp_path, check=True)
-    assert {name: (tmp_path / name).read_text() for name in changed} == changed
+    after = {name: (tmp_path / name).read_text() if (tmp_path / name).exists() else None for name in changed}
+    assert after == changed
 
 
 def test_enclosing_function_is_the_innermost_def_holding_the_line():
@@ -201,3 +208,28 @@ def test_demos_are_kept_only_when_the_judge_resolves_them(tasks):
     assert sum(m["role"] == "assistant" for r in sft for m in r["messages"]) == 6
     value = (tmp_path / "data" / "value.jsonl").read_text().splitlines()
     assert len(value) == 6
+
+
+def test_the_read_step_shows_every_changed_line(tmp_path: Path):
+    padding = "".join(f"X{i} = {i}\n" for i in range(40))
+    pkg = "def first(a):\n    return a + 1\n\n" + padding + "def second(b):\n    return b * 2\n"
+    make_git_repo(tmp_path, {"pkg.py": pkg, "other.py": padding})
+    patch_files = {
+        "pkg.py": pkg.replace("a + 1", "a - 1").replace("b * 2", "b * 3"),
+        "other.py": padding.replace("X30 = 30", "X30 = -30"),
+    }
+    for name, text in patch_files.items():
+        (tmp_path / name).write_text(text)
+    patch = _git(tmp_path, "diff")
+    _git(tmp_path, "checkout", "-q", ".")
+    inst = {"instance_id": "x-1", "repo": "o/x", "patch": patch, "test_cmd": "true", "FAIL_TO_PASS": []}
+    inst |= {"PASS_TO_PASS": [], "problem_statement": "", "base_commit": "HEAD"}
+    replies = demo_replies(inst, sources={"pkg.py": pkg})
+    grep, read = (parse_text_action(r).command for r in replies[1:3])
+    assert grep == 'grep -rn "def first(" --include="*.py" . | head -n 20'
+    out = subprocess.run(
+        ["bash", "-c", read], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout
+    shown = [line.split("\t", 1)[1] for line in out.splitlines()]
+    assert "def first(a):" in shown  # from the def line grep printed
+    assert {"    return a + 1", "    return b * 2", "X30 = 30"} <= set(shown)

@@ -66,6 +66,14 @@ def test_loop_config_names_unknown_keys(tmp_path: Path):
         validate(LoopConfig, {"work_dir": str(tmp_path), "train_repos": [], "heldout_repo": []}, where="loop")
 
 
+@pytest.mark.parametrize("name", ["../x", "a/b", "..", ""])
+def test_eval_variant_names_that_would_leave_the_eval_directory_are_refused(tmp_path: Path, name: str):
+    data = {"work_dir": str(tmp_path), "train_repos": [], "heldout_repos": []}
+    with pytest.raises(ConfigError, match="eval variant name"):
+        validate(LoopConfig, {**data, "eval_variants": {name: ["model.constrain=off"]}}, where="loop")
+    validate(LoopConfig, {**data, "eval_variants": {"no-grammar_1.5": ["model.constrain=off"]}}, where="loop")
+
+
 def test_report_has_json_and_html_with_plots(tmp_path: Path):
     summary = {
         "resolve_rate": {"mean": 0.1, "ci95": 0.05, "n": 3},

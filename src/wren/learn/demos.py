@@ -40,6 +40,8 @@ class Hunk:
     start: int
     old: str
     new: str
+    deleted: bool = False
+    """The patch deletes the file (`+++ /dev/null`)."""
 
 
 def _lines_kept(text: str) -> list[str]:
@@ -51,38 +53,44 @@ def _lines_kept(text: str) -> list[str]:
 def parse_patch(patch: str) -> list[Hunk]:
     """The hunks of a unified diff (git's or difflib's)."""
     hunks: list[Hunk] = []
-    path = ""
+    path = source = ""
+    deleted = False
     current: Hunk | None = None
+    # Lines of the current hunk still to come, old and new side, from its header: a removed line
+    # that reads "-- x" looks like a file header, and only the counts tell them apart.
+    old_left = new_left = 0
     last = " "
     for line in _lines_kept(patch):
-        if line.startswith("+++ "):
-            target = line[4:].strip()
-            path = target[2:] if target.startswith("b/") else target
-            current = None
-            continue
-        if line.startswith(("--- ", "diff --git", "index ", "new file", "deleted file", "similarity")):
-            current = None
-            continue
-        match = _HUNK.match(line)
-        if match:
-            current = Hunk(path, int(match.group(1)), "", "")
-            hunks.append(current)
-            continue
-        if current is None:
-            continue
-        if line.startswith("\\"):
+        if current is not None and line.startswith("\\"):
             # "\ No newline at end of file": the line before it had none.
             if last in "- " and current.old.endswith("\n"):
                 current.old = current.old[:-1]
             if last in "+ " and current.new.endswith("\n"):
                 current.new = current.new[:-1]
             continue
-        last = line[:1] if line[:1] in "+-" else " "
-        body = line[1:] if line[:1] in " +-" else line
-        if last != "+":
-            current.old += body
-        if last != "-":
-            current.new += body
+        if current is not None and (old_left > 0 or new_left > 0):
+            last = line[:1] if line[:1] in "+-" else " "
+            body = line[1:] if line[:1] in " +-" else line
+            if last != "+":
+                current.old += body
+                old_left -= 1
+            if last != "-":
+                current.new += body
+                new_left -= 1
+            continue
+        match = _HUNK.match(line)
+        if match:
+            current = Hunk(path, int(match.group(1)), "", "", deleted)
+            hunks.append(current)
+            old_left = int(match.group(2) if match.group(2) is not None else 1)
+            new_left = int(match.group(4) if match.group(4) is not None else 1)
+        elif line.startswith("--- "):
+            source = line[4:].strip()
+            source = source[2:] if source.startswith("a/") else source
+        elif line.startswith("+++ "):
+            target = line[4:].strip()
+            deleted = target == "/dev/null"
+            path = source if deleted else target[2:] if target.startswith("b/") else target
     return [h for h in hunks if h.old != h.new]
 
 
@@ -133,13 +141,16 @@ def sed_script(hunks: list[Hunk]) -> str:
 
 
 def edit_command(hunks: list[Hunk]) -> str:
-    """`sed -i` by line number for each file the hunks touch (`printf` for a new file)."""
+    """`sed -i` by line number for each file the hunks touch (`printf` for a new file, `rm` for a
+    deleted one)."""
     by_path: dict[str, list[Hunk]] = {}
     for hunk in hunks:
         by_path.setdefault(hunk.path, []).append(hunk)
     commands = []
     for path, group in by_path.items():
-        if len(group) == 1 and group[0].start == 0 and not group[0].old:
+        if group[0].deleted:
+            commands.append(f"rm {shlex.quote(path)}")
+        elif len(group) == 1 and group[0].start == 0 and not group[0].old:
             # A new file: sed has no line to address in it.
             parent = str(Path(path).parent)
             mkdir = f"mkdir -p {shlex.quote(parent)} && " if parent != "." else ""
@@ -174,6 +185,7 @@ def _reply(thought: str, command: str) -> str:
 # A read step shows the function from its `def` line when the change lies this close below it, else
 # the lines just above the change (a long docstring would fill the window).
 MAX_READ_LINES = 60
+READ_BEFORE = 5
 READ_AFTER = 6
 
 
@@ -202,39 +214,45 @@ def enclosing_function(source: str, line: int) -> Definition | None:
     return Definition(best.name, best.lineno) if best is not None else None
 
 
+def _read_command(hunks: list[Hunk], ranges: dict[str, list[tuple[int, int]]]) -> str:
+    """`nl -ba FILE | sed -n 'A,Bp;...'` per file: `ranges`, then a few lines around each change
+    they do not already show."""
+    ranges = {path: list(spans) for path, spans in ranges.items()}
+    for hunk in hunks:
+        first, lines, _ = _changed_lines(hunk)
+        end = first + max(len(lines), 1) - 1
+        shown = ranges.setdefault(hunk.path, [])
+        if not any(a <= first and end <= b for a, b in shown):
+            shown.append((max(1, first - READ_BEFORE), end + READ_AFTER))
+    return " && ".join(
+        f"nl -ba {shlex.quote(path)} | sed -n '{';'.join(f'{a},{b}p' for a, b in spans)}'"
+        for path, spans in ranges.items()
+    )
+
+
 def _look_commands(hunks: list[Hunk], sources: dict[str, str]) -> tuple[list[tuple[str, str]], str]:
     """The (thought, command) replies that find and read the changed code, and how the fix names it.
 
-    With the unpatched source of the first changed file, the model is shown a path it can follow
+    With the unpatched source of a changed file, the model is shown a path it can follow
     from what it has seen: grep for the `def` of the function the change lies in (the failing
     test calls it, or the traceback names it), then read that function with line numbers from the
     `def` line grep printed. Without it (or for a change outside any function), the files the patch
-    touches are read around the change, as an expert who knows where to look would.
+    touches are read around the changes, as an expert who knows where to look would.
     """
-    first_hunk = hunks[0]
-    changed, old, _ = _changed_lines(first_hunk)
-    source = sources.get(first_hunk.path)
-    # An insertion has no old line: the line before it is where it goes.
-    found = enclosing_function(source, changed if old else max(changed - 1, 1)) if source else None
-    files = sorted({h.path for h in hunks})
+    found = None
+    for hunk in hunks:
+        changed, old, _ = _changed_lines(hunk)
+        source = sources.get(hunk.path)
+        # An insertion has no old line: the line before it is where it goes.
+        found = enclosing_function(source, changed if old else max(changed - 1, 1)) if source else None
+        if found is not None:
+            break
     if found is None:
-        first = {h.path: h for h in reversed(hunks)}
-        look = " && ".join(
-            f"nl -ba {shlex.quote(path)} | sed -n '{max(1, first[path].start - 5)},{first[path].start + 25}p'"
-            for path in files
-        )
-        where = ", ".join(files)
-        return [(f"The failure points at {where}. I read the code there.", look)], where
-    name, path = found.name, first_hunk.path
+        where = ", ".join(dict.fromkeys(h.path for h in hunks))
+        return [(f"The failure points at {where}. I read the code there.", _read_command(hunks, {}))], where
+    name, path = found.name, hunk.path
     last = max(changed + len(old) - 1, changed) + READ_AFTER
     start = found.line if last - found.line < MAX_READ_LINES else max(found.line, changed - 20)
-    reads = [f"nl -ba {shlex.quote(path)} | sed -n '{start},{last}p'"]
-    for other in files:
-        if other != path:
-            hunk = next(h for h in hunks if h.path == other)
-            reads.append(
-                f"nl -ba {shlex.quote(other)} | sed -n '{max(1, hunk.start - 5)},{hunk.start + 25}p'"
-            )
     return [
         (
             f"The failing test exercises `{name}`. I find where it is defined.",
@@ -242,7 +260,7 @@ def _look_commands(hunks: list[Hunk], sources: dict[str, str]) -> tuple[list[tup
         ),
         (
             f"`{name}` is defined in {path} at line {found.line}. I read it with line numbers.",
-            " && ".join(reads),
+            _read_command(hunks, {path: [(start, last)]}),
         ),
     ], f"`{name}` in {path}"
 
@@ -252,7 +270,7 @@ def demo_replies(
 ) -> list[str]:
     """The replies of an expert run for `inst`, made from its gold patch.
 
-    `sources`: the unpatched text of files the patch changes, by path; with the first of them the
+    `sources`: the unpatched text of files the patch changes, by path; with them the
     demonstration finds the changed function by grep instead of knowing where to look.
     """
     from wren.bench.datasets import normalise_instance

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from wren.exceptions import ConfigError
 from wren.learn.export import ExportConfig, export
@@ -23,6 +24,9 @@ from wren.learn.rewards import episode_return
 
 # Two-sided 95% Student t quantiles by degrees of freedom (n seeds - 1).
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+_VARIANT_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
 class LoopConfig(BaseModel):
@@ -85,6 +89,15 @@ class LoopConfig(BaseModel):
     """More held-out evaluations of every model, by name, each with its own extra settings (`-c`
     key=value), e.g. {unconstrained: [model.constrain=off]}: what a model does without the
     grammar's help. Added to a finished loop, only the new evaluations run."""
+
+    @field_validator("eval_variants")
+    @classmethod
+    def _variant_names_are_directory_names(cls, variants: dict[str, list[str]]) -> dict[str, list[str]]:
+        # A name is a directory under WORK/eval/MODEL/ and part of stage names: no path in it.
+        for name in variants:
+            if not _VARIANT_NAME.fullmatch(name) or name in (".", ".."):
+                raise ValueError(f"eval variant name {name!r}: use letters, digits, '.', '-' and '_'")
+        return variants
 
 
 class Stages:
