@@ -319,15 +319,18 @@ class Loop:
                 return load_episodes(run, report=run / "report.json", dataset=train_file)
 
             rollout_dirs = [self.work / "rounds" / f"round-{k}" / "rollouts" for k in range(r + 1)]
-            rollouts = [e for run in (rollout_dirs if c.rollouts else []) for e in load(run)]
+            by_round = [load(run) for run in (rollout_dirs if c.rollouts else [])]
+            rollouts = [e for episodes in by_round for e in episodes]
             episodes = load(self.work / "demos") + rollouts
             counts = export(episodes, here / "data", c.export)
+            # The reward plotted per round is that round's model's, not a mean over the rounds so far.
+            this_round = by_round[-1] if by_round else []
             counts["rollout_reward"] = (
-                sum(episode_return(e, c.export.rewards) for e in rollouts) / len(rollouts)
-                if rollouts
+                sum(episode_return(e, c.export.rewards) for e in this_round) / len(this_round)
+                if this_round
                 else None
             )
-            counts["rollout_resolved"] = sum(e.resolved for e in rollouts)
+            counts["rollout_resolved"] = sum(e.resolved for e in this_round)
             counts["episodes"] = len(episodes)
             return counts
 
