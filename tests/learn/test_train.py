@@ -141,3 +141,39 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_model: Path, tmp_pat
     assert log["steps"] == last + 4
     # The resumed run logged only the steps after the checkpoint; the history before comes from it.
     assert [e["step"] for e in log["log_history"] if "loss" in e][-4:] == list(range(last + 1, last + 5))
+
+
+def test_the_fused_output_layer_scores_only_trained_positions(tiny_model: Path, monkeypatch):
+    """Off Triton devices TRL projects every position through the vocabulary; within
+    `trained_positions_only` it projects the labelled ones, with the same log-probabilities."""
+    import torch
+    from trl.kernels import ChunkedLogProbFunction
+    from trl.trainer.utils import add_fused_lm_head
+
+    from wren.learn.train import load_model, trained_positions_only
+
+    model = load_model(tiny_model).eval()
+    tokenizer = load_tokenizer(tiny_model)
+    row = tokenize_conversation(tokenizer, sample_records(1)[0]["messages"], 4096)
+    ids, labels = torch.tensor([row["input_ids"]]), torch.tensor([row["labels"]])
+    with torch.no_grad():
+        full = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+    add_fused_lm_head(model)
+    rows: list[int] = []
+    apply = ChunkedLogProbFunction.apply
+
+    def counted(hidden, *rest):
+        rows.append(hidden.shape[0])
+        return apply(hidden, *rest)
+
+    monkeypatch.setattr(ChunkedLogProbFunction, "apply", counted)
+    with torch.no_grad():
+        everywhere = model(input_ids=ids, labels=labels, fused_lm_head=True).log_probs[0]
+        with trained_positions_only():
+            trained = model(input_ids=ids, labels=labels, fused_lm_head=True).log_probs[0]
+    mask = labels[0, 1:] != IGNORE
+    assert rows == [ids.shape[1] - 1, int(mask.sum())], rows
+    expected = full[mask].gather(1, labels[0, 1:][mask].unsqueeze(1)).squeeze(1)
+    assert torch.allclose(trained[mask], expected, atol=1e-4)
+    assert torch.allclose(everywhere[mask], expected, atol=1e-4)
+    assert not trained[~mask].any()
