@@ -185,6 +185,8 @@ def _reply(thought: str, command: str) -> str:
 # A read step shows the function from its `def` line when the change lies this close below it, else
 # the lines just above the change (a long docstring would fill the window).
 MAX_READ_LINES = 60
+# A longer function is read from this many lines above the change.
+LONG_READ_ABOVE = 20
 READ_BEFORE = 5
 READ_AFTER = 6
 
@@ -252,7 +254,7 @@ def _look_commands(hunks: list[Hunk], sources: dict[str, str]) -> tuple[list[tup
         return [(f"The failure points at {where}. I read the code there.", _read_command(hunks, {}))], where
     name, path = found.name, hunk.path
     last = max(changed + len(old) - 1, changed) + READ_AFTER
-    start = found.line if last - found.line < MAX_READ_LINES else max(found.line, changed - 20)
+    start = found.line if last - found.line < MAX_READ_LINES else max(found.line, changed - LONG_READ_ABOVE)
     return [
         (
             f"The failing test exercises `{name}`. I find where it is defined.",
