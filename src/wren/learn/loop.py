@@ -71,14 +71,14 @@ class LoopConfig(BaseModel):
     """Context of the served model per run."""
     synth: dict[str, Any] = Field(default_factory=dict)
     """More `wren synth` settings (mutators, timeout, ...)."""
-    export: ExportConfig = Field(default_factory=lambda: ExportConfig(max_tokens=1024))
+    export: ExportConfig = Field(default_factory=lambda: ExportConfig(max_tokens=1536))
     """Which episodes become training data, and the rewards."""
     sft: dict[str, Any] = Field(
-        default_factory=lambda: {"epochs": 2.0, "max_steps": 64, "max_length": 1024, "learning_rate": 2e-4}
+        default_factory=lambda: {"epochs": 2.0, "max_steps": 64, "max_length": 1536, "learning_rate": 2e-4}
     )
     """`wren learn sft` settings (TrainConfig keys other than model, data, output, method)."""
     dpo: dict[str, Any] = Field(
-        default_factory=lambda: {"epochs": 1.0, "max_steps": 6, "max_length": 1024, "learning_rate": 5e-5}
+        default_factory=lambda: {"epochs": 1.0, "max_steps": 6, "max_length": 1536, "learning_rate": 5e-5}
     )
     """`wren learn dpo` settings."""
     dpo_enabled: bool = True
@@ -301,6 +301,7 @@ class Loop:
 
     def _round(self, r: int, model_dir: Path, gguf: str) -> dict[str, Any]:
         from wren.config.loader import validate
+        from wren.learn.convert import token_counter
         from wren.learn.episodes import load_episodes
         from wren.learn.gguf_export import export_gguf
         from wren.learn.train import TrainConfig, train
@@ -322,7 +323,9 @@ class Loop:
             by_round = [load(run) for run in (rollout_dirs if c.rollouts else [])]
             rollouts = [e for episodes in by_round for e in episodes]
             episodes = load(self.work / "demos") + rollouts
-            counts = export(episodes, here / "data", c.export)
+            # Windows are measured with the model's own tokenizer: a rough count made them outgrow
+            # max_length, and the trainer's cut took the later turns (session 7: 24 of 106 records).
+            counts = export(episodes, here / "data", c.export, token_counter(model_dir))
             # The reward plotted per round is that round's model's, not a mean over the rounds so far.
             this_round = by_round[-1] if by_round else []
             counts["rollout_reward"] = (

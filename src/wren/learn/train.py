@@ -12,6 +12,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -157,20 +158,36 @@ def adapted_model(
     return get_peft_model(base, lora_config(lora))
 
 
-def sft_dataset(records: list[dict[str, Any]], tokenizer: Any, max_length: int) -> Any:
-    """Token ids and labels per record; a record's weight is how many copies of it are trained on."""
+def sft_dataset(
+    records: list[dict[str, Any]], tokenizer: Any, max_length: int, cut: dict[str, int] | None = None
+) -> Any:
+    """Token ids and labels per record; a record's weight is how many copies of it are trained on.
+
+    `cut`, when given, is filled with what `max_length` took away: `records` cut short, `dropped`
+    (nothing trained left) and `trained_tokens` lost, out of `trained_tokens_total`.
+    """
     from datasets import Dataset
 
     weights = [float(r.get("weight", 1.0)) for r in records]
     top = max(weights, default=1.0)
     uniform = len(set(weights)) <= 1 or top <= 0
     rows = []
+    lost = {"records": 0, "dropped": 0, "trained_tokens": 0, "trained_tokens_total": 0}
     for record, weight in zip(records, weights, strict=True):
-        row = tokenize_conversation(tokenizer, record["messages"], max_length)
+        whole = tokenize_conversation(tokenizer, record["messages"], sys.maxsize)
+        row = {key: values[:max_length] for key, values in whole.items()}
+        trained = sum(label != IGNORE for label in whole["labels"])
+        lost["trained_tokens_total"] += trained
+        if len(whole["input_ids"]) > max_length:
+            lost["records"] += 1
+            lost["trained_tokens"] += trained - sum(label != IGNORE for label in row["labels"])
         if all(label == IGNORE for label in row["labels"][1:]):
+            lost["dropped"] += 1
             continue
         copies = 1 if uniform else max(1, min(MAX_COPIES, round(MAX_COPIES * weight / top)))
         rows += [row] * copies
+    if cut is not None:
+        cut.update(lost)
     if not rows:
         raise ConfigError("no record has a trainable assistant turn within max_length")
     return Dataset.from_list(rows)
@@ -275,10 +292,19 @@ def train(config: TrainConfig) -> dict[str, Any]:
     tokenizer = load_tokenizer(config.model)
     model = load_model(config.model)
     lora = lora_config(config.lora, task_type="CAUSAL_LM")
+    cut: dict[str, int] = {}
     if config.method == "sft":
         from trl import SFTConfig, SFTTrainer
 
-        dataset = sft_dataset(records, tokenizer, config.max_length)
+        dataset = sft_dataset(records, tokenizer, config.max_length, cut)
+        if cut["trained_tokens"]:
+            # Windows made with a rough token count can outgrow max_length; say so, it is lost data.
+            print(
+                f"wren learn sft: max_length {config.max_length} cut {cut['records']} of {len(records)} records "
+                f"({cut['trained_tokens']} of {cut['trained_tokens_total']} trained tokens, "
+                f"{cut['dropped']} records dropped); export with --tokenizer and this max length",
+                file=sys.stderr,
+            )
         args = _arguments(SFTConfig, config, len(dataset), dataset_kwargs={"skip_prepare_dataset": True})
         trainer = SFTTrainer(
             model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=lora
@@ -310,6 +336,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "data": config.data,
         "records": len(records),
         "examples": len(dataset),
+        "cut_by_max_length": cut,
         "steps": trainer.state.global_step,
         "resumed_from": resume,
         "seconds": round(seconds, 2),
