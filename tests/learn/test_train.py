@@ -177,3 +177,22 @@ def test_the_fused_output_layer_scores_only_trained_positions(tiny_model: Path, 
     assert torch.allclose(trained[mask], expected, atol=1e-4)
     assert torch.allclose(everywhere[mask], expected, atol=1e-4)
     assert not trained[~mask].any()
+
+
+def test_the_trainer_counts_what_max_length_cuts(tiny_model: Path):
+    from wren.learn.train import sft_dataset
+
+    tokenizer = load_tokenizer(tiny_model)
+    records = sample_records(2)
+    records[1]["messages"][3]["content"] += " and a long observation" * 40
+    rows = [tokenize_conversation(tokenizer, r["messages"], 10**6) for r in records]
+    # Cut inside the second record's last reply: the first fits, the second loses its end.
+    limit = len(rows[0]["input_ids"])
+    assert len(rows[1]["input_ids"]) > limit
+    lost = sum(label != IGNORE for label in rows[1]["labels"][limit:])
+    cut: dict[str, int] = {}
+    dataset = sft_dataset(records, tokenizer, limit, cut)
+    assert len(dataset) == 2 and max(len(ids) for ids in dataset["input_ids"]) == limit
+    total = sum(label != IGNORE for row in rows for label in row["labels"])
+    assert cut == {"records": 1, "dropped": 0, "trained_tokens": lost, "trained_tokens_total": total}
+    assert lost > 0
