@@ -262,10 +262,9 @@ def trained_positions_only() -> Iterator[None]:
     try:
         from trl.trainer import utils as trl_utils
     except ImportError:
-        yield
-        return
+        trl_utils = None
     chooser = getattr(trl_utils, "_use_triton", None)
-    if chooser is None:  # a TRL without the fused head: nothing to change
+    if chooser is None:  # no TRL, or one without the fused head: nothing to change
         yield
         return
     # Only the compaction reads this name in `trl.trainer.utils`; the kernel module keeps its own
