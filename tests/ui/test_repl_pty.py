@@ -15,6 +15,7 @@ import pexpect
 from tests.conftest import SUBMIT, bash
 
 CONFIRM = "Run this command?"
+INPUT_LINE = r"\(/m multi-line\).*>"  # the prompt is read from here on
 TIMEOUT = 60  # generous: the machine running the tests may be loaded
 
 
@@ -87,7 +88,7 @@ def test_ctrl_c_during_the_model_call_adds_a_message(buggy_repo, scripted_server
         time.sleep(0.05)
     child.sendintr()  # Ctrl-C
     child.expect("Interrupted. Type a message for the model")
-    child.expect(r"\(/m multi-line\).*>")  # the input line is up: typing earlier can be lost
+    child.expect(INPUT_LINE)  # the input line is up: typing earlier can be lost
     child.sendline("please be quick")
     # The reply to the request that carried the message (highlighted: colour codes between the words).
     child.expect(r"echo(\x1b\[[0-9;]*m)*\s*(\x1b\[[0-9;]*m)*second")
@@ -106,8 +107,10 @@ def test_ctrl_c_twice_stops_the_run(buggy_repo, scripted_server, tmp_path):
     server = scripted_server([bash("touch should-not-exist")])
     child = spawn_wren(server, buggy_repo, tmp_path)
     child.expect(CONFIRM)
+    child.expect(INPUT_LINE)  # a Ctrl-C before the input line is up can land outside the prompt
     child.sendintr()
     child.expect("Interrupted. Type a message for the model")
+    child.expect(INPUT_LINE)
     child.sendintr()
     child.expect("Interrupted")
     assert finish(child) == 1
