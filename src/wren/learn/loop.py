@@ -62,7 +62,10 @@ class LoopConfig(BaseModel):
     step_limit: int = 7
     """Model calls per agent run (a demonstration takes six: test, grep, read, fix, test, submit)."""
     temperature: float = 0.7
-    """Sampling temperature of rollouts and evaluation runs."""
+    """Sampling temperature of the model's own runs on the training tasks (rollouts explore)."""
+    eval_temperature: float = 0.3
+    """Sampling temperature of the held-out evaluations (both models): at 0.7 a 270M model garbles
+    the long test ids it copies (session 7)."""
     max_output_tokens: int = 192
     """Longest reply."""
     workers: int = 4
@@ -183,7 +186,13 @@ class Loop:
         return load_instances(str(path)) if path.is_file() else []
 
     # ---- running the agent ---------------------------------------------------------------
-    def bench_config(self, api_base: str | None = None, seed: int = 0, extra: list[str] | None = None) -> Any:
+    def bench_config(
+        self,
+        api_base: str | None = None,
+        seed: int = 0,
+        extra: list[str] | None = None,
+        temperature: float | None = None,
+    ) -> Any:
         from wren.bench.config import BenchWrenConfig
         from wren.config.assemble import assemble_config
 
@@ -195,7 +204,7 @@ class Loop:
         if api_base:
             specs += [
                 f"model.api_base={api_base}",
-                f"model.temperature={self.config.temperature}",
+                f"model.temperature={self.config.temperature if temperature is None else temperature}",
                 f"model.max_output_tokens={self.config.max_output_tokens}",
                 f"model.completion_kwargs.seed={seed}",
             ]
@@ -214,14 +223,20 @@ class Loop:
         )
 
     def run_and_judge(
-        self, gguf: str, tasks: list[dict[str, Any]], out: Path, seed: int, extra: list[str] | None = None
+        self,
+        gguf: str,
+        tasks: list[dict[str, Any]],
+        out: Path,
+        seed: int,
+        extra: list[str] | None = None,
+        temperature: float | None = None,
     ) -> dict[str, Any]:
         from wren.bench.batch import BatchRunner
         from wren.bench.evaluate import evaluate, judge_config, load_predictions
         from wren.learn.serving import served
 
         with served(gguf, n_ctx=self.config.n_ctx, parallel=self.config.workers) as api_base:
-            config = self.bench_config(api_base, seed, extra)
+            config = self.bench_config(api_base, seed, extra, temperature)
             summary = BatchRunner(config, out, workers=self.config.workers).run(tasks)
         preds = load_predictions(out / "preds.json")
         eval_config = judge_config(config, workers=self.config.workers)
@@ -237,7 +252,9 @@ class Loop:
             out = self.work / "eval" / name / f"seed-{seed}"
             self.stages.run(
                 f"eval-{name.replace('/', '-')}-seed-{seed}",
-                lambda out=out, seed=seed: self.run_and_judge(gguf, tasks, out, seed, extra),
+                lambda out=out, seed=seed: self.run_and_judge(
+                    gguf, tasks, out, seed, extra, self.config.eval_temperature
+                ),
             )
             episodes = load_episodes(
                 out, report=out / "report.json", dataset=self.work / "tasks" / "heldout.jsonl"
