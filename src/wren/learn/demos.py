@@ -25,7 +25,10 @@ from wren.bench.specs import instance_spec
 from wren.exceptions import ConfigError
 
 SUBMIT = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && git add -A && git diff --cached"
-MAX_TEST_IDS = 20
+# The tests a demonstration runs: the task shows three failing tests (synth's statements), so each id
+# is one the model can copy from what it sees. With 20, the first reply was about 400 tokens, over
+# the loop's 192-token reply limit, and a third of the trained tokens were ids copied from the task.
+MAX_TEST_IDS = 3
 # The submit command (77 characters) is named, as in the few-shot turns; a test command with its ids
 # is not: a tuned model copied long ones over and over, in the THOUGHT and the block.
 MAX_NAMED_COMMAND = 80
