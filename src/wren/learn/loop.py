@@ -77,9 +77,10 @@ class LoopConfig(BaseModel):
     export: ExportConfig = Field(default_factory=lambda: ExportConfig(max_tokens=1536))
     """Which episodes become training data, and the rewards."""
     sft: dict[str, Any] = Field(
-        default_factory=lambda: {"epochs": 2.0, "max_steps": 64, "max_length": 1536, "learning_rate": 2e-4}
+        default_factory=lambda: {"epochs": 2.0, "max_length": 1536, "learning_rate": 2e-4}
     )
-    """`wren learn sft` settings (TrainConfig keys other than model, data, output, method)."""
+    """`wren learn sft` settings (TrainConfig keys other than model, data, output, method). Two
+    passes over the windows: a cap of 64 steps (session 7) saw 64 of 71 windows once."""
     dpo: dict[str, Any] = Field(
         default_factory=lambda: {"epochs": 1.0, "max_steps": 6, "max_length": 1536, "learning_rate": 5e-5}
     )
