@@ -135,3 +135,16 @@ def test_the_loop_judges_empty_patches_unresolved_unless_its_run_config_says_run
 
     assert judged() == "unresolved"
     assert judged(run_config=["bench.eval_empty_patches=run"]) == "run"
+
+
+def test_held_out_runs_sample_at_the_evaluation_temperature(tmp_path: Path):
+    from wren.learn.loop import Loop
+
+    config = LoopConfig(
+        work_dir=str(tmp_path), train_repos=[], heldout_repos=[], temperature=0.7, eval_temperature=0.3
+    )
+    loop = Loop(config, log=lambda line: None)
+    assert loop.bench_config("http://127.0.0.1:9/v1").model.temperature == 0.7  # rollouts explore
+    held_out = loop.bench_config("http://127.0.0.1:9/v1", temperature=config.eval_temperature)
+    assert held_out.model.temperature == 0.3
+    assert held_out.model_dump(exclude={"model"}) == loop.bench_config().model_dump(exclude={"model"})
