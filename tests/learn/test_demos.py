@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -185,7 +186,9 @@ def test_demos_are_kept_only_when_the_judge_resolves_them(tasks):
     again = write_demos(instances, config, out, workers=2)
     assert again["resolved_ids"] == report["resolved_ids"] and again["rejected_ids"] == report["rejected_ids"]
 
-    # The CLI writes TRL datasets from the kept demonstrations.
+    # The CLI writes TRL datasets from the kept demonstrations; without the learn extra it can only
+    # estimate token counts, and is told to.
+    counted = importlib.util.find_spec("transformers") is not None
     proc = subprocess.run(
         [
             sys.executable,
@@ -197,12 +200,19 @@ def test_demos_are_kept_only_when_the_judge_resolves_them(tasks):
             "-d",
             str(tmp_path / "tasks.jsonl"),
         ]
-        + ["-o", str(tmp_path / "data"), "--max-tokens", "1024"],
+        + ["-o", str(tmp_path / "data"), "--max-tokens", "1024"]
+        + ([] if counted else ["--tokenizer", "approx"]),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
+        env=os.environ | {"WREN_HOME": str(tmp_path / "home")},
     )
     assert proc.returncode == 0, proc.stderr
+    # Tokens are counted by the bundled model's tokenizer, rebuilt from its GGUF once and kept.
+    if counted:
+        said = " ".join(proc.stderr.split())  # the console wraps long lines
+        assert "(tokens counted by" in said and ".gguf)" in said, said
+        assert list((tmp_path / "home" / "tokenizers").glob("*/tokenizer_config.json"))
     sft = [json.loads(line) for line in (tmp_path / "data" / "sft.jsonl").read_text().splitlines()]
     assert sft and all(r["instance_id"] == "wren-fixtures__calc-1" for r in sft)
     assert sum(m["role"] == "assistant" for r in sft for m in r["messages"]) == 6

@@ -69,7 +69,10 @@ def register(app: typer.Typer) -> None:
             2048, "--max-tokens", help="Longest record; longer runs become windows."
         ),
         tokenizer: str = typer.Option(
-            "", "--tokenizer", help="Training directory whose tokenizer counts tokens."
+            "",
+            "--tokenizer",
+            help="Counts tokens: a training directory or GGUF file (default: the bundled model's); "
+            "'approx' estimates 3.5 characters a token.",
         ),
         config: list[str] = typer.Option(
             [], "-c", "--config", help="YAML file or key=value of the export config."
@@ -98,15 +101,19 @@ def register(app: typer.Typer) -> None:
             episodes += load_episodes(
                 run, report=report if Path(report).is_file() else None, dataset=dataset or None
             )
+        # An estimate lets windows outgrow the trainer's max_length, which then cuts trained turns
+        # away (session 7): the model's own tokenizer is the default.
         count = approx_tokens
-        if tokenizer:
+        if tokenizer != "approx":
             from wren.learn.convert import token_counter
+            from wren.serve.embedded import default_model_path
 
+            tokenizer = tokenizer or default_model_path()
             count = token_counter(tokenizer)
         counts = export(episodes, output, export_config, count)
         Console(stderr=True).print(
             f"{len(episodes)} episodes -> {counts['sft']} SFT records, {counts['dpo']} DPO pairs, "
-            f"{counts['value']} value records in {output}",
+            f"{counts['value']} value records in {output} (tokens counted by {tokenizer})",
             highlight=False,
         )
 

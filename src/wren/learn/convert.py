@@ -9,6 +9,8 @@ The GGUF's path is recorded in `wren_source.json`: writing a GGUF again copies i
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +90,38 @@ def source_gguf(model_dir: str | Path) -> str:
     return json.loads(path.read_text()).get("gguf", "") if path.is_file() else ""
 
 
-def token_counter(model_dir: str | Path) -> Any:
-    """A function counting tokens with the training directory's tokenizer."""
-    from transformers import AutoTokenizer
+def load_tokenizer(source: str | Path) -> Any:
+    """The tokenizer of a training directory or of a GGUF file.
 
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    transformers rebuilds a GGUF's tokenizer from its vocabulary, slowly for 262k entries, so the
+    result is kept under the state directory and read from there the next time.
+    """
+    try:
+        from transformers import AutoTokenizer
+    except ImportError as e:
+        raise ConfigError("counting tokens needs the learn extra: pip install 'wren-agent[learn]'") from e
+    path = Path(source)
+    if path.is_dir():
+        return AutoTokenizer.from_pretrained(str(path))
+    if not path.is_file():
+        raise ConfigError(f"tokenizer {source}: neither a training directory nor a GGUF file")
+    from wren.serve.embedded import state_dir
+
+    kept = state_dir() / "tokenizers" / f"{path.stem}-{path.stat().st_size}"
+    if (kept / "tokenizer_config.json").is_file():
+        return AutoTokenizer.from_pretrained(str(kept))
+    tokenizer = AutoTokenizer.from_pretrained(str(path.resolve().parent), gguf_file=path.name)
+    # Written beside and renamed: a half-written copy must never be taken for the tokenizer.
+    partial = kept.with_name(kept.name + f".partial-{os.getpid()}")
+    tokenizer.save_pretrained(str(partial))
+    try:
+        partial.rename(kept)
+    except OSError:  # another process kept it first
+        shutil.rmtree(partial, ignore_errors=True)
+    return tokenizer
+
+
+def token_counter(source: str | Path) -> Any:
+    """A function counting tokens with the tokenizer of a training directory or a GGUF file."""
+    tokenizer = load_tokenizer(source)
     return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
