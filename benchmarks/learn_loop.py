@@ -73,6 +73,8 @@ def main() -> None:
         print(f"  {name} ({evaluation['tasks']} tasks, {len(evaluation['per_seed'])} seeds)")
         for key, value in evaluation["summary"].items():
             print(f"    {key:20s} {value['mean']:.3f} ± {value['ci95']:.3f}")
+        kinds = ", ".join(f"{kind} {n}" for kind, n in evaluation.get("commands", {}).items())
+        print(f"    replies by kind      {kinds}")
     last = f"round-{config.rounds - 1}"
     for suffix in ["", *(f"/{variant}" for variant in config.eval_variants)]:
         base, tuned = evaluations["base" + suffix]["summary"], evaluations[last + suffix]["summary"]

@@ -90,6 +90,7 @@ def test_report_has_json_and_html_with_plots(tmp_path: Path):
                 "tasks": 30,
                 "per_seed": [],
                 "summary": {**summary, "resolve_rate": {"mean": 0.3, "ci95": 0.1, "n": 3}},
+                "commands": {"test": 417, "find": 23},
             },
         },
         "stage_seconds": {"sft-0": 100.0, "eval-base-seed-0": 50.0},
@@ -98,6 +99,7 @@ def test_report_has_json_and_html_with_plots(tmp_path: Path):
     assert json.loads(path.read_text())["evaluations"]["round-0"]["summary"]["resolve_rate"]["mean"] == 0.3
     html = path.with_suffix(".html").read_text()
     assert html.count("<svg") >= 6 and "0.300 ± 0.100" in html and "2.000 → 1.000" in html
+    assert "<td>417</td>" in html and "<th>no action</th>" in html  # a report from before still renders
 
 
 def test_evaluation_variants_change_only_their_settings(tmp_path: Path):
@@ -148,3 +150,42 @@ def test_held_out_runs_sample_at_the_evaluation_temperature(tmp_path: Path):
     held_out = loop.bench_config("http://127.0.0.1:9/v1", temperature=config.eval_temperature)
     assert held_out.model.temperature == 0.3
     assert held_out.model_dump(exclude={"model"}) == loop.bench_config().model_dump(exclude={"model"})
+
+
+@pytest.mark.parametrize(
+    ("command", "kind"),
+    [
+        ("PYTHONPATH=src python -m pytest -rA tests/test_a.py::T::test_x 2>&1 | tail -n 40", "test"),
+        ('grep -rn "def chunked(" --include="*.py" . | head -n 20', "find"),
+        ("nl -ba more_itertools/more.py | sed -n '120,140p'", "read"),
+        ("cat setup.py", "read"),
+        ("sed -i '90c\\        self.__currsize -= size' src/cachetools/__init__.py", "edit"),
+        ("echo dog > pets.md", "edit"),
+        ("echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && git add -A && git diff --cached", "submit"),
+        ("python -c 'import toolz'", "other"),
+    ],
+)
+def test_commands_are_counted_by_the_kind_of_step(command: str, kind: str):
+    from wren.learn.command_kinds import command_kind
+
+    assert command_kind(command) == kind
+
+
+def test_kind_counts_cover_every_reply_including_ones_without_an_action():
+    from wren.learn.command_kinds import KINDS, kind_counts
+    from wren.learn.episodes import Episode
+
+    replies = [
+        "THOUGHT: x\n```bash\ngrep -rn foo .\n```",
+        "no block at all",
+        "THOUGHT: y\n```bash\ncat a.py\n```",
+    ]
+    opening = [{"role": "system", "content": "s"}, {"role": "user", "content": "task"}]
+    messages = opening + [
+        m for r in replies for m in ({"role": "assistant", "content": r}, {"role": "user", "content": "o"})
+    ]
+    episode = Episode("i", messages, "LimitsExceeded", "", opening=len(opening))
+    counts = kind_counts([episode, episode])
+    assert list(counts) == list(KINDS)
+    assert counts["find"] == 2 and counts["read"] == 2 and counts["no action"] == 2
+    assert sum(counts.values()) == 2 * len(replies)

@@ -245,10 +245,11 @@ class Loop:
         return {"exit_statuses": summary["exit_statuses"], "resolved": report["resolved_instances"]}
 
     def evaluate_model(self, name: str, gguf: str, extra: list[str] | None = None) -> dict[str, Any]:
+        from wren.learn.command_kinds import kind_counts
         from wren.learn.episodes import load_episodes
 
         tasks = self.tasks("heldout")
-        per_seed = []
+        per_seed, kinds = [], []
         for seed in self.config.seeds:
             out = self.work / "eval" / name / f"seed-{seed}"
             self.stages.run(
@@ -261,8 +262,17 @@ class Loop:
                 out, report=out / "report.json", dataset=self.work / "tasks" / "heldout.jsonl"
             )
             per_seed.append(run_metrics(episodes, len(tasks), self.config.export))
+            kinds.append(kind_counts(episodes))
         summary = {key: interval([m[key] for m in per_seed]) for key in per_seed[0]} if per_seed else {}
-        return {"model": gguf, "tasks": len(tasks), "per_seed": per_seed, "summary": summary}
+        # What the replies did, over all seeds: the kinds of step behind the rates.
+        commands = {kind: sum(k[kind] for k in kinds) for kind in kinds[0]} if kinds else {}
+        return {
+            "model": gguf,
+            "tasks": len(tasks),
+            "per_seed": per_seed,
+            "summary": summary,
+            "commands": commands,
+        }
 
     # ---- the loop ------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from wren.learn.command_kinds import KINDS
+
 METRICS = {
     "resolve_rate": "Resolve rate",
     "mean_reward": "Mean reward",
@@ -76,6 +78,7 @@ def render_html(report: dict[str, Any]) -> str:
         charts=[_bars(report["evaluations"], m) for m in METRICS],
         evaluations=report["evaluations"],
         metrics=METRICS,
+        command_kinds=KINDS,
         losses=losses,
         reward_points=_line(rewards),
         rewards=rewards,
