@@ -132,3 +132,30 @@ def test_value_records_carry_the_discounted_return():
     assert [r["return"] for r in records] == [0.25, 0.5, 1.0]
     assert [r["step"] for r in records] == [1, 2, 3]
     assert records[0]["messages"][-1]["role"] == "user"
+
+
+def test_records_hold_what_the_run_showed_the_model():
+    # The run capped each output it showed at about 10 tokens (40 characters); its trajectory
+    # keeps them whole. Training data is the prompt the model saw.
+    long_output = "x" * 400
+    replies = [reply("pytest -q"), reply("cat m.py"), reply("submit")]
+    capped = episode(replies, history={"max_observation_tokens": 10})
+    for m in capped.messages:
+        if m.get("role") == "user" and m is not HEAD[1]:
+            m["content"] = long_output
+    whole = Episode(**{**capped.__dict__, "history": {}})
+    config = ExportConfig(max_tokens=4096)
+
+    (record,) = sft_records([capped], config)
+    outputs = [m["content"] for m in record["messages"][len(HEAD) :] if m["role"] == "user"]
+    assert outputs and all(len(o) < 100 for o in outputs), "each output as the model saw it"
+    # Every earlier reply is in the prompt of a later one, as in the run.
+    assert [m["content"] for m in record["messages"] if m["role"] == "assistant"] == [
+        r["content"] for r in replies
+    ]
+    (plain,) = sft_records([whole], config)
+    assert all(long_output in m["content"] for m in plain["messages"][len(HEAD) :] if m["role"] == "user")
+
+    last = list(value_records([capped], config))[-1]["messages"]
+    assert all(len(m["content"]) < 100 for m in last[len(HEAD) :] if m["role"] == "user")
+    assert capped.messages[3]["content"] == long_output, "the episode itself is left whole"

@@ -39,6 +39,8 @@ class Episode:
     action_format: str = "text"
     opening: int = 0
     """Messages before the first step (system, few-shot demonstrations, task): never the model's work."""
+    history: dict[str, Any] = field(default_factory=dict)
+    """The run's history settings (`agent.history`): how its prompts were shortened; {} for none."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -69,6 +71,19 @@ class Episode:
             for i in self.assistant_indices()
             if (self.messages[i].get("extra") or {}).get("finish_reason") == "length"
         ]
+
+    def shown(self, messages: list[dict] | None = None) -> list[dict]:
+        """`messages` (default: the whole run) as the run's history settings showed them to the model.
+
+        For a prefix that ends before a reply, this is the prompt of that reply. For a whole run it
+        is the last reply's prompt: exact for every reply while no observation has been stubbed
+        (runs of up to keep_last + block steps), an earlier reply having been shown more otherwise.
+        """
+        from wren.agents.config import HistoryConfig
+        from wren.agents.history import shorten
+
+        messages = self.messages if messages is None else messages
+        return shorten(messages, self.opening, HistoryConfig.model_validate(self.history))
 
     def format_error_steps(self) -> list[int]:
         """Indices of assistant messages that do not hold exactly one action, as the agent parses it."""
@@ -124,7 +139,8 @@ def load_episodes(
     episodes = []
     for instance_id, path in sorted(_run_files(run_dir).items()):
         run = read_run(path)
-        action_format = (run.config.get("agent") or {}).get("action_format", "text")
+        agent = run.config.get("agent") or {}
+        action_format = agent.get("action_format", "text")
         patch = (preds.get(instance_id) or {}).get("model_patch")
         episodes.append(
             Episode(
@@ -137,6 +153,7 @@ def load_episodes(
                 source=str(path),
                 action_format=action_format,
                 opening=len(run.opening),
+                history=agent.get("history") or {},
             )
         )
     return episodes

@@ -62,7 +62,11 @@ def sft_records(
             if ret <= config.min_return:
                 continue
             weight = ret
-        for i, window in enumerate(windows(marked(episode), config.max_tokens, count, episode.opening)):
+        # Trained on what the model was shown: at inference every earlier reply is in the prompt and
+        # long outputs are capped (session 8: trained without them, the model recopied its first
+        # command instead of the next step).
+        shown = episode.shown(marked(episode))
+        for i, window in enumerate(windows(shown, config.max_tokens, count, episode.opening)):
             if any(m.get("train") for m in window if m["role"] == "assistant"):
                 yield {"messages": window, "weight": weight, "instance_id": episode.instance_id, "window": i}
 
@@ -104,7 +108,12 @@ def dpo_records(
                 k = _assistant_turns(better).index(i)
                 j = _assistant_turns(worse)[k]
                 yield _pair(
-                    better.messages[:i], better.messages[i], worse.messages[j], config, count, better.opening
+                    better.shown(better.messages[:i]),
+                    better.messages[i],
+                    worse.messages[j],
+                    config,
+                    count,
+                    better.opening,
                 ) | {
                     "instance_id": instance_id,
                     "kind": "runs",
@@ -124,7 +133,7 @@ def _format_pairs(episode: Episode, config: ExportConfig, count: TokenCounter) -
         later = next((j for j in turns[k + 1 :] if j not in bad), None)
         if later is not None:
             yield _pair(
-                episode.messages[:i],
+                episode.shown(episode.messages[:i]),
                 episode.messages[later],
                 episode.messages[i],
                 config,
@@ -163,7 +172,9 @@ def value_records(
         for k, i in enumerate(turns):
             remaining = len(turns) - k - 1
             yield {
-                "messages": prefix_window(episode.messages[:i], config.max_tokens, count, episode.opening),
+                "messages": prefix_window(
+                    episode.shown(episode.messages[:i]), config.max_tokens, count, episode.opening
+                ),
                 "return": ret * config.gamma**remaining,
                 "instance_id": episode.instance_id,
                 "step": k + 1,

@@ -29,6 +29,11 @@ _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 _VARIANT_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
+# A demonstration as the run showed it (outputs capped by the SLM's history settings) is 1,700 to
+# 2,800 tokens: each fits one record, every reply trained with the prompt it had.
+MAX_TOKENS = 3072
+
+
 class LoopConfig(BaseModel):
     """One closed loop, as one YAML file describes it."""
 
@@ -74,15 +79,20 @@ class LoopConfig(BaseModel):
     """Context of the served model per run."""
     synth: dict[str, Any] = Field(default_factory=dict)
     """More `wren synth` settings (mutators, timeout, ...)."""
-    export: ExportConfig = Field(default_factory=lambda: ExportConfig(max_tokens=1536))
+    export: ExportConfig = Field(default_factory=lambda: ExportConfig(max_tokens=MAX_TOKENS))
     """Which episodes become training data, and the rewards."""
     sft: dict[str, Any] = Field(
-        default_factory=lambda: {"epochs": 2.0, "max_length": 1536, "learning_rate": 2e-4}
+        default_factory=lambda: {"epochs": 2.0, "max_length": MAX_TOKENS, "learning_rate": 2e-4}
     )
     """`wren learn sft` settings (TrainConfig keys other than model, data, output, method). Two
-    passes over the windows: a cap of 64 steps (session 7) saw 64 of 71 windows once."""
+    passes over the records: a cap of 64 steps (session 7) saw 64 of 71 windows once."""
     dpo: dict[str, Any] = Field(
-        default_factory=lambda: {"epochs": 1.0, "max_steps": 6, "max_length": 1536, "learning_rate": 5e-5}
+        default_factory=lambda: {
+            "epochs": 1.0,
+            "max_steps": 6,
+            "max_length": MAX_TOKENS,
+            "learning_rate": 5e-5,
+        }
     )
     """`wren learn dpo` settings."""
     dpo_enabled: bool = True
