@@ -63,8 +63,8 @@ def sft_records(
                 continue
             weight = ret
         # Trained on what the model was shown: at inference every earlier reply is in the prompt and
-        # long outputs are capped (session 8: trained without them, the model recopied its first
-        # command instead of the next step).
+        # long outputs are capped; windows of the whole trajectory taught replies to prompts the
+        # model never gets.
         shown = episode.shown(marked(episode))
         for i, window in enumerate(windows(shown, config.max_tokens, count, episode.opening)):
             if any(m.get("train") for m in window if m["role"] == "assistant"):
