@@ -13,12 +13,12 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from wren.environments.base import SUBMIT_MARKERS
 from wren.exceptions import FormatError
 from wren.models.actions import parse_action
 
 KINDS = ("test", "find", "read", "edit", "submit", "other", "no action")
 
-SUBMIT_MARK = "COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
 _TESTS = re.compile(r"\b(pytest|unittest|tox|nox)\b|\bmake\s+test|\bpython\S*\s+\S*test\S*\.py")
 _EDIT = re.compile(r"\bsed\s+(-\S*\s+)*-i|\bpatch\b|\bgit\s+apply\b|(?<![0-9&])>{1,2}\s*[^&\s]|\btee\b")
 _FIND = {"grep", "rg", "find", "ag", "ack", "git grep"}
@@ -40,7 +40,7 @@ def _first_word(command: str) -> str:
 
 def command_kind(command: str) -> str:
     """One of KINDS for a bash command (not `no action`, which is a reply without one)."""
-    if SUBMIT_MARK in command:
+    if any(marker in command for marker in SUBMIT_MARKERS):
         return "submit"
     if _TESTS.search(command):
         return "test"
