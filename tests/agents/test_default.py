@@ -7,6 +7,7 @@ import pytest
 from tests.conftest import SUBMIT, bash
 from wren import DefaultAgent
 from wren.agents.config import AgentConfig
+from wren.agents.default import repeated_steps
 from wren.config.loader import read_yaml, validate
 from wren.environments import get_environment
 from wren.environments.local import LocalEnvironment
@@ -52,6 +53,42 @@ def test_format_errors_go_back_to_the_model_and_repeated_ones_end_the_run(tmp_pa
     feedback = [m["content"] for m in result.messages if m["role"] == "user"][1]
     assert "Format error: found no bash code blocks" in feedback
     assert result.n_steps == 5  # the clean step in between reset the count
+
+
+def test_a_command_repeated_with_the_same_output_ends_the_run(tmp_path):
+    # Same command, same output, three times: stuck; the run ends before a fourth model call.
+    (tmp_path / "f.txt").write_text("same\n")
+    steps = [bash("cat f.txt")] * 3 + [SUBMIT]
+    result = agent_for(steps, tmp_path, max_repeats=3).run("t")
+    assert result.exit_status == "LimitsExceeded" and result.n_steps == 3
+    assert "the same command gave the same output 3 times in a row" in result.messages[-1]["content"]
+
+
+def test_a_repeated_command_whose_output_changes_is_not_stuck(tmp_path):
+    # The same command, but each run appends to the file it prints: progress, not a loop. A format
+    # error between two identical steps also breaks the chain.
+    steps = [bash("echo x >> log.txt; wc -l < log.txt")] * 4 + [
+        bash("echo a"),
+        "no action",
+        bash("echo a"),
+        SUBMIT,
+    ]
+    result = agent_for(steps, tmp_path, max_repeats=2).run("t")
+    assert result.exit_status == "Submitted" and result.n_steps == 8
+
+
+def test_repeated_steps_is_read_from_the_messages():
+    step = [{"role": "assistant", "content": bash("ls")}, {"role": "user", "content": "a"}]
+    other = [{"role": "assistant", "content": bash("ls")}, {"role": "user", "content": "b"}]
+    assert repeated_steps([]) == 0
+    assert repeated_steps(step * 3) == 3
+    assert repeated_steps(other + step * 2) == 2
+    assert (
+        repeated_steps(
+            step + [{"role": "assistant", "content": "no block"}, {"role": "user", "content": "a"}]
+        )
+        == 0
+    )
 
 
 def test_timeout_is_reported_to_the_model(tmp_path):

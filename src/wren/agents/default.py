@@ -41,6 +41,25 @@ class AgentResult:
         return getattr(self, key)
 
 
+def repeated_steps(messages: list[dict], action_format: str = "text", action_regex: str = "") -> int:
+    """How many steps in a row, at the end of `messages`, ran the same command and got the same
+    output. Read from the messages, not counted as the run goes, so a search that sets an agent's
+    history to any node of its tree gets that node's count."""
+    count, last = 0, None
+    i = len(messages) - 2
+    while i >= 0 and messages[i].get("role") == "assistant":
+        try:
+            command = parse_action(messages[i], action_format, action_regex).command
+        except FormatError:
+            break
+        step = (command, messages[i + 1].get("content"))
+        if last is not None and step != last:
+            break
+        count, last = count + 1, step
+        i -= 2
+    return count
+
+
 class DefaultAgent:
     config_class: type[AgentConfig] = AgentConfig
     """The config model; an agent with more settings names its own subclass."""
@@ -188,6 +207,12 @@ class DefaultAgent:
             raise LimitsExceeded(f"net cost limit ${c.net_cost_limit} reached", limit="net_cost_limit")
         if 0 < c.wall_time_limit <= time.time() - self.start_time:
             raise LimitsExceeded(f"wall time limit {c.wall_time_limit:g} s reached", limit="wall_time_limit")
+        if c.max_repeats > 0:
+            repeats = repeated_steps(self.messages[self.n_prefix :], c.action_format, c.action_regex)
+            if repeats >= c.max_repeats:
+                raise LimitsExceeded(
+                    f"the same command gave the same output {repeats} times in a row", limit="max_repeats"
+                )
 
     def query(self) -> dict:
         self.check_limits()
