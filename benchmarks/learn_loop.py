@@ -75,6 +75,17 @@ def main() -> None:
             print(f"    {key:20s} {value['mean']:.3f} ± {value['ci95']:.3f}")
         kinds = ", ".join(f"{kind} {n}" for kind, n in evaluation.get("commands", {}).items())
         print(f"    replies by kind      {kinds}")
+    probes = report.get("probes") or {}
+    if probes:
+        print("\nheld-out next-step check (teacher-forced demonstrations; same kind / exact command):")
+        for name, result in probes.items():
+            summary = result["summary"]
+            cells = ", ".join(
+                f"{kind} {r['same_kind']:.2f}/{r['exact']:.2f} (n={r['n']})"
+                for kind, r in summary["by_kind"].items()
+            )
+            overall = summary["overall"]
+            print(f"  {name}: all {overall['same_kind']:.2f}/{overall['exact']:.2f}; {cells}")
     last = f"round-{config.rounds - 1}"
     for suffix in ["", *(f"/{variant}" for variant in config.eval_variants)]:
         base, tuned = evaluations["base" + suffix]["summary"], evaluations[last + suffix]["summary"]

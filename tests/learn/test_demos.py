@@ -145,7 +145,7 @@ def test_demo_replies_are_single_actions(tasks):
     assert commands[2].startswith("nl -ba calc/ops.py | sed -n '")
 
 
-def test_demos_are_kept_only_when_the_judge_resolves_them(tasks):
+def test_demos_are_kept_only_when_the_judge_resolves_them(tasks, scripted_server):
     tmp_path, instances = tasks
     # A step limit shorter than the script (as a loop sets for model runs) does not cut demonstrations.
     config = assemble_config(
@@ -218,6 +218,20 @@ def test_demos_are_kept_only_when_the_judge_resolves_them(tasks):
     assert sum(m["role"] == "assistant" for r in sft for m in r["messages"]) == 6
     value = (tmp_path / "data" / "value.jsonl").read_text().splitlines()
     assert len(value) == 6
+
+    # The held-out next-step check over the kept demonstrations, against a server that only lists files.
+    server = scripted_server(["THOUGHT: Look around.\n\n```bash\nls\n```"])
+    proc = subprocess.run(
+        [sys.executable, "-m", "wren.cli.main", "learn", "probe", str(out), "--model", server.url]
+        + ["-d", str(tmp_path / "tasks.jsonl"), "-c", "model.api_key=k", "-o", str(tmp_path / "probe.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    said = " ".join(proc.stderr.split())
+    assert "1 demonstrations, 6 steps" in said and "read 1.00 / 0.00" in said and "test 0.00 / 0.00" in said
+    assert len(server.completions) == 6 and len((tmp_path / "probe.jsonl").read_text().splitlines()) == 6
 
 
 def test_the_read_step_shows_every_changed_line(tmp_path: Path):

@@ -96,10 +96,16 @@ def test_report_has_json_and_html_with_plots(tmp_path: Path):
         "stage_seconds": {"sft-0": 100.0, "eval-base-seed-0": 50.0},
     }
     path = write_report(report, tmp_path / "report.json")
+    assert "Not run" in path.with_suffix(".html").read_text()  # a report from before probes
+    rates = {"n": 12, "same_kind": 0.75, "exact": 0.25}
+    probe = {"overall": rates, "by_step": {"1": rates}, "by_kind": {"edit": rates}, "confusion": {}}
+    report["probes"] = {"round-0": {"episodes": 12, "summary": probe}}
+    path = write_report(report, tmp_path / "report.json")
     assert json.loads(path.read_text())["evaluations"]["round-0"]["summary"]["resolve_rate"]["mean"] == 0.3
     html = path.with_suffix(".html").read_text()
     assert html.count("<svg") >= 6 and "0.300 ± 0.100" in html and "2.000 → 1.000" in html
     assert "<td>417</td>" in html and "<th>no action</th>" in html  # a report from before still renders
+    assert "<th>edit</th>" in html and "<td>0.75 / 0.25</td>" in html
 
 
 def test_evaluation_variants_change_only_their_settings(tmp_path: Path):

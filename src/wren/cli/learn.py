@@ -293,6 +293,62 @@ def register(app: typer.Typer) -> None:
         out = export_gguf(model, output, tokenizer_gguf=tokenizer_gguf, precision=precision)  # type: ignore[arg-type]
         typer.echo(f"GGUF: {out} (serve it with: wren serve --model {out})", err=True)
 
+    @learn.command("probe")
+    def probe_command(
+        demos: str = typer.Argument(..., help="Run directory of demonstrations (`wren learn demos`)."),
+        model: str = typer.Option(
+            ..., "--model", help="A GGUF to serve here, or the URL of an OpenAI-compatible server (http...)."
+        ),
+        dataset: str = typer.Option(
+            "", "--dataset", "-d", help="The demonstrations' tasks (for the verdicts)."
+        ),
+        slm: str = typer.Option(
+            "gemma-3-270m",
+            "--slm",
+            help="Entry whose model settings (grammar, reply length) every query uses.",
+        ),
+        output: str = typer.Option(
+            "", "-o", "--output", help="JSONL of every step's reply beside the demonstration's."
+        ),
+        workers: int = typer.Option(4, "--workers", "-w", help="Demonstrations probed at once."),
+        n_ctx: int = typer.Option(4096, "--n-ctx", help="Context per sequence of a served GGUF."),
+        config: list[str] = options.CONFIG,
+    ) -> None:
+        """The held-out next-step check: a model's greedy reply at every step of demonstrations, by kind and exactly."""
+        from pathlib import Path
+
+        from wren.bench.config import BenchWrenConfig
+        from wren.config.assemble import assemble_config
+        from wren.learn.episodes import load_episodes
+        from wren.learn.export import write_jsonl
+        from wren.learn.probe import probe_served, probe_url
+
+        def config_for(api_base: str) -> BenchWrenConfig:
+            return assemble_config([*config, f"model.api_base={api_base}"], slm=slm, schema=BenchWrenConfig)
+
+        report = Path(demos) / "report.json"
+        episodes = load_episodes(demos, report=report if report.is_file() else None, dataset=dataset or None)
+        # Only the judge's resolved demonstrations, when it has judged them: the check asks for
+        # the steps of a run that worked.
+        episodes = [e for e in episodes if e.resolved or e.verdict is None]
+        if model.startswith(("http://", "https://")):
+            result = probe_url(episodes, config_for(model), workers=workers)
+        else:
+            result = probe_served(model, episodes, config_for, n_ctx=n_ctx, workers=workers)
+        if output:
+            write_jsonl(output, result["items"])
+        summary = result["summary"]
+        lines = [
+            f"{result['episodes']} demonstrations, {summary['overall']['n']} steps; same kind / exact command:"
+        ]
+        lines += [f"  {'all':8s} {summary['overall']['same_kind']:.2f} / {summary['overall']['exact']:.2f}"]
+        for kind, rates in summary["by_kind"].items():
+            given = ", ".join(f"{k} {n}" for k, n in summary["confusion"][kind].items())
+            lines.append(
+                f"  {kind:8s} {rates['same_kind']:.2f} / {rates['exact']:.2f}  (n={rates['n']}; replies: {given})"
+            )
+        typer.echo("\n".join(lines), err=True)
+
     @learn.command("loop")
     def loop_command(
         config: list[str] = typer.Option(

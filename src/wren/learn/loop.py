@@ -99,6 +99,10 @@ class LoopConfig(BaseModel):
     """Run DPO after SFT when the data holds pairs."""
     precision: Literal["f32", "f16", "q8_0"] = "q8_0"
     """Weights of the tuned GGUF."""
+    probe_tasks: int = Field(default=12, ge=0)
+    """Held-out tasks whose demonstrations probe every model step by step (the held-out next-step
+    check, `wren.learn.probe`): minutes where agent runs take an hour. 0: none. They are never
+    trained on."""
     eval_variants: dict[str, list[str]] = Field(default_factory=dict)
     """More held-out evaluations of every model, by name, each with its own extra settings (`-c`
     key=value), e.g. {unconstrained: [model.constrain=off]}: what a model does without the
@@ -284,6 +288,43 @@ class Loop:
             "commands": commands,
         }
 
+    def probe_model(self, name: str, gguf: str) -> dict[str, Any] | None:
+        """The held-out next-step check of one model: its greedy reply at every step of the
+        held-out demonstrations (`WORK/probe/NAME.jsonl` holds them), summarized."""
+        if not self.config.probe_tasks:
+            return None
+        demos = self.work / "probe" / "demos"
+
+        def held_out_demos() -> dict[str, Any]:
+            from wren.learn.demos import write_demos
+
+            tasks = self.tasks("heldout")[: self.config.probe_tasks]
+            report = write_demos(tasks, self.bench_config(), demos, workers=self.config.workers)
+            return {"kept": len(report["resolved_ids"]), "rejected": len(report["rejected_ids"])}
+
+        self.stages.run("demos-heldout", held_out_demos)
+
+        def run() -> dict[str, Any]:
+            from wren.learn.episodes import load_episodes
+            from wren.learn.export import write_jsonl
+            from wren.learn.probe import probe_served
+
+            dataset = self.work / "tasks" / "heldout.jsonl"
+            episodes = [
+                e for e in load_episodes(demos, report=demos / "report.json", dataset=dataset) if e.resolved
+            ]
+            result = probe_served(
+                gguf,
+                episodes,
+                lambda api_base: self.bench_config(api_base, seed=0),
+                n_ctx=self.config.n_ctx,
+                workers=self.config.workers,
+            )
+            write_jsonl(self.work / "probe" / f"{name}.jsonl", result["items"])
+            return {"model": gguf, "episodes": result["episodes"], "summary": result["summary"]}
+
+        return self.stages.run(f"probe-{name}", run)
+
     # ---- the loop ------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         c = self.config
@@ -307,12 +348,14 @@ class Loop:
             lambda: {"dir": c.base_training_dir or str(_convert(base, self.work / "models" / "base"))},
         )
         self.stages.run("demos", self._demos)
+        probes = {"base": self.probe_model("base", base)}
         evaluations = {"base": self.evaluate_model("base", base)}
         model_dir, gguf = Path(converted["dir"]), base
         rounds = []
         for r in range(c.rounds):
             rounds.append(self._round(r, model_dir, gguf))
             model_dir, gguf = Path(rounds[-1]["model_dir"]), rounds[-1]["gguf"]
+            probes[f"round-{r}"] = self.probe_model(f"round-{r}", gguf)
             evaluations[f"round-{r}"] = self.evaluate_model(f"round-{r}", gguf)
         models = {"base": base, **{f"round-{r['round']}": r["gguf"] for r in rounds}}
         for variant, extra in c.eval_variants.items():
@@ -322,6 +365,7 @@ class Loop:
             "config": c.model_dump(),
             "rounds": rounds,
             "evaluations": evaluations,
+            "probes": {name: p for name, p in probes.items() if p},
             "stage_seconds": self.stages.timings(),
         }
         from wren.learn.loop_report import write_report

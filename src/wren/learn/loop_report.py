@@ -73,6 +73,8 @@ def render_html(report: dict[str, Any]) -> str:
         for kind in ("sft", "dpo")
         if r[f"{kind}_loss"]
     ]
+    probes = report.get("probes") or {}
+    probe_kinds = [k for k in KINDS if any(k in p["summary"]["by_kind"] for p in probes.values())]
     rewards = [r["data"].get("rollout_reward") for r in rounds if r["data"].get("rollout_reward") is not None]
     return jinja.get_template("loop_report.html.j2").render(
         charts=[_bars(report["evaluations"], m) for m in METRICS],
@@ -80,6 +82,8 @@ def render_html(report: dict[str, Any]) -> str:
         metrics=METRICS,
         command_kinds=KINDS,
         losses=losses,
+        probes=probes,
+        probe_kinds=probe_kinds,
         reward_points=_line(rewards),
         rewards=rewards,
         stages=report["stage_seconds"],

@@ -1,0 +1,83 @@
+"""The held-out next-step check against a real OpenAI-compatible server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from tests.conftest import bash
+from wren.config.assemble import assemble_config
+from wren.learn.episodes import Episode
+from wren.learn.probe import probe_url
+
+TEST = "python3 -m pytest -q tests/test_ops.py::test_clamp"
+GREP = 'grep -rn "def clamp(" --include="*.py" .'
+SUBMIT = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && git diff"
+LONG_OUTPUT = "FAILED tests/test_ops.py::test_clamp\n" + "E   assert 3 == 5\n" * 200
+
+
+def demonstration(instance_id: str) -> Episode:
+    messages = [
+        {"role": "system", "content": "You fix bugs."},
+        {"role": "user", "content": "Fix clamp."},
+        {"role": "assistant", "content": bash(TEST, "Run the failing test.")},
+        {"role": "user", "content": LONG_OUTPUT},
+        {"role": "assistant", "content": bash(GREP, "Find clamp.")},
+        {"role": "user", "content": "./calc/ops.py:3:def clamp(x, lo, hi):"},
+        {"role": "assistant", "content": bash(SUBMIT, "Submit.")},
+        {"role": "user", "content": ""},
+    ]
+    return Episode(
+        instance_id=instance_id,
+        messages=messages,
+        exit_status="Submitted",
+        patch="",
+        opening=2,
+        history={"max_observation_tokens": 40},
+    )
+
+
+def test_each_step_gets_the_demonstrations_prompt_and_is_compared_by_kind_and_exactly(scripted_server):
+    # First demonstration: the test exactly, a read where the demonstration greps, no action at the
+    # submit. Second: the test with spaces after it (the same command), the grep, the submit.
+    server = scripted_server(
+        [
+            bash(TEST),
+            bash("cat calc/ops.py"),
+            "I think we are done.",
+            bash(TEST + "   "),
+            bash(GREP),
+            bash(SUBMIT),
+        ]
+    )
+    episodes = [demonstration("a"), demonstration("b")]
+    config = assemble_config(
+        [
+            "model.name=openai/scripted",
+            f"model.api_base={server.url}",
+            "model.api_key=k",
+            "model.temperature=0.9",
+        ]
+    )
+    result = probe_url(episodes, config)
+
+    # Every prompt is the one the demonstration's reply had, with the run's history settings
+    # applied: the long test output capped as the agent capped it.
+    # Greedy, whatever the run config's temperature.
+    assert {r["body"]["temperature"] for r in server.completions} == {0.0}
+    prompts = [[m["content"] for m in r["body"]["messages"]] for r in server.completions]
+    expected = [episodes[0].shown(episodes[0].messages[:i]) for i in episodes[0].assistant_indices()]
+    assert prompts == [[m["content"] for m in p] for p in expected] * 2
+    shown_output = prompts[1][3]
+    assert shown_output.startswith("FAILED tests/test_ops.py::test_clamp") and len(shown_output) < 400
+
+    summary = result["summary"]
+    assert summary["overall"] == {"n": 6, "same_kind": 4 / 6, "exact": 4 / 6}
+    assert summary["by_step"]["1"] == {"n": 2, "same_kind": 1.0, "exact": 1.0}
+    assert summary["by_step"]["2"] == {"n": 2, "same_kind": 0.5, "exact": 0.5}
+    assert summary["by_kind"]["submit"] == {"n": 2, "same_kind": 0.5, "exact": 0.5}
+    assert summary["confusion"] == {
+        "test": {"test": 2},
+        "find": {"find": 1, "read": 1},
+        "submit": {"submit": 1, "no action": 1},
+    }
+    first = [it for it in result["items"] if it["instance_id"] == "a"]
+    assert [it["reply_kind"] for it in first] == ["test", "read", "no action"]
+    assert first[2]["expected"] == SUBMIT and first[2]["reply"] == "I think we are done."
