@@ -223,7 +223,8 @@ def test_demos_are_kept_only_when_the_judge_resolves_them(tasks, scripted_server
     server = scripted_server(["THOUGHT: Look around.\n\n```bash\nls\n```"])
     proc = subprocess.run(
         [sys.executable, "-m", "wren.cli.main", "learn", "probe", str(out), "--model", server.url]
-        + ["-d", str(tmp_path / "tasks.jsonl"), "-c", "model.api_key=k", "-o", str(tmp_path / "probe.jsonl")],
+        + ["-d", str(tmp_path / "tasks.jsonl"), "-c", "model.api_key=k", "-o", str(tmp_path / "probe.jsonl")]
+        + ["--samples", "2", "--repos", str(tmp_path / "repos")],
         capture_output=True,
         text=True,
         timeout=600,
@@ -231,7 +232,8 @@ def test_demos_are_kept_only_when_the_judge_resolves_them(tasks, scripted_server
     assert proc.returncode == 0, proc.stderr
     said = " ".join(proc.stderr.split())
     assert "1 demonstrations, 6 steps" in said and "read 1.00 / 0.00" in said and "test 0.00 / 0.00" in said
-    assert len(server.completions) == 6 and len((tmp_path / "probe.jsonl").read_text().splitlines()) == 6
+    assert "edit step, 2 samples at temperature 0.7: fixed 0.00 of 1 tasks (pass@2)" in said, said
+    assert len(server.completions) == 8 and len((tmp_path / "probe.jsonl").read_text().splitlines()) == 6
 
 
 def test_the_read_step_shows_every_changed_line(tmp_path: Path):

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from tests.conftest import bash
+from tests.peers.fixture_repo import build_calc_repo, write_jsonl
+from wren.bench.config import BenchWrenConfig
 from wren.config.assemble import assemble_config
-from wren.learn.episodes import Episode
-from wren.learn.probe import probe_url
+from wren.learn.demos import write_demos
+from wren.learn.episodes import Episode, load_episodes
+from wren.learn.probe import EditCheck, edit_prompt, judge_edits, probe_url, sample_edits
+from wren.models.actions import parse_text_action
 
 TEST = "python3 -m pytest -q tests/test_ops.py::test_clamp"
 GREP = 'grep -rn "def clamp(" --include="*.py" .'
 SUBMIT = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && git diff"
+PATH_ENV = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
 LONG_OUTPUT = "FAILED tests/test_ops.py::test_clamp\n" + "E   assert 3 == 5\n" * 200
 
 
@@ -81,3 +90,41 @@ def test_each_step_gets_the_demonstrations_prompt_and_is_compared_by_kind_and_ex
     first = [it for it in result["items"] if it["instance_id"] == "a"]
     assert [it["reply_kind"] for it in first] == ["test", "read", "no action"]
     assert first[2]["expected"] == SUBMIT and first[2]["reply"] == "I think we are done."
+
+
+def test_sampled_edits_are_applied_in_a_checkout_and_judged(tmp_path, scripted_server, monkeypatch):
+    monkeypatch.setenv("PATH", PATH_ENV)  # the instance's `python3 -m pytest` finds pytest
+    instance = build_calc_repo(tmp_path / "repos")
+    repos = tmp_path / "repos"
+    config = assemble_config([f"bench.workspace.repos={repos}"], env_kind="local", schema=BenchWrenConfig)
+    write_demos([instance], config, tmp_path / "demos")
+    write_jsonl(tmp_path / "tasks.jsonl", [instance])
+    (episode,) = load_episodes(
+        tmp_path / "demos", report=tmp_path / "demos" / "report.json", dataset=tmp_path / "tasks.jsonl"
+    )
+    prompt, step = edit_prompt(episode)
+    fix = parse_text_action(episode.messages[episode.assistant_indices()[step - 1]]["content"]).command
+    assert prompt == episode.shown(episode.messages[: episode.assistant_indices()[step - 1]])
+    wrong = "sed -i 's/return lo/return hi/' calc/ops.py"
+    server = scripted_server([bash(wrong), bash(fix), bash(fix), "I would rather not."])
+    config = assemble_config(
+        [f"bench.workspace.repos={repos}", f"model.api_base={server.url}"]
+        + ["model.name=openai/scripted", "model.api_key=k"],
+        env_kind="local",
+        schema=BenchWrenConfig,
+    )
+    commands = sample_edits([episode], config.model, EditCheck(samples=4, temperature=0.9))
+    assert commands == {episode.instance_id: [wrong, fix, fix, None]}
+    bodies = [r["body"] for r in server.completions]
+    assert {b["temperature"] for b in bodies} == {0.9} and len({b["seed"] for b in bodies}) == 4
+
+    result = judge_edits([episode], commands, config, tmp_path / "judge")
+    assert result["tasks"] == 1 and result["fix_rate"] == 1.0 and result["sample_fix_rate"] == 0.5
+    task = result["per_task"][episode.instance_id]
+    assert task["distinct"] == 2 and task["fixed"] == 2
+    assert task["outcomes"] == {"unresolved": 1, "resolved": 1}
+    # Each sample ran in its own checkout, gone afterwards; the repository itself is untouched.
+    assert not list((tmp_path / "judge").glob("*/sample-*"))
+    source = repos / "wren-fixtures__calc"
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=source, capture_output=True, text=True)
+    assert status.returncode == 0 and status.stdout == ""

@@ -312,6 +312,14 @@ def register(app: typer.Typer) -> None:
         ),
         workers: int = typer.Option(4, "--workers", "-w", help="Demonstrations probed at once."),
         n_ctx: int = typer.Option(4096, "--n-ctx", help="Context per sequence of a served GGUF."),
+        lora: list[str] = typer.Option(
+            [], "--lora", help="Adapter GGUF served over --model (`wren learn gguf --adapter`); repeatable."
+        ),
+        samples: int = typer.Option(
+            0, "--samples", help="Also sample this many replies at each edit step, apply and judge them."
+        ),
+        temperature: float = typer.Option(0.7, "--temperature", help="Temperature of those samples."),
+        repos: str = options.REPOS,
         config: list[str] = options.CONFIG,
     ) -> None:
         """The held-out next-step check: a model's greedy reply at every step of demonstrations, by kind and exactly."""
@@ -321,10 +329,19 @@ def register(app: typer.Typer) -> None:
         from wren.config.assemble import assemble_config
         from wren.learn.episodes import load_episodes
         from wren.learn.export import write_jsonl
-        from wren.learn.probe import probe_served, probe_url
+        from wren.learn.probe import EditCheck, probe_config, probe_served
 
         def config_for(api_base: str) -> BenchWrenConfig:
-            return assemble_config([*config, f"model.api_base={api_base}"], slm=slm, schema=BenchWrenConfig)
+            cfg = assemble_config(
+                [*config, f"model.api_base={api_base}"], slm=slm, env_kind="local", schema=BenchWrenConfig
+            )
+            return options.apply_workspace_options(cfg, repos=repos)
+
+        if samples and not (repos or config_for("http://x").bench.workspace.repos):
+            from wren.exceptions import ConfigError
+
+            raise ConfigError("--samples judges each sampled edit in a checkout: give --repos DIR")
+        check = EditCheck(samples=samples, temperature=temperature)
 
         report = Path(demos) / "report.json"
         episodes = load_episodes(demos, report=report if report.is_file() else None, dataset=dataset or None)
@@ -332,9 +349,21 @@ def register(app: typer.Typer) -> None:
         # the steps of a run that worked.
         episodes = [e for e in episodes if e.resolved or e.verdict is None]
         if model.startswith(("http://", "https://")):
-            result = probe_url(episodes, config_for(model), workers=workers)
+            if lora:
+                from wren.exceptions import ConfigError
+
+                raise ConfigError("--lora needs --model to be a GGUF served here, not a server's URL")
+            result = probe_config(episodes, config_for(model), workers=workers, edit_check=check)
         else:
-            result = probe_served(model, episodes, config_for, n_ctx=n_ctx, workers=workers)
+            result = probe_served(
+                model,
+                episodes,
+                config_for,
+                n_ctx=n_ctx,
+                workers=workers,
+                lora=lora,
+                edit_check=check,
+            )
         if output:
             write_jsonl(output, result["items"])
         summary = result["summary"]
@@ -346,6 +375,12 @@ def register(app: typer.Typer) -> None:
             given = ", ".join(f"{k} {n}" for k, n in summary["confusion"][kind].items())
             lines.append(
                 f"  {kind:8s} {rates['same_kind']:.2f} / {rates['exact']:.2f}  (n={rates['n']}; replies: {given})"
+            )
+        if "edits" in result:
+            edits = result["edits"]
+            lines.append(
+                f"edit step, {samples} samples at temperature {temperature}: fixed {edits['fix_rate']:.2f} of "
+                f"{edits['tasks']} tasks (pass@{samples}), {edits['sample_fix_rate']:.2f} of samples"
             )
         typer.echo("\n".join(lines), err=True)
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from wren.exceptions import ConfigError
 from wren.learn.export import ExportConfig, export
+from wren.learn.probe import EditCheck
 from wren.learn.rewards import episode_return
 
 # Two-sided 95% Student t quantiles by degrees of freedom (n seeds - 1).
@@ -103,6 +104,9 @@ class LoopConfig(BaseModel):
     """Held-out tasks whose demonstrations probe every model step by step (the held-out next-step
     check, `wren.learn.probe`): minutes where agent runs take an hour. 0: none. They are never
     trained on."""
+    edit_check: EditCheck = Field(default_factory=lambda: EditCheck(samples=8))
+    """With the next-step check: replies sampled at each held-out demonstration's edit step, each
+    applied in a fresh checkout and judged (pass@k at the fix, given a perfect run up to it)."""
     eval_variants: dict[str, list[str]] = Field(default_factory=dict)
     """More held-out evaluations of every model, by name, each with its own extra settings (`-c`
     key=value), e.g. {unconstrained: [model.constrain=off]}: what a model does without the
@@ -319,9 +323,11 @@ class Loop:
                 lambda api_base: self.bench_config(api_base, seed=0),
                 n_ctx=self.config.n_ctx,
                 workers=self.config.workers,
+                edit_check=self.config.edit_check,
+                judge_dir=self.work / "probe" / "judge" / name,
             )
             write_jsonl(self.work / "probe" / f"{name}.jsonl", result["items"])
-            return {"model": gguf, "episodes": result["episodes"], "summary": result["summary"]}
+            return {"model": gguf} | {k: v for k, v in result.items() if k != "items"}
 
         return self.stages.run(f"probe-{name}", run)
 

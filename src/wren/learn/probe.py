@@ -12,11 +12,16 @@ grep printed, the edit copies the line the read printed with the mistake changed
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from wren.exceptions import FormatError
 from wren.learn.command_kinds import KINDS, reply_kind
@@ -108,13 +113,37 @@ def probe_served(
     *,
     n_ctx: int = 4096,
     workers: int = 1,
+    lora: list[str] = (),
+    edit_check: EditCheck | None = None,
+    judge_dir: str | Path = "",
 ) -> dict[str, Any]:
-    """Serve the GGUF with llama.cpp in this process and probe it; `config_for(api_base)` gives the
-    run config whose `model` settings every query uses (grammar, reply length)."""
+    """Serve the GGUF (with adapter GGUFs over it) with llama.cpp in this process and probe it;
+    `config_for(api_base)` gives the run config whose `model` settings every query uses."""
     from wren.learn.serving import served
 
-    with served(gguf, n_ctx=n_ctx, parallel=workers) as api_base:
-        return probe_url(episodes, config_for(api_base), workers=workers)
+    with served(gguf, n_ctx=n_ctx, parallel=workers, lora=list(lora)) as api_base:
+        return probe_config(
+            episodes, config_for(api_base), workers=workers, edit_check=edit_check, judge_dir=judge_dir
+        )
+
+
+def probe_config(
+    episodes: list[Episode],
+    config: Any,
+    *,
+    workers: int = 1,
+    edit_check: EditCheck | None = None,
+    judge_dir: str | Path = "",
+) -> dict[str, Any]:
+    """The greedy next-step check of the model `config.model` names (any OpenAI-compatible
+    server), and with `edit_check.samples`, the sampled edits applied and judged in `judge_dir`."""
+    result = probe_url(episodes, config, workers=workers)
+    if edit_check and edit_check.samples:
+        commands = sample_edits(episodes, config.model, edit_check, workers)
+        result["edits"] = judge_edits(
+            episodes, commands, config, judge_dir or tempfile.mkdtemp(prefix="wren-probe-")
+        )
+    return result
 
 
 def probe_url(episodes: list[Episode], config: Any, *, workers: int = 1) -> dict[str, Any]:
@@ -124,3 +153,108 @@ def probe_url(episodes: list[Episode], config: Any, *, workers: int = 1) -> dict
     # Greedy: the check asks what the model most expects next, not what one sample gave.
     model_config = config.model.model_copy(update={"temperature": 0.0})
     return probe(episodes, lambda: get_model(model_config), workers=workers)
+
+
+class EditCheck(BaseModel):
+    """Sampled edits at the first edit step of each demonstration, each applied and judged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    samples: int = Field(default=0, ge=0)
+    """Replies sampled at the edit step per demonstration (0: no edit check)."""
+    temperature: float = 0.7
+    """Their sampling temperature (each sample its own seed)."""
+
+
+def edit_prompt(episode: Episode) -> tuple[list[dict], int] | None:
+    """The prompt of the demonstration's first edit (what the model saw when it had to fix), and
+    its step number; None when the demonstration has no edit."""
+    for step, i in enumerate(episode.assistant_indices(), start=1):
+        if reply_kind(episode.messages[i], episode.action_format) == "edit":
+            return episode.shown(episode.messages[:i]), step
+    return None
+
+
+def sample_edits(
+    episodes: list[Episode], model_config: Any, check: EditCheck, workers: int = 1
+) -> dict[str, list[str | None]]:
+    """instance id -> the commands of `check.samples` replies at its first edit step (None: no action)."""
+    from wren.models import get_model
+
+    def one(episode: Episode) -> tuple[str, list[str | None]]:
+        found = edit_prompt(episode)
+        if found is None or not check.samples:
+            return episode.instance_id, []
+        prompt, _ = found
+        commands = []
+        for j in range(check.samples):
+            seed = {**model_config.completion_kwargs, "seed": 7919 * (j + 1)}
+            model = get_model(
+                model_config.model_copy(update={"temperature": check.temperature, "completion_kwargs": seed})
+            )
+            commands.append(_command(model.query(prompt), episode.action_format))
+        return episode.instance_id, commands
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return dict(pool.map(one, episodes))
+
+
+def judge_edits(
+    episodes: list[Episode], commands: dict[str, list[str | None]], config: Any, out_dir: str | Path
+) -> dict[str, Any]:
+    """Each distinct sampled command run in a fresh checkout of its task at the base commit (the
+    steps before an edit change no file), its diff judged by the task's own tests as `wren eval`
+    judges. `fix_rate`: the share of demonstrations with at least one sample that resolves the task
+    (pass@k at the edit step, given a perfect run up to it)."""
+    from wren.bench.evaluate import judge_config
+    from wren.bench.repos import checkout, find_repo
+    from wren.environments import get_environment
+    from wren.exceptions import WrenError
+    from wren.learn.judges import InstanceJudge
+
+    out_dir = Path(out_dir)
+    eval_config = judge_config(config, workers=1)
+    per_task: dict[str, Any] = {}
+    for episode in episodes:
+        instance = episode.instance or {}
+        sampled = commands.get(episode.instance_id) or []
+        if not sampled or not instance:
+            continue
+        judge = InstanceJudge(instance, eval_config, out_dir / episode.instance_id)
+        verdicts: dict[str, str] = {}
+        for n, command in enumerate(dict.fromkeys(c for c in sampled if c)):
+            where = out_dir / episode.instance_id / f"sample-{n}"
+            try:
+                repo = checkout(
+                    find_repo(config.bench.workspace.repos, instance["repo"]), instance["base_commit"], where
+                )
+                env = get_environment({"environment_class": "local", "cwd": str(repo), "timeout": 30})
+                try:
+                    env.execute(command)
+                    patch = env.execute("git diff")["output"]
+                finally:
+                    env.close()
+            except WrenError as e:
+                verdicts[command] = f"failed: {e}"
+                continue
+            finally:
+                shutil.rmtree(where, ignore_errors=True)
+            verdicts[command] = judge.report(patch)["outcome"] if patch.strip() else "no change"
+        fixed = sum(sampled.count(c) for c, v in verdicts.items() if v == "resolved")
+        per_task[episode.instance_id] = {
+            "samples": len(sampled),
+            "distinct": len(verdicts),
+            "fixed": fixed,
+            "outcomes": dict(Counter(verdicts.values())),
+        }
+    tasks = len(per_task)
+    return {
+        "tasks": tasks,
+        "fix_rate": sum(t["fixed"] > 0 for t in per_task.values()) / tasks if tasks else 0.0,
+        "sample_fix_rate": (
+            sum(t["fixed"] for t in per_task.values()) / sum(t["samples"] for t in per_task.values())
+            if tasks
+            else 0.0
+        ),
+        "per_task": per_task,
+    }
