@@ -234,6 +234,8 @@ def test_demos_are_kept_only_when_the_judge_resolves_them(tasks, scripted_server
     assert "1 demonstrations, 6 steps" in said and "read 1.00 / 0.00" in said and "test 0.00 / 0.00" in said
     assert "edit step, 2 samples at temperature 0.7: fixed 0.00 of 1 tasks (pass@2)" in said, said
     assert len(server.completions) == 8 and len((tmp_path / "probe.jsonl").read_text().splitlines()) == 6
+    (edits,) = json.loads((tmp_path / "probe.edits.json").read_text())["per_task"].values()
+    assert edits["verdicts"] == {"ls": "no change"} and edits["samples"] == 2
 
 
 def test_the_read_step_shows_every_changed_line(tmp_path: Path):

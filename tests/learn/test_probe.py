@@ -123,6 +123,7 @@ def test_sampled_edits_are_applied_in_a_checkout_and_judged(tmp_path, scripted_s
     task = result["per_task"][episode.instance_id]
     assert task["distinct"] == 2 and task["fixed"] == 2
     assert task["outcomes"] == {"unresolved": 1, "resolved": 1}
+    assert task["verdicts"] == {wrong: "unresolved", fix: "resolved"}
     # Each sample ran in its own checkout, gone afterwards; the repository itself is untouched.
     assert not list((tmp_path / "judge").glob("*/sample-*"))
     source = repos / "wren-fixtures__calc"

@@ -308,7 +308,10 @@ def register(app: typer.Typer) -> None:
             help="Entry whose model settings (grammar, reply length) every query uses.",
         ),
         output: str = typer.Option(
-            "", "-o", "--output", help="JSONL of every step's reply beside the demonstration's."
+            "",
+            "-o",
+            "--output",
+            help="JSONL of every step's reply beside the demonstration's (and OUTPUT.edits.json).",
         ),
         workers: int = typer.Option(4, "--workers", "-w", help="Demonstrations probed at once."),
         n_ctx: int = typer.Option(4096, "--n-ctx", help="Context per sequence of a served GGUF."),
@@ -323,6 +326,7 @@ def register(app: typer.Typer) -> None:
         config: list[str] = options.CONFIG,
     ) -> None:
         """The held-out next-step check: a model's greedy reply at every step of demonstrations, by kind and exactly."""
+        import json
         from pathlib import Path
 
         from wren.bench.config import BenchWrenConfig
@@ -366,6 +370,9 @@ def register(app: typer.Typer) -> None:
             )
         if output:
             write_jsonl(output, result["items"])
+            if "edits" in result:
+                edits_file = Path(output).with_suffix(".edits.json")
+                edits_file.write_text(json.dumps(result["edits"], indent=2))
         summary = result["summary"]
         lines = [
             f"{result['episodes']} demonstrations, {summary['overall']['n']} steps; same kind / exact command:"

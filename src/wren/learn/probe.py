@@ -246,6 +246,7 @@ def judge_edits(
             "distinct": len(verdicts),
             "fixed": fixed,
             "outcomes": dict(Counter(verdicts.values())),
+            "verdicts": verdicts,
         }
     tasks = len(per_task)
     return {
