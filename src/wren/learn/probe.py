@@ -29,6 +29,17 @@ from wren.learn.episodes import Episode
 from wren.models.actions import parse_action
 
 
+class EditCheck(BaseModel):
+    """Sampled edits at the first edit step of each demonstration, each applied and judged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    samples: int = Field(default=0, ge=0)
+    """Replies sampled at the edit step per demonstration (0: no edit check)."""
+    temperature: float = 0.7
+    """Their sampling temperature (each sample its own seed)."""
+
+
 def _command(message: dict[str, Any], action_format: str) -> str | None:
     try:
         # Only the ends: inside a command, spaces can be the fix (the indentation of an edited line).
@@ -153,17 +164,6 @@ def probe_url(episodes: list[Episode], config: Any, *, workers: int = 1) -> dict
     # Greedy: the check asks what the model most expects next, not what one sample gave.
     model_config = config.model.model_copy(update={"temperature": 0.0})
     return probe(episodes, lambda: get_model(model_config), workers=workers)
-
-
-class EditCheck(BaseModel):
-    """Sampled edits at the first edit step of each demonstration, each applied and judged."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    samples: int = Field(default=0, ge=0)
-    """Replies sampled at the edit step per demonstration (0: no edit check)."""
-    temperature: float = 0.7
-    """Their sampling temperature (each sample its own seed)."""
 
 
 def edit_prompt(episode: Episode) -> tuple[list[dict], int] | None:
