@@ -12,7 +12,9 @@ from wren.bench.config import BenchWrenConfig
 from wren.config.assemble import assemble_config
 from wren.learn.demos import write_demos
 from wren.learn.episodes import Episode, load_episodes
-from wren.learn.probe import EditCheck, edit_prompt, judge_edits, probe_url, sample_edits
+from wren.learn.export import ExportConfig
+from wren.learn.probe import EditCheck, corrective_pairs, edit_prompt, judge_edits, probe_url, sample_edits
+from wren.learn.windows import approx_tokens
 from wren.models.actions import parse_text_action
 
 TEST = "python3 -m pytest -q tests/test_ops.py::test_clamp"
@@ -87,6 +89,13 @@ def test_each_step_gets_the_demonstrations_prompt_and_is_compared_by_kind_and_ex
         "find": {"find": 1, "read": 1},
         "submit": {"submit": 1, "no action": 1},
     }
+    # Pairs for training: the demonstration's reply over each reply that missed its command, with
+    # the prompt both had.
+    pairs = list(corrective_pairs(episodes, result["items"], ExportConfig(max_tokens=4096), approx_tokens))
+    assert [(p["instance_id"], p["step"]) for p in pairs] == [("a", 2), ("a", 3)]
+    assert pairs[0]["chosen"][0]["content"] == episodes[0].messages[4]["content"]
+    assert pairs[0]["rejected"][0]["content"] == bash("cat calc/ops.py")
+    assert [m["content"] for m in pairs[0]["prompt"]] == prompts[1]
     first = [it for it in result["items"] if it["instance_id"] == "a"]
     assert [it["reply_kind"] for it in first] == ["test", "read", "no action"]
     assert first[2]["expected"] == SUBMIT and first[2]["reply"] == "I think we are done."

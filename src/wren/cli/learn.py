@@ -323,6 +323,13 @@ def register(app: typer.Typer) -> None:
         ),
         temperature: float = typer.Option(0.7, "--temperature", help="Temperature of those samples."),
         repos: str = options.REPOS,
+        pairs: str = typer.Option(
+            "",
+            "--pairs",
+            help="Write DPO pairs (dpo.jsonl format) where the reply missed the demonstration's command: "
+            "probe training demonstrations with this, never held-out ones.",
+        ),
+        max_tokens: int = typer.Option(3072, "--max-tokens", help="Longest pair (prompt cut to fit)."),
         config: list[str] = options.CONFIG,
     ) -> None:
         """The held-out next-step check: a model's greedy reply at every step of demonstrations, by kind and exactly."""
@@ -368,6 +375,15 @@ def register(app: typer.Typer) -> None:
                 lora=lora,
                 edit_check=check,
             )
+        if pairs:
+            from wren.learn.convert import token_counter
+            from wren.learn.export import ExportConfig
+            from wren.learn.probe import corrective_pairs
+            from wren.serve.embedded import default_model_path
+
+            count = token_counter(default_model_path())
+            records = corrective_pairs(episodes, result["items"], ExportConfig(max_tokens=max_tokens), count)
+            typer.echo(f"{write_jsonl(pairs, records)} DPO pairs in {pairs}", err=True)
         if output:
             write_jsonl(output, result["items"])
             if "edits" in result:

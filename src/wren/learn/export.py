@@ -107,7 +107,7 @@ def dpo_records(
                     continue
                 k = _assistant_turns(better).index(i)
                 j = _assistant_turns(worse)[k]
-                yield _pair(
+                yield pair_record(
                     better.shown(better.messages[:i]),
                     better.messages[i],
                     worse.messages[j],
@@ -132,7 +132,7 @@ def _format_pairs(episode: Episode, config: ExportConfig, count: TokenCounter) -
             continue
         later = next((j for j in turns[k + 1 :] if j not in bad), None)
         if later is not None:
-            yield _pair(
+            yield pair_record(
                 episode.shown(episode.messages[:i]),
                 episode.messages[later],
                 episode.messages[i],
@@ -146,7 +146,7 @@ def _format_pairs(episode: Episode, config: ExportConfig, count: TokenCounter) -
             }
 
 
-def _pair(
+def pair_record(
     prefix: list[dict],
     chosen: dict,
     rejected: dict,

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -259,3 +259,28 @@ def judge_edits(
         ),
         "per_task": per_task,
     }
+
+
+def corrective_pairs(
+    episodes: list[Episode], items: list[dict[str, Any]], config: Any, count: Any
+) -> Iterator[dict[str, Any]]:
+    """DPO pairs from a probe of training demonstrations: wherever the model's greedy reply ran
+    another command than the demonstration, the demonstration's reply is chosen over the model's,
+    with the prompt both had (`kind: probe`). These are the model's own mistakes on prefixes of
+    runs that worked, which its rollouts reach only after earlier mistakes of their own."""
+    from wren.learn.export import pair_record
+
+    by_id = {e.instance_id: e for e in episodes}
+    for it in items:
+        episode = by_id.get(it["instance_id"])
+        if it["exact"] or episode is None:
+            continue
+        i = episode.assistant_indices()[it["step"] - 1]
+        rejected = {"role": "assistant", "content": it["reply"]}
+        prefix = episode.shown(episode.messages[:i])
+        yield pair_record(prefix, episode.messages[i], rejected, config, count, episode.opening) | {
+            "instance_id": it["instance_id"],
+            "kind": "probe",
+            "margin": 1.0,
+            "step": it["step"],
+        }
