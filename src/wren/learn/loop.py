@@ -96,8 +96,11 @@ class LoopConfig(BaseModel):
         }
     )
     """`wren learn dpo` settings."""
-    dpo_enabled: bool = True
-    """Run DPO after SFT when the data holds pairs."""
+    dpo_enabled: bool = False
+    """Run DPO after SFT when the data holds pairs. Off by default: on held-out prefixes the SFT
+    model gave the demonstration's kind of step at 0.80 of 71 steps and the submit command at
+    12 of 12, after DPO on the export's pairs (demonstration against the base model's rollouts)
+    0.61 and 1 of 12 (session 10, docs/learn.md)."""
     precision: Literal["f32", "f16", "q8_0"] = "q8_0"
     """Weights of the tuned GGUF."""
     probe_tasks: int = Field(default=12, ge=0)
