@@ -107,9 +107,10 @@ class LoopConfig(BaseModel):
     """Held-out tasks whose demonstrations probe every model step by step (the held-out next-step
     check, `wren.learn.probe`): minutes where agent runs take an hour. 0: none. They are never
     trained on."""
-    edit_check: EditCheck = Field(default_factory=lambda: EditCheck(samples=8))
+    edit_check: EditCheck = Field(default_factory=EditCheck)
     """With the next-step check: replies sampled at each held-out demonstration's edit step, each
-    applied in a fresh checkout and judged (pass@k at the fix, given a perfect run up to it)."""
+    applied in a fresh checkout and judged (pass@k at the fix, given a perfect run up to it). Off
+    by default (`edit_check.samples=8` turns it on): about five minutes a model here."""
     eval_variants: dict[str, list[str]] = Field(default_factory=dict)
     """More held-out evaluations of every model, by name, each with its own extra settings (`-c`
     key=value), e.g. {unconstrained: [model.constrain=off]}: what a model does without the
