@@ -338,20 +338,23 @@ def register(app: typer.Typer) -> None:
 
         from wren.bench.config import BenchWrenConfig
         from wren.config.assemble import assemble_config
+        from wren.exceptions import ConfigError
         from wren.learn.episodes import load_episodes
         from wren.learn.export import write_jsonl
         from wren.learn.probe import EditCheck, probe_config, probe_served
 
+        base = options.apply_workspace_options(
+            assemble_config(config, slm=slm, env_kind="local", schema=BenchWrenConfig), repos=repos
+        )
+
         def config_for(api_base: str) -> BenchWrenConfig:
-            cfg = assemble_config(
-                [*config, f"model.api_base={api_base}"], slm=slm, env_kind="local", schema=BenchWrenConfig
-            )
-            return options.apply_workspace_options(cfg, repos=repos)
+            return base.model_copy(update={"model": base.model.model_copy(update={"api_base": api_base})})
 
-        if samples and not (repos or config_for("http://x").bench.workspace.repos):
-            from wren.exceptions import ConfigError
-
+        served_here = not model.startswith(("http://", "https://"))
+        if samples and not base.bench.workspace.repos:
             raise ConfigError("--samples judges each sampled edit in a checkout: give --repos DIR")
+        if lora and not served_here:
+            raise ConfigError("--lora needs --model to be a GGUF served here, not a server's URL")
         check = EditCheck(samples=samples, temperature=temperature)
 
         report = Path(demos) / "report.json"
@@ -359,11 +362,7 @@ def register(app: typer.Typer) -> None:
         # Only the judge's resolved demonstrations, when it has judged them: the check asks for
         # the steps of a run that worked.
         episodes = [e for e in episodes if e.resolved or e.verdict is None]
-        if model.startswith(("http://", "https://")):
-            if lora:
-                from wren.exceptions import ConfigError
-
-                raise ConfigError("--lora needs --model to be a GGUF served here, not a server's URL")
+        if not served_here:
             result = probe_config(episodes, config_for(model), workers=workers, edit_check=check)
         else:
             result = probe_served(

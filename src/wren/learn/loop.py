@@ -303,14 +303,9 @@ class Loop:
             return None
         demos = self.work / "probe" / "demos"
 
-        def held_out_demos() -> dict[str, Any]:
-            from wren.learn.demos import write_demos
-
-            tasks = self.tasks("heldout")[: self.config.probe_tasks]
-            report = write_demos(tasks, self.bench_config(), demos, workers=self.config.workers)
-            return {"kept": len(report["resolved_ids"]), "rejected": len(report["rejected_ids"])}
-
-        self.stages.run("demos-heldout", held_out_demos)
+        self.stages.run(
+            "demos-heldout", lambda: self._demos(self.tasks("heldout")[: self.config.probe_tasks], demos)
+        )
 
         def run() -> dict[str, Any]:
             from wren.learn.episodes import load_episodes
@@ -357,7 +352,7 @@ class Loop:
             "convert",
             lambda: {"dir": c.base_training_dir or str(_convert(base, self.work / "models" / "base"))},
         )
-        self.stages.run("demos", self._demos)
+        self.stages.run("demos", lambda: self._demos(self.tasks("train"), self.work / "demos"))
         probes = {"base": self.probe_model("base", base)}
         evaluations = {"base": self.evaluate_model("base", base)}
         model_dir, gguf = Path(converted["dir"]), base
@@ -383,12 +378,10 @@ class Loop:
         write_report(report, self.work / "report.json")
         return report
 
-    def _demos(self) -> dict[str, Any]:
+    def _demos(self, tasks: list[dict[str, Any]], out: Path) -> dict[str, Any]:
         from wren.learn.demos import write_demos
 
-        report = write_demos(
-            self.tasks("train"), self.bench_config(), self.work / "demos", workers=self.config.workers
-        )
+        report = write_demos(tasks, self.bench_config(), out, workers=self.config.workers)
         return {"kept": len(report["resolved_ids"]), "rejected": len(report["rejected_ids"])}
 
     def _round(self, r: int, model_dir: Path, gguf: str) -> dict[str, Any]:

@@ -183,7 +183,7 @@ def sample_edits(
 
     def one(episode: Episode) -> tuple[str, list[str | None]]:
         found = edit_prompt(episode)
-        if found is None or not check.samples:
+        if found is None:
             return episode.instance_id, []
         prompt, _ = found
         commands = []
@@ -199,6 +199,23 @@ def sample_edits(
         return dict(pool.map(one, episodes))
 
 
+def _patch_of(command: str, instance: dict[str, Any], repos: str, where: Path) -> str:
+    """The diff `command` makes in a fresh checkout of the instance at its base commit (removed after)."""
+    from wren.bench.repos import checkout, find_repo
+    from wren.environments import get_environment
+
+    try:
+        repo = checkout(find_repo(repos, instance["repo"]), instance["base_commit"], where)
+        env = get_environment({"environment_class": "local", "cwd": str(repo), "timeout": 30})
+        try:
+            env.execute(command)
+            return env.execute("git diff")["output"]
+        finally:
+            env.close()
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
 def judge_edits(
     episodes: list[Episode], commands: dict[str, list[str | None]], config: Any, out_dir: str | Path
 ) -> dict[str, Any]:
@@ -207,8 +224,6 @@ def judge_edits(
     judges. `fix_rate`: the share of demonstrations with at least one sample that resolves the task
     (pass@k at the edit step, given a perfect run up to it)."""
     from wren.bench.evaluate import judge_config
-    from wren.bench.repos import checkout, find_repo
-    from wren.environments import get_environment
     from wren.exceptions import WrenError
     from wren.learn.judges import InstanceJudge
 
@@ -223,22 +238,16 @@ def judge_edits(
         judge = InstanceJudge(instance, eval_config, out_dir / episode.instance_id)
         verdicts: dict[str, str] = {}
         for n, command in enumerate(dict.fromkeys(c for c in sampled if c)):
-            where = out_dir / episode.instance_id / f"sample-{n}"
             try:
-                repo = checkout(
-                    find_repo(config.bench.workspace.repos, instance["repo"]), instance["base_commit"], where
+                patch = _patch_of(
+                    command,
+                    instance,
+                    config.bench.workspace.repos,
+                    out_dir / episode.instance_id / f"sample-{n}",
                 )
-                env = get_environment({"environment_class": "local", "cwd": str(repo), "timeout": 30})
-                try:
-                    env.execute(command)
-                    patch = env.execute("git diff")["output"]
-                finally:
-                    env.close()
             except WrenError as e:
                 verdicts[command] = f"failed: {e}"
                 continue
-            finally:
-                shutil.rmtree(where, ignore_errors=True)
             verdicts[command] = judge.report(patch)["outcome"] if patch.strip() else "no change"
         fixed = sum(sampled.count(c) for c, v in verdicts.items() if v == "resolved")
         per_task[episode.instance_id] = {
