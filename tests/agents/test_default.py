@@ -64,6 +64,21 @@ def test_a_command_repeated_with_the_same_output_ends_the_run(tmp_path):
     assert "the same command gave the same output 3 times in a row" in result.messages[-1]["content"]
 
 
+def test_a_rerun_that_differs_only_in_its_timing_is_a_repeat(tmp_path):
+    # A test runner prints how long it took ("1 failed in 0.12s", a clock time, an address): the
+    # same failing run three times is stuck although no two outputs are equal byte for byte.
+    script = (
+        "import time; t = time.perf_counter_ns(); "
+        "print(f'FAILED test_x.py::test_a - 1 failed in {t % 10**7 / 1000:.3f}s at "
+        "{t % 24:02d}:{t % 60:02d}:{t % 59:02d} <object at {hex(t | 1 << 40)}>')"
+    )
+    steps = [bash(f'python3 -c "{script}"')] * 3 + [SUBMIT]
+    result = agent_for(steps, tmp_path, max_repeats=3).run("t")
+    outputs = [m["content"] for m in result.messages if m["role"] == "user"][1:]
+    assert len(set(outputs)) == 3  # really different text each time
+    assert result.exit_status == "LimitsExceeded" and result.n_steps == 3
+
+
 def test_a_repeated_command_whose_output_changes_is_not_stuck(tmp_path):
     # The same command, but each run appends to the file it prints: progress, not a loop. A format
     # error between two identical steps also breaks the chain.

@@ -60,8 +60,9 @@ class AgentConfig(BaseModel):
     max_format_errors: int = Field(default=5, ge=0)
     """Consecutive replies without a valid action before the run ends (0 = no limit)."""
     max_repeats: int = Field(default=0, ge=0)
-    """Times in a row the same command may give the same output before the run ends (0 = no
-    limit): a model stuck in a loop learns nothing from the next identical step."""
+    """Times in a row the same command may give the same output (durations, clock times and
+    addresses aside) before the run ends (0 = no limit): a model stuck in a loop learns nothing
+    from the next identical step."""
     history: HistoryConfig = Field(default_factory=HistoryConfig)
     """What of the history the model sees: recent observations whole, older ones stubbed."""
 

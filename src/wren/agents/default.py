@@ -7,6 +7,7 @@ a message; TerminatingException (Submitted, LimitsExceeded) ends the run.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,10 +42,24 @@ class AgentResult:
         return getattr(self, key)
 
 
+# What changes between two runs of the same command when nothing else did: durations ("in
+# 0.12s", "3 ms"), clock times and memory addresses. Test runners print the first in every run, so
+# without this a model rerunning the same failing test forever would never count as repeating.
+_VOLATILE = re.compile(
+    r"\b\d+(?:\.\d+)?\s*(?:s|ms|us|µs|sec|secs|seconds?)\b|\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b|\b0x[0-9a-fA-F]{6,}\b"
+)
+
+
+def steady_output(output: Any) -> Any:
+    """`output` with its durations, clock times and addresses blanked; counters stay (they are progress)."""
+    return _VOLATILE.sub("#", output) if isinstance(output, str) else output
+
+
 def repeated_steps(messages: list[dict], action_format: str = "text", action_regex: str = "") -> int:
     """How many steps in a row, at the end of `messages`, ran the same command and got the same
-    output. Read from the messages, not counted as the run goes, so a search that sets an agent's
-    history to any node of its tree gets that node's count."""
+    output (but for durations, clock times and addresses). Read from the messages, not counted as
+    the run goes, so a search that sets an agent's history to any node of its tree gets that node's
+    count."""
     count, last = 0, None
     i = len(messages) - 2
     while i >= 0 and messages[i].get("role") == "assistant":
@@ -52,7 +67,7 @@ def repeated_steps(messages: list[dict], action_format: str = "text", action_reg
             command = parse_action(messages[i], action_format, action_regex).command
         except FormatError:
             break
-        step = (command, messages[i + 1].get("content"))
+        step = (command, steady_output(messages[i + 1].get("content")))
         if last is not None and step != last:
             break
         count, last = count + 1, step
