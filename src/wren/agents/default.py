@@ -45,8 +45,10 @@ class AgentResult:
 # What changes between two runs of the same command when nothing else did: durations ("in
 # 0.12s", "3 ms"), clock times and memory addresses. Test runners print the first in every run, so
 # without this a model rerunning the same failing test forever would never count as repeating.
+ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
 _VOLATILE = re.compile(
-    r"\b\d+(?:\.\d+)?\s*(?:s|ms|us|µs|sec|secs|seconds?)\b|\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b|\b0x[0-9a-fA-F]{6,}\b"
+    r"\b\d+(?:\.\d+)?\s*(?:s|ms|us|µs|sec|secs|seconds?)\b|\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b|"
+    + ADDRESS.pattern
 )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from jinja2 import Environment, StrictUndefined
 
+from wren.agents.default import ADDRESS
 from wren.synth.discover import is_test_file
 from wren.synth.validate import Verdict
 
@@ -111,12 +112,9 @@ def reveals(text: str, patch: str, min_length: int = 8) -> bool:
     return any(len(code) >= min_length and code in text for code in changed_lines(patch))
 
 
-_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
-
-
 def _trim(message: str) -> str:
     # Object addresses change from run to run; the statement should not.
-    lines = _ADDRESS.sub("0x...", message).strip().splitlines()
+    lines = ADDRESS.sub("0x...", message).strip().splitlines()
     if len(lines) > MAX_MESSAGE_LINES:
         lines = [*lines[:MAX_MESSAGE_LINES], "..."]
     text = "\n".join(lines)
