@@ -142,7 +142,9 @@ def test_judge_inputs_are_the_same_at_every_rung(tasks):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*WREN, "synth", *args], capture_output=True, text=True, timeout=600, env=os.environ)
+    return subprocess.run(
+        [*WREN, "synth", *args], capture_output=True, text=True, timeout=600, env=os.environ
+    )
 
 
 def test_rewriting_a_tasks_file_equals_synthesis_at_that_rung(synth_run, tmp_path: Path):
@@ -234,8 +236,16 @@ def test_a_replaced_line_with_quotes_and_backticks():
     broken = 'def f(x):\n    return "it\'s" + `x`\n'
     clean = "def f(x):\n    return 'it\"s' + ``` + x\n"
     change = mutation_change(broken, clean)
-    assert change == {"line": 2, "now": ['    return "it\'s" + `x`'], "must": ["    return 'it\"s' + ``` + x"]}
-    task = {"instance_id": "t", "statement_l1": "s\n", "mutation": {"file": "m.py", "function": "f", **change}}
+    assert change == {
+        "line": 2,
+        "now": ['    return "it\'s" + `x`'],
+        "must": ["    return 'it\"s' + ``` + x"],
+    }
+    task = {
+        "instance_id": "t",
+        "statement_l1": "s\n",
+        "mutation": {"file": "m.py", "function": "f", **change},
+    }
     fix = hint(task, 4)
     assert "````python\n    return 'it\"s' + ``` + x\n````" in fix  # a fence its content cannot close
     assert "It must read:" in fix and "Line 2 of `m.py` is wrong" in hint(task, 3)
@@ -244,12 +254,20 @@ def test_a_replaced_line_with_quotes_and_backticks():
 def test_a_statement_over_several_lines():
     broken = "def f(a, b):\n    return g(\n        a,\n        b - 1,\n    )\n"
     clean = "def f(a, b):\n    return g(\n        a,\n        b + 1,\n    )\n"
-    assert mutation_change(broken, clean) == {"line": 4, "now": ["        b - 1,"], "must": ["        b + 1,"]}
+    assert mutation_change(broken, clean) == {
+        "line": 4,
+        "now": ["        b - 1,"],
+        "must": ["        b + 1,"],
+    }
     removed = "def f(a, b):\n    x = 1\n    return x\n"
     had = "def f(a, b):\n    x = 1\n    log(\n        a,\n    )\n    return x\n"
     change = mutation_change(removed, had)
     assert change == {"line": 2, "now": [], "must": ["    log(", "        a,", "    )"], "after": "    x = 1"}
-    task = {"instance_id": "t", "statement_l1": "s\n", "mutation": {"file": "m.py", "function": "f", **change}}
+    task = {
+        "instance_id": "t",
+        "statement_l1": "s\n",
+        "mutation": {"file": "m.py", "function": "f", **change},
+    }
     assert hint(task, 3).startswith("Something is missing after line 2 of `m.py`, which reads:")
     assert hint(task, 4) == "Insert after line 2:\n\n```python\n    log(\n        a,\n    )\n```"
     several = {**task, "mutation": {**task["mutation"], **mutation_change("a\nb\nc\n", "a\nB\nC\n")}}
@@ -258,3 +276,54 @@ def test_a_statement_over_several_lines():
     first = {**task, "mutation": {**task["mutation"], **mutation_change("b\n", "a\nb\n")}}
     assert hint(first, 3) == "Something is missing at the start of `m.py`."
     assert hint(first, 4) == "Insert at the start of the file:\n\n```python\na\n```"
+
+
+def _eval(tasks: list[dict], repos: str, out: Path) -> tuple[dict, str, str]:
+    out.mkdir(parents=True)
+    preds = {t["instance_id"]: {"instance_id": t["instance_id"], "model_name_or_path": "x", "model_patch": t["patch"]}
+             for t in tasks}  # fmt: skip
+    (out / "preds.json").write_text(json.dumps(preds))
+    (out / "tasks.jsonl").write_text("".join(json.dumps(t) + "\n" for t in tasks))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(
+        [*WREN, "eval", "-p", str(out / "preds.json"), "-d", str(out / "tasks.jsonl"), "--repos", repos]
+        + ["-o", str(out / "report.json"), "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads((out / "report.json").read_text()), (out / "report.html").read_text(), proc.stderr
+
+
+def test_eval_reports_resolve_rates_per_hint_level(synth_run, tasks, tmp_path: Path):
+    repos = str(Path(synth_run["report"].repos_entry).parent)
+    sample = [at_level(tasks[0], 0), at_level(tasks[1], 4), at_level(tasks[2], 4)]
+    report, html, stderr = _eval(sample, repos, tmp_path / "levels")
+    assert report["per_hint_level"] == {
+        "L0": {
+            "total": 1,
+            "resolved": 1,
+            "unresolved": 0,
+            "patch_failed": 0,
+            "error": 0,
+            "resolved_rate": 1.0,
+        },
+        "L4": {
+            "total": 2,
+            "resolved": 2,
+            "unresolved": 0,
+            "patch_failed": 0,
+            "error": 0,
+            "resolved_rate": 1.0,
+        },
+    }
+    assert report["instances"][sample[1]["instance_id"]]["hint_level"] == 4
+    assert "Per hint level" in html and "<td>L4</td>" in html
+    assert "L4: resolved 2/2" in stderr
+    # A dataset whose tasks carry no level shows nothing of levels.
+    plain = [{k: v for k, v in t.items() if k != "hint_level"} for t in sample[:1]]
+    report, html, stderr = _eval(plain, repos, tmp_path / "plain")
+    assert "per_hint_level" not in report and "hint_level" not in report["instances"][plain[0]["instance_id"]]
+    assert "Per hint level" not in html and "L0:" not in stderr

@@ -3,7 +3,9 @@
 The template writer uses the failing tests' names, their exception messages, and the traceback
 frames that lie in the package (not in the tests). A model can rewrite those facts as an issue a
 user would file; it sees the same facts and nothing of the code change. Either way, a statement
-that quotes a line the patch changes is not used.
+that quotes a line the patch changes is not used. These are the L1 statements of the hint ladder
+(`wren.synth.ladder`); `issue_statement` writes the L0 one from the same facts, naming no test, file
+or line.
 """
 
 from __future__ import annotations
@@ -232,7 +234,8 @@ _ISSUE_CLOSINGS = [
     "It used to work; I expected it still to.",
     "Expected: the documented behaviour.",
 ]
-_ASSERT_EQUAL = re.compile(r"^(?:AssertionError: )?assert (.+?) == (.+)$")
+_ASSERT_EQUAL = re.compile(r"^(?:AssertionError: )?assert (.+?) (?:==|is) (.+)$")
+_PYTEST_TIP = re.compile(r"^\s*Use -v to get (more|the full) diff")
 _PATH_OR_LINE = re.compile(r"\.py\b|\bline \d+|:\d+:")
 MAX_TITLE_VALUE = 40
 
@@ -256,7 +259,7 @@ def _issue_message(message: str, banned: Collection[str]) -> str:
     kept = [
         line
         for line in message.splitlines()
-        if not _PATH_OR_LINE.search(line) and not names_a_test(line, banned)
+        if not _PATH_OR_LINE.search(line) and not names_a_test(line, banned) and not _PYTEST_TIP.search(line)
     ]
     while kept and not kept[-1].strip():
         kept.pop()
@@ -273,7 +276,10 @@ def issue_statement(verdict: Verdict, repo: str, sources: Collection[str]) -> st
         if not message:
             message = fact["type"] or "(no message)"
         match = _ASSERT_EQUAL.match(message.splitlines()[0])
-        observed, expected = (match.group(1), match.group(2)) if match else ("", "")
+        if match and not match.group(2).startswith("not "):
+            observed, expected = match.group(1), match.group(2)
+        else:
+            observed, expected = "", ""
         functions = [fr["function"] for fr in fact["frames"] if not names_a_test(fr["function"], banned)]
         shown.append(
             {"message": message, "type": fact["type"], "observed": observed, "expected": expected,
