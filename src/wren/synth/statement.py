@@ -270,8 +270,11 @@ def issue_statement(verdict: Verdict, repo: str, sources: Collection[str]) -> st
     """The L0 statement: the misbehaviour as a user would report it, with no test, file or line named."""
     key = verdict.candidate.id
     banned = names_of_tests([*verdict.fail_to_pass, *verdict.failures])
-    shown = []
-    for fact in facts(verdict, sources)[:MAX_SHOWN]:
+    shown: list[dict[str, Any]] = []
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    for fact in facts(verdict, sources):
+        if len(shown) == MAX_SHOWN:
+            break
         message = _issue_message(fact["message"], banned)
         if not message:
             message = fact["type"] or "(no message)"
@@ -281,6 +284,9 @@ def issue_statement(verdict: Verdict, repo: str, sources: Collection[str]) -> st
         else:
             observed, expected = "", ""
         functions = [fr["function"] for fr in fact["frames"] if not names_a_test(fr["function"], banned)]
+        if (message, tuple(functions)) in seen:  # the same symptom twice says nothing new
+            continue
+        seen.add((message, tuple(functions)))
         shown.append(
             {"message": message, "type": fact["type"], "observed": observed, "expected": expected,
              "functions": functions}
