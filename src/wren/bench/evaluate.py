@@ -201,6 +201,8 @@ def evaluate_instance(
         "outcome": ERROR,
         "repo": inst.get("repo", ""),
     }
+    if inst.get("hint_level") is not None:
+        report["hint_level"] = inst["hint_level"]
     run_log: list[str] = []
     started = time.monotonic()
     try:
@@ -290,6 +292,20 @@ def evaluate_instance(
         (out_dir / "report.json").write_text(json.dumps({instance_id: report}, indent=2))
 
 
+def per_hint_level(reports: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Outcomes and resolve rate per hint level ("L0" to "L4"), for the instances whose task has one."""
+    levels: dict[str, dict[str, Any]] = {}
+    for r in reports.values():
+        if r.get("hint_level") is None:
+            continue
+        entry = levels.setdefault(f"L{r['hint_level']}", {"total": 0, **{o: 0 for o in OUTCOMES}})
+        entry["total"] += 1
+        entry[r["outcome"]] += 1
+    for entry in levels.values():
+        entry["resolved_rate"] = round(entry[RESOLVED] / entry["total"], 4)
+    return dict(sorted(levels.items()))
+
+
 def summarise(
     reports: dict[str, dict[str, Any]], dataset_ids: list[str], submitted: list[str]
 ) -> dict[str, Any]:
@@ -303,6 +319,7 @@ def summarise(
         entry[r["outcome"]] += 1
     for entry in repos.values():
         entry["resolved_rate"] = round(entry[RESOLVED] / entry["total"], 4) if entry["total"] else 0.0
+    levels = per_hint_level(reports)
     return {
         "total_instances": len(dataset_ids),
         "submitted_instances": len(submitted),
@@ -322,6 +339,7 @@ def summarise(
         "empty_patch_ids": empty,
         "error_ids": by[ERROR],
         "per_repo": dict(sorted(repos.items())),
+        **({"per_hint_level": levels} if levels else {}),
         "schema_version": 2,
     }
 

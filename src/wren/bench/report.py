@@ -41,6 +41,7 @@ def render_html(summary: dict[str, Any]) -> str:
         outcomes=outcomes,
         chart_width=_BAR_MAX + 200,
         per_repo=summary["per_repo"],
+        per_hint_level=summary.get("per_hint_level", {}),
         instances=summary.get("instances", {}),
     )
 

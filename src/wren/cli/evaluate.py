@@ -95,3 +95,7 @@ def register(app: typer.Typer) -> None:
             f"unresolved {summary['unresolved_instances']}, patch failed {summary['patch_failed_instances']}, "
             f"errors {summary['error_instances']}; report: {escape(str(output))}"
         )
+        for level, row in summary.get("per_hint_level", {}).items():
+            console.print(
+                f"  {level}: resolved {row['resolved']}/{row['total']} ({row['resolved_rate']:.0%})"
+            )

@@ -19,7 +19,9 @@ def _statement_model(specs: list[str], model: str | None, slm: str | None) -> di
 def register(app: typer.Typer) -> None:
     @app.command("synth")
     def synth_command(
-        repo_dir: str = typer.Argument(..., help="Repository to break (Python code with pytest tests)."),
+        repo_dir: str = typer.Argument(
+            None, help="Repository to break (Python code with pytest tests); not with --from-tasks."
+        ),
         output: str = typer.Option(..., "-o", "--output", help="Tasks JSONL file (appended to; resumable)."),
         max_tasks: int = typer.Option(0, "--max", help="Stop after this many tasks (0 = one pass over all)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the order candidates are tried in."),
@@ -49,12 +51,29 @@ def register(app: typer.Typer) -> None:
         config: list[str] = typer.Option(
             [], "-c", "--config", help="YAML file or key.path=value for the statement model (model.*)."
         ),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Start over instead of resuming."),
+        overwrite: bool = typer.Option(
+            False, "--overwrite", help="Start over instead of resuming (--from-tasks: replace -o)."
+        ),
         list_mutators: bool = typer.Option(False, "--list-mutators", help="List the mutators and exit."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
         report_path: str = typer.Option("", "--report", help="Also write the run's figures as JSON here."),
+        hint_level: int = typer.Option(
+            1,
+            "--hint-level",
+            min=0,
+            max=4,
+            help="Statements at this rung: 0 issue only, 1 failing tests, 2 +file and function, "
+            "3 +the wrong lines, 4 +the lines as they must read.",
+        ),
+        from_tasks: str = typer.Option(
+            "",
+            "--from-tasks",
+            help="Rewrite this tasks file's statements at --hint-level into -o (no synthesis).",
+        ),
     ) -> None:
-        """Break functions in REPO_DIR with mutators, keep the breakages its tests catch, write tasks."""
+        """Break functions in REPO_DIR with mutators, keep the breakages its tests catch, write tasks.
+
+        With --from-tasks, rewrite an existing tasks file at another hint level instead."""
         import json
         import sys
         from pathlib import Path
@@ -70,6 +89,18 @@ def register(app: typer.Typer) -> None:
 
             for key, cls in MUTATORS.items():
                 console.print(f"[bold]{key}[/bold]: {cls.summary}")
+            return
+        if bool(repo_dir) == bool(from_tasks):
+            raise ConfigError("give either REPO_DIR (to synthesize) or --from-tasks TASKS.jsonl (to rewrite)")
+        if from_tasks:
+            from wren.synth.ladder import rewrite_tasks
+
+            try:
+                count = rewrite_tasks(from_tasks, hint_level, output, overwrite=overwrite)
+            except WrenError as e:
+                print(f"error: {e}", file=sys.stderr)
+                sys.exit(1)
+            console.print(Text(f"{count} tasks at hint level {hint_level}: {output}"), highlight=False)
             return
 
         from wren.synth.pipeline import SynthConfig, synthesize
@@ -89,6 +120,7 @@ def register(app: typer.Typer) -> None:
             "suite_timeout": suite_timeout,
             "model": _statement_model(config, model, slm),
             "overwrite": overwrite,
+            "hint_level": hint_level,
             "progress": not quiet,
         }
         if workers is not None:

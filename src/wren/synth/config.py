@@ -56,6 +56,8 @@ class SynthConfig(BaseModel):
     """Model that writes problem statements (name or config); None = the template."""
     slm: str = ""
     """SLM provider or catalog name that writes problem statements."""
+    hint_level: int = Field(default=1, ge=0, le=4)
+    """Rung of the hint ladder the problem statements are written at (0 to 4; see `wren.synth.ladder`)."""
     progress: bool = True
     """Show a progress bar on stderr."""
 

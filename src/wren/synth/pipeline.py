@@ -248,6 +248,7 @@ def synthesize(config: SynthConfig) -> SynthReport:
             output=output,
             attempts_path=attempts_path,
             remaining=(config.max_tasks - have) if config.max_tasks else None,
+            hint_level=config.hint_level,
             progress=config.progress,
             report=report,
             per_mutator=per_mutator,
@@ -285,6 +286,7 @@ def _validate_all(
     output: Path,
     attempts_path: Path,
     remaining: int | None,
+    hint_level: int,
     progress: bool,
     report: SynthReport,
     per_mutator: dict[str, Counter],
@@ -327,6 +329,8 @@ def _validate_all(
                         test_cmd=task_cmd,
                         statement=text,
                         statement_source=source,
+                        issue=writer.issue(verdict, patch),
+                        hint_level=hint_level,
                     )
                     out.write(json.dumps(record) + "\n")
             batch.clear()

@@ -3,7 +3,9 @@
 The template writer uses the failing tests' names, their exception messages, and the traceback
 frames that lie in the package (not in the tests). A model can rewrite those facts as an issue a
 user would file; it sees the same facts and nothing of the code change. Either way, a statement
-that quotes a line the patch changes is not used.
+that quotes a line the patch changes is not used. These are the L1 statements of the hint ladder
+(`wren.synth.ladder`); `issue_statement` writes the L0 one from the same facts, naming no test, file
+or line.
 """
 
 from __future__ import annotations
@@ -189,6 +191,136 @@ def template_statement(verdict: Verdict, repo: str, sources: Collection[str]) ->
     )
 
 
+ISSUE_TEMPLATE = _env.from_string(
+    """\
+{{ title }}
+
+{{ opening }}
+
+{% for f in shown %}
+{{ "What I see:" if loop.first else "And elsewhere:" }}
+
+```
+{{ f.message }}
+```
+
+{% if f.observed %}
+I get `{{ f.observed }}` where `{{ f.expected }}` is expected.
+
+{% endif %}
+{% if f.functions %}
+The error is raised in {% for name in f.functions %}`{{ name }}`{% if not loop.last %}, called from {% endif %}{% endfor %}.
+
+{% endif %}
+{% endfor %}
+{% if others %}
+{{ others }} other {{ "check fails" if others == 1 else "checks fail" }} as well.
+
+{% endif %}
+{{ closing }}
+"""
+)
+_ISSUE_TITLES_WRONG = [
+    "Wrong result: `{observed}` instead of `{expected}`",
+    "`{expected}` expected, got `{observed}`",
+]
+_ISSUE_OPENINGS = [
+    "Something in `{repo}` does not behave as it should.",
+    "I use `{repo}` and ran into wrong behaviour.",
+    "After updating `{repo}`, this no longer works for me.",
+]
+_ISSUE_CLOSINGS = [
+    "I expected the behaviour it had before.",
+    "It used to work; I expected it still to.",
+    "Expected: the documented behaviour.",
+]
+_ASSERT_EQUAL = re.compile(r"^(?:AssertionError: )?assert (.+?) (?:==|is) (.+)$")
+_PYTEST_TIP = re.compile(r"^\s*Use -v to get (more|the full) diff")
+_PATH_OR_LINE = re.compile(r"\.py\b|\bline \d+|:\d+:")
+MAX_TITLE_VALUE = 40
+
+
+def names_of_tests(test_ids: Collection[str]) -> set[str]:
+    """What names a test: its id, its file, and its class and function names (without parameters)."""
+    names: set[str] = set()
+    for test_id in test_ids:
+        names.add(test_id)
+        for part in test_id.split("::"):
+            names.add(part.split("[", 1)[0])
+    return {n for n in names if len(n) >= 4}
+
+
+def names_a_test(text: str, names: Collection[str]) -> bool:
+    return any(re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", text) for name in names)
+
+
+def _issue_message(message: str, banned: Collection[str]) -> str:
+    """A failure message without the lines that name a test, a file or a line number."""
+    kept = [
+        line
+        for line in message.splitlines()
+        if not _PATH_OR_LINE.search(line) and not names_a_test(line, banned) and not _PYTEST_TIP.search(line)
+    ]
+    while kept and not kept[-1].strip():
+        kept.pop()
+    return "\n".join(kept).strip("\n")
+
+
+def issue_statement(verdict: Verdict, repo: str, sources: Collection[str]) -> str:
+    """The L0 statement: the misbehaviour as a user would report it, with no test, file or line named."""
+    key = verdict.candidate.id
+    banned = names_of_tests([*verdict.fail_to_pass, *verdict.failures])
+    shown: list[dict[str, Any]] = []
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    for fact in facts(verdict, sources):
+        if len(shown) == MAX_SHOWN:
+            break
+        message = _issue_message(fact["message"], banned)
+        if not message:
+            message = fact["type"] or "(no message)"
+        match = _ASSERT_EQUAL.match(message.splitlines()[0])
+        if match and not match.group(2).startswith("not "):
+            observed, expected = match.group(1), match.group(2)
+        else:
+            observed, expected = "", ""
+        functions = [fr["function"] for fr in fact["frames"] if not names_a_test(fr["function"], banned)]
+        if (message, tuple(functions)) in seen:  # the same symptom twice says nothing new
+            continue
+        seen.add((message, tuple(functions)))
+        shown.append(
+            {"message": message, "type": fact["type"], "observed": observed, "expected": expected,
+             "functions": functions}
+        )  # fmt: skip
+    raising = next((f for f in shown if f["functions"] and f["type"] != "AssertionError"), None)
+    wrong = next((f for f in shown if f["observed"]), None)
+    if raising is not None:
+        title = _pick(_TITLES_RAISE, key, "title").format(
+            function=raising["functions"][0], type=raising["type"]
+        )
+    elif wrong is not None and max(len(wrong["observed"]), len(wrong["expected"])) <= MAX_TITLE_VALUE:
+        title = _pick(_ISSUE_TITLES_WRONG, key, "title").format(**wrong)
+    else:
+        title = f"Wrong behaviour in `{repo}`"
+    text = (
+        ISSUE_TEMPLATE.render(
+            title=title,
+            opening=_pick(_ISSUE_OPENINGS, key, "opening").format(repo=repo),
+            shown=shown,
+            others=max(0, len(verdict.fail_to_pass) - len(shown)),
+            closing=_pick(_ISSUE_CLOSINGS, key, "closing"),
+        ).strip()
+        + "\n"
+    )
+    return text if not names_a_test(text, banned) else minimal_issue(verdict, repo)
+
+
+def minimal_issue(verdict: Verdict, repo: str) -> str:
+    """An issue that says only that something is broken: when a fuller one would quote the patch."""
+    kinds = sorted({f.get("type", "") for f in verdict.failures.values()} - {""})
+    seen = f" (I see {', '.join(f'`{k}`' for k in kinds)})" if kinds else ""
+    return f"Wrong behaviour in `{repo}`\n\nSomething in `{repo}` no longer works as it should{seen}.\n"
+
+
 def minimal_statement(verdict: Verdict) -> str:
     """Test names only: the fallback when a fuller statement would quote the patch."""
     tests = ", ".join(f"`{t}`" for t in verdict.fail_to_pass[:MAX_LISTED])
@@ -209,6 +341,11 @@ class StatementWriter:
         self.repo = repo
         self.sources = set(sources)
         self.model = model
+
+    def issue(self, verdict: Verdict, patch: str) -> str:
+        """The L0 statement (always from the template, so that it never names a test)."""
+        text = issue_statement(verdict, self.repo, self.sources)
+        return minimal_issue(verdict, self.repo) if reveals(text, patch) else text
 
     def write(self, verdict: Verdict, patch: str) -> tuple[str, str]:
         """(statement, source) where source is `template`, `model` or `minimal`."""

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from wren.synth.ladder import DEFAULT_LEVEL, mutation_change, statement_at
 from wren.synth.snapshot import Snapshot
 from wren.synth.validate import Verdict
 
@@ -41,10 +42,16 @@ def task_record(
     test_cmd: str,
     statement: str,
     statement_source: str,
+    issue: str,
+    hint_level: int = DEFAULT_LEVEL,
 ) -> dict[str, Any]:
-    """One SWE-bench instance; `base_commit` is the broken state, `patch` the fix."""
+    """One SWE-bench instance; `base_commit` is the broken state, `patch` the fix.
+
+    `statement` is the L1 statement and `issue` the L0 one; the problem statement is written at
+    `hint_level` (see `wren.synth.ladder`), and the record keeps what every other rung needs.
+    """
     candidate = verdict.candidate
-    return {
+    record = {
         "instance_id": instance_id(snapshot, verdict),
         "repo": snapshot.repo,
         "base_commit": base_commit,
@@ -63,10 +70,16 @@ def task_record(
             "file": candidate.path,
             "function": candidate.function,
             "lines": [candidate.start_line, candidate.end_line],
+            **mutation_change(verdict.broken_text, candidate.file.text),
         },
         "clean_commit": snapshot.commit,
         "statement_source": statement_source,
+        "statement_l0": issue,
+        "statement_l1": statement,
+        "hint_level": hint_level,
     }
+    record["problem_statement"] = statement_at(record, hint_level)
+    return record
 
 
 def read_instance_ids(path: Path) -> set[str]:
