@@ -32,7 +32,7 @@ from benchmarks.synth_yield import prepare_repo  # noqa: E402
 
 def svg(rewards: list[float]) -> str:
     """The mean reward per iteration as a line chart (the loop report's line, scaled to its range)."""
-    from wren.learn.loop_report import _H, _W, _line
+    from wren.learn.report import _H, _W, _line
 
     labels = "".join(
         f'<text x="{i * _W / max(len(rewards) - 1, 1):.0f}" y="{_H + 14}" font-size="10">{i}</text>'
@@ -64,12 +64,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from wren.config.loader import validate
-    from wren.learn.episodes import load_episodes
-    from wren.learn.gguf_export import export_gguf
-    from wren.learn.grpo import GRPOConfig, rl_iteration, rl_records
+    from wren.learn.data.episodes import load_episodes
+    from wren.learn.data.rewards import RewardConfig
     from wren.learn.loop import _bundled
-    from wren.learn.rewards import RewardConfig
-    from wren.learn.train import merge_adapter
+    from wren.learn.train.finetune import merge_adapter
+    from wren.learn.train.rl.iteration import GRPOConfig, rl_iteration, rl_records
+    from wren.serve.gguf_export import export_gguf
 
     loop, _, tasks, _ = loop_on_tasks(args, "train")
     work = loop.work

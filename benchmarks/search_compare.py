@@ -32,8 +32,8 @@ METHODS = ("greedy", "best-of-n", "mcts")
 
 def pass_at_k(out: Path, tasks: list[dict[str, Any]], eval_config: Any, workers: int) -> list[bool]:
     """Per task: did any submitted run in its tree resolve (each distinct patch judged once)?"""
-    from wren.learn.judges import InstanceJudge
-    from wren.learn.tree import ThoughtTree
+    from wren.search.judges import InstanceJudge
+    from wren.search.tree import ThoughtTree
 
     def one(inst: dict[str, Any]) -> bool:
         tree_dir = out / inst["instance_id"]
@@ -56,8 +56,8 @@ def run_method(
     """One method on every task with one seed: the batch, the judge's verdicts, pass@k and costs."""
     from wren.bench.batch import BatchRunner
     from wren.bench.evaluate import evaluate, judge_config, load_predictions
-    from wren.learn.search import SearchConfig, SearchRunner
-    from wren.learn.tree import ThoughtTree
+    from wren.search.runner import SearchConfig, SearchRunner
+    from wren.search.tree import ThoughtTree
 
     out = Path(args.work) / "runs" / method / f"seed-{seed}"
     config = loop.bench_config(api_base, seed)
@@ -119,7 +119,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from wren.learn.loop import _bundled, interval
-    from wren.learn.serving import served
+    from wren.serve.served import served
 
     loop, repo, tasks, synth = loop_on_tasks(args, "heldout", n_ctx=args.n_ctx)
     work = loop.work

@@ -9,10 +9,10 @@ import pytest
 
 from wren.config.loader import validate
 from wren.exceptions import ConfigError
-from wren.learn.episodes import Episode
-from wren.learn.export import ExportConfig
+from wren.learn.data.episodes import Episode
+from wren.learn.data.export import ExportConfig
 from wren.learn.loop import LoopConfig, Stages, interval, run_metrics
-from wren.learn.loop_report import write_report
+from wren.learn.report import write_report
 
 
 def test_a_finished_stage_is_not_run_again(tmp_path: Path):
@@ -172,14 +172,14 @@ def test_held_out_runs_sample_at_the_evaluation_temperature(tmp_path: Path):
     ],
 )
 def test_commands_are_counted_by_the_kind_of_step(command: str, kind: str):
-    from wren.learn.command_kinds import command_kind
+    from wren.learn.data.command_kinds import command_kind
 
     assert command_kind(command) == kind
 
 
 def test_kind_counts_cover_every_reply_including_ones_without_an_action():
-    from wren.learn.command_kinds import KINDS, kind_counts
-    from wren.learn.episodes import Episode
+    from wren.learn.data.command_kinds import KINDS, kind_counts
+    from wren.learn.data.episodes import Episode
 
     replies = [
         "THOUGHT: x\n```bash\ngrep -rn foo .\n```",

@@ -118,7 +118,7 @@ def register(app: typer.Typer) -> None:
         search_runner = None
         if search is not None:
             from wren.exceptions import ConfigError
-            from wren.learn.search import STRATEGIES, SearchConfig, SearchRunner
+            from wren.search.runner import STRATEGIES, SearchConfig, SearchRunner
 
             if search not in STRATEGIES:
                 raise ConfigError(f"--search must be one of {', '.join(STRATEGIES)}, not {search!r}")

@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from wren.bench.datasets import load_instances, select_instances
-        from wren.learn.demos import write_demos
+        from wren.learn.data.demos import write_demos
 
         cfg = _bench_config(config, env, repos)
         instances = select_instances(load_instances(dataset), slice_spec=slice_spec, filter_re=filter_re)
@@ -85,9 +85,9 @@ def register(app: typer.Typer) -> None:
 
         from wren.config.loader import validate
         from wren.exceptions import ConfigError
-        from wren.learn.episodes import load_episodes
-        from wren.learn.export import ExportConfig, export
-        from wren.learn.windows import approx_tokens
+        from wren.learn.data.episodes import load_episodes
+        from wren.learn.data.export import ExportConfig, export
+        from wren.learn.data.windows import approx_tokens
 
         if reports and len(reports) != len(runs):
             raise ConfigError(
@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
         # away (session 7): the model's own tokenizer is the default.
         count = approx_tokens
         if tokenizer != "approx":
-            from wren.learn.convert import token_counter
+            from wren.serve.convert import token_counter
             from wren.serve.embedded import default_model_path
 
             tokenizer = tokenizer or default_model_path()
@@ -123,7 +123,7 @@ def register(app: typer.Typer) -> None:
         output: str = typer.Option(..., "-o", "--output", help="Training directory to write."),
     ) -> None:
         """Turn a GGUF model into a transformers training directory (fp32, with a chat template)."""
-        from wren.learn.convert import gguf_to_training_dir
+        from wren.serve.convert import gguf_to_training_dir
 
         if not model:
             from wren.serve.embedded import default_model_path
@@ -134,7 +134,7 @@ def register(app: typer.Typer) -> None:
 
     def _train(method: str, model: str, data: str, output: str, max_steps: int, config: list[str]) -> None:
         from wren.config.loader import validate
-        from wren.learn.train import TrainConfig, train
+        from wren.learn.train.finetune import TrainConfig, train
 
         values = _config_data(config) | {"model": model, "data": data, "output": output, "method": method}
         if max_steps:
@@ -187,8 +187,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train the value model (LoRA + scalar head) on value records; writes its calibration."""
         from wren.config.loader import validate
-        from wren.learn.export import read_jsonl
-        from wren.learn.value import ValueConfig, train_value
+        from wren.learn.data.export import read_jsonl
+        from wren.learn.train.rl.value import ValueConfig, train_value
 
         values = _config_data(config) | {"model": model, "output": output}
         result = train_value(read_jsonl(data), validate(ValueConfig, values, where="learn value"))
@@ -228,8 +228,8 @@ def register(app: typer.Typer) -> None:
 
         from wren.config.loader import validate
         from wren.exceptions import ConfigError
-        from wren.learn.episodes import load_episodes
-        from wren.learn.grpo import GRPOConfig, rl_iteration, rl_records
+        from wren.learn.data.episodes import load_episodes
+        from wren.learn.train.rl.iteration import GRPOConfig, rl_iteration, rl_records
 
         if method not in ("grpo", "ppo"):
             raise ConfigError(f"--method must be grpo or ppo, not {method!r}")
@@ -276,7 +276,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a tuned model as GGUF: merged (`wren serve --model FILE`) or an adapter (`--lora FILE`)."""
         from wren.exceptions import ConfigError
-        from wren.learn.gguf_export import export_adapter_gguf, export_gguf
+        from wren.serve.gguf_export import export_adapter_gguf, export_gguf
 
         if bool(model) == bool(adapter):
             raise ConfigError(
@@ -339,8 +339,8 @@ def register(app: typer.Typer) -> None:
         from wren.bench.config import BenchWrenConfig
         from wren.config.assemble import assemble_config
         from wren.exceptions import ConfigError
-        from wren.learn.episodes import load_episodes
-        from wren.learn.export import write_jsonl
+        from wren.learn.data.episodes import load_episodes
+        from wren.learn.data.export import write_jsonl
         from wren.learn.probe import EditCheck, probe_config, probe_served
 
         base = options.apply_workspace_options(
@@ -375,9 +375,9 @@ def register(app: typer.Typer) -> None:
                 edit_check=check,
             )
         if pairs:
-            from wren.learn.convert import token_counter
-            from wren.learn.export import ExportConfig
+            from wren.learn.data.export import ExportConfig
             from wren.learn.probe import corrective_pairs
+            from wren.serve.convert import token_counter
             from wren.serve.embedded import default_model_path
 
             count = token_counter(default_model_path())

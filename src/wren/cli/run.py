@@ -186,7 +186,7 @@ def _run_search(
 ) -> None:  # fmt: skip
     from wren.cli.display import console
     from wren.exceptions import ConfigError
-    from wren.learn.search import STRATEGIES, SearchConfig, run_search
+    from wren.search.runner import STRATEGIES, SearchConfig, run_search
 
     if strategy not in STRATEGIES:
         raise ConfigError(f"--search must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
@@ -195,7 +195,7 @@ def _run_search(
     search = SearchConfig(strategy=strategy, budget=budget, k=width)  # type: ignore[arg-type]
     value_fn = None
     if value:
-        from wren.learn.value import ValueModel
+        from wren.search.value import ValueModel
 
         value_fn = ValueModel.load(value)
         # The verifier ranks finished runs; the judge (when given) only scores the chosen one.

@@ -19,9 +19,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from wren.exceptions import ConfigError
-from wren.learn.export import ExportConfig, export
+from wren.learn.data.export import ExportConfig, export
+from wren.learn.data.rewards import episode_return
 from wren.learn.probe import EditCheck
-from wren.learn.rewards import episode_return
 
 # Two-sided 95% Student t quantiles by degrees of freedom (n seeds - 1).
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
@@ -256,7 +256,7 @@ class Loop:
     ) -> dict[str, Any]:
         from wren.bench.batch import BatchRunner
         from wren.bench.evaluate import evaluate, judge_config, load_predictions
-        from wren.learn.serving import served
+        from wren.serve.served import served
 
         with served(gguf, n_ctx=self.config.n_ctx, parallel=self.config.workers) as api_base:
             config = self.bench_config(api_base, seed, extra, temperature)
@@ -267,8 +267,8 @@ class Loop:
         return {"exit_statuses": summary["exit_statuses"], "resolved": report["resolved_instances"]}
 
     def evaluate_model(self, name: str, gguf: str, extra: list[str] | None = None) -> dict[str, Any]:
-        from wren.learn.command_kinds import kind_counts
-        from wren.learn.episodes import load_episodes
+        from wren.learn.data.command_kinds import kind_counts
+        from wren.learn.data.episodes import load_episodes
 
         tasks = self.tasks("heldout")
         per_seed, kinds = [], []
@@ -308,8 +308,8 @@ class Loop:
         )
 
         def run() -> dict[str, Any]:
-            from wren.learn.episodes import load_episodes
-            from wren.learn.export import write_jsonl
+            from wren.learn.data.episodes import load_episodes
+            from wren.learn.data.export import write_jsonl
             from wren.learn.probe import probe_served
 
             dataset = self.work / "tasks" / "heldout.jsonl"
@@ -373,23 +373,23 @@ class Loop:
             "probes": {name: p for name, p in probes.items() if p},
             "stage_seconds": self.stages.timings(),
         }
-        from wren.learn.loop_report import write_report
+        from wren.learn.report import write_report
 
         write_report(report, self.work / "report.json")
         return report
 
     def _demos(self, tasks: list[dict[str, Any]], out: Path) -> dict[str, Any]:
-        from wren.learn.demos import write_demos
+        from wren.learn.data.demos import write_demos
 
         report = write_demos(tasks, self.bench_config(), out, workers=self.config.workers)
         return {"kept": len(report["resolved_ids"]), "rejected": len(report["rejected_ids"])}
 
     def _round(self, r: int, model_dir: Path, gguf: str) -> dict[str, Any]:
         from wren.config.loader import validate
-        from wren.learn.convert import token_counter
-        from wren.learn.episodes import load_episodes
-        from wren.learn.gguf_export import export_gguf
-        from wren.learn.train import TrainConfig, train
+        from wren.learn.data.episodes import load_episodes
+        from wren.learn.train.finetune import TrainConfig, train
+        from wren.serve.convert import token_counter
+        from wren.serve.gguf_export import export_gguf
 
         c = self.config
         here = self.work / "rounds" / f"round-{r}"
@@ -476,6 +476,6 @@ def _bundled() -> str:
 
 
 def _convert(gguf: str, out: Path) -> Path:
-    from wren.learn.convert import gguf_to_training_dir
+    from wren.serve.convert import gguf_to_training_dir
 
     return gguf_to_training_dir(gguf, out)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from wren.exceptions import ConfigError
-from wren.learn.episodes import Episode
+from wren.learn.data.episodes import Episode
 from wren.registry import split_dotted
 from wren.validation import did_you_mean
 

@@ -37,9 +37,9 @@ from wren.exceptions import (
     TerminatingException,
     WrenError,
 )
-from wren.learn.judges import CommandJudge, InstanceJudge, Judge
-from wren.learn.tree import Node, ThoughtTree
 from wren.models.actions import parse_action
+from wren.search.judges import CommandJudge, InstanceJudge, Judge
+from wren.search.tree import Node, ThoughtTree
 
 STRATEGIES = ("greedy", "best-of-n", "mcts")
 ValueFn = Callable[[list[dict]], float]
@@ -366,7 +366,7 @@ class SearchRunner:
 
     def _value_fn(self) -> ValueFn | None:
         if self.value_dir and self._value is None:
-            from wren.learn.value import ValueModel
+            from wren.search.value import ValueModel
 
             self._value = ValueModel.load(self.value_dir)
         return self._value

@@ -19,9 +19,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from wren.exceptions import ConfigError
-from wren.learn.episodes import Episode
-from wren.learn.rewards import RewardConfig, episode_return
-from wren.learn.rl import (
+from wren.learn.data.episodes import Episode
+from wren.learn.data.rewards import RewardConfig, episode_return
+from wren.learn.data.tokenize import IGNORE, tokenize_conversation
+from wren.learn.data.windows import normalise
+from wren.learn.train.rl.loss import (
     RLConfig,
     RolloutBatch,
     collect,
@@ -30,9 +32,13 @@ from wren.learn.rl import (
     token_advantages,
     turn_advantages,
 )
-from wren.learn.tokenize import IGNORE, tokenize_conversation
-from wren.learn.train import SMALL_LORA, LoraSettings, _require_training_stack, adapted_model, load_tokenizer
-from wren.learn.windows import normalise
+from wren.serve.training_dir import (
+    SMALL_LORA,
+    LoraSettings,
+    adapted_model,
+    load_tokenizer,
+    require_training_stack,
+)
 
 
 class GRPOConfig(BaseModel):
@@ -103,8 +109,8 @@ def rollout_batch(
 
 def _ppo_advantages(records: list[dict[str, Any]], config: GRPOConfig) -> tuple[list[list[float]], dict]:
     """Per-turn GAE advantages from the value model (loaded here, dropped before the policy loads)."""
-    from wren.learn.ppo import episode_advantages
-    from wren.learn.value import ValueModel
+    from wren.learn.train.rl.critic import episode_advantages
+    from wren.search.value import ValueModel
 
     if not config.value:
         raise ConfigError("learn rl: method ppo needs a value model (--value DIR, from `wren learn value`)")
@@ -127,7 +133,7 @@ def _ppo_advantages(records: list[dict[str, Any]], config: GRPOConfig) -> tuple[
 
 def rl_iteration(records: list[dict[str, Any]], config: GRPOConfig) -> dict[str, Any]:
     """Advantages (GRPO or PPO), collect, update for `rl.epochs` steps, save the adapter; the per-step stats."""
-    _require_training_stack()
+    require_training_stack()
     import torch
 
     if not records:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from wren.learn.command_kinds import KINDS
+from wren.learn.data.command_kinds import KINDS
 
 METRICS = {
     "resolve_rate": "Resolve rate",

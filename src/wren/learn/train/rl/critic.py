@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from wren.learn.rl import RLConfig, gae
+from wren.learn.train.rl.loss import RLConfig, gae
 
 ValueFn = Callable[[list[dict]], float]
 

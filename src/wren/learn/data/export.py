@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wren.learn.episodes import Episode
-from wren.learn.rewards import RewardConfig, episode_return
-from wren.learn.windows import TokenCounter, approx_tokens, prefix_window, windows
+from wren.learn.data.episodes import Episode
+from wren.learn.data.rewards import RewardConfig, episode_return
+from wren.learn.data.windows import TokenCounter, approx_tokens, prefix_window, windows
 
 
 class ExportConfig(BaseModel):

@@ -14,7 +14,7 @@ from tests.peers.wheelhouse import shared_dirs  # noqa: F401 (a fixture)
 from wren.agents.config import AgentConfig
 from wren.environments.local import LocalEnvironment
 from wren.exceptions import ConfigError
-from wren.learn.search import CommandJudge, SearchConfig, TreeSearch, make_agent
+from wren.search.runner import CommandJudge, SearchConfig, TreeSearch, make_agent
 from wren.validation import read_yaml, validate
 
 WRONG = bash("sed -i 's/a - b/a * b/' calc.py", "multiply")
