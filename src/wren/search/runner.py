@@ -10,7 +10,7 @@ observations; the search decides which messages the model sees next.
   how often each was sampled is its prior), evaluate each new child by the value function or by a
   rollout to the end, back the value up.
 
-Finished runs are scored by `score_terminals`: the judge (learn/judges.py: a check command in the
+Finished runs are scored by `score_terminals`: the judge (search/judges.py: a check command in the
 workspace, or in a batch the instance's own tests as `wren eval` runs them), the value function, or 1
 for a submission. The chosen run's score is its reward.
 """
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,10 +31,8 @@ from wren.agents.default import AgentResult, DefaultAgent
 from wren.environments.snapshot import Snapshot, WorkspaceSnapshots
 from wren.exceptions import (
     ConfigError,
-    ExecutionTimeoutError,
     FormatError,
     LimitsExceeded,
-    TerminatingException,
     WrenError,
 )
 from wren.models.actions import parse_action
@@ -154,23 +152,9 @@ class TreeSearch:
         if self.calls >= self.config.budget:
             raise BudgetSpent(f"budget of {self.config.budget} model calls spent")
         agent = self.agent
-        agent.messages, agent.n_steps = list(prefix), depth
+        agent.restore(replace(agent.state(), messages=list(prefix), n_steps=depth))
         self.calls += 1
-        with self._temperature(explore):
-            return agent.query()
-
-    @contextlib.contextmanager
-    def _temperature(self, explore: bool) -> Iterator[None]:
-        config = getattr(self.model, "config", None)
-        if not explore or self.config.temperature is None or not hasattr(config, "temperature"):
-            yield
-            return
-        before = config.temperature
-        config.temperature = self.config.temperature
-        try:
-            yield
-        finally:
-            config.temperature = before
+        return agent.query(temperature=self.config.temperature if explore else None)
 
     def _command(self, message: dict) -> str | None:
         try:
@@ -183,20 +167,17 @@ class TreeSearch:
         tree, agent = self.tree, self.agent
         assert tree is not None
         self._restore(parent)
-        agent.messages = [*prefix, message]
-        status = submission = ""
+        agent.restore(replace(agent.state(), messages=[*prefix, message]))
         command = ""
-        try:
+
+        def act() -> dict[str, Any]:
+            nonlocal command
             command = parse_action(message, agent.config.action_format).command
-            agent.execute_action(message, command)
-        except (FormatError, ExecutionTimeoutError) as e:
-            try:
-                agent.add_messages(*agent.observation(agent.render_error(e)))
-            except TerminatingException as limit:
-                status, submission = limit.exit_status, limit.submission
-        except TerminatingException as e:
-            status, submission = e.exit_status, e.submission
-        added = agent.messages[len(prefix) :]
+            return agent.execute_action(message, command)
+
+        outcome = agent.attempt(act)
+        status, submission = outcome.exit_status, outcome.submission
+        added = agent.state().messages[len(prefix) :]
         if status:
             added.append({"role": "exit", "content": submission, "extra": {"exit_status": status}})
         node = tree.add_child(
@@ -307,14 +288,8 @@ class TreeSearch:
     def run(self, task: str, **template_vars: Any) -> SearchResult:
         """Search for a solution of `task`; the workspace ends as the chosen run left it."""
         start = time.monotonic()
-        agent = self.agent
-        agent.extra_template_vars = {"task": task, **template_vars}
-        agent.start_time = time.time()
-        opening = [
-            {"role": "system", "content": agent.render(agent.config.system_template)},
-            *({"role": d["role"], "content": d["content"]} for d in agent.config.demonstrations),
-            {"role": "user", "content": agent.render(agent.config.instance_template)},
-        ]
+        self.agent.begin(task, **template_vars)
+        opening = self.agent.state().messages
         self.tree = tree = ThoughtTree(opening, self._save())
         tree.root.expanded = self.config.strategy != "mcts"
         with contextlib.suppress(BudgetSpent):
