@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=1024)
     args = parser.parse_args()
 
+    from wren.bench.rundir import RunDir
     from wren.config.loader import validate
     from wren.learn.data.episodes import load_episodes
     from wren.learn.data.rewards import RewardConfig
@@ -98,7 +99,7 @@ def main() -> None:
                 f"rollouts-{i}-{s}",
                 lambda out=out, seed=1000 * i + s, gguf=gguf: loop.run_and_judge(gguf, tasks, out, seed),
             )
-            episodes += load_episodes(out, report=out / "report.json", dataset=work / "tasks" / "train.jsonl")
+            episodes += load_episodes(out, report=RunDir(out).report, dataset=work / "tasks" / "train.jsonl")
         records = rl_records(episodes, rewards_config)
         point = {
             "iteration": i,

@@ -56,6 +56,7 @@ def run_method(
     """One method on every task with one seed: the batch, the judge's verdicts, pass@k and costs."""
     from wren.bench.batch import BatchRunner
     from wren.bench.evaluate import evaluate, judge_config, load_predictions
+    from wren.bench.rundir import RunDir
     from wren.search.runner import SearchConfig, SearchRunner
     from wren.search.tree import ThoughtTree
 
@@ -70,8 +71,9 @@ def run_method(
     runner = SearchRunner(search, value_dir=args.value, eval_config=eval_config)
     BatchRunner(config, out, workers=args.workers, runner=runner).run(tasks)
     batch_seconds = time.monotonic() - started
-    preds = load_predictions(out / "preds.json") if (out / "preds.json").is_file() else {}
-    report = evaluate(tasks, preds, eval_config, out / "report.json")
+    run = RunDir(out)
+    preds = load_predictions(run.preds) if run.preds.is_file() else {}
+    report = evaluate(tasks, preds, eval_config, run.report)
     passed = pass_at_k(out, tasks, eval_config, args.workers)
     calls, walls, tokens, submitted = [], [], [], 0
     for inst in tasks:

@@ -27,12 +27,11 @@ from typing import Any
 
 from wren.bench.config import BenchWrenConfig
 from wren.bench.outcomes import ENVIRONMENT, entry_failure, failure_groups, failure_kind
+from wren.bench.rundir import PREDS_FILE, STATUS_FILE, RunDir
 from wren.environments.processes import kill_child_sessions
 from wren.exceptions import ConfigError, TerminatingException
 from wren.redact import current_redactor
 
-PREDS_FILE = "preds.json"
-STATUS_FILE = "exit_statuses.json"
 LOCK_FILE = ".wren-batch.lock"
 WORKSPACES_DIR = ".workspaces"
 
@@ -58,8 +57,8 @@ class PredictionsStore:
 
     def __init__(self, output_dir: Path):
         self.output_dir = output_dir
-        self.preds_path = output_dir / PREDS_FILE
-        self.status_path = output_dir / STATUS_FILE
+        run = RunDir(output_dir)
+        self.preds_path, self.status_path = run.preds, run.exit_statuses
         self._lock = threading.Lock()
         self.preds: dict[str, dict[str, Any]] = self._load(self.preds_path)
         self.statuses: dict[str, dict[str, Any]] = self._load(self.status_path)

@@ -148,11 +148,13 @@ def register(app: typer.Typer) -> None:
             summary = runner.run(instances)
         from rich.markup import escape
 
+        from wren.bench.rundir import RunDir
+
         console = progress.console
         console.print(
             f"{summary['ran']} run, {summary['skipped_existing']} already done; exit statuses: "
             + ", ".join(f"{escape(k)} {v}" for k, v in summary["exit_statuses"].items())
-            + f"; predictions in {escape(output)}/preds.json"
+            + f"; predictions in {escape(str(RunDir(output).preds))}"
         )
         if summary["interrupted"]:
             console.print("interrupted: finished instances are saved; run the same command again to resume")

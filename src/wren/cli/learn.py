@@ -79,13 +79,12 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Write TRL datasets: SFT conversations, DPO pairs and value records."""
-        from pathlib import Path
 
         from rich.console import Console
 
         from wren.config.loader import validate
         from wren.exceptions import ConfigError
-        from wren.learn.data.episodes import load_episodes
+        from wren.learn.data.episodes import load_judged_episodes
         from wren.learn.data.export import ExportConfig, export
         from wren.learn.data.windows import approx_tokens
 
@@ -97,10 +96,8 @@ def register(app: typer.Typer) -> None:
         export_config = validate(ExportConfig, data, where="learn export")
         episodes = []
         for i, run in enumerate(runs):
-            report = reports[i] if reports else (Path(run) / "report.json")
-            episodes += load_episodes(
-                run, report=report if Path(report).is_file() else None, dataset=dataset or None
-            )
+            report = reports[i] if reports else None
+            episodes += load_judged_episodes(run, report=report, dataset=dataset or None)
         # An estimate lets windows outgrow the trainer's max_length, which then cuts trained turns
         # away (session 7): the model's own tokenizer is the default.
         count = approx_tokens
@@ -224,11 +221,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """One RL iteration: GRPO's group-relative advantages per task, or PPO's GAE per turn with
         the value model; then clipped updates of the LoRA against the collected log-probs."""
-        from pathlib import Path
 
         from wren.config.loader import validate
         from wren.exceptions import ConfigError
-        from wren.learn.data.episodes import load_episodes
+        from wren.learn.data.episodes import load_judged_episodes
         from wren.learn.train.rl.iteration import GRPOConfig, rl_iteration, rl_records
 
         if method not in ("grpo", "ppo"):
@@ -239,10 +235,7 @@ def register(app: typer.Typer) -> None:
         cfg = validate(GRPOConfig, data, where="learn rl")
         episodes = []
         for run in runs:
-            report = Path(run) / "report.json"
-            episodes += load_episodes(
-                run, report=report if report.is_file() else None, dataset=dataset or None
-            )
+            episodes += load_judged_episodes(run, dataset=dataset or None)
         log = rl_iteration(rl_records(episodes, cfg.rewards), cfg)
         last = log["steps"][-1]
         typer.echo(
@@ -339,7 +332,7 @@ def register(app: typer.Typer) -> None:
         from wren.bench.config import BenchWrenConfig
         from wren.config.assemble import assemble_config
         from wren.exceptions import ConfigError
-        from wren.learn.data.episodes import load_episodes
+        from wren.learn.data.episodes import load_judged_episodes
         from wren.learn.data.export import write_jsonl
         from wren.learn.probe import EditCheck, probe_config, probe_served
 
@@ -357,8 +350,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("--lora needs --model to be a GGUF served here, not a server's URL")
         check = EditCheck(samples=samples, temperature=temperature)
 
-        report = Path(demos) / "report.json"
-        episodes = load_episodes(demos, report=report if report.is_file() else None, dataset=dataset or None)
+        episodes = load_judged_episodes(demos, dataset=dataset or None)
         # Only the judge's resolved demonstrations, when it has judged them: the check asks for
         # the steps of a run that worked.
         episodes = [e for e in episodes if e.resolved or e.verdict is None]
@@ -413,8 +405,11 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Synthesize, demonstrate, roll out, train (SFT, DPO), serve and evaluate on held-out repos; resumable."""
+        from pathlib import Path
+
         from wren.config.loader import validate
         from wren.learn.loop import Loop, LoopConfig
+        from wren.learn.report import LOOP_REPORT
 
         loop_config = validate(LoopConfig, _config_data(config), where="learn loop")
         report = Loop(loop_config, log=lambda line: typer.echo(line, err=True)).run()
@@ -424,7 +419,7 @@ def register(app: typer.Typer) -> None:
                 f"{name}: " + ", ".join(f"{k} {v['mean']:.3f} ± {v['ci95']:.3f}" for k, v in summary.items()),
                 err=True,
             )
-        typer.echo(f"report: {loop_config.work_dir}/report.json (.html)", err=True)
+        typer.echo(f"report: {Path(loop_config.work_dir) / LOOP_REPORT} (.html)", err=True)
 
 
 def _config_data(specs: list[str]) -> dict:

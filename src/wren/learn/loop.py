@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from wren.bench.rundir import RunDir
 from wren.exceptions import ConfigError
 from wren.learn.data.export import ExportConfig, export
 from wren.learn.data.rewards import episode_return
@@ -261,9 +262,10 @@ class Loop:
         with served(gguf, n_ctx=self.config.n_ctx, parallel=self.config.workers) as api_base:
             config = self.bench_config(api_base, seed, extra, temperature)
             summary = BatchRunner(config, out, workers=self.config.workers).run(tasks)
-        preds = load_predictions(out / "preds.json")
+        run = RunDir(out)
+        preds = load_predictions(run.preds)
         eval_config = judge_config(config, workers=self.config.workers)
-        report = evaluate(tasks, preds, eval_config, out / "report.json")
+        report = evaluate(tasks, preds, eval_config, run.report)
         return {"exit_statuses": summary["exit_statuses"], "resolved": report["resolved_instances"]}
 
     def evaluate_model(self, name: str, gguf: str, extra: list[str] | None = None) -> dict[str, Any]:
@@ -281,7 +283,7 @@ class Loop:
                 ),
             )
             episodes = load_episodes(
-                out, report=out / "report.json", dataset=self.work / "tasks" / "heldout.jsonl"
+                out, report=RunDir(out).report, dataset=self.work / "tasks" / "heldout.jsonl"
             )
             per_seed.append(run_metrics(episodes, len(tasks), self.config.export))
             kinds.append(kind_counts(episodes))
@@ -314,7 +316,7 @@ class Loop:
 
             dataset = self.work / "tasks" / "heldout.jsonl"
             episodes = [
-                e for e in load_episodes(demos, report=demos / "report.json", dataset=dataset) if e.resolved
+                e for e in load_episodes(demos, report=RunDir(demos).report, dataset=dataset) if e.resolved
             ]
             result = probe_served(
                 gguf,
@@ -373,9 +375,9 @@ class Loop:
             "probes": {name: p for name, p in probes.items() if p},
             "stage_seconds": self.stages.timings(),
         }
-        from wren.learn.report import write_report
+        from wren.learn.report import LOOP_REPORT, write_report
 
-        write_report(report, self.work / "report.json")
+        write_report(report, self.work / LOOP_REPORT)
         return report
 
     def _demos(self, tasks: list[dict[str, Any]], out: Path) -> dict[str, Any]:
@@ -402,7 +404,7 @@ class Loop:
 
         def data() -> dict[str, Any]:
             def load(run: Path) -> list[Any]:
-                return load_episodes(run, report=run / "report.json", dataset=train_file)
+                return load_episodes(run, report=RunDir(run).report, dataset=train_file)
 
             rollout_dirs = [self.work / "rounds" / f"round-{k}" / "rollouts" for k in range(r + 1)]
             by_round = [load(run) for run in (rollout_dirs if c.rollouts else [])]

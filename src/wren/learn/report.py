@@ -8,6 +8,9 @@ from typing import Any
 
 from wren.learn.data.command_kinds import KINDS
 
+# The loop's report, in its work directory (an HTML page beside it).
+LOOP_REPORT = "report.json"
+
 METRICS = {
     "resolve_rate": "Resolve rate",
     "mean_reward": "Mean reward",
