@@ -120,7 +120,8 @@ def main() -> None:
     parser.add_argument("--prepare-only", action="store_true", help="synthesize the tasks, then stop")
     args = parser.parse_args()
 
-    from wren.learn.loop import _bundled, interval
+    from wren.learn.metrics import interval
+    from wren.serve.embedded import default_model_path
     from wren.serve.served import served
 
     loop, repo, tasks, synth = loop_on_tasks(args, "heldout", n_ctx=args.n_ctx)
@@ -130,7 +131,7 @@ def main() -> None:
             f"{len(tasks)} tasks in {work / 'tasks' / 'heldout.jsonl'} (synthesized in {synth['seconds']:.0f} s)"
         )
         return
-    gguf = args.gguf or _bundled()
+    gguf = args.gguf or default_model_path()
     print(
         f"{len(tasks)} held-out tasks from {repo.name} (synthesized in {synth['seconds']:.0f} s), "
         f"seeds {args.seeds}, budget {args.budget} model calls per task, k={args.k}, "
