@@ -68,7 +68,7 @@ def main() -> None:
     from wren.learn.data.episodes import load_episodes
     from wren.learn.data.rewards import RewardConfig
     from wren.learn.train.finetune import merge_adapter
-    from wren.learn.train.rl.iteration import GRPOConfig, rl_iteration, rl_records
+    from wren.learn.train.rl.iteration import RLIterationConfig, rl_iteration, rl_records
     from wren.serve.embedded import default_model_path
     from wren.serve.gguf_export import export_gguf
 
@@ -81,7 +81,7 @@ def main() -> None:
     base_gguf = args.gguf or default_model_path()
     rewards_config = RewardConfig()
     rl = validate(
-        GRPOConfig,
+        RLIterationConfig,
         {
             "model": args.model, "output": str(work / "adapter"), "method": args.method, "value": args.value,
             "max_length": args.max_length, "rl": {"epochs": args.epochs, "lr": args.lr},

@@ -142,13 +142,13 @@ def test_update_without_collected_log_probs_is_refused():
 
 def test_rl_iteration_on_episodes_of_a_tiny_model(tiny_model, tmp_path):
     from tests.learn.tiny import sample_records
-    from wren.learn.train.rl.iteration import GRPOConfig, rl_iteration
+    from wren.learn.train.rl.iteration import RLIterationConfig, rl_iteration
 
     records = [
         {"messages": r["messages"], "reward": float(i % 2 == 0), "group": f"task-{i // 2}"}
         for i, r in enumerate(sample_records(4))
     ]
-    config = GRPOConfig(model=str(tiny_model), output=str(tmp_path / "rl"), rl=RLConfig(epochs=5, lr=1e-2))
+    config = RLIterationConfig(model=str(tiny_model), output=str(tmp_path / "rl"), rl=RLConfig(epochs=5, lr=1e-2))
     log = rl_iteration(records, config)
     assert (log["episodes"], log["groups"], log["mean_reward"]) == (4, 2, 0.5)
     steps = log["steps"]
@@ -193,7 +193,7 @@ def test_ppo_iteration_uses_the_value_models_gae_per_turn(tiny_model, tmp_path):
 
     from tests.learn.tiny import sample_records
     from wren.learn.train.rl.critic import episode_advantages, turn_states
-    from wren.learn.train.rl.iteration import GRPOConfig, rl_iteration, rollout_batch
+    from wren.learn.train.rl.iteration import RLIterationConfig, rl_iteration, rollout_batch
     from wren.learn.train.rl.value import ValueModel
     from wren.serve.training_dir import load_tokenizer
 
@@ -220,7 +220,7 @@ def test_ppo_iteration_uses_the_value_models_gae_per_turn(tiny_model, tmp_path):
         assert got == sorted({round(a, 5) for a in per_turn[i]})
         assert (batch.advantages[i][~on] == 0).all()
 
-    config = GRPOConfig(
+    config = RLIterationConfig(
         model=str(tiny_model), output=str(tmp_path / "ppo"), rl=rl, method="ppo", value=str(value_dir)
     )
     log = rl_iteration(records, config)
@@ -232,7 +232,7 @@ def test_ppo_iteration_uses_the_value_models_gae_per_turn(tiny_model, tmp_path):
     assert max(w.abs().max().item() for k, w in weights.items() if "lora_B" in k) > 0
 
     with pytest.raises(ConfigError, match="--value"):
-        rl_iteration(records, GRPOConfig(model=str(tiny_model), output=str(tmp_path / "x"), method="ppo"))
+        rl_iteration(records, RLIterationConfig(model=str(tiny_model), output=str(tmp_path / "x"), method="ppo"))
 
 
 def test_wren_learn_rl_ppo_on_recorded_runs(tiny_model, tmp_path):

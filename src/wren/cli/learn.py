@@ -225,14 +225,14 @@ def register(app: typer.Typer) -> None:
         from wren.config.loader import validate
         from wren.exceptions import ConfigError
         from wren.learn.data.episodes import load_judged_episodes
-        from wren.learn.train.rl.iteration import GRPOConfig, rl_iteration, rl_records
+        from wren.learn.train.rl.iteration import RLIterationConfig, rl_iteration, rl_records
 
         if method not in ("grpo", "ppo"):
             raise ConfigError(f"--method must be grpo or ppo, not {method!r}")
         data = _config_data(config) | {"model": model, "output": output, "method": method}
         if value:
             data["value"] = value
-        cfg = validate(GRPOConfig, data, where="learn rl")
+        cfg = validate(RLIterationConfig, data, where="learn rl")
         episodes = []
         for run in runs:
             episodes += load_judged_episodes(run, dataset=dataset or None)

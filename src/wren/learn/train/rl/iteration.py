@@ -4,9 +4,9 @@ updates of the policy's LoRA (`wren learn rl --method grpo|ppo`).
 GRPO: episodes of the same task form a group; each episode's return (the reward registry) minus its
 group's mean, over the group's std, is the advantage of every token the policy produced in it (the
 assistant turns, as the chat template renders them). PPO: GAE over each episode's turns with the
-value model's estimates (learn/ppo.py), each turn's advantage on that turn's tokens. Either way the
-batch's old and reference log-probs are taken once, before the first update (rl.collect), and the
-same update (rl.ppo_update) runs, so the ratio and the clip are real.
+value model's estimates (`critic`), each turn's advantage on that turn's tokens. Either way the
+batch's old and reference log-probs are taken once, before the first update (`loss.collect`), and the
+same update (`loss.ppo_update`) runs, so the ratio and the clip are real.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from wren.serve.training_dir import (
 )
 
 
-class GRPOConfig(BaseModel):
+class RLIterationConfig(BaseModel):
     """One GRPO or PPO iteration over judged episodes."""
 
     model_config = ConfigDict(extra="forbid")
@@ -107,7 +107,7 @@ def rollout_batch(
     return RolloutBatch(ids, attention, action, turn_advantages(per_turn, padded("turn_ids", -1)) * action)
 
 
-def _ppo_advantages(records: list[dict[str, Any]], config: GRPOConfig) -> tuple[list[list[float]], dict]:
+def _ppo_advantages(records: list[dict[str, Any]], config: RLIterationConfig) -> tuple[list[list[float]], dict]:
     """Per-turn GAE advantages from the value model (loaded here, dropped before the policy loads)."""
     from wren.learn.train.rl.critic import episode_advantages
     from wren.search.value import ValueModel
@@ -131,7 +131,7 @@ def _ppo_advantages(records: list[dict[str, Any]], config: GRPOConfig) -> tuple[
     return per_turn, stats
 
 
-def rl_iteration(records: list[dict[str, Any]], config: GRPOConfig) -> dict[str, Any]:
+def rl_iteration(records: list[dict[str, Any]], config: RLIterationConfig) -> dict[str, Any]:
     """Advantages (GRPO or PPO), collect, update for `rl.epochs` steps, save the adapter; the per-step stats."""
     require_training_stack()
     import torch
