@@ -27,19 +27,14 @@ from typing import Any
 
 from wren.bench.config import BenchWrenConfig
 from wren.bench.outcomes import ENVIRONMENT, entry_failure, failure_groups, failure_kind
+from wren.bench.progress import BatchInterrupted, ProgressHook
 from wren.bench.rundir import PREDS_FILE, STATUS_FILE, RunDir
 from wren.environments.processes import kill_child_sessions
-from wren.exceptions import ConfigError, TerminatingException
+from wren.exceptions import ConfigError
 from wren.redact import current_redactor
 
 LOCK_FILE = ".wren-batch.lock"
 WORKSPACES_DIR = ".workspaces"
-
-
-class BatchInterrupted(TerminatingException):
-    """The batch was stopped (Ctrl-C) while this instance ran; its result is not recorded."""
-
-    exit_status = "Interrupted"
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
@@ -222,7 +217,6 @@ def _run_instance(
     runner: Any = None,
 ) -> None:
     """The body of process_instance: fills `result` in place."""
-    from wren.bench.progress import ProgressHook
     from wren.bench.specs import InstanceSpec, instance_spec
     from wren.bench.workspace import open_workspace
     from wren.models import get_model
