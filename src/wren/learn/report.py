@@ -104,3 +104,12 @@ def write_report(report: dict[str, Any], path: str | Path) -> Path:
     path.write_text(json.dumps(report, indent=2, default=str))
     path.with_suffix(".html").write_text(render_html(report))
     return path
+
+
+def evaluation_lines(report: dict[str, Any]) -> list[str]:
+    """Each evaluated model's metrics, mean ± 95% interval over seeds, one line per model."""
+    return [
+        f"{name}: "
+        + ", ".join(f"{k} {v['mean']:.3f} ± {v['ci95']:.3f}" for k, v in evaluation["summary"].items())
+        for name, evaluation in report["evaluations"].items()
+    ]

@@ -287,3 +287,14 @@ def _copy_source(model_dir: Path, out: Path) -> None:
 
     if (model_dir / SOURCE_FILE).is_file():
         (out / SOURCE_FILE).write_text((model_dir / SOURCE_FILE).read_text())
+
+
+def train_summary(log: dict[str, Any], output: str | Path) -> str:
+    """One line on a finished training run: steps, time, loss, and where the result is."""
+    method = log["config"]["method"]
+    resumed = f", resumed from {log['resumed_from']}" if log["resumed_from"] else ""
+    first, last = (log["loss"][0], log["loss"][-1]) if log["loss"] else (float("nan"), float("nan"))
+    return (
+        f"{method}: {log['steps']} steps in {log['seconds']:.0f} s{resumed}; loss {first:.3f} -> {last:.3f}; "
+        f"adapter and model in {output}"
+    )

@@ -107,7 +107,9 @@ def rollout_batch(
     return RolloutBatch(ids, attention, action, turn_advantages(per_turn, padded("turn_ids", -1)) * action)
 
 
-def _ppo_advantages(records: list[dict[str, Any]], config: RLIterationConfig) -> tuple[list[list[float]], dict]:
+def _ppo_advantages(
+    records: list[dict[str, Any]], config: RLIterationConfig
+) -> tuple[list[list[float]], dict]:
     """Per-turn GAE advantages from the value model (loaded here, dropped before the policy loads)."""
     from wren.learn.train.rl.critic import episode_advantages
     from wren.search.value import ValueModel
@@ -162,3 +164,14 @@ def rl_iteration(records: list[dict[str, Any]], config: RLIterationConfig) -> di
     previous = json.loads(logs_path.read_text()) if logs_path.is_file() else []
     logs_path.write_text(json.dumps([*previous, log], indent=1))
     return log
+
+
+def iteration_summary(log: dict[str, Any], output: str | Path) -> str:
+    """One line on an RL iteration: episodes, reward, and its last update's ratio, clipping and KL."""
+    last = log["steps"][-1]
+    return (
+        f"rl ({log['method']}): {log['episodes']} episodes in {log['groups']} groups, "
+        f"mean reward {log['mean_reward']:.3f}; "
+        f"last step ratio deviation {last['ratio_max_deviation']:.3f}, clipped {last['clip_fraction']:.1%}, "
+        f"KL {last['kl']:.4f}; adapter in {output}"
+    )

@@ -124,3 +124,12 @@ def train_value(records: list[dict[str, Any]], config: ValueConfig) -> dict[str,
     (out / "calibration.json").write_text(json.dumps({**calibration, "losses": losses}, indent=1))
     (out / "reliability.svg").write_text(reliability_svg(calibration))
     return {"losses": losses, "calibration": calibration, "output": str(out)}
+
+
+def value_summary(result: dict[str, Any]) -> str:
+    """One line on a trained value model: its loss, its calibration, and where it is."""
+    cal = result["calibration"]
+    return (
+        f"value: loss {result['losses'][0]:.3f} -> {result['losses'][-1]:.3f}; ECE {cal['ece']:.3f} on "
+        f"{cal['n']} {cal['on']}; model, calibration.json and reliability.svg in {result['output']}"
+    )
