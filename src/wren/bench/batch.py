@@ -172,7 +172,7 @@ def process_instance(
     exit_status, submission, n_steps and cost): `wren batch --search` passes a tree search this way.
     """
     instance_id = inst["instance_id"]
-    inst_dir = Path(output_dir) / instance_id
+    inst_dir = RunDir(output_dir).instance_dir(instance_id)
     inst_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     log_lines = [f"instance {instance_id} started {time.strftime('%Y-%m-%d %H:%M:%S')}"]

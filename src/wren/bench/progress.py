@@ -139,3 +139,16 @@ class ProgressHook:
             self.progress.instance_step(self.instance_id, agent.n_steps, agent.cost)
         if self.stop is not None and self.stop.is_set():
             raise BatchInterrupted(f"batch stopped during {self.instance_id}")
+
+
+def finished_line(summary: dict[str, Any]) -> str:
+    """The line that ends a batch (rich markup): what ran, the exit statuses, where the predictions are."""
+    from rich.markup import escape
+
+    from wren.bench.rundir import RunDir
+
+    return (
+        f"{summary['ran']} run, {summary['skipped_existing']} already done; exit statuses: "
+        + ", ".join(f"{escape(k)} {v}" for k, v in summary["exit_statuses"].items())
+        + f"; predictions in {escape(str(RunDir(summary['output_dir']).preds))}"
+    )

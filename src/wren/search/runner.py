@@ -372,6 +372,31 @@ class SearchRunner:
         return chosen_result(result, float(getattr(model, "cost", 0.0) or 0.0))
 
 
+def search_from_options(strategy: str, budget: int, k: int, score: str = "judge") -> SearchConfig:
+    """The search that `--search`, `--budget`, `--k` and `--score` ask for; a ConfigError names a
+    wrong option."""
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"--search must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    if budget < 1 or k < 1:
+        raise ConfigError(f"--budget and --k must be at least 1, not {budget} and {k}")
+    if score not in ("judge", "value", "submitted"):
+        raise ConfigError(f"--score must be one of judge, value, submitted, not {score!r}")
+    return SearchConfig(strategy=strategy, budget=budget, k=k, score_terminals=score)  # type: ignore[arg-type]
+
+
+def batch_search_runner(
+    search: SearchConfig, judge_command: str, value_dir: str, config: Any
+) -> SearchRunner:
+    """The search of `wren batch --search`: each instance judged by `judge_command` or by its own
+    tests as `wren eval` runs them with the batch's `config`, guided by the value model in `value_dir`."""
+    from wren.bench.evaluate import judge_config
+
+    if search.score_terminals == "value" and not value_dir:
+        raise ConfigError("--score value needs --value DIR (a value model)")
+    # Judge checkouts go where the batch puts its own (BatchRunner sets the root).
+    return SearchRunner(search, judge_command, value_dir, eval_config=judge_config(config))
+
+
 def make_agent(model: Any, env: Any, agent_config: AgentConfig) -> DefaultAgent:
     """A DefaultAgent used only for its templates, parsing and observations."""
     return DefaultAgent(model, env, config=agent_config)
