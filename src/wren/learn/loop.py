@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from wren.bench.rundir import RunDir
 from wren.exceptions import ConfigError
@@ -24,7 +24,7 @@ from wren.learn.probe import EditCheck
 from wren.learn.stages import Stages
 from wren.learn.train.finetune import TrainConfig
 from wren.synth.config import SynthConfig
-from wren.validation import settings_of
+from wren.validation import StrictModel, settings_of
 
 _VARIANT_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -41,10 +41,8 @@ SynthSettings = settings_of(
 )
 
 
-class LoopConfig(BaseModel):
+class LoopConfig(StrictModel):
     """One closed loop, as one YAML file describes it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     work_dir: str
     """Where everything goes (tasks, runs, models, report); run again to resume."""

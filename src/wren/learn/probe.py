@@ -21,18 +21,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from wren.exceptions import FormatError
 from wren.learn.data.command_kinds import KINDS, reply_kind
 from wren.learn.data.episodes import Episode
 from wren.models.actions import parse_action
+from wren.validation import StrictModel
 
 
-class EditCheck(BaseModel):
+class EditCheck(StrictModel):
     """Sampled edits at the first edit step of each demonstration, each applied and judged."""
-
-    model_config = ConfigDict(extra="forbid")
 
     samples: int = Field(default=0, ge=0)
     """Replies sampled at the edit step per demonstration (0: no edit check)."""

@@ -7,16 +7,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from wren.exceptions import ConfigError
 from wren.learn.probe import EditCheck
+from wren.validation import StrictModel
 
 
-class ProbeOptions(BaseModel):
+class ProbeOptions(StrictModel):
     """What to probe, and what to write."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str
     """A GGUF to serve here, or the URL of an OpenAI-compatible server (http...)."""

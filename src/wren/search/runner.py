@@ -24,8 +24,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from wren.agents.config import AgentConfig
 from wren.agents.default import AgentResult, DefaultAgent
 from wren.environments.snapshot import Snapshot, WorkspaceSnapshots
@@ -38,6 +36,7 @@ from wren.exceptions import (
 from wren.models.actions import parse_action
 from wren.search.judges import CommandJudge, InstanceJudge, Judge
 from wren.search.tree import Node, ThoughtTree
+from wren.validation import StrictModel
 
 STRATEGIES = ("greedy", "best-of-n", "mcts")
 ValueFn = Callable[[list[dict]], float]
@@ -47,10 +46,8 @@ class BudgetSpent(WrenError):
     """The search used all the model calls it was given."""
 
 
-class SearchConfig(BaseModel):
+class SearchConfig(StrictModel):
     """How the search spends its budget."""
-
-    model_config = ConfigDict(extra="forbid")
 
     strategy: Literal["greedy", "best-of-n", "mcts"] = "greedy"
     """greedy (one run), best-of-n (independent runs) or mcts (PUCT tree search)."""

@@ -7,15 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from wren.exceptions import ConfigError
+from wren.validation import StrictModel
 
 
-class LoraSettings(BaseModel):
+class LoraSettings(StrictModel):
     """The LoRA adapter that is trained."""
-
-    model_config = ConfigDict(extra="forbid")
 
     r: int = 16
     """Rank of the adapter matrices."""

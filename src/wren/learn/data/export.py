@@ -14,17 +14,16 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from wren.learn.data.episodes import Episode
 from wren.learn.data.rewards import RewardConfig, episode_return
 from wren.learn.data.windows import TokenCounter, approx_tokens, prefix_window, windows
+from wren.validation import StrictModel
 
 
-class ExportConfig(BaseModel):
+class ExportConfig(StrictModel):
     """What `wren learn export` writes."""
-
-    model_config = ConfigDict(extra="forbid")
 
     select: Literal["resolved", "reward"] = "resolved"
     """SFT episodes: only resolved ones (rejection sampling), or all with return above `min_return`, weighted."""

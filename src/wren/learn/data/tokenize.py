@@ -31,12 +31,6 @@ def assistant_spans(tokenizer: Any, messages: list[dict]) -> tuple[str, list[tup
     return full, spans
 
 
-def trained_spans(tokenizer: Any, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
-    """The rendered conversation and the character spans of its trainable assistant turns."""
-    full, spans = assistant_spans(tokenizer, messages)
-    return full, [(s, e) for s, e, trained in spans if trained]
-
-
 def tokenize_conversation(
     tokenizer: Any, messages: list[dict], max_length: int, *, with_turns: bool = False
 ) -> dict[str, list[int]]:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from wren.exceptions import ConfigError
 from wren.learn.data.export import read_jsonl
@@ -32,15 +32,14 @@ from wren.serve.training_dir import (
     lora_config,
     require_training_stack,
 )
+from wren.validation import StrictModel
 
 CHECKPOINTS = "checkpoints"
 MAX_COPIES = 4
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(StrictModel):
     """One training run: `wren learn sft` or `wren learn dpo`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str
     """Training directory of the starting model."""

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from wren.exceptions import ConfigError
 from wren.learn.data.episodes import Episode
@@ -39,12 +39,11 @@ from wren.serve.training_dir import (
     load_tokenizer,
     require_training_stack,
 )
+from wren.validation import StrictModel
 
 
-class RLIterationConfig(BaseModel):
+class RLIterationConfig(StrictModel):
     """One GRPO or PPO iteration over judged episodes."""
-
-    model_config = ConfigDict(extra="forbid")
 
     method: Literal["grpo", "ppo"] = "grpo"
     """grpo (group-relative advantages per task) or ppo (GAE per turn with the value model)."""

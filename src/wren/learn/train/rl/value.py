@@ -13,16 +13,15 @@ import random
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from wren.search.value import ValueModel
 from wren.serve.training_dir import SMALL_LORA, LoraSettings, require_training_stack
+from wren.validation import StrictModel
 
 
-class ValueConfig(BaseModel):
+class ValueConfig(StrictModel):
     """How the value model is trained."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str
     """Training directory of the base SLM (what `wren learn convert` makes)."""
