@@ -58,7 +58,7 @@ class LoopConfig(StrictModel):
     """More settings for every run: YAML files or key=value, as `-c` takes them. Runs stop after 3
     format errors in a row (the SLM config allows 5): a base model that only rambles costs less."""
     base_training_dir: str = ""
-    """A training directory already converted from base_model (skips the conversion, minutes here)."""
+    """A training directory already converted from base_model (skips the conversion, which takes minutes)."""
     rounds: int = Field(default=1, ge=1)
     """Rounds of rollouts, training and evaluation; each starts from the last tuned model."""
     train_tasks: int = Field(default=18, ge=1)
@@ -111,7 +111,7 @@ class LoopConfig(StrictModel):
     edit_check: EditCheck = Field(default_factory=EditCheck)
     """With the next-step check: replies sampled at each held-out demonstration's edit step, each
     applied in a fresh checkout and judged (pass@k at the fix, given a perfect run up to it). Off
-    by default (`edit_check.samples=8` turns it on): about five minutes a model here."""
+    by default (`edit_check.samples=8` turns it on): it adds minutes per model on a CPU."""
     eval_variants: dict[str, list[str]] = Field(default_factory=dict)
     """More held-out evaluations of every model, by name, each with its own extra settings (`-c`
     key=value), e.g. {unconstrained: [model.constrain=off]}: what a model does without the

@@ -71,7 +71,7 @@ def load_model(path: str | Path) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
-    # fp32: this CPU has no fast bf16, and fp16 training is unstable.
+    # fp32: CPUs without fast bf16 are the common case, and fp16 training is unstable.
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
 
 

@@ -70,7 +70,7 @@ class TrainConfig(StrictModel):
     threads: int = 0
     """torch threads (0 = torch's default)."""
     gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass: less memory, about 12% slower per step here."""
+    """Recompute activations in the backward pass: less memory, somewhat slower steps."""
     merge: bool = True
     """Also write the model with the adapter merged in (`OUTPUT/model`)."""
     lora: LoraSettings = Field(default_factory=LoraSettings)
