@@ -148,7 +148,9 @@ def test_rl_iteration_on_episodes_of_a_tiny_model(tiny_model, tmp_path):
         {"messages": r["messages"], "reward": float(i % 2 == 0), "group": f"task-{i // 2}"}
         for i, r in enumerate(sample_records(4))
     ]
-    config = RLIterationConfig(model=str(tiny_model), output=str(tmp_path / "rl"), rl=RLConfig(epochs=5, lr=1e-2))
+    config = RLIterationConfig(
+        model=str(tiny_model), output=str(tmp_path / "rl"), rl=RLConfig(epochs=5, lr=1e-2)
+    )
     log = rl_iteration(records, config)
     assert (log["episodes"], log["groups"], log["mean_reward"]) == (4, 2, 0.5)
     steps = log["steps"]
@@ -232,7 +234,9 @@ def test_ppo_iteration_uses_the_value_models_gae_per_turn(tiny_model, tmp_path):
     assert max(w.abs().max().item() for k, w in weights.items() if "lora_B" in k) > 0
 
     with pytest.raises(ConfigError, match="--value"):
-        rl_iteration(records, RLIterationConfig(model=str(tiny_model), output=str(tmp_path / "x"), method="ppo"))
+        rl_iteration(
+            records, RLIterationConfig(model=str(tiny_model), output=str(tmp_path / "x"), method="ppo")
+        )
 
 
 def test_wren_learn_rl_ppo_on_recorded_runs(tiny_model, tmp_path):
