@@ -379,7 +379,7 @@ def write_demos(
     fresh = {r["instance_id"]: store.preds[r["instance_id"]] for r in results}
     run = RunDir(output_dir)
     report_path = run.report
-    previous = json.loads(report_path.read_text()).get("instances", {}) if report_path.is_file() else {}
+    previous = run.read_verdicts(run.judged_report())
     verdicts = dict(previous)
     if fresh:
         eval_config = judge_config(
