@@ -33,6 +33,7 @@ def run_wren(work: Path, n: int, steps: int, workers: int) -> dict:
     from wren.bench.batch import BatchRunner
     from wren.bench.config import BenchWrenConfig
     from wren.bench.datasets import load_instances
+    from wren.bench.rundir import RunDir
     from wren.config.assemble import assemble_config
     from wren.config.loader import parse_override  # noqa: F401  (config import cost counted)
 
@@ -50,7 +51,7 @@ def run_wren(work: Path, n: int, steps: int, workers: int) -> dict:
     start = time.perf_counter()
     summary = BatchRunner(config, work / "out", workers=workers).run(instances)
     seconds = time.perf_counter() - start
-    preds = json.loads((work / "out" / "preds.json").read_text())
+    preds = RunDir(work / "out").read_preds()
     return {"seconds": seconds, "done": len(preds), "statuses": summary["exit_statuses"]}
 
 
@@ -92,7 +93,7 @@ def run_mini(work: Path, n: int, steps: int, workers: int) -> dict:
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(lambda i: mini.process_instance(i, out, config, progress), instances))
     seconds = time.perf_counter() - start
-    preds = json.loads((out / "preds.json").read_text())
+    preds = json.loads((out / "preds.json").read_text())  # mini-swe-agent's run directory
     return {"seconds": seconds, "done": len(preds), "statuses": {}}
 
 

@@ -32,16 +32,16 @@ from benchmarks.synth_yield import prepare_repo  # noqa: E402
 
 def svg(rewards: list[float]) -> str:
     """The mean reward per iteration as a line chart (the loop report's line, scaled to its range)."""
-    from wren.learn.loop_report import _H, _W, _line
+    from wren.learn.report import PLOT_HEIGHT, PLOT_WIDTH, line_points
 
     labels = "".join(
-        f'<text x="{i * _W / max(len(rewards) - 1, 1):.0f}" y="{_H + 14}" font-size="10">{i}</text>'
+        f'<text x="{i * PLOT_WIDTH / max(len(rewards) - 1, 1):.0f}" y="{PLOT_HEIGHT + 14}" font-size="10">{i}</text>'
         for i in range(len(rewards))
     )
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W + 20}" height="{_H + 40}" '
-        f'viewBox="-10 -10 {_W + 20} {_H + 40}"><rect x="0" y="0" width="{_W}" height="{_H}" fill="white" '
-        f'stroke="black"/><polyline points="{_line(rewards)}" fill="none" stroke="blue"/>{labels}'
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{PLOT_WIDTH + 20}" height="{PLOT_HEIGHT + 40}" '
+        f'viewBox="-10 -10 {PLOT_WIDTH + 20} {PLOT_HEIGHT + 40}"><rect x="0" y="0" width="{PLOT_WIDTH}" height="{PLOT_HEIGHT}" fill="white" '
+        f'stroke="black"/><polyline points="{line_points(rewards)}" fill="none" stroke="blue"/>{labels}'
         f'<text x="4" y="12" font-size="11">mean reward per iteration, {min(rewards):.3f} to '
         f"{max(rewards):.3f}</text></svg>"
     )
@@ -63,13 +63,14 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=1024)
     args = parser.parse_args()
 
+    from wren.bench.rundir import RunDir
     from wren.config.loader import validate
-    from wren.learn.episodes import load_episodes
-    from wren.learn.gguf_export import export_gguf
-    from wren.learn.grpo import GRPOConfig, rl_iteration, rl_records
-    from wren.learn.loop import _bundled
-    from wren.learn.rewards import RewardConfig
-    from wren.learn.train import merge_adapter
+    from wren.learn.data.episodes import load_episodes
+    from wren.learn.data.rewards import RewardConfig
+    from wren.learn.train.finetune import merge_adapter
+    from wren.learn.train.rl.iteration import RLIterationConfig, rl_iteration, rl_records
+    from wren.serve.embedded import default_model_path
+    from wren.serve.gguf_export import export_gguf
 
     loop, _, tasks, _ = loop_on_tasks(args, "train")
     work = loop.work
@@ -77,10 +78,10 @@ def main() -> None:
     if args.heldout_repo:
         held_repo = prepare_repo(args.heldout_repo, work / "src")
         heldout, _ = synth_tasks(loop, "heldout", held_repo, args.heldout_tasks)
-    base_gguf = args.gguf or _bundled()
+    base_gguf = args.gguf or default_model_path()
     rewards_config = RewardConfig()
     rl = validate(
-        GRPOConfig,
+        RLIterationConfig,
         {
             "model": args.model, "output": str(work / "adapter"), "method": args.method, "value": args.value,
             "max_length": args.max_length, "rl": {"epochs": args.epochs, "lr": args.lr},
@@ -98,7 +99,7 @@ def main() -> None:
                 f"rollouts-{i}-{s}",
                 lambda out=out, seed=1000 * i + s, gguf=gguf: loop.run_and_judge(gguf, tasks, out, seed),
             )
-            episodes += load_episodes(out, report=out / "report.json", dataset=work / "tasks" / "train.jsonl")
+            episodes += load_episodes(out, report=RunDir(out).report, dataset=work / "tasks" / "train.jsonl")
         records = rl_records(episodes, rewards_config)
         point = {
             "iteration": i,

@@ -32,8 +32,8 @@ METHODS = ("greedy", "best-of-n", "mcts")
 
 def pass_at_k(out: Path, tasks: list[dict[str, Any]], eval_config: Any, workers: int) -> list[bool]:
     """Per task: did any submitted run in its tree resolve (each distinct patch judged once)?"""
-    from wren.learn.judges import InstanceJudge
-    from wren.learn.tree import ThoughtTree
+    from wren.search.judges import InstanceJudge
+    from wren.search.tree import ThoughtTree
 
     def one(inst: dict[str, Any]) -> bool:
         tree_dir = out / inst["instance_id"]
@@ -56,8 +56,9 @@ def run_method(
     """One method on every task with one seed: the batch, the judge's verdicts, pass@k and costs."""
     from wren.bench.batch import BatchRunner
     from wren.bench.evaluate import evaluate, judge_config, load_predictions
-    from wren.learn.search import SearchConfig, SearchRunner
-    from wren.learn.tree import ThoughtTree
+    from wren.bench.rundir import RunDir
+    from wren.search.runner import SearchConfig, SearchRunner
+    from wren.search.tree import ThoughtTree
 
     out = Path(args.work) / "runs" / method / f"seed-{seed}"
     config = loop.bench_config(api_base, seed)
@@ -70,8 +71,9 @@ def run_method(
     runner = SearchRunner(search, value_dir=args.value, eval_config=eval_config)
     BatchRunner(config, out, workers=args.workers, runner=runner).run(tasks)
     batch_seconds = time.monotonic() - started
-    preds = load_predictions(out / "preds.json") if (out / "preds.json").is_file() else {}
-    report = evaluate(tasks, preds, eval_config, out / "report.json")
+    run = RunDir(out)
+    preds = load_predictions(run.preds) if run.preds.is_file() else {}
+    report = evaluate(tasks, preds, eval_config, run.report)
     passed = pass_at_k(out, tasks, eval_config, args.workers)
     calls, walls, tokens, submitted = [], [], [], 0
     for inst in tasks:
@@ -118,8 +120,9 @@ def main() -> None:
     parser.add_argument("--prepare-only", action="store_true", help="synthesize the tasks, then stop")
     args = parser.parse_args()
 
-    from wren.learn.loop import _bundled, interval
-    from wren.learn.serving import served
+    from wren.learn.metrics import interval
+    from wren.serve.embedded import default_model_path
+    from wren.serve.served import served
 
     loop, repo, tasks, synth = loop_on_tasks(args, "heldout", n_ctx=args.n_ctx)
     work = loop.work
@@ -128,7 +131,7 @@ def main() -> None:
             f"{len(tasks)} tasks in {work / 'tasks' / 'heldout.jsonl'} (synthesized in {synth['seconds']:.0f} s)"
         )
         return
-    gguf = args.gguf or _bundled()
+    gguf = args.gguf or default_model_path()
     print(
         f"{len(tasks)} held-out tasks from {repo.name} (synthesized in {synth['seconds']:.0f} s), "
         f"seeds {args.seeds}, budget {args.budget} model calls per task, k={args.k}, "

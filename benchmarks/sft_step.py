@@ -53,8 +53,8 @@ def records(n: int) -> list[dict]:
 
 
 def one(variant: str, model: str, steps: int, tokens: int, work: Path) -> dict:
-    import wren.learn.train as train_module
-    from wren.learn.export import write_jsonl
+    import wren.learn.train.finetune as train_module
+    from wren.learn.data.export import write_jsonl
 
     if variant == "trl":
         train_module.trained_positions_only = contextlib.nullcontext  # the peer: TRL unchanged

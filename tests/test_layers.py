@@ -27,7 +27,7 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess:
 def test_the_layer_contracts_hold():
     result = lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 kept, 0 broken" in result.stdout
+    assert "4 kept, 0 broken" in result.stdout
 
 
 @pytest.fixture
@@ -58,6 +58,23 @@ def source_copy(tmp_path: Path) -> Path:
             "The gateway",
             "wren.gateway.app -> wren.agents",
         ),
+        # search is a peer of bench below learn; learn sits above serve
+        ("search/runner.py", "from wren.learn import loop", "Layers", "wren.search.runner -> wren.learn"),
+        ("bench/batch.py", "from wren.search import runner", "Layers", "wren.bench.batch -> wren.search"),
+        (
+            "serve/convert.py",
+            "from wren.learn.data import export",
+            "Layers",
+            "wren.serve.convert -> wren.learn",
+        ),
+        ("learn/loop.py", "from wren.cli import learn", "Layers", "wren.learn.loop -> wren.cli"),
+        # inside learn: data is what training reads, never the other way
+        (
+            "learn/data/export.py",
+            "from wren.learn.train import finetune",
+            "Learning",
+            "wren.learn.data.export -> wren.learn.train",
+        ),
     ],
 )
 def test_a_wrong_arrow_breaks_a_contract(source_copy, module, bad_import, broken, arrow):
@@ -78,6 +95,15 @@ def test_a_cycle_between_packages_breaks_the_acyclic_contract(source_copy):
     result = lint_imports(source_copy)
     assert result.returncode != 0
     assert "No import cycles between Wren's packages BROKEN" in result.stdout
+
+
+def test_a_cycle_between_modules_of_one_package_breaks_the_acyclic_contract(source_copy):
+    path = source_copy / "src" / "wren" / "bench" / "progress.py"
+    path.write_text(path.read_text() + "\nfrom wren.bench import batch  # the wrong arrow\n")
+    result = lint_imports(source_copy)
+    assert result.returncode != 0
+    assert "No import cycles between Wren's packages BROKEN" in result.stdout
+    assert "No cycles are allowed in wren.bench" in result.stdout, result.stdout
 
 
 def test_no_package_below_cli_loads_cli():

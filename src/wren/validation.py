@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from wren.exceptions import ConfigError
 
@@ -27,6 +27,18 @@ class StrictModel(BaseModel):
     """A config section: an unknown key is an error that names it."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def settings_of(config: type[BaseModel], without: Iterable[str], name: str) -> type[StrictModel]:
+    """The fields of `config` but those in `without`, as a config section of their own: the settings
+    a caller gives, while it fills in the rest (where to read and write) itself."""
+    left_out = set(without)
+    fields: dict[str, Any] = {
+        key: (field.annotation, field) for key, field in config.model_fields.items() if key not in left_out
+    }
+    return create_model(
+        name, __base__=StrictModel, __doc__=f"{config.__name__} without {sorted(left_out)}", **fields
+    )
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

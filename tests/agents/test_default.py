@@ -236,3 +236,47 @@ def test_keyword_arguments_override_a_given_config(tmp_path, agent_class):
     assert agent.run("x").exit_status == "LimitsExceeded" and agent.n_steps == 1
     with pytest.raises(ConfigError, match="unknown config key 'agent.step_limt'"):
         cls(ScriptedModel(outputs=[]), env, config=config, step_limt=1)
+
+
+def test_a_saved_state_is_restored_and_the_run_goes_on_from_it(tmp_path):
+    """The public step API the tree search drives: begin, state/restore, attempt and query."""
+    agent = agent_for([bash("echo one"), bash("echo two"), bash("echo again"), "no action"], tmp_path)
+    agent.begin("t")
+    opening = agent.state()
+    assert [m["role"] for m in opening.messages] == ["system", "user"] and opening.n_steps == 0
+    first = agent.attempt(agent.step)
+    assert first.record["output"].strip() == "one" and not first.exit_status
+    after_one = agent.state()
+    agent.attempt(agent.step)
+    assert agent.n_steps == 2
+    agent.restore(after_one)  # back to one step; the copy in the state did not grow meanwhile
+    assert agent.n_steps == 1 and len(agent.messages) == len(after_one.messages) == 4
+    assert agent.attempt(agent.step).record["output"].strip() == "again"
+    # A recoverable error goes back to the model as an observation; the state says so.
+    outcome = agent.attempt(agent.step)
+    assert not outcome.exit_status and outcome.record == {} and agent.format_errors == 1
+    assert "Format error" in agent.messages[-1]["content"]
+
+
+def test_a_final_exception_of_a_step_is_its_outcome(tmp_path):
+    agent = agent_for([SUBMIT], tmp_path, step_limit=1)
+    agent.begin("t")
+    assert agent.attempt(agent.step).exit_status == "Submitted"
+    limited = agent.attempt(agent.step)
+    assert limited.exit_status == "LimitsExceeded" and "step limit" in limited.reason
+
+
+class _TemperatureModel(ScriptedModel):
+    def query(self, messages, **kwargs):
+        self.asked = kwargs.get("temperature")
+        return super().query(messages, **kwargs)
+
+
+def test_a_query_at_a_temperature_asks_the_model_without_changing_its_config(tmp_path):
+    model = _TemperatureModel(outputs=[bash("true"), bash("true")])
+    agent = DefaultAgent(model, LocalEnvironment(cwd=str(tmp_path)))
+    agent.begin("t")
+    agent.query(temperature=0.9)
+    assert model.asked == 0.9
+    agent.query()
+    assert model.asked is None  # no temperature given: the model's own

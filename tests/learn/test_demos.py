@@ -15,7 +15,7 @@ from tests.peers.fixture_repo import build_calc_repo, write_jsonl
 from tests.peers.git_repo import make_git_repo
 from wren.bench.config import BenchWrenConfig
 from wren.config.assemble import assemble_config
-from wren.learn.demos import (
+from wren.learn.data.demos import (
     MAX_NAMED_COMMAND,
     Definition,
     demo_replies,
@@ -25,8 +25,8 @@ from wren.learn.demos import (
     parse_patch,
     write_demos,
 )
-from wren.learn.episodes import load_episodes
-from wren.learn.rewards import RewardConfig, reward_terms
+from wren.learn.data.episodes import load_episodes
+from wren.learn.data.rewards import RewardConfig, reward_terms
 from wren.models.actions import parse_text_action
 
 PATH_ENV = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]

@@ -6,10 +6,10 @@ import pytest
 
 from wren.config.loader import validate
 from wren.exceptions import ConfigError
-from wren.learn.episodes import Episode
-from wren.learn.export import ExportConfig, dpo_records, sft_records, value_records
-from wren.learn.rewards import RewardConfig, episode_return, reward_terms
-from wren.learn.windows import approx_tokens, message_tokens, windows
+from wren.learn.data.episodes import Episode
+from wren.learn.data.export import ExportConfig, dpo_records, sft_records, value_records
+from wren.learn.data.rewards import RewardConfig, episode_return, reward_terms
+from wren.learn.data.windows import approx_tokens, message_tokens, windows
 
 GOLD = "diff --git a/m.py b/m.py\n--- a/m.py\n+++ b/m.py\n@@ -1,2 +1,2 @@\n def f(x):\n-    return x\n+    return -x\n"
 
@@ -77,7 +77,7 @@ def test_unknown_reward_is_a_clear_error():
     with pytest.raises(ConfigError, match="unknown reward .resolvd.*known: .*resolved"):
         validate(RewardConfig, {"weights": {"resolvd": 1.0}}, where="rewards")
     # A dotted path names any function.
-    assert RewardConfig(weights={"wren.learn.rewards.resolved": 1.0})
+    assert RewardConfig(weights={"wren.learn.data.rewards.resolved": 1.0})
 
 
 def test_windows_fit_keep_the_task_and_hold_every_reply_once():

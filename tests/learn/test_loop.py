@@ -9,10 +9,12 @@ import pytest
 
 from wren.config.loader import validate
 from wren.exceptions import ConfigError
-from wren.learn.episodes import Episode
-from wren.learn.export import ExportConfig
-from wren.learn.loop import LoopConfig, Stages, interval, run_metrics
-from wren.learn.loop_report import write_report
+from wren.learn.data.episodes import Episode
+from wren.learn.data.export import ExportConfig
+from wren.learn.loop import LoopConfig
+from wren.learn.metrics import interval, run_metrics
+from wren.learn.report import write_report
+from wren.learn.stages import Stages
 
 
 def test_a_finished_stage_is_not_run_again(tmp_path: Path):
@@ -64,6 +66,40 @@ def test_metrics_count_replies_cut_at_the_token_limit_apart_from_format_errors()
 def test_loop_config_names_unknown_keys(tmp_path: Path):
     with pytest.raises(ConfigError, match="heldout_repo"):
         validate(LoopConfig, {"work_dir": str(tmp_path), "train_repos": [], "heldout_repo": []}, where="loop")
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [("sft", "learning_rat"), ("dpo", "epoch"), ("synth", "mutator"), ("edit_check", "sample")],
+)
+def test_a_typo_in_a_stage_config_fails_when_the_loop_config_is_read(tmp_path: Path, section: str, key: str):
+    data = {"work_dir": str(tmp_path), "train_repos": [], "heldout_repos": [], section: {key: 1}}
+    with pytest.raises(ConfigError, match=rf"{section}\.{key}"):
+        validate(LoopConfig, data, where="loop")
+
+
+def test_the_stage_configs_are_composed_from_the_loop_settings(tmp_path: Path):
+    from wren.learn.loop import Loop
+
+    data = {"work_dir": str(tmp_path), "train_repos": [], "heldout_repos": [], "workers": 3}
+    loop = Loop(validate(LoopConfig, data, where="loop"), log=lambda line: None)
+    sft = loop.train_config(loop.config.sft, "base", tmp_path / "sft.jsonl", tmp_path / "out", "sft")
+    assert (sft.model, sft.method, sft.max_length, sft.epochs, sft.learning_rate) == (
+        "base",
+        "sft",
+        3072,
+        1.0,
+        2e-4,
+    )
+    dpo = loop.train_config(loop.config.dpo, "m", tmp_path / "dpo.jsonl", tmp_path / "dpo", "dpo")
+    assert (dpo.max_steps, dpo.learning_rate, dpo.method) == (6, 5e-5, "dpo")
+    # Settings given replace the defaults as a whole section, as a YAML section does.
+    given = validate(LoopConfig, {**data, "sft": {"epochs": 2.0}}, where="loop")
+    assert Loop(given, log=print).train_config(given.sft, "b", tmp_path, tmp_path, "sft").max_length == 1024
+    synth = loop.synth_config("repo", tmp_path / "tasks.jsonl", 5)
+    assert (synth.workers, synth.max_tasks, synth.progress, synth.repo_dir) == (3, 5, False, "repo")
+    own = validate(LoopConfig, {**data, "synth": {"workers": 1, "timeout": 9}}, where="loop")
+    assert Loop(own, log=print).synth_config("r", tmp_path / "t.jsonl", 1).workers == 1
 
 
 @pytest.mark.parametrize("name", ["../x", "a/b", "..", ""])
@@ -172,14 +208,14 @@ def test_held_out_runs_sample_at_the_evaluation_temperature(tmp_path: Path):
     ],
 )
 def test_commands_are_counted_by_the_kind_of_step(command: str, kind: str):
-    from wren.learn.command_kinds import command_kind
+    from wren.learn.data.command_kinds import command_kind
 
     assert command_kind(command) == kind
 
 
 def test_kind_counts_cover_every_reply_including_ones_without_an_action():
-    from wren.learn.command_kinds import KINDS, kind_counts
-    from wren.learn.episodes import Episode
+    from wren.learn.data.command_kinds import KINDS, kind_counts
+    from wren.learn.data.episodes import Episode
 
     replies = [
         "THOUGHT: x\n```bash\ngrep -rn foo .\n```",

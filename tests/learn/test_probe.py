@@ -10,11 +10,11 @@ from tests.conftest import bash
 from tests.peers.fixture_repo import build_calc_repo, write_jsonl
 from wren.bench.config import BenchWrenConfig
 from wren.config.assemble import assemble_config
-from wren.learn.demos import write_demos
-from wren.learn.episodes import Episode, load_episodes
-from wren.learn.export import ExportConfig
+from wren.learn.data.demos import write_demos
+from wren.learn.data.episodes import Episode, load_episodes
+from wren.learn.data.export import ExportConfig
+from wren.learn.data.windows import approx_tokens
 from wren.learn.probe import EditCheck, corrective_pairs, edit_prompt, judge_edits, probe_url, sample_edits
-from wren.learn.windows import approx_tokens
 from wren.models.actions import parse_text_action
 
 TEST = "python3 -m pytest -q tests/test_ops.py::test_clamp"

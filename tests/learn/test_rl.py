@@ -8,7 +8,15 @@ import math
 import pytest
 
 from wren.exceptions import ConfigError
-from wren.learn.rl import RLConfig, RolloutBatch, collect, gae, group_advantages, ppo_loss, ppo_update
+from wren.learn.train.rl.loss import (
+    RLConfig,
+    RolloutBatch,
+    collect,
+    gae,
+    group_advantages,
+    ppo_loss,
+    ppo_update,
+)
 
 torch = pytest.importorskip("torch")
 
@@ -83,7 +91,7 @@ def test_a_ppo_step_moves_the_ratio_engages_clipping_and_follows_the_advantage()
     # The stored old log-probs were not touched; the new ones moved with the advantage's sign.
     assert torch.equal(batch.old_logprobs, old)
     with torch.no_grad():
-        from wren.learn.rl import token_logprobs
+        from wren.learn.train.rl.loss import token_logprobs
 
         new = token_logprobs(policy, ids, torch.ones_like(ids))
     m = action[:, 1:].bool()
@@ -94,7 +102,7 @@ def test_a_ppo_step_moves_the_ratio_engages_clipping_and_follows_the_advantage()
 
 
 def test_an_update_one_sequence_at_a_time_is_the_whole_batchs_update():
-    from wren.learn.rl import token_logprobs
+    from wren.learn.train.rl.loss import token_logprobs
 
     policy = _tiny_lora_policy()
     ids = torch.randint(0, 64, (3, 12), generator=torch.Generator().manual_seed(2))
@@ -134,13 +142,15 @@ def test_update_without_collected_log_probs_is_refused():
 
 def test_rl_iteration_on_episodes_of_a_tiny_model(tiny_model, tmp_path):
     from tests.learn.tiny import sample_records
-    from wren.learn.grpo import GRPOConfig, rl_iteration
+    from wren.learn.train.rl.iteration import RLIterationConfig, rl_iteration
 
     records = [
         {"messages": r["messages"], "reward": float(i % 2 == 0), "group": f"task-{i // 2}"}
         for i, r in enumerate(sample_records(4))
     ]
-    config = GRPOConfig(model=str(tiny_model), output=str(tmp_path / "rl"), rl=RLConfig(epochs=5, lr=1e-2))
+    config = RLIterationConfig(
+        model=str(tiny_model), output=str(tmp_path / "rl"), rl=RLConfig(epochs=5, lr=1e-2)
+    )
     log = rl_iteration(records, config)
     assert (log["episodes"], log["groups"], log["mean_reward"]) == (4, 2, 0.5)
     steps = log["steps"]
@@ -153,7 +163,7 @@ def test_rl_iteration_on_episodes_of_a_tiny_model(tiny_model, tmp_path):
     # The next policy: the adapter merged into the base, a training directory of its own.
     from safetensors.torch import load_file
 
-    from wren.learn.train import merge_adapter
+    from wren.learn.train.finetune import merge_adapter
 
     merged = merge_adapter(tiny_model, tmp_path / "rl", tmp_path / "merged")
     before, after = (
@@ -169,7 +179,7 @@ def test_rl_iteration_on_episodes_of_a_tiny_model(tiny_model, tmp_path):
 
 def _value_dir(tiny_model, tmp_path):
     from tests.learn.tiny import sample_records
-    from wren.learn.value import ValueConfig, train_value
+    from wren.learn.train.rl.value import ValueConfig, train_value
 
     records = [{"messages": r["messages"][:k], "return": float(i % 2 == 0)} for i, r in enumerate(sample_records(4))
                for k in (2, 4)]  # fmt: skip
@@ -184,10 +194,10 @@ def test_ppo_iteration_uses_the_value_models_gae_per_turn(tiny_model, tmp_path):
     from safetensors.torch import load_file
 
     from tests.learn.tiny import sample_records
-    from wren.learn.grpo import GRPOConfig, rl_iteration, rollout_batch
-    from wren.learn.ppo import episode_advantages, turn_states
-    from wren.learn.train import load_tokenizer
-    from wren.learn.value import ValueModel
+    from wren.learn.train.rl.critic import episode_advantages, turn_states
+    from wren.learn.train.rl.iteration import RLIterationConfig, rl_iteration, rollout_batch
+    from wren.learn.train.rl.value import ValueModel
+    from wren.serve.training_dir import load_tokenizer
 
     value_dir = _value_dir(tiny_model, tmp_path)
     records = [
@@ -212,7 +222,7 @@ def test_ppo_iteration_uses_the_value_models_gae_per_turn(tiny_model, tmp_path):
         assert got == sorted({round(a, 5) for a in per_turn[i]})
         assert (batch.advantages[i][~on] == 0).all()
 
-    config = GRPOConfig(
+    config = RLIterationConfig(
         model=str(tiny_model), output=str(tmp_path / "ppo"), rl=rl, method="ppo", value=str(value_dir)
     )
     log = rl_iteration(records, config)
@@ -224,7 +234,9 @@ def test_ppo_iteration_uses_the_value_models_gae_per_turn(tiny_model, tmp_path):
     assert max(w.abs().max().item() for k, w in weights.items() if "lora_B" in k) > 0
 
     with pytest.raises(ConfigError, match="--value"):
-        rl_iteration(records, GRPOConfig(model=str(tiny_model), output=str(tmp_path / "x"), method="ppo"))
+        rl_iteration(
+            records, RLIterationConfig(model=str(tiny_model), output=str(tmp_path / "x"), method="ppo")
+        )
 
 
 def test_wren_learn_rl_ppo_on_recorded_runs(tiny_model, tmp_path):
@@ -246,8 +258,8 @@ def test_wren_learn_rl_ppo_on_recorded_runs(tiny_model, tmp_path):
 
 def test_a_batch_without_assistant_tokens_is_a_clear_error(tiny_model):
     from tests.learn.tiny import sample_records
-    from wren.learn.grpo import rollout_batch
-    from wren.learn.train import load_tokenizer
+    from wren.learn.train.rl.iteration import rollout_batch
+    from wren.serve.training_dir import load_tokenizer
 
     records = [{"messages": r["messages"], "reward": 1.0, "group": "t"} for r in sample_records(2)]
     with pytest.raises(ConfigError, match="max_length 4"):
@@ -256,9 +268,9 @@ def test_a_batch_without_assistant_tokens_is_a_clear_error(tiny_model):
 
 def test_rl_records_keep_the_replies_that_broke_the_format_as_actions(tmp_path):
     from tests.peers.recorded_runs import FIX, record_wren_run
-    from wren.learn.episodes import load_episodes
-    from wren.learn.grpo import rl_records
-    from wren.learn.rewards import RewardConfig
+    from wren.learn.data.episodes import load_episodes
+    from wren.learn.data.rewards import RewardConfig
+    from wren.learn.train.rl.iteration import rl_records
 
     run = record_wren_run(tmp_path, "r", ["I will just think about it.", *FIX])
     (episode,) = load_episodes(run)

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 from tests.learn.tiny import sample_records
-from wren.learn.export import write_jsonl
-from wren.learn.tokenize import IGNORE, tokenize_conversation
-from wren.learn.train import TrainConfig, load_tokenizer, train
+from wren.learn.data.export import write_jsonl
+from wren.learn.data.tokenize import IGNORE, tokenize_conversation
+from wren.learn.train.finetune import TrainConfig, train
+from wren.serve.training_dir import load_tokenizer
 
 
 def _weights(directory: Path) -> dict:
@@ -150,7 +151,8 @@ def test_the_fused_output_layer_scores_only_trained_positions(tiny_model: Path, 
     from trl.kernels import ChunkedLogProbFunction
     from trl.trainer.utils import add_fused_lm_head
 
-    from wren.learn.train import load_model, trained_positions_only
+    from wren.learn.train.finetune import trained_positions_only
+    from wren.serve.training_dir import load_model
 
     model = load_model(tiny_model).eval()
     tokenizer = load_tokenizer(tiny_model)
@@ -180,7 +182,7 @@ def test_the_fused_output_layer_scores_only_trained_positions(tiny_model: Path, 
 
 
 def test_the_trainer_counts_what_max_length_cuts(tiny_model: Path):
-    from wren.learn.train import sft_dataset
+    from wren.learn.train.finetune import sft_dataset
 
     tokenizer = load_tokenizer(tiny_model)
     records = sample_records(2)

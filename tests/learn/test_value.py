@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from wren.learn.value import ValueConfig, ValueModel, reliability, train_value  # noqa: E402
+from wren.learn.train.rl.value import ValueConfig, reliability, train_value  # noqa: E402
+from wren.search.value import ValueModel  # noqa: E402
 
 
 def _records(n: int) -> list[dict]:

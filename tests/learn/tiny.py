@@ -46,7 +46,7 @@ def build_tiny_model(directory: Path, corpus: list[str]) -> Path:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from wren.learn.convert import GEMMA_CHAT_TEMPLATE
+    from wren.serve.convert import GEMMA_CHAT_TEMPLATE
 
     bpe = Tokenizer(models.BPE(unk_token="<unk>"))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

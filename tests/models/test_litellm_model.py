@@ -197,3 +197,13 @@ def test_direct_client_sends_the_name_without_litellm_prefix(scripted_server, na
     assert model.use_direct
     model.query(MESSAGES)
     assert server.requests[0]["body"]["model"] == sent
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_temperature_given_to_one_query_goes_on_the_wire_for_that_call_only(scripted_server, client):
+    server = scripted_server([{"content": "a"}, {"content": "b"}])
+    model = model_for(server, client)
+    model.query(MESSAGES, temperature=0.8)
+    model.query(MESSAGES)
+    assert [r["body"]["temperature"] for r in server.completions] == [0.8, 0.0]
+    assert model.config.temperature == 0.0

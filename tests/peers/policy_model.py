@@ -36,7 +36,7 @@ class DepthPolicyModel:
         i = self.counters.get(depth, 0)
         self.counters[depth] = i + 1
         self.n_calls += 1
-        self.temperatures.append(self.config.temperature)
+        self.temperatures.append(kwargs.get("temperature", self.config.temperature))
         return {
             "role": "assistant",
             "content": options[i % len(options)],

@@ -6,13 +6,13 @@ import re
 from typing import Literal
 
 from jinja2 import Environment, StrictUndefined
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from wren.validation import StrictModel
 
 
-class HistoryConfig(BaseModel):
+class HistoryConfig(StrictModel):
     """How the prompt is shortened for small context windows (the defaults change nothing)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     keep_last: int = Field(0, ge=0)
     """Observations kept whole at the end of the history (0 = all of them)."""
@@ -26,10 +26,8 @@ class HistoryConfig(BaseModel):
     """Replies before a stubbed observation: whole, or only their command (THOUGHT text dropped)."""
 
 
-class AgentConfig(BaseModel):
+class AgentConfig(StrictModel):
     """Templates and limits of one agent run."""
-
-    model_config = ConfigDict(extra="forbid")
 
     system_template: str
     """The system message."""

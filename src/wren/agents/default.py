@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,27 @@ class AgentResult:
 
     def __getitem__(self, key: str) -> Any:  # dict-style access, as mini-swe-agent returns a dict
         return getattr(self, key)
+
+
+@dataclass
+class AgentState:
+    """Where a run stands. Restoring a state makes the agent go on from it: the tree search moves
+    one agent between the nodes of its tree this way."""
+
+    messages: list[dict]
+    n_steps: int = 0
+    cost: float = 0.0
+    format_errors: int = 0
+
+
+@dataclass
+class StepOutcome:
+    """One attempted step: its record, and how the run ended when the step ended it."""
+
+    record: dict[str, Any] = field(default_factory=dict)
+    exit_status: str = ""
+    submission: str = ""
+    reason: str = ""
 
 
 # What changes between two runs of the same command when nothing else did: durations ("in
@@ -139,7 +161,17 @@ class DefaultAgent:
             if handler is not None:
                 handler(self, *args)
 
-    def run(self, task: str, **kwargs: Any) -> AgentResult:
+    def state(self) -> AgentState:
+        """Where the run stands (a copy: later steps do not change it)."""
+        return AgentState(list(self.messages), self.n_steps, self.cost, self.format_errors)
+
+    def restore(self, state: AgentState) -> None:
+        """Go on from `state`."""
+        self.messages = list(state.messages)
+        self.n_steps, self.cost, self.format_errors = state.n_steps, state.cost, state.format_errors
+
+    def begin(self, task: str, **kwargs: Any) -> None:
+        """Start a run of `task`: template variables, clock, counters and the opening messages."""
         self.extra_template_vars = {"task": task, **kwargs}
         self.messages, self.n_steps, self.cost, self.format_errors = [], 0, 0.0, 0
         self.start_time = time.time()
@@ -152,32 +184,42 @@ class DefaultAgent:
             {"role": "user", "content": self.render(self.config.instance_template)},
         )
         self.n_prefix = len(self.messages)
+
+    def attempt(self, step: Callable[[], dict[str, Any]]) -> StepOutcome:
+        """Run `step` with the run's handling of its exceptions: a recoverable one (format error,
+        timeout) goes back to the model as an observation; a final one (submission, limit) ends the run."""
+        try:
+            record = step()
+        except NonTerminatingException as e:
+            try:
+                self.add_messages(*self.observation(self.render_error(e)))
+            except TerminatingException as limit:
+                return StepOutcome({}, limit.exit_status, limit.submission, str(limit))
+            return StepOutcome()
+        except TerminatingException as e:
+            return StepOutcome({}, e.exit_status, e.submission, str(e))
+        self.format_errors = 0
+        return StepOutcome(record)
+
+    def run(self, task: str, **kwargs: Any) -> AgentResult:
+        self.begin(task, **kwargs)
         self.emit("on_start")
         while True:
-            start, record = len(self.messages), {}
+            start = len(self.messages)
             try:
-                record = self.step()
-                self.format_errors = 0
-            except NonTerminatingException as e:
-                try:
-                    self.add_messages(*self.observation(self.render_error(e)))
-                    status = ""
-                except TerminatingException as limit:
-                    status, submission, reason = limit.exit_status, limit.submission, str(limit)
-            except TerminatingException as e:
-                status, submission, reason = e.exit_status, e.submission, str(e)
+                outcome = self.attempt(self.step)
             except Exception as e:  # an unexpected error ends the run, and the trajectory says why
                 logger.exception("run ended by %s", type(e).__name__)
-                status, submission, reason = type(e).__name__, "", f"{type(e).__name__}: {e}"
-            else:
-                status = ""
+                outcome = StepOutcome({}, type(e).__name__, "", f"{type(e).__name__}: {e}")
+            status = outcome.exit_status
             if status:
-                extra = {"exit_status": status, "submission": submission, "reason": reason}
-                self.add_messages({"role": "exit", "content": submission or reason, "extra": extra})
-            self.emit("on_step", {"step": self.n_steps, "messages": self.messages[start:], **record})
+                extra = {"exit_status": status, "submission": outcome.submission, "reason": outcome.reason}
+                content = outcome.submission or outcome.reason
+                self.add_messages({"role": "exit", "content": content, "extra": extra})
+            self.emit("on_step", {"step": self.n_steps, "messages": self.messages[start:], **outcome.record})
             if status:
                 break
-        result = AgentResult(status, submission, self.n_steps, self.cost, self.messages)
+        result = AgentResult(status, outcome.submission, self.n_steps, self.cost, self.messages)
         self.emit("on_finish", result)
         return result
 
@@ -231,11 +273,13 @@ class DefaultAgent:
                     f"the same command gave the same output {repeats} times in a row", limit="max_repeats"
                 )
 
-    def query(self) -> dict:
+    def query(self, temperature: float | None = None) -> dict:
+        """One model call on the history; `temperature` samples this call at that temperature."""
         self.check_limits()
         self.n_steps += 1
         tools = [BASH_TOOL] if self.config.action_format == "toolcall" else None
-        message = self.model.query(self.prompt_messages(), tools=tools)
+        sampling = {} if temperature is None else {"temperature": temperature}
+        message = self.model.query(self.prompt_messages(), tools=tools, **sampling)
         if self.config.cut_after_action and message.get("content"):
             message["content"] = cut_after_first_action(message["content"])
         self.cost += (message.get("extra") or {}).get("cost", 0.0)

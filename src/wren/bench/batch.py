@@ -27,20 +27,14 @@ from typing import Any
 
 from wren.bench.config import BenchWrenConfig
 from wren.bench.outcomes import ENVIRONMENT, entry_failure, failure_groups, failure_kind
+from wren.bench.progress import BatchInterrupted, ProgressHook
+from wren.bench.rundir import PREDS_FILE, STATUS_FILE, RunDir
 from wren.environments.processes import kill_child_sessions
-from wren.exceptions import ConfigError, TerminatingException
+from wren.exceptions import ConfigError
 from wren.redact import current_redactor
 
-PREDS_FILE = "preds.json"
-STATUS_FILE = "exit_statuses.json"
 LOCK_FILE = ".wren-batch.lock"
 WORKSPACES_DIR = ".workspaces"
-
-
-class BatchInterrupted(TerminatingException):
-    """The batch was stopped (Ctrl-C) while this instance ran; its result is not recorded."""
-
-    exit_status = "Interrupted"
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
@@ -58,8 +52,8 @@ class PredictionsStore:
 
     def __init__(self, output_dir: Path):
         self.output_dir = output_dir
-        self.preds_path = output_dir / PREDS_FILE
-        self.status_path = output_dir / STATUS_FILE
+        run = RunDir(output_dir)
+        self.preds_path, self.status_path = run.preds, run.exit_statuses
         self._lock = threading.Lock()
         self.preds: dict[str, dict[str, Any]] = self._load(self.preds_path)
         self.statuses: dict[str, dict[str, Any]] = self._load(self.status_path)
@@ -178,7 +172,7 @@ def process_instance(
     exit_status, submission, n_steps and cost): `wren batch --search` passes a tree search this way.
     """
     instance_id = inst["instance_id"]
-    inst_dir = Path(output_dir) / instance_id
+    inst_dir = RunDir(output_dir).instance_dir(instance_id)
     inst_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     log_lines = [f"instance {instance_id} started {time.strftime('%Y-%m-%d %H:%M:%S')}"]
@@ -223,7 +217,6 @@ def _run_instance(
     runner: Any = None,
 ) -> None:
     """The body of process_instance: fills `result` in place."""
-    from wren.bench.progress import ProgressHook
     from wren.bench.specs import InstanceSpec, instance_spec
     from wren.bench.workspace import open_workspace
     from wren.models import get_model

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from wren.bench.workspace import WorkspaceConfig
 from wren.config.schema import WrenConfig
+from wren.validation import StrictModel
 
 
-class BenchConfig(BaseModel):
+class BenchConfig(StrictModel):
     """Settings of batch runs and evaluations."""
-
-    model_config = ConfigDict(extra="forbid")
 
     workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig)
     """Where instance checkouts come from and how they are set up."""

@@ -154,12 +154,6 @@ def normalise_instance(row: Any, *, where: str = "") -> dict[str, Any]:
     return inst
 
 
-def require_fields(inst: dict[str, Any], *fields: str) -> None:
-    missing = [f for f in fields if not inst.get(f)]
-    if missing:
-        raise DatasetError(f"instance {inst['instance_id']!r} lacks {', '.join(missing)}")
-
-
 def parse_slice(spec: str) -> slice:
     """`"A:B"`, `":B"`, `"A:"` or `"N"` (the first N) as a slice."""
     if not spec:

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from wren.bench import selfcheck
 from wren.bench.datasets import DatasetError, parse_test_list
@@ -30,6 +30,7 @@ from wren.bench.offline import needing_network
 from wren.bench.specs import InstanceSpec, instance_spec, log_parser
 from wren.bench.workspace import Workspace, WorkspaceConfig, open_workspace, reinstall
 from wren.exceptions import ExecutionTimeoutError, Submitted
+from wren.validation import StrictModel
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,8 @@ _PACKAGING = re.compile(
 )
 
 
-class EvalConfig(BaseModel):
+class EvalConfig(StrictModel):
     """Settings of `wren eval`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     workers: int = Field(default=1, ge=1)
     """Instances evaluated at once."""

@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from wren.exceptions import TerminatingException
+
 
 @dataclass
 class WorkerState:
@@ -118,6 +120,12 @@ class BatchProgress:
             self._live = None
 
 
+class BatchInterrupted(TerminatingException):
+    """The batch was stopped (Ctrl-C) while this instance ran; its result is not recorded."""
+
+    exit_status = "Interrupted"
+
+
 class ProgressHook:
     """An agent hook that reports each step of one instance to a BatchProgress."""
 
@@ -130,6 +138,17 @@ class ProgressHook:
         if self.progress is not None:
             self.progress.instance_step(self.instance_id, agent.n_steps, agent.cost)
         if self.stop is not None and self.stop.is_set():
-            from wren.bench.batch import BatchInterrupted
-
             raise BatchInterrupted(f"batch stopped during {self.instance_id}")
+
+
+def finished_line(summary: dict[str, Any]) -> str:
+    """The line that ends a batch (rich markup): what ran, the exit statuses, where the predictions are."""
+    from rich.markup import escape
+
+    from wren.bench.rundir import RunDir
+
+    return (
+        f"{summary['ran']} run, {summary['skipped_existing']} already done; exit statuses: "
+        + ", ".join(f"{escape(k)} {v}" for k, v in summary["exit_statuses"].items())
+        + f"; predictions in {escape(str(RunDir(summary['output_dir']).preds))}"
+    )

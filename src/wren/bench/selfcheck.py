@@ -13,19 +13,8 @@ from typing import Any
 
 from wren.bench.workspace import Workspace
 from wren.exceptions import WrenError
+from wren.repo_layout import SKIPPED_DIRS
 
-_SKIP_DIRS = {
-    "tests",
-    "test",
-    "testing",
-    "docs",
-    "doc",
-    "examples",
-    "example",
-    "benchmarks",
-    "scripts",
-    "build",
-}
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
@@ -44,7 +33,7 @@ def package_name(repo_dir: Path, repo: str) -> str:
         if not root.is_dir():
             continue
         for entry in sorted(root.iterdir()):
-            if entry.name.startswith((".", "_")) and entry.name != "_pytest" or entry.name in _SKIP_DIRS:
+            if entry.name.startswith((".", "_")) and entry.name != "_pytest" or entry.name in SKIPPED_DIRS:
                 continue
             if entry.is_dir() and (entry / "__init__.py").is_file():
                 candidates.append(entry.name)

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from wren.bench.datasets import parse_test_list
 from wren.exceptions import ConfigError
+from wren.validation import StrictModel
 
 # Files in a test patch that are data, not tests (as SWE-bench's harness skips them).
 _NON_TEST_SUFFIXES = (
@@ -42,10 +43,8 @@ _PYTEST_STATUS = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\s+(\S+)
 _PYTEST_VERBOSE = re.compile(r"^(\S+::\S+)\s+(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
 
 
-class InstanceSpec(BaseModel):
+class InstanceSpec(StrictModel):
     """What it takes to install and test one instance."""
-
-    model_config = ConfigDict(extra="forbid")
 
     python: str = ""
     """Python version the repo wants ('' = whatever the environment has)."""

@@ -21,22 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from wren.bench import envs
 from wren.bench.repos import WorkspaceError, checkout, find_repo
 from wren.bench.requirements import detect_setup
 from wren.bench.specs import InstanceSpec
 from wren.exceptions import ConfigError
+from wren.validation import StrictModel
 
 HOST_KINDS = ("local", "sandbox")
 CONTAINER_KINDS = ("docker", "podman", "apptainer", "singularity")
 
 
-class WorkspaceConfig(BaseModel):
+class WorkspaceConfig(StrictModel):
     """Where instance checkouts come from and how they are set up."""
-
-    model_config = ConfigDict(extra="forbid")
 
     repos: str = ""
     """Directory of git repositories (`owner__name` or `owner+name`, bare or not)."""

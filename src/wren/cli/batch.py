@@ -117,22 +117,10 @@ def register(app: typer.Typer) -> None:
         )
         search_runner = None
         if search is not None:
-            from wren.exceptions import ConfigError
-            from wren.learn.search import STRATEGIES, SearchConfig, SearchRunner
+            from wren.search.runner import batch_search_runner, search_from_options
 
-            if search not in STRATEGIES:
-                raise ConfigError(f"--search must be one of {', '.join(STRATEGIES)}, not {search!r}")
-            if budget < 1 or width < 1:
-                raise ConfigError(f"--budget and --k must be at least 1, not {budget} and {width}")
-            from wren.bench.evaluate import judge_config
-
-            if score not in ("judge", "value", "submitted"):
-                raise ConfigError(f"--score must be one of judge, value, submitted, not {score!r}")
-            if score == "value" and not value:
-                raise ConfigError("--score value needs --value DIR (a value model)")
-            search_config = SearchConfig(strategy=search, budget=budget, k=width, score_terminals=score)  # type: ignore[arg-type]
-            # Judge checkouts go where the batch puts its own (BatchRunner sets the root).
-            search_runner = SearchRunner(search_config, judge, value, eval_config=judge_config(cfg))
+            search_config = search_from_options(search, budget, width, score)
+            search_runner = batch_search_runner(search_config, judge, value, cfg)
         progress = BatchProgress(len(instances))
         runner = BatchRunner(
             cfg,
@@ -146,14 +134,10 @@ def register(app: typer.Typer) -> None:
         )
         with progress:
             summary = runner.run(instances)
-        from rich.markup import escape
+        from wren.bench.progress import finished_line
 
         console = progress.console
-        console.print(
-            f"{summary['ran']} run, {summary['skipped_existing']} already done; exit statuses: "
-            + ", ".join(f"{escape(k)} {v}" for k, v in summary["exit_statuses"].items())
-            + f"; predictions in {escape(output)}/preds.json"
-        )
+        console.print(finished_line(summary))
         if summary["interrupted"]:
             console.print("interrupted: finished instances are saved; run the same command again to resume")
             raise typer.Exit(130)

@@ -65,7 +65,7 @@ def _print_tree(path) -> None:
 
     from wren.cli.display import console
     from wren.exceptions import ConfigError
-    from wren.learn.tree import ThoughtTree, TreeError, render_tree
+    from wren.search.tree import ThoughtTree, TreeError, render_tree
 
     try:
         tree, meta = ThoughtTree.load(path)

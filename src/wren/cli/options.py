@@ -49,3 +49,10 @@ def apply_workspace_options(
     if image:
         cfg.environment["image"] = image
     return cfg
+
+
+def config_data(specs: list[str]) -> dict:
+    """YAML files and key.path=value items merged into one dict (no built-in base, no environment)."""
+    from wren.config.loader import load_config_dict
+
+    return load_config_dict(specs, base=(), environ={})

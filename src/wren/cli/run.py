@@ -185,17 +185,12 @@ def _run_search(
     strategy: str, budget: int, judge: str, width: int, value: str = "",
 ) -> None:  # fmt: skip
     from wren.cli.display import console
-    from wren.exceptions import ConfigError
-    from wren.learn.search import STRATEGIES, SearchConfig, run_search
+    from wren.search.runner import run_search, search_from_options
 
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"--search must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
-    if budget < 1 or width < 1:
-        raise ConfigError(f"--budget and --k must be at least 1, not {budget} and {width}")
-    search = SearchConfig(strategy=strategy, budget=budget, k=width)  # type: ignore[arg-type]
+    search = search_from_options(strategy, budget, width)
     value_fn = None
     if value:
-        from wren.learn.value import ValueModel
+        from wren.search.value import ValueModel
 
         value_fn = ValueModel.load(value)
         # The verifier ranks finished runs; the judge (when given) only scores the chosen one.

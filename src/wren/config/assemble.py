@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from wren.config.loader import deep_merge, load_config_dict, parse_override, validate
+from wren.config.loader import deep_merge, load_config_dict, merge_overrides, parse_override, validate
 from wren.config.mini import is_mini_only_key
 from wren.config.schema import RunConfig, WrenConfig
 from wren.exceptions import ConfigError
@@ -99,3 +99,12 @@ def assemble_config(
     if cwd:
         data.setdefault("environment", {})["cwd"] = cwd
     return validate(schema, data)
+
+
+def with_overrides(config: WrenConfig, specs: list[str] | tuple = ()) -> WrenConfig:
+    """`config` with the `key.path=value` items of `specs` set on it, validated again (YAML files
+    among `specs` are left out: they were layered when the config was assembled)."""
+    overrides = [s for s in specs if "=" in s]
+    if not overrides:
+        return config
+    return validate(type(config), merge_overrides(overrides, config.model_dump()))

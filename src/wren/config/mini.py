@@ -414,12 +414,6 @@ class _Translator:
         for key, value in passthrough.items():
             self.put("model", key, value)
 
-    def observation(self, template: str) -> None:
-        """mini-swe-agent shows command output and timeouts alike through its observation template."""
-        key = "model.observation_template"
-        self.put("agent", "action_observation_template", _aliased(template, key, _OBSERVATION))
-        self.put("agent", "timeout_template", _aliased(template, key, _TIMEOUT))
-
     def model_kwargs(self, kwargs: Any) -> None:
         if not isinstance(kwargs, Mapping):
             self.error("model.model_kwargs", f"must be a mapping, not {type(kwargs).__name__}")

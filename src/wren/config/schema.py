@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from wren.agents.config import AgentConfig
 from wren.agents.interactive import InteractiveAgentConfig
 from wren.models.config import ModelConfig
+from wren.validation import StrictModel
 
 
-class RunConfig(BaseModel):
+class RunConfig(StrictModel):
     """Settings of `wren run` itself."""
-
-    model_config = ConfigDict(extra="forbid")
 
     output: str | None = None
     """Directory (or file whose directory) for the trajectory; default: runs/<timestamp> here."""
@@ -26,10 +25,8 @@ class RunConfig(BaseModel):
     """Name of the run in trajectory file names ('' = derived from the time)."""
 
 
-class WrenConfig(BaseModel):
+class WrenConfig(StrictModel):
     """A whole Wren configuration."""
-
-    model_config = ConfigDict(extra="forbid")
 
     agent: AgentConfig
     """The agent's templates and limits."""

@@ -16,9 +16,10 @@ import time
 from collections import deque
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from wren.exceptions import ExecutionTimeoutError, Submitted
+from wren.validation import StrictModel
 
 SUBMIT_MARKERS = ("COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT", "MINI_SWE_AGENT_FINAL_OUTPUT")
 _CHUNK = 65536
@@ -26,10 +27,8 @@ _CHUNK = 65536
 _DRAIN_AFTER_EXIT_S = 0.05
 
 
-class ProcessConfig(BaseModel):
+class ProcessConfig(StrictModel):
     """Settings shared by every environment that runs commands as processes."""
-
-    model_config = ConfigDict(extra="forbid")
 
     environment_class: str = "local"
     """Which environment to use (local, docker, apptainer, sandbox, or a dotted path)."""

@@ -18,9 +18,8 @@ import shlex
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from wren.exceptions import WrenError
+from wren.validation import StrictModel
 
 REF_PREFIX = "refs/wren/snapshots/"
 PRIVATE_DIR = ".wren-snapshots.git"
@@ -93,10 +92,8 @@ class SnapshotError(WrenError):
     """A snapshot could not be saved or restored; the message carries git's own words."""
 
 
-class SnapshotConfig(BaseModel):
+class SnapshotConfig(StrictModel):
     """How workspace snapshots are taken."""
-
-    model_config = ConfigDict(extra="forbid")
 
     root: str = ""
     """Directory snapshotted ('' = the environment's cwd)."""

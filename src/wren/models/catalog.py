@@ -24,20 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from wren.exceptions import ConfigError, ModelNotFound
-from wren.validation import validate
+from wren.validation import StrictModel, validate
 
 CATALOG_DIR = Path(__file__).resolve().parent.parent / "config" / "catalog"
 # The catalog entry used when no model is named anywhere: the bundled SLM.
 DEFAULT_MODEL = "gemma-3-270m"
 
 
-class WrenModelSettings(BaseModel):
+class WrenModelSettings(StrictModel):
     """Wren's part of a catalog entry."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model_name: str | None = None
     """Explicit LiteLLM model name; wins over provider slugs."""
@@ -55,10 +53,8 @@ class WrenModelSettings(BaseModel):
     """Served by Wren's embedded server, which is started when no api_base is given."""
 
 
-class ModelChoice(BaseModel):
+class ModelChoice(StrictModel):
     """What a model name stands for: its model config and the configs it needs."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: dict[str, Any]
     """Model config fields (for an embedded model, without api_base: the server decides it)."""
@@ -74,10 +70,8 @@ class ModelChoice(BaseModel):
         return {**self.model, **({"api_base": self.default_api_base} if self.default_api_base else {})}
 
 
-class CatalogEntry(BaseModel):
+class CatalogEntry(StrictModel):
     """One model of the catalog."""
-
-    model_config = ConfigDict(extra="forbid")
 
     internal_name: str
     """Wren's name for the model, used with -m and --slm."""

@@ -5,18 +5,17 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from wren.exceptions import ConfigError
+from wren.validation import StrictModel
 
 REDACTED = "***"
 _SECRET_HEADER_WORDS = ("authorization", "key", "token", "secret", "cookie")
 
 
-class ModelConfig(BaseModel):
+class ModelConfig(StrictModel):
     """How to reach one model and how to ask it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = ""
     """LiteLLM model name, e.g. `hosted_vllm/qwen2.5-coder-7b` or `openai/gpt-4o-mini` ('' = embedded SLM)."""

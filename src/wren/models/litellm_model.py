@@ -116,11 +116,12 @@ class LitellmModel:
 
     # -- requests -----------------------------------------------------------------------------
 
-    def _body(self, tools: list[dict] | None) -> dict[str, Any]:
+    def _body(self, tools: list[dict] | None, temperature: float | None = None) -> dict[str, Any]:
         c = self.config
         body: dict[str, Any] = {}
-        if c.temperature is not None:
-            body["temperature"] = c.temperature
+        temperature = c.temperature if temperature is None else temperature
+        if temperature is not None:
+            body["temperature"] = temperature
         if c.top_p is not None:
             body["top_p"] = c.top_p
         if c.max_output_tokens is not None:
@@ -138,7 +139,9 @@ class LitellmModel:
     def _headers(self) -> dict[str, str]:
         return {"X-Program-Id": self.program_id} if self.program_id else {}
 
-    def _query_direct(self, messages: list[dict], tools: list[dict] | None) -> dict:
+    def _query_direct(
+        self, messages: list[dict], tools: list[dict] | None, temperature: float | None = None
+    ) -> dict:
         if self._client is None:
             from wren.models.openai_client import OpenAICompatibleClient
 
@@ -148,7 +151,7 @@ class LitellmModel:
                 headers=self.config.headers,
                 timeout=self.config.timeout,
             )
-        body = {"model": self.bare_name or self.config.name, **self._body(tools)}
+        body = {"model": self.bare_name or self.config.name, **self._body(tools, temperature)}
         extra_body = body.pop("extra_body", None) or {}
         body.update(extra_body)
         if self.program_id:
@@ -157,10 +160,12 @@ class LitellmModel:
             body.setdefault("program_id", self.program_id)
         return self._client.chat(messages, body, self._headers())
 
-    def _query_litellm(self, messages: list[dict], tools: list[dict] | None) -> dict:
+    def _query_litellm(
+        self, messages: list[dict], tools: list[dict] | None, temperature: float | None = None
+    ) -> dict:
         litellm = import_litellm()
         c = self.config
-        kwargs = self._body(tools)
+        kwargs = self._body(tools, temperature)
         if tools and not _has_mcp():
             # LiteLLM imports its MCP gateway (an optional dependency) whenever tools are passed.
             kwargs["_skip_mcp_handler"] = True
@@ -202,7 +207,9 @@ class LitellmModel:
             raise RetryableModelError(f"{type(e).__name__}: {e}") from e
         return response.model_dump()
 
-    def _attempts(self, messages: list[dict], tools: list[dict] | None) -> dict:
+    def _attempts(
+        self, messages: list[dict], tools: list[dict] | None, temperature: float | None = None
+    ) -> dict:
         c = self.config
         retrying = Retrying(
             stop=stop_after_attempt(max(c.retries, 1)),
@@ -214,7 +221,7 @@ class LitellmModel:
             ),
         )
         query = self._query_direct if self.use_direct else self._query_litellm
-        return retrying(query, messages, tools)
+        return retrying(query, messages, tools, temperature)
 
     def _check_input_budget(self, messages: list[dict]) -> None:
         limit = self.config.max_input_tokens
@@ -229,12 +236,21 @@ class LitellmModel:
                 f"prompt of about {estimate} tokens exceeds max_input_tokens={limit}", kind="context_window"
             )
 
-    def query(self, messages: list[dict], tools: list[dict] | None = None, **kwargs: Any) -> dict:
-        """One assistant message for `messages`; `extra` holds cost, tokens, latency, model."""
+    def query(
+        self,
+        messages: list[dict],
+        tools: list[dict] | None = None,
+        *,
+        temperature: float | None = None,
+        **kwargs: Any,
+    ) -> dict:
+        """One assistant message for `messages`; `extra` holds cost, tokens, latency, model.
+        `temperature` samples this call at that temperature instead of the config's (fallback
+        models keep their own)."""
         self._check_input_budget(messages)
         start = time.perf_counter()
         try:
-            response = self._attempts(messages, tools)
+            response = self._attempts(messages, tools, temperature)
             model = self
         except RetryableModelError as error:
             if not self.config.fallbacks:

@@ -12,19 +12,15 @@ import logging
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from wren.exceptions import ConfigError, ModelError
 from wren.models.config import ModelConfig
-from wren.validation import validate
+from wren.validation import StrictModel, validate
 
 logger = logging.getLogger("wren.models.router")
 
 
-class RouterRules(BaseModel):
+class RouterRules(StrictModel):
     """When the large model answers instead of the small one."""
-
-    model_config = ConfigDict(extra="forbid")
 
     large_first: int = 0
     """The first N calls of a run go to the large model."""

@@ -6,17 +6,17 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from wren.validation import StrictModel
 
 
 def _default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-class SynthConfig(BaseModel):
+class SynthConfig(StrictModel):
     """Settings of `wren synth`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     repo_dir: str
     """The repository to break: Python code with pytest tests."""

@@ -12,29 +12,8 @@ from pathlib import Path, PurePosixPath
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, ParentNodeProvider, PositionProvider
 
+from wren.repo_layout import SKIPPED_DIRS
 from wren.synth.mutators import Edit, FunctionContext, Mutator
-
-# Directories that never hold the code under test.
-SKIPPED_DIRS = frozenset(
-    {
-        "test",
-        "tests",
-        "testing",
-        "docs",
-        "doc",
-        "examples",
-        "example",
-        "benchmarks",
-        "benchmark",
-        "build",
-        "dist",
-        "site-packages",
-        "node_modules",
-        "venv",
-        "env",
-        "__pycache__",
-    }
-)
 
 
 def is_test_file(relpath: str) -> bool:

@@ -304,11 +304,3 @@ class InspectorApp(App):
         self.push_screen(RunListScreen(self.runs))
         if self.open_first and self.runs:
             self.push_screen(RunScreen(self.runs, 0))
-
-
-def inspector_for(path: str | Path) -> InspectorApp:
-    """An inspector over every run at `path` (a trajectory file or a directory of runs)."""
-    from wren.trajectory import find_runs
-    from wren.ui.runs import load_runs
-
-    return InspectorApp(load_runs(find_runs(path)))

@@ -6,12 +6,12 @@ in one place.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wren.exceptions import ConfigError, FormatError
+from wren.bench.rundir import RunDir
+from wren.exceptions import FormatError
 from wren.models.actions import parse_action
 
 
@@ -96,13 +96,6 @@ class Episode:
         return bad
 
 
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ConfigError(f"cannot read {what} {path}: {e}") from e
-
-
 def _instances(dataset: str | Path | None) -> dict[str, dict[str, Any]]:
     if not dataset:
         return {}
@@ -111,33 +104,19 @@ def _instances(dataset: str | Path | None) -> dict[str, dict[str, Any]]:
     return {inst["instance_id"]: inst for inst in load_instances(str(dataset))}
 
 
-def _run_files(run_dir: Path) -> dict[str, Path]:
-    """instance id -> its final trajectory (or its trajectory.jsonl while none was written)."""
-    found: dict[str, Path] = {}
-    for traj in sorted(run_dir.glob("*/*.traj.json")):
-        found[traj.name.removesuffix(".traj.json")] = traj
-    for jsonl in sorted(run_dir.glob("*/trajectory.jsonl")):
-        found.setdefault(jsonl.parent.name, jsonl)
-    for traj in sorted(run_dir.glob("*.traj.json")):  # a single `wren run` directory
-        found.setdefault(traj.name.removesuffix(".traj.json"), traj)
-    return found
-
-
 def load_episodes(
-    run_dir: str | Path,
+    run_dir: str | Path | RunDir,
     *,
     report: str | Path | None = None,
     dataset: str | Path | None = None,
 ) -> list[Episode]:
     """The episodes of a `wren batch` (or `wren run`) directory, with verdicts from `report`."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ConfigError(f"run directory {run_dir} does not exist")
-    preds = _read_json(run_dir / "preds.json", "predictions") if (run_dir / "preds.json").is_file() else {}
-    verdicts = _read_json(Path(report), "eval report").get("instances", {}) if report else {}
+    rundir = (run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)).require()
+    preds = rundir.read_preds()
+    verdicts = rundir.read_verdicts(report)
     instances = _instances(dataset)
     episodes = []
-    for instance_id, path in sorted(_run_files(run_dir).items()):
+    for instance_id, path in sorted(rundir.trajectories().items()):
         run = read_run(path)
         agent = run.config.get("agent") or {}
         action_format = agent.get("action_format", "text")
@@ -157,3 +136,16 @@ def load_episodes(
             )
         )
     return episodes
+
+
+def load_judged_episodes(
+    run_dir: str | Path | RunDir,
+    *,
+    report: str | Path | None = None,
+    dataset: str | Path | None = None,
+) -> list[Episode]:
+    """The episodes of a run directory with the verdicts of `report`, by default those of the
+    judge's report in the run directory; a report not (yet) written gives no verdicts."""
+    rundir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    path = Path(report) if report else rundir.report
+    return load_episodes(rundir, report=path if path.is_file() else None, dataset=dataset)

@@ -19,35 +19,27 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from wren.exceptions import ConfigError
-from wren.learn.export import read_jsonl
-from wren.learn.tokenize import IGNORE, tokenize_conversation
+from wren.learn.data.export import read_jsonl
+from wren.learn.data.tokenize import IGNORE, tokenize_conversation
+from wren.serve.training_dir import (
+    LoraSettings,
+    adapted_model,
+    load_model,
+    load_tokenizer,
+    lora_config,
+    require_training_stack,
+)
+from wren.validation import StrictModel
 
 CHECKPOINTS = "checkpoints"
 MAX_COPIES = 4
 
 
-class LoraSettings(BaseModel):
-    """The LoRA adapter that is trained."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    r: int = 16
-    """Rank of the adapter matrices."""
-    alpha: int = 32
-    """Scale of the adapter's update (alpha / r)."""
-    dropout: float = 0.05
-    """Dropout on the adapter's input."""
-    target_modules: list[str] | str = "all-linear"
-    """Modules that get an adapter: names, or 'all-linear' (every linear layer but the output head)."""
-
-
-class TrainConfig(BaseModel):
+class TrainConfig(StrictModel):
     """One training run: `wren learn sft` or `wren learn dpo`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str
     """Training directory of the starting model."""
@@ -78,84 +70,13 @@ class TrainConfig(BaseModel):
     threads: int = 0
     """torch threads (0 = torch's default)."""
     gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass: less memory, about 12% slower per step here."""
+    """Recompute activations in the backward pass: less memory, somewhat slower steps."""
     merge: bool = True
     """Also write the model with the adapter merged in (`OUTPUT/model`)."""
     lora: LoraSettings = Field(default_factory=LoraSettings)
     """The adapter."""
     method: Literal["sft", "dpo"] = "sft"
     """Which trainer runs."""
-
-
-# The value model and GRPO adapt only attention's q and v projections, at a low rank.
-SMALL_LORA: dict[str, Any] = {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
-
-
-def lora_config(settings: LoraSettings, task_type: str | None = None) -> Any:
-    """PEFT's LoraConfig for `settings` (SFT/DPO, the value model and GRPO share one shape)."""
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=settings.r,
-        lora_alpha=settings.alpha,
-        lora_dropout=settings.dropout,
-        target_modules=settings.target_modules,
-        task_type=task_type,
-    )
-
-
-def _require_training_stack() -> None:
-    try:
-        import peft  # noqa: F401
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-        import trl  # noqa: F401
-    except ImportError as e:
-        raise ConfigError(
-            f"training needs the learn extra ({e.name} is missing): pip install torch (CPU wheel first), "
-            "then pip install 'wren-agent[learn]'"
-        ) from e
-
-
-def load_tokenizer(path: str | Path) -> Any:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
-    if not tokenizer.chat_template:
-        raise ConfigError(
-            f"the tokenizer in {path} has no chat template; convert the model with `wren learn convert`"
-        )
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
-def load_model(path: str | Path) -> Any:
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    # fp32: this CPU has no fast bf16, and fp16 training is unstable.
-    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
-
-
-def adapted_model(
-    model_dir: str | Path,
-    lora: LoraSettings | None = None,
-    adapter_dir: str | Path | None = None,
-    *,
-    trainable: bool = True,
-) -> Any:
-    """The model in `model_dir` with a LoRA: the one saved in `adapter_dir` where it holds one (frozen
-    unless `trainable`), else a new one of `lora` (the value model, GRPO/PPO and merging share this)."""
-    _require_training_stack()
-    from peft import PeftModel, get_peft_model
-
-    base = load_model(model_dir)
-    if adapter_dir is not None and (Path(adapter_dir) / "adapter_config.json").is_file():
-        return PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=trainable)
-    if lora is None:
-        raise ConfigError(f"no LoRA adapter in {adapter_dir} (adapter_config.json is missing)")
-    return get_peft_model(base, lora_config(lora))
 
 
 def sft_dataset(
@@ -278,7 +199,7 @@ def trained_positions_only() -> Iterator[None]:
 
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train (resuming from the last checkpoint in the output directory); return the training log."""
-    _require_training_stack()
+    require_training_stack()
     import torch
 
     if config.threads:
@@ -361,7 +282,18 @@ def merge_adapter(model_dir: str | Path, adapter_dir: str | Path, out: str | Pat
 
 def _copy_source(model_dir: Path, out: Path) -> None:
     """Carry the record of the GGUF a model came from (its tokenizer is needed to write GGUF again)."""
-    from wren.learn.convert import SOURCE_FILE
+    from wren.serve.convert import SOURCE_FILE
 
     if (model_dir / SOURCE_FILE).is_file():
         (out / SOURCE_FILE).write_text((model_dir / SOURCE_FILE).read_text())
+
+
+def train_summary(log: dict[str, Any], output: str | Path) -> str:
+    """One line on a finished training run: steps, time, loss, and where the result is."""
+    method = log["config"]["method"]
+    resumed = f", resumed from {log['resumed_from']}" if log["resumed_from"] else ""
+    first, last = (log["loss"][0], log["loss"][-1]) if log["loss"] else (float("nan"), float("nan"))
+    return (
+        f"{method}: {log['steps']} steps in {log['seconds']:.0f} s{resumed}; loss {first:.3f} -> {last:.3f}; "
+        f"adapter and model in {output}"
+    )

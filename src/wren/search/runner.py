@@ -10,7 +10,7 @@ observations; the search decides which messages the model sees next.
   how often each was sampled is its prior), evaluate each new child by the value function or by a
   rollout to the end, back the value up.
 
-Finished runs are scored by `score_terminals`: the judge (learn/judges.py: a check command in the
+Finished runs are scored by `score_terminals`: the judge (search/judges.py: a check command in the
 workspace, or in a batch the instance's own tests as `wren eval` runs them), the value function, or 1
 for a submission. The chosen run's score is its reward.
 """
@@ -19,27 +19,24 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict
 
 from wren.agents.config import AgentConfig
 from wren.agents.default import AgentResult, DefaultAgent
 from wren.environments.snapshot import Snapshot, WorkspaceSnapshots
 from wren.exceptions import (
     ConfigError,
-    ExecutionTimeoutError,
     FormatError,
     LimitsExceeded,
-    TerminatingException,
     WrenError,
 )
-from wren.learn.judges import CommandJudge, InstanceJudge, Judge
-from wren.learn.tree import Node, ThoughtTree
 from wren.models.actions import parse_action
+from wren.search.judges import CommandJudge, InstanceJudge, Judge
+from wren.search.tree import Node, ThoughtTree
+from wren.validation import StrictModel
 
 STRATEGIES = ("greedy", "best-of-n", "mcts")
 ValueFn = Callable[[list[dict]], float]
@@ -49,10 +46,8 @@ class BudgetSpent(WrenError):
     """The search used all the model calls it was given."""
 
 
-class SearchConfig(BaseModel):
+class SearchConfig(StrictModel):
     """How the search spends its budget."""
-
-    model_config = ConfigDict(extra="forbid")
 
     strategy: Literal["greedy", "best-of-n", "mcts"] = "greedy"
     """greedy (one run), best-of-n (independent runs) or mcts (PUCT tree search)."""
@@ -154,23 +149,9 @@ class TreeSearch:
         if self.calls >= self.config.budget:
             raise BudgetSpent(f"budget of {self.config.budget} model calls spent")
         agent = self.agent
-        agent.messages, agent.n_steps = list(prefix), depth
+        agent.restore(replace(agent.state(), messages=list(prefix), n_steps=depth))
         self.calls += 1
-        with self._temperature(explore):
-            return agent.query()
-
-    @contextlib.contextmanager
-    def _temperature(self, explore: bool) -> Iterator[None]:
-        config = getattr(self.model, "config", None)
-        if not explore or self.config.temperature is None or not hasattr(config, "temperature"):
-            yield
-            return
-        before = config.temperature
-        config.temperature = self.config.temperature
-        try:
-            yield
-        finally:
-            config.temperature = before
+        return agent.query(temperature=self.config.temperature if explore else None)
 
     def _command(self, message: dict) -> str | None:
         try:
@@ -183,20 +164,17 @@ class TreeSearch:
         tree, agent = self.tree, self.agent
         assert tree is not None
         self._restore(parent)
-        agent.messages = [*prefix, message]
-        status = submission = ""
+        agent.restore(replace(agent.state(), messages=[*prefix, message]))
         command = ""
-        try:
+
+        def act() -> dict[str, Any]:
+            nonlocal command
             command = parse_action(message, agent.config.action_format).command
-            agent.execute_action(message, command)
-        except (FormatError, ExecutionTimeoutError) as e:
-            try:
-                agent.add_messages(*agent.observation(agent.render_error(e)))
-            except TerminatingException as limit:
-                status, submission = limit.exit_status, limit.submission
-        except TerminatingException as e:
-            status, submission = e.exit_status, e.submission
-        added = agent.messages[len(prefix) :]
+            return agent.execute_action(message, command)
+
+        outcome = agent.attempt(act)
+        status, submission = outcome.exit_status, outcome.submission
+        added = agent.state().messages[len(prefix) :]
         if status:
             added.append({"role": "exit", "content": submission, "extra": {"exit_status": status}})
         node = tree.add_child(
@@ -307,14 +285,8 @@ class TreeSearch:
     def run(self, task: str, **template_vars: Any) -> SearchResult:
         """Search for a solution of `task`; the workspace ends as the chosen run left it."""
         start = time.monotonic()
-        agent = self.agent
-        agent.extra_template_vars = {"task": task, **template_vars}
-        agent.start_time = time.time()
-        opening = [
-            {"role": "system", "content": agent.render(agent.config.system_template)},
-            *({"role": d["role"], "content": d["content"]} for d in agent.config.demonstrations),
-            {"role": "user", "content": agent.render(agent.config.instance_template)},
-        ]
+        self.agent.begin(task, **template_vars)
+        opening = self.agent.state().messages
         self.tree = tree = ThoughtTree(opening, self._save())
         tree.root.expanded = self.config.strategy != "mcts"
         with contextlib.suppress(BudgetSpent):
@@ -366,7 +338,7 @@ class SearchRunner:
 
     def _value_fn(self) -> ValueFn | None:
         if self.value_dir and self._value is None:
-            from wren.learn.value import ValueModel
+            from wren.search.value import ValueModel
 
             self._value = ValueModel.load(self.value_dir)
         return self._value
@@ -395,6 +367,31 @@ class SearchRunner:
             judge=judge, instance_id=instance_id, value_fn=self._value_fn(),
         )  # fmt: skip
         return chosen_result(result, float(getattr(model, "cost", 0.0) or 0.0))
+
+
+def search_from_options(strategy: str, budget: int, k: int, score: str = "judge") -> SearchConfig:
+    """The search that `--search`, `--budget`, `--k` and `--score` ask for; a ConfigError names a
+    wrong option."""
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"--search must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    if budget < 1 or k < 1:
+        raise ConfigError(f"--budget and --k must be at least 1, not {budget} and {k}")
+    if score not in ("judge", "value", "submitted"):
+        raise ConfigError(f"--score must be one of judge, value, submitted, not {score!r}")
+    return SearchConfig(strategy=strategy, budget=budget, k=k, score_terminals=score)  # type: ignore[arg-type]
+
+
+def batch_search_runner(
+    search: SearchConfig, judge_command: str, value_dir: str, config: Any
+) -> SearchRunner:
+    """The search of `wren batch --search`: each instance judged by `judge_command` or by its own
+    tests as `wren eval` runs them with the batch's `config`, guided by the value model in `value_dir`."""
+    from wren.bench.evaluate import judge_config
+
+    if search.score_terminals == "value" and not value_dir:
+        raise ConfigError("--score value needs --value DIR (a value model)")
+    # Judge checkouts go where the batch puts its own (BatchRunner sets the root).
+    return SearchRunner(search, judge_command, value_dir, eval_config=judge_config(config))
 
 
 def make_agent(model: Any, env: Any, agent_config: AgentConfig) -> DefaultAgent:

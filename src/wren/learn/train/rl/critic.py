@@ -2,10 +2,10 @@
 GAE over the turns, each turn's advantage spread over that turn's tokens.
 
 A turn is one assistant reply; the state s_t before it is the conversation up to it (what the policy
-saw), valued by the value model (learn/value.py). The episode's return is the reward of its last
+saw), valued by the value model (`wren.search.value`). The episode's return is the reward of its last
 turn and every other turn's reward is 0, so with gamma = lam = 1 each turn's advantage is the return
 minus the value before it; lam < 1 leans on the value model's later estimates. The update itself is
-rl.ppo_update, the same as GRPO's (grpo.rl_iteration).
+`loss.ppo_update`, the same as GRPO's (`iteration.rl_iteration`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from wren.learn.rl import RLConfig, gae
+from wren.learn.train.rl.loss import RLConfig, gae
 
 ValueFn = Callable[[list[dict]], float]
 

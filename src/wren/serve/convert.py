@@ -90,7 +90,7 @@ def source_gguf(model_dir: str | Path) -> str:
     return json.loads(path.read_text()).get("gguf", "") if path.is_file() else ""
 
 
-def load_tokenizer(source: str | Path) -> Any:
+def tokenizer_of(source: str | Path) -> Any:
     """The tokenizer of a training directory or of a GGUF file.
 
     transformers rebuilds a GGUF's tokenizer from its vocabulary, slowly for 262k entries, so the
@@ -123,5 +123,5 @@ def load_tokenizer(source: str | Path) -> Any:
 
 def token_counter(source: str | Path) -> Any:
     """A function counting tokens with the tokenizer of a training directory or a GGUF file."""
-    tokenizer = load_tokenizer(source)
+    tokenizer = tokenizer_of(source)
     return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -4,9 +4,9 @@ updates of the policy's LoRA (`wren learn rl --method grpo|ppo`).
 GRPO: episodes of the same task form a group; each episode's return (the reward registry) minus its
 group's mean, over the group's std, is the advantage of every token the policy produced in it (the
 assistant turns, as the chat template renders them). PPO: GAE over each episode's turns with the
-value model's estimates (learn/ppo.py), each turn's advantage on that turn's tokens. Either way the
-batch's old and reference log-probs are taken once, before the first update (rl.collect), and the
-same update (rl.ppo_update) runs, so the ratio and the clip are real.
+value model's estimates (`critic`), each turn's advantage on that turn's tokens. Either way the
+batch's old and reference log-probs are taken once, before the first update (`loss.collect`), and the
+same update (`loss.ppo_update`) runs, so the ratio and the clip are real.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from wren.exceptions import ConfigError
-from wren.learn.episodes import Episode
-from wren.learn.rewards import RewardConfig, episode_return
-from wren.learn.rl import (
+from wren.learn.data.episodes import Episode
+from wren.learn.data.rewards import RewardConfig, episode_return
+from wren.learn.data.tokenize import IGNORE, tokenize_conversation
+from wren.learn.data.windows import normalise
+from wren.learn.train.rl.loss import (
     RLConfig,
     RolloutBatch,
     collect,
@@ -30,15 +32,18 @@ from wren.learn.rl import (
     token_advantages,
     turn_advantages,
 )
-from wren.learn.tokenize import IGNORE, tokenize_conversation
-from wren.learn.train import SMALL_LORA, LoraSettings, _require_training_stack, adapted_model, load_tokenizer
-from wren.learn.windows import normalise
+from wren.serve.training_dir import (
+    SMALL_LORA,
+    LoraSettings,
+    adapted_model,
+    load_tokenizer,
+    require_training_stack,
+)
+from wren.validation import StrictModel
 
 
-class GRPOConfig(BaseModel):
+class RLIterationConfig(StrictModel):
     """One GRPO or PPO iteration over judged episodes."""
-
-    model_config = ConfigDict(extra="forbid")
 
     method: Literal["grpo", "ppo"] = "grpo"
     """grpo (group-relative advantages per task) or ppo (GAE per turn with the value model)."""
@@ -101,10 +106,12 @@ def rollout_batch(
     return RolloutBatch(ids, attention, action, turn_advantages(per_turn, padded("turn_ids", -1)) * action)
 
 
-def _ppo_advantages(records: list[dict[str, Any]], config: GRPOConfig) -> tuple[list[list[float]], dict]:
+def _ppo_advantages(
+    records: list[dict[str, Any]], config: RLIterationConfig
+) -> tuple[list[list[float]], dict]:
     """Per-turn GAE advantages from the value model (loaded here, dropped before the policy loads)."""
-    from wren.learn.ppo import episode_advantages
-    from wren.learn.value import ValueModel
+    from wren.learn.train.rl.critic import episode_advantages
+    from wren.search.value import ValueModel
 
     if not config.value:
         raise ConfigError("learn rl: method ppo needs a value model (--value DIR, from `wren learn value`)")
@@ -125,9 +132,9 @@ def _ppo_advantages(records: list[dict[str, Any]], config: GRPOConfig) -> tuple[
     return per_turn, stats
 
 
-def rl_iteration(records: list[dict[str, Any]], config: GRPOConfig) -> dict[str, Any]:
+def rl_iteration(records: list[dict[str, Any]], config: RLIterationConfig) -> dict[str, Any]:
     """Advantages (GRPO or PPO), collect, update for `rl.epochs` steps, save the adapter; the per-step stats."""
-    _require_training_stack()
+    require_training_stack()
     import torch
 
     if not records:
@@ -156,3 +163,14 @@ def rl_iteration(records: list[dict[str, Any]], config: GRPOConfig) -> dict[str,
     previous = json.loads(logs_path.read_text()) if logs_path.is_file() else []
     logs_path.write_text(json.dumps([*previous, log], indent=1))
     return log
+
+
+def iteration_summary(log: dict[str, Any], output: str | Path) -> str:
+    """One line on an RL iteration: episodes, reward, and its last update's ratio, clipping and KL."""
+    last = log["steps"][-1]
+    return (
+        f"rl ({log['method']}): {log['episodes']} episodes in {log['groups']} groups, "
+        f"mean reward {log['mean_reward']:.3f}; "
+        f"last step ratio deviation {last['ratio_max_deviation']:.3f}, clipped {last['clip_fraction']:.1%}, "
+        f"KL {last['kl']:.4f}; adapter in {output}"
+    )

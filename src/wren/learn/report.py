@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from wren.learn.command_kinds import KINDS
+from wren.learn.data.command_kinds import KINDS
+
+# The loop's report, in its work directory (an HTML page beside it).
+LOOP_REPORT = "report.json"
 
 METRICS = {
     "resolve_rate": "Resolve rate",
@@ -15,27 +18,27 @@ METRICS = {
     "format_error_rate": "Format-error rate",
     "cut_rate": "Replies cut at the token limit",
 }
-_W, _H = 360, 160
+PLOT_WIDTH, PLOT_HEIGHT = 360, 160
 
 
 def _bars(evaluations: dict[str, Any], metric: str) -> dict[str, Any]:
     """Bars (one per evaluated model) with 95% whiskers, scaled into the chart."""
     rows = [(name, e["summary"].get(metric, {"mean": 0.0, "ci95": 0.0})) for name, e in evaluations.items()]
     top = max([abs(s["mean"]) + s["ci95"] for _, s in rows] + [1e-9])
-    width = _W / max(len(rows), 1)
+    width = PLOT_WIDTH / max(len(rows), 1)
     bars = []
     for i, (name, s) in enumerate(rows):
-        height = _H * abs(s["mean"]) / top
-        whisker = _H * s["ci95"] / top
+        height = PLOT_HEIGHT * abs(s["mean"]) / top
+        whisker = PLOT_HEIGHT * s["ci95"] / top
         bars.append(
             {
                 "name": name,
                 "x": round(i * width + width * 0.2, 1),
                 "w": round(width * 0.6, 1),
-                "y": round(_H - height, 1),
+                "y": round(PLOT_HEIGHT - height, 1),
                 "h": round(height, 1),
-                "lo": round(min(_H, _H - height + whisker), 1),
-                "hi": round(max(0.0, _H - height - whisker), 1),
+                "lo": round(min(PLOT_HEIGHT, PLOT_HEIGHT - height + whisker), 1),
+                "hi": round(max(0.0, PLOT_HEIGHT - height - whisker), 1),
                 "cx": round(i * width + width * 0.5, 1),
                 "label": f"{s['mean']:.3f} ± {s['ci95']:.3f}",
             }
@@ -43,14 +46,16 @@ def _bars(evaluations: dict[str, Any], metric: str) -> dict[str, Any]:
     return {"metric": metric, "title": METRICS[metric], "bars": bars}
 
 
-def _line(values: list[float]) -> str:
+def line_points(values: list[float]) -> str:
     """SVG polyline points of `values` across the chart."""
     if not values:
         return ""
     lo, hi = min(values), max(values)
     span = (hi - lo) or 1.0
-    step = _W / max(len(values) - 1, 1)
-    return " ".join(f"{i * step:.1f},{_H - _H * (v - lo) / span:.1f}" for i, v in enumerate(values))
+    step = PLOT_WIDTH / max(len(values) - 1, 1)
+    return " ".join(
+        f"{i * step:.1f},{PLOT_HEIGHT - PLOT_HEIGHT * (v - lo) / span:.1f}" for i, v in enumerate(values)
+    )
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -65,7 +70,7 @@ def render_html(report: dict[str, Any]) -> str:
     losses = [
         {
             "name": f"round {r['round']} {kind}",
-            "points": _line(r[f"{kind}_loss"]),
+            "points": line_points(r[f"{kind}_loss"]),
             "first": r[f"{kind}_loss"][0],
             "last": r[f"{kind}_loss"][-1],
         }
@@ -84,12 +89,12 @@ def render_html(report: dict[str, Any]) -> str:
         losses=losses,
         probes=probes,
         probe_kinds=probe_kinds,
-        reward_points=_line(rewards),
+        reward_points=line_points(rewards),
         rewards=rewards,
         stages=report["stage_seconds"],
         total_seconds=sum(report["stage_seconds"].values()),
-        width=_W,
-        height=_H,
+        width=PLOT_WIDTH,
+        height=PLOT_HEIGHT,
     )
 
 
@@ -99,3 +104,12 @@ def write_report(report: dict[str, Any], path: str | Path) -> Path:
     path.write_text(json.dumps(report, indent=2, default=str))
     path.with_suffix(".html").write_text(render_html(report))
     return path
+
+
+def evaluation_lines(report: dict[str, Any]) -> list[str]:
+    """Each evaluated model's metrics, mean ± 95% interval over seeds, one line per model."""
+    return [
+        f"{name}: "
+        + ", ".join(f"{k} {v['mean']:.3f} ± {v['ci95']:.3f}" for k, v in evaluation["summary"].items())
+        for name, evaluation in report["evaluations"].items()
+    ]

@@ -10,12 +10,12 @@ import difflib
 import importlib
 from collections.abc import Callable
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from wren.exceptions import ConfigError
-from wren.learn.episodes import Episode
+from wren.learn.data.episodes import Episode
 from wren.registry import split_dotted
-from wren.validation import did_you_mean
+from wren.validation import StrictModel, did_you_mean
 
 RewardFn = Callable[[Episode], float]
 REWARDS: dict[str, RewardFn] = {}
@@ -104,10 +104,8 @@ def submitted(episode: Episode) -> float:
     return 1.0 if episode.submitted else 0.0
 
 
-class RewardConfig(BaseModel):
+class RewardConfig(StrictModel):
     """How an episode's return is made of the registered rewards."""
-
-    model_config = ConfigDict(extra="forbid")
 
     weights: dict[str, float] = Field(
         default_factory=lambda: {"resolved": 1.0, "tests": 0.5, "format": 0.2, "steps": 0.05}

@@ -16,15 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from wren.exceptions import ConfigError
+from wren.validation import StrictModel
 
 
-class RLConfig(BaseModel):
+class RLConfig(StrictModel):
     """Settings of a PPO/GRPO update."""
-
-    model_config = ConfigDict(extra="forbid")
 
     clip_eps: float = 0.2
     """PPO clip range: the ratio is held within [1 - eps, 1 + eps] where that lowers the objective."""

@@ -1,9 +1,7 @@
-"""The value model: a scalar head on the SLM, trained with a LoRA on value records (a conversation
-prefix -> the return its run eventually got), and its calibration.
+"""Training the value model (`wren.search.value.ValueModel`) with a LoRA on value records (a
+conversation prefix -> the return its run eventually got), and its calibration.
 
-The head reads the hidden state of the prefix's last token and outputs a logit; sigmoid(logit) is
-the estimated probability of the run ending resolved (returns are clipped to [0, 1] as targets of a
-binary cross-entropy). `ValueModel.__call__(messages)` is the `value_fn` of the tree search.
+Returns are clipped to [0, 1] as targets of a binary cross-entropy on the head's logit.
 Calibration: records binned by prediction, each bin's mean prediction against its observed mean
 return (a reliability table and an SVG plot), and the expected calibration error.
 """
@@ -15,18 +13,15 @@ import random
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from wren.learn.tokenize import render
-from wren.learn.train import SMALL_LORA, LoraSettings, _require_training_stack, adapted_model, load_tokenizer
+from wren.search.value import ValueModel
+from wren.serve.training_dir import SMALL_LORA, LoraSettings, require_training_stack
+from wren.validation import StrictModel
 
-HEAD_FILE = "value_head.pt"
 
-
-class ValueConfig(BaseModel):
+class ValueConfig(StrictModel):
     """How the value model is trained."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str
     """Training directory of the base SLM (what `wren learn convert` makes)."""
@@ -48,94 +43,6 @@ class ValueConfig(BaseModel):
     """Bins of the reliability table."""
     seed: int = 0
     """Seed of the split and the head's initialisation."""
-
-
-def _torch():
-    _require_training_stack()
-    import torch
-
-    return torch
-
-
-def _head_module(hidden: int) -> Any:
-    torch = _torch()
-    head = torch.nn.Linear(hidden, 1)
-    torch.nn.init.zeros_(head.weight)
-    torch.nn.init.zeros_(head.bias)
-    return head
-
-
-class ValueModel:
-    """The base model with a LoRA and a scalar head; call it on messages for a value in [0, 1]."""
-
-    def __init__(self, model: Any, head: Any, tokenizer: Any, max_length: int = 1024):
-        self.model, self.head, self.tokenizer, self.max_length = model, head, tokenizer, max_length
-
-    @classmethod
-    def create(cls, config: ValueConfig) -> ValueModel:
-        torch = _torch()
-        torch.manual_seed(config.seed)
-        model = adapted_model(config.model, config.lora)
-        hidden = model.get_base_model().config.hidden_size
-        return cls(model, _head_module(hidden), load_tokenizer(config.model), config.max_length)
-
-    @classmethod
-    def load(cls, directory: str | Path) -> ValueModel:
-        """A value model saved by `save` (the base model's path is in its meta file)."""
-        torch = _torch()
-        directory = Path(directory)
-        meta = json.loads((directory / "value_model.json").read_text())
-        model = adapted_model(meta["base"], adapter_dir=directory / "adapter", trainable=False)
-        head = _head_module(model.get_base_model().config.hidden_size)
-        head.load_state_dict(torch.load(directory / HEAD_FILE, weights_only=True))
-        return cls(model, head, load_tokenizer(meta["base"]), meta["max_length"])
-
-    def save(self, directory: str | Path, base: str) -> None:
-        torch = _torch()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(str(directory / "adapter"))
-        torch.save(self.head.state_dict(), directory / HEAD_FILE)
-        (directory / "value_model.json").write_text(
-            json.dumps({"base": str(base), "max_length": self.max_length})
-        )
-
-    def parameters(self) -> list[Any]:
-        return [p for p in self.model.parameters() if p.requires_grad] + list(self.head.parameters())
-
-    def _encode(self, batch: list[list[dict]]) -> tuple[Any, Any]:
-        torch = _torch()
-        rows = []
-        for messages in batch:
-            text = render(self.tokenizer, messages) if messages else ""
-            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"][-self.max_length :] or [
-                self.tokenizer.pad_token_id
-            ]
-            rows.append(ids)
-        width = max(len(r) for r in rows)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
-        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-        return ids, mask
-
-    def logits(self, batch: list[list[dict]]) -> Any:
-        """One logit per conversation, from the hidden state of its last real token."""
-        torch = _torch()
-        ids, mask = self._encode(batch)
-        out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-        hidden = out.hidden_states[-1]
-        last = mask.sum(dim=1) - 1
-        return self.head(hidden[torch.arange(len(batch)), last]).squeeze(-1)
-
-    def __call__(self, messages: list[dict]) -> float:
-        torch = _torch()
-        with torch.no_grad():
-            return float(torch.sigmoid(self.logits([messages]))[0])
-
-    def predict(self, batch: list[list[dict]]) -> list[float]:
-        torch = _torch()
-        with torch.no_grad():
-            return [float(v) for v in torch.sigmoid(self.logits(batch))]
 
 
 def reliability(predictions: list[float], targets: list[float], bins: int = 10) -> dict[str, Any]:
@@ -179,7 +86,9 @@ def reliability_svg(calibration: dict[str, Any], size: int = 240) -> str:
 
 def train_value(records: list[dict[str, Any]], config: ValueConfig) -> dict[str, Any]:
     """Train on value records, save the model, and write calibration.json + reliability.svg."""
-    torch = _torch()
+    require_training_stack()
+    import torch
+
     if not records:
         raise ValueError("no value records to train on")
     rng = random.Random(config.seed)
@@ -188,7 +97,7 @@ def train_value(records: list[dict[str, Any]], config: ValueConfig) -> dict[str,
     n_hold = int(len(records) * config.holdout) if len(records) > 1 else 0
     held = [records[i] for i in order[:n_hold]]
     train = [records[i] for i in order[n_hold:]]
-    value = ValueModel.create(config)
+    value = ValueModel.create(config.model, config.lora, config.max_length, config.seed)
     optimizer = torch.optim.AdamW(value.parameters(), lr=config.lr)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     losses = []
@@ -214,3 +123,12 @@ def train_value(records: list[dict[str, Any]], config: ValueConfig) -> dict[str,
     (out / "calibration.json").write_text(json.dumps({**calibration, "losses": losses}, indent=1))
     (out / "reliability.svg").write_text(reliability_svg(calibration))
     return {"losses": losses, "calibration": calibration, "output": str(out)}
+
+
+def value_summary(result: dict[str, Any]) -> str:
+    """One line on a trained value model: its loss, its calibration, and where it is."""
+    cal = result["calibration"]
+    return (
+        f"value: loss {result['losses'][0]:.3f} -> {result['losses'][-1]:.3f}; ECE {cal['ece']:.3f} on "
+        f"{cal['n']} {cal['on']}; model, calibration.json and reliability.svg in {result['output']}"
+    )

@@ -80,8 +80,8 @@ def test_gguf_round_trip_keeps_tokenizer_and_weights(bundled_gguf: str, tmp_path
     import torch
     from transformers import AutoModelForCausalLM
 
-    from wren.learn.convert import gguf_to_training_dir
-    from wren.learn.gguf_export import export_gguf
+    from wren.serve.convert import gguf_to_training_dir
+    from wren.serve.gguf_export import export_gguf
 
     model_dir = _tiny_gemma(tmp_path / "tiny", 262144)
     gguf_path = export_gguf(model_dir, tmp_path / "tiny.gguf", tokenizer_gguf=bundled_gguf, precision="f32")
@@ -113,7 +113,7 @@ def test_an_adapter_gguf_over_the_base_computes_what_the_merged_model_does(bundl
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from wren.learn.gguf_export import export_adapter_gguf, export_gguf
+    from wren.serve.gguf_export import export_adapter_gguf, export_gguf
 
     base_dir = _tiny_gemma(tmp_path / "tiny", 262144)
     model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)

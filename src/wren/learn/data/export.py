@@ -14,17 +14,16 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from wren.learn.episodes import Episode
-from wren.learn.rewards import RewardConfig, episode_return
-from wren.learn.windows import TokenCounter, approx_tokens, prefix_window, windows
+from wren.learn.data.episodes import Episode
+from wren.learn.data.rewards import RewardConfig, episode_return
+from wren.learn.data.windows import TokenCounter, approx_tokens, prefix_window, windows
+from wren.validation import StrictModel
 
 
-class ExportConfig(BaseModel):
+class ExportConfig(StrictModel):
     """What `wren learn export` writes."""
-
-    model_config = ConfigDict(extra="forbid")
 
     select: Literal["resolved", "reward"] = "resolved"
     """SFT episodes: only resolved ones (rejection sampling), or all with return above `min_return`, weighted."""
@@ -210,3 +209,42 @@ def export(
         "dpo": write_jsonl(output_dir / "dpo.jsonl", dpo_records(episodes, config, count)),
         "value": write_jsonl(output_dir / "value.jsonl", value_records(episodes, config, count)),
     }
+
+
+def token_counter_for(tokenizer: str) -> tuple[TokenCounter, str]:
+    """The token counter `tokenizer` names, and what counts: a training directory or GGUF file,
+    '' for the bundled model's, or 'approx' (3.5 characters a token)."""
+    # An estimate lets windows outgrow the trainer's max_length, which then cuts trained turns
+    # away: the model's own tokenizer is the default.
+    if tokenizer == "approx":
+        return approx_tokens, tokenizer
+    from wren.serve.convert import token_counter
+    from wren.serve.embedded import default_model_path
+
+    tokenizer = tokenizer or default_model_path()
+    return token_counter(tokenizer), tokenizer
+
+
+def export_runs(
+    runs: list[str],
+    output_dir: str | Path,
+    config: ExportConfig,
+    *,
+    reports: list[str] | None = None,
+    dataset: str | None = None,
+    tokenizer: str = "",
+) -> dict[str, Any]:
+    """`wren learn export`: the episodes of run directories (with the verdicts of `reports`, one per
+    run, by default each run's own report when judged) written as training data; the counts of
+    records, episodes and what counted tokens."""
+    from wren.exceptions import ConfigError
+    from wren.learn.data.episodes import load_judged_episodes
+
+    if reports and len(reports) != len(runs):
+        raise ConfigError(f"--report was given {len(reports)} times for {len(runs)} runs; give one per run")
+    episodes = []
+    for i, run in enumerate(runs):
+        episodes += load_judged_episodes(run, report=reports[i] if reports else None, dataset=dataset)
+    count, counted_by = token_counter_for(tokenizer)
+    counts: dict[str, Any] = export(episodes, output_dir, config, count)
+    return counts | {"episodes": len(episodes), "tokenizer": counted_by}

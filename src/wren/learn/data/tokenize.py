@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from wren.serve.training_dir import render
+
 IGNORE = -100
-
-
-def render(tokenizer: Any, messages: list[dict], *, generation_prompt: bool = False) -> str:
-    plain = [{"role": m["role"], "content": m["content"]} for m in messages]
-    return tokenizer.apply_chat_template(plain, tokenize=False, add_generation_prompt=generation_prompt)
 
 
 def assistant_spans(tokenizer: Any, messages: list[dict]) -> tuple[str, list[tuple[int, int, bool]]]:
@@ -32,12 +29,6 @@ def assistant_spans(tokenizer: Any, messages: list[dict]) -> tuple[str, list[tup
             )
         spans.append((start, end, bool(message.get("train", True))))
     return full, spans
-
-
-def trained_spans(tokenizer: Any, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
-    """The rendered conversation and the character spans of its trainable assistant turns."""
-    full, spans = assistant_spans(tokenizer, messages)
-    return full, [(s, e) for s, e, trained in spans if trained]
 
 
 def tokenize_conversation(

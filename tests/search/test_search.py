@@ -14,7 +14,7 @@ from tests.peers.wheelhouse import shared_dirs  # noqa: F401 (a fixture)
 from wren.agents.config import AgentConfig
 from wren.environments.local import LocalEnvironment
 from wren.exceptions import ConfigError
-from wren.learn.search import CommandJudge, SearchConfig, TreeSearch, make_agent
+from wren.search.runner import CommandJudge, SearchConfig, TreeSearch, make_agent
 from wren.validation import read_yaml, validate
 
 WRONG = bash("sed -i 's/a - b/a * b/' calc.py", "multiply")
@@ -78,6 +78,7 @@ def test_mcts_expands_distinct_actions_with_priors_and_backs_up_rollout_returns(
     assert "a + b" in (repo / "calc.py").read_text()
     # Expansion samples at the search temperature; rollouts use the model's own.
     assert model.temperatures[:3] == [0.8, 0.8, 0.8] and model.temperatures[3] == 0.0
+    assert model.config.temperature == 0.0  # asked per call, never set on the model
 
 
 def test_mcts_beats_greedy_at_the_same_budget(repo, tmp_path):

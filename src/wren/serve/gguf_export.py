@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from wren.exceptions import ConfigError
-from wren.learn.convert import GEMMA_CHAT_TEMPLATE, source_gguf
+from wren.serve.convert import GEMMA_CHAT_TEMPLATE, source_gguf
 
 SUPPORTED = {"gemma3_text": "gemma3", "gemma3": "gemma3"}
 Precision = Literal["f32", "f16", "q8_0"]
@@ -47,7 +47,7 @@ def _rope_theta(config: dict[str, Any]) -> float:
 def _copy_tokenizer(writer: Any, source: str) -> None:
     import gguf
 
-    from wren.learn.gguf_meta import read_metadata
+    from wren.serve.gguf_meta import read_metadata
 
     for name, (vtype, value, sub_type) in read_metadata(source, "tokenizer.").items():
         writer.add_key_value(
@@ -59,7 +59,7 @@ def _copy_tokenizer(writer: Any, source: str) -> None:
 
 
 def _has_chat_template(source: str) -> bool:
-    from wren.learn.gguf_meta import read_metadata
+    from wren.serve.gguf_meta import read_metadata
 
     return "tokenizer.chat_template" in read_metadata(source, "tokenizer.chat_template")
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from wren.bench.config import BenchWrenConfig
+from wren.bench.rundir import RunDir
 from wren.bench.specs import instance_spec
 from wren.exceptions import ConfigError
 
@@ -376,14 +377,15 @@ def write_demos(
         store.record(result)
     by_id = {inst["instance_id"]: inst for inst in instances}
     fresh = {r["instance_id"]: store.preds[r["instance_id"]] for r in results}
-    report_path = output_dir / "report.json"
-    previous = json.loads(report_path.read_text()).get("instances", {}) if report_path.is_file() else {}
+    run = RunDir(output_dir)
+    report_path = run.report
+    previous = run.read_verdicts(run.judged_report())
     verdicts = dict(previous)
     if fresh:
         eval_config = judge_config(
             config, workers=max(workers, 1), timeout=eval_timeout or config.bench.eval_timeout
         )
-        summary = evaluate([by_id[i] for i in fresh], fresh, eval_config, output_dir / "eval" / "report.json")
+        summary = evaluate([by_id[i] for i in fresh], fresh, eval_config, RunDir(output_dir / "eval").report)
         verdicts.update(summary["instances"])
     newly_rejected = sorted(i for i in fresh if verdicts.get(i, {}).get("outcome") != "resolved")
     if newly_rejected:
@@ -391,8 +393,8 @@ def write_demos(
         for instance_id in newly_rejected:
             target = rejected_dir / instance_id
             shutil.rmtree(target, ignore_errors=True)
-            if (output_dir / instance_id).exists():
-                shutil.move(str(output_dir / instance_id), str(target))
+            if run.instance_dir(instance_id).exists():
+                shutil.move(str(run.instance_dir(instance_id)), str(target))
         store.forget(set(newly_rejected))
         rejected |= set(newly_rejected)
         (rejected_dir / "ids.json").write_text(json.dumps(sorted(rejected)))

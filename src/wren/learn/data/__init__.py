@@ -1,0 +1,1 @@
+"""Training data: episodes read from runs, rewards, export to TRL formats, windows, demonstrations."""

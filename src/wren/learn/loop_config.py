@@ -1,0 +1,134 @@
+"""What one YAML file says of a closed loop (`wren learn loop`), and the configs of its stages made
+from it. Every stage's settings are typed here, so a mistake in any of them is an error when the
+loop's YAML is read, before any stage runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from wren.learn.data.export import ExportConfig
+from wren.learn.probe import EditCheck
+from wren.learn.train.finetune import TrainConfig
+from wren.synth.config import SynthConfig
+from wren.validation import StrictModel, settings_of
+
+_VARIANT_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+# A demonstration as the run showed it (outputs capped by the SLM's history settings) is 1,700 to
+# 2,800 tokens: each fits one record, every reply trained with the prompt it had.
+MAX_TOKENS = 3072
+
+
+# What the loop takes of each stage's config: everything but where it reads and writes.
+TrainSettings = settings_of(TrainConfig, ("model", "data", "output", "method"), "TrainSettings")
+SynthSettings = settings_of(
+    SynthConfig, ("repo_dir", "output", "repos_dir", "max_tasks", "progress"), "SynthSettings"
+)
+
+
+class LoopConfig(StrictModel):
+    """One closed loop, as one YAML file describes it."""
+
+    work_dir: str
+    """Where everything goes (tasks, runs, models, report); run again to resume."""
+    train_repos: list[str]
+    """Repository directories whose synthesized tasks are trained on."""
+    heldout_repos: list[str]
+    """Repository directories never trained on; their tasks measure the models."""
+    base_model: str = ""
+    """GGUF of the starting model ('' = the bundled Gemma-3-270M)."""
+    slm: str = "gemma-3-270m"
+    """Catalog or slm_providers entry whose configs every agent run uses (only its server is replaced)."""
+    run_config: list[str] = Field(default_factory=lambda: ["agent.max_format_errors=3"])
+    """More settings for every run: YAML files or key=value, as `-c` takes them. Runs stop after 3
+    format errors in a row (the SLM config allows 5): a base model that only rambles costs less."""
+    base_training_dir: str = ""
+    """A training directory already converted from base_model (skips the conversion, which takes minutes)."""
+    rounds: int = Field(default=1, ge=1)
+    """Rounds of rollouts, training and evaluation; each starts from the last tuned model."""
+    train_tasks: int = Field(default=18, ge=1)
+    """Tasks synthesized per training repository (18 x 2: 24 demonstrations were learnt by heart)."""
+    heldout_tasks: int = Field(default=30, ge=1)
+    """Held-out tasks synthesized per held-out repository."""
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    """Sampling seeds of the held-out evaluation (one run of every task per seed and model)."""
+    rollouts: bool = True
+    """Also train on the current model's own runs of the training tasks (rejection sampled)."""
+    step_limit: int = 7
+    """Model calls per agent run (a demonstration takes six: test, grep, read, fix, test, submit)."""
+    temperature: float = 0.7
+    """Sampling temperature of the model's own runs on the training tasks (rollouts explore)."""
+    eval_temperature: float = 0.3
+    """Sampling temperature of the held-out evaluations (both models): at 0.7 a 270M model garbles
+    the long test ids it copies."""
+    max_output_tokens: int = 192
+    """Longest reply."""
+    workers: int = 4
+    """Agent runs (and judged instances) at once; the server decodes as many sequences in one batch."""
+    n_ctx: int = 4096
+    """Context of the served model per run."""
+    synth: SynthSettings = Field(default_factory=SynthSettings)
+    """More `wren synth` settings (mutators, timeout, ...); `workers` defaults to the loop's."""
+    export: ExportConfig = Field(default_factory=lambda: ExportConfig(max_tokens=MAX_TOKENS))
+    """Which episodes become training data, and the rewards."""
+    sft: TrainSettings = Field(
+        default_factory=lambda: TrainSettings(epochs=1.0, max_length=MAX_TOKENS, learning_rate=2e-4)
+    )
+    """`wren learn sft` settings (TrainConfig keys other than model, data, output, method). One pass
+    over more records: two passes over 24 drove the loss to 0.1, memorised."""
+    dpo: TrainSettings = Field(
+        default_factory=lambda: TrainSettings(
+            epochs=1.0, max_steps=6, max_length=MAX_TOKENS, learning_rate=5e-5
+        )
+    )
+    """`wren learn dpo` settings (the same keys as `sft`)."""
+    dpo_enabled: bool = False
+    """Run DPO after SFT when the data holds pairs. Off by default: on held-out prefixes the SFT
+    model gave the demonstration's kind of step at 0.80 of 71 steps and the submit command at
+    12 of 12, after DPO on the export's pairs (demonstration against the base model's rollouts)
+    0.61 and 1 of 12."""
+    precision: Literal["f32", "f16", "q8_0"] = "q8_0"
+    """Weights of the tuned GGUF."""
+    probe_tasks: int = Field(default=12, ge=0)
+    """Held-out tasks whose demonstrations probe every model step by step (the held-out next-step
+    check, `wren.learn.probe`): minutes where agent runs take an hour. 0: none. They are never
+    trained on."""
+    edit_check: EditCheck = Field(default_factory=EditCheck)
+    """With the next-step check: replies sampled at each held-out demonstration's edit step, each
+    applied in a fresh checkout and judged (pass@k at the fix, given a perfect run up to it). Off
+    by default (`edit_check.samples=8` turns it on): it adds minutes per model on a CPU."""
+    eval_variants: dict[str, list[str]] = Field(default_factory=dict)
+    """More held-out evaluations of every model, by name, each with its own extra settings (`-c`
+    key=value), e.g. {unconstrained: [model.constrain=off]}: what a model does without the
+    grammar's help. Added to a finished loop, only the new evaluations run."""
+
+    @field_validator("eval_variants")
+    @classmethod
+    def _variant_names_are_directory_names(cls, variants: dict[str, list[str]]) -> dict[str, list[str]]:
+        # A name is a directory under WORK/eval/MODEL/ and part of stage names: no path in it.
+        for name in variants:
+            if not _VARIANT_NAME.fullmatch(name) or name in (".", ".."):
+                raise ValueError(f"eval variant name {name!r}: use letters, digits, '.', '-' and '_'")
+        return variants
+
+
+def synth_config(config: LoopConfig, repo: str, output: Path, n: int, repos_dir: Path) -> SynthConfig:
+    """`wren synth`'s config for one repository: the loop's synth settings, its workers unless they
+    name their own, and where the tasks go."""
+    settings = config.synth.model_dump(exclude_unset=True)
+    return SynthConfig.model_validate(
+        {"workers": max(1, config.workers), **settings}
+        | {"repo_dir": repo, "output": str(output), "repos_dir": str(repos_dir)}
+        | {"max_tasks": n, "progress": False}
+    )
+
+
+def train_config(settings: Any, model: str, data: Path, output: Path, method: str) -> TrainConfig:
+    """A training run of the loop: `settings` (the loop's sft or dpo), on `model`, from `data`."""
+    where = {"model": model, "data": str(data), "output": str(output), "method": method}
+    return TrainConfig.model_validate(settings.model_dump() | where)
