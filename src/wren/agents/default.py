@@ -23,6 +23,7 @@ from wren.exceptions import (
 )
 from wren.models.actions import BASH_TOOL, cut_after_first_action, parse_action
 from wren.models.stats import GLOBAL_STATS
+from wren.models.tokens import TOKEN_FIELDS
 from wren.validation import read_yaml, validate
 
 logger = logging.getLogger("wren.agent")
@@ -237,7 +238,11 @@ class DefaultAgent:
         tools = [BASH_TOOL] if self.config.action_format == "toolcall" else None
         message = self.model.query(self.prompt_messages(), tools=tools)
         if self.config.cut_after_action and message.get("content"):
-            message["content"] = cut_after_first_action(message["content"])
+            cut = cut_after_first_action(message["content"])
+            if cut != message["content"] and "token_ids" in (message.get("extra") or {}):
+                # The token ids stay those the model generated; the content no longer spells them all.
+                message["extra"]["content_cut"] = True
+            message["content"] = cut
         self.cost += (message.get("extra") or {}).get("cost", 0.0)
         self.add_messages(message)
         return message
@@ -265,5 +270,6 @@ class DefaultAgent:
             "action": command,
             "output": result["output"],
             "returncode": result["returncode"],
-            **(message.get("extra") or {}),
+            # Token ids and log-probs stay in the message alone: the record would hold them twice.
+            **{k: v for k, v in (message.get("extra") or {}).items() if k not in TOKEN_FIELDS},
         }
