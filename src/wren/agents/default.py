@@ -24,6 +24,7 @@ from wren.exceptions import (
 from wren.models.actions import BASH_TOOL, cut_after_first_action, parse_action
 from wren.models.stats import GLOBAL_STATS
 from wren.models.tokens import TOKEN_FIELDS
+from wren.trajectory.resume import ResumePoint
 from wren.validation import read_yaml, validate
 
 logger = logging.getLogger("wren.agent")
@@ -102,6 +103,8 @@ class DefaultAgent:
         self.start_time = time.time()
         self._jinja = template_environment()
         self._templates: dict[str, Any] = {}
+        self.resume_from: ResumePoint | None = None
+        """Where a run that died left off; `run` continues from there (see wren.trajectory.resume)."""
 
     @classmethod
     def agent_config(cls, config: AgentConfig | None, overrides: dict[str, Any]) -> AgentConfig:
@@ -141,19 +144,26 @@ class DefaultAgent:
                 handler(self, *args)
 
     def run(self, task: str, **kwargs: Any) -> AgentResult:
+        """Run `task` to its end; with `resume_from` set, continue that run instead of starting one."""
         self.extra_template_vars = {"task": task, **kwargs}
         self.messages, self.n_steps, self.cost, self.format_errors = [], 0, 0.0, 0
         self.start_time = time.time()
-        self.add_messages(
-            {"role": "system", "content": self.render(self.config.system_template)},
-            *(
-                {"role": d["role"], "content": d["content"], "extra": {"demonstration": True}}
-                for d in self.config.demonstrations
-            ),
-            {"role": "user", "content": self.render(self.config.instance_template)},
-        )
-        self.n_prefix = len(self.messages)
-        self.emit("on_start")
+        if self.resume_from is not None:
+            self.messages = list(self.resume_from.messages)
+            self.n_steps, self.cost = self.resume_from.n_steps, self.resume_from.cost
+            self.n_prefix = self.resume_from.n_prefix
+            self.emit("on_resume")
+        else:
+            self.add_messages(
+                {"role": "system", "content": self.render(self.config.system_template)},
+                *(
+                    {"role": d["role"], "content": d["content"], "extra": {"demonstration": True}}
+                    for d in self.config.demonstrations
+                ),
+                {"role": "user", "content": self.render(self.config.instance_template)},
+            )
+            self.n_prefix = len(self.messages)
+            self.emit("on_start")
         while True:
             start, record = len(self.messages), {}
             try:

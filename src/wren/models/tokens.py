@@ -49,5 +49,6 @@ def reply_tokens(response: dict, choice: dict) -> dict[str, list]:
         out["prompt_token_ids"] = list(prompt)
     return out
 
+
 TOKEN_FIELDS = ("token_ids", "logprobs", "prompt_token_ids")
 """The keys `reply_tokens` may add to a reply's `extra`."""

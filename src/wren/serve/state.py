@@ -131,6 +131,8 @@ def live_holders(port: int) -> list[int]:
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
+        # As servers bind: connections of an ended server in TIME_WAIT do not make the port busy.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
