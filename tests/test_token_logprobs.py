@@ -85,3 +85,44 @@ def test_token_ids_and_logprobs_round_trip_from_the_real_server_into_the_traject
         "<eos>",
         "<end_of_turn>",
     )
+
+
+@pytest.mark.slm
+@needs_slm
+def test_wren_learn_export_writes_the_token_ids_and_logprobs_of_a_real_run(tmp_path):
+    from tests.peers.git_repo import make_git_repo
+
+    home, port = tmp_path / "home", free_port()
+    repo = make_git_repo(tmp_path / "repo", {"README.md": "hello world\n"})
+    out = tmp_path / "out"
+    proc = wren(
+        "run", "--yolo", "-t", "Create a file named notes.txt containing the word hello.", "--cwd", str(repo),
+        "-o", str(out), "-c", f"run.embedded_port={port}", "-c", "run.embedded_idle_timeout=5",
+        "-c", "agent.step_limit=3", "-c", "model.logprobs=true", env={"WREN_HOME": str(home)}, timeout=600,
+    )  # fmt: skip
+    assert "Traceback" not in proc.stderr, proc.stderr
+    final = json.loads((out / "run.traj.json").read_text())
+    kept = {
+        m["content"]: m["extra"]
+        for m in final["messages"]
+        if m["role"] == "assistant"
+        and "token_ids" in m.get("extra", {})
+        and not m["extra"].get("content_cut")
+    }
+    assert kept, "no reply whose content is exactly its tokens"
+    # The judge's verdict, as `wren eval` writes it, so the run is SFT data.
+    (tmp_path / "report.json").write_text(json.dumps({"instances": {"run": {"outcome": "resolved"}}}))
+    exported = wren(
+        "learn", "export", str(out), "-o", str(tmp_path / "data"), "-r", str(tmp_path / "report.json"),
+        "--tokenizer", "approx", "--max-tokens", "100000", timeout=300,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    records = [json.loads(line) for line in (tmp_path / "data" / "sft.jsonl").read_text().splitlines()]
+    turns = [m for r in records for m in r["messages"] if m["role"] == "assistant" and m.get("train")]
+    with_tokens = [m for m in turns if "token_ids" in m]
+    assert {m["content"] for m in with_tokens} == set(kept)
+    for m in with_tokens:
+        assert m["token_ids"] == kept[m["content"]]["token_ids"]
+        assert m["logprobs"] == kept[m["content"]]["logprobs"]
+    # Replies without tokens (a cut reply, the few-shot turns) carry none.
+    assert all("token_ids" not in m for m in turns if m["content"] not in kept)
