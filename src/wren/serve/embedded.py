@@ -191,10 +191,22 @@ def _stop_hint(state: ServerState) -> str:
     return f"{idle}; `wren serve stop{port}` stops it now"
 
 
+def _legacy_pid(port: int) -> int | None:
+    """The live pid in `serve-PORT.pid`, which Wren wrote before servers had state files."""
+    try:
+        pid = int((state_dir() / f"serve-{port}.pid").read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
 def foreign_port_message(port: int) -> str:
     """Why `port` cannot host Wren's embedded server: who holds it, and what to do."""
     uid = listener_uid(port)
-    if uid is not None and uid != os.getuid():
+    legacy = _legacy_pid(port)
+    if legacy is not None:
+        who = f"an embedded server started by an older Wren (pid {legacy}; `kill {legacy}` stops it)"
+    elif uid is not None and uid != os.getuid():
         who = f"another user's program (uid {uid})"
     else:
         who = "a program that is not Wren's embedded server (none started from this WREN_HOME)"
