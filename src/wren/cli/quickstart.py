@@ -39,7 +39,9 @@ def register(app: typer.Typer) -> None:
             None, "-o", "--output", help="Directory for everything (default: runs/quickstart-<time>)."
         ),
         tasks: int = typer.Option(4, "--tasks", "-n", help="How many tasks to synthesize and run."),
-        step_limit: int = typer.Option(10, "--step-limit", help="Most steps per task."),
+        step_limit: int = typer.Option(
+            None, "--step-limit", help="Most steps per task (default 10; 8 with --toy)."
+        ),
         workers: int = typer.Option(1, "--workers", "-w", help="Tasks run at once."),
         seed: int = typer.Option(0, "--seed", help="Which tasks the synthesis picks."),
         toy: bool = typer.Option(False, "--toy", help=f"Only the one-task toy instead: {TOY_TASK!r}"),
@@ -53,6 +55,7 @@ def register(app: typer.Typer) -> None:
         """
         from wren.exceptions import ConfigError
 
+        step_limit = (8 if toy else 10) if step_limit is None else step_limit
         if tasks < 1 or step_limit < 1 or workers < 1:
             raise ConfigError("--tasks, --step-limit and --workers must be at least 1")
         out = Path(output or f"runs/quickstart-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
