@@ -189,3 +189,51 @@ def test_after_a_run_the_server_is_gone_within_its_idle_time(tmp_path):
     finally:
         if alive(state["pid"]):
             os.killpg(state["pid"], 15)
+
+
+def test_the_owner_of_a_listening_port_is_read_from_the_kernel():
+    from wren.serve.state import listener_uid, port_in_use
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ModelsHandler)
+    port = server.server_address[1]
+    try:
+        assert port_in_use(port) and listener_uid(port) == os.getuid()
+    finally:
+        server.server_close()
+    assert not port_in_use(port)
+
+
+@pytest.mark.slm
+@needs_slm
+def test_a_server_is_reused_only_for_the_same_model_and_never_taken_from_a_run_using_it(
+    tmp_path, monkeypatch
+):
+    from wren.exceptions import ConfigError
+    from wren.serve.embedded import default_model_path, ensure_server, stop_server
+
+    home, port = tmp_path / "home", free_port()
+    monkeypatch.setenv("WREN_HOME", str(home))
+    assert start_in_child(home, port, idle=0).returncode == 0
+    first = json.loads((home / f"serve-{port}.json").read_text())["pid"]
+    other_model = tmp_path / "other.gguf"
+    other_model.symlink_to(default_model_path())  # another model file, as far as the server's state says
+    runner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    try:
+        from wren.serve.state import add_holder
+
+        add_holder(port, runner.pid)  # a run that is using the server
+        with pytest.raises(
+            ConfigError, match=rf"cannot be reused \(it serves .*\) and runs {runner.pid} still use it"
+        ):
+            ensure_server(port, str(other_model), say=lambda _: None)
+        runner.kill()
+        runner.wait()
+        said: list[str] = []
+        ensure_server(port, str(other_model), say=said.append)
+        state = json.loads((home / f"serve-{port}.json").read_text())
+        assert state["model"] == str(other_model) and state["pid"] != first and not alive(first)
+        assert said[0].startswith(f"restarting the embedded server on port {port}: it serves ")
+        assert said[1].startswith("started the embedded server: other.gguf")
+    finally:
+        runner.kill()
+        stop_server(port)
