@@ -24,6 +24,8 @@ from wren.exceptions import (
 )
 from wren.models.actions import BASH_TOOL, cut_after_first_action, parse_action
 from wren.models.stats import GLOBAL_STATS
+from wren.models.tokens import TOKEN_FIELDS
+from wren.trajectory.resume import ResumePoint
 from wren.validation import read_yaml, validate
 
 logger = logging.getLogger("wren.agent")
@@ -123,6 +125,8 @@ class DefaultAgent:
         self.start_time = time.time()
         self._jinja = template_environment()
         self._templates: dict[str, Any] = {}
+        self.resume_from: ResumePoint | None = None
+        """Where a run that died left off; `run` continues from there (see wren.trajectory.resume)."""
 
     @classmethod
     def agent_config(cls, config: AgentConfig | None, overrides: dict[str, Any]) -> AgentConfig:
@@ -170,11 +174,17 @@ class DefaultAgent:
         self.messages = list(state.messages)
         self.n_steps, self.cost, self.format_errors = state.n_steps, state.cost, state.format_errors
 
-    def begin(self, task: str, **kwargs: Any) -> None:
-        """Start a run of `task`: template variables, clock, counters and the opening messages."""
+    def begin(self, task: str, **kwargs: Any) -> bool:
+        """Start a run of `task`: template variables, clock, counters and the opening messages; with
+        `resume_from` set, take the messages and counters of that run instead. True when resumed."""
         self.extra_template_vars = {"task": task, **kwargs}
         self.messages, self.n_steps, self.cost, self.format_errors = [], 0, 0.0, 0
         self.start_time = time.time()
+        if self.resume_from is not None:
+            self.messages = list(self.resume_from.messages)
+            self.n_steps, self.cost = self.resume_from.n_steps, self.resume_from.cost
+            self.n_prefix = self.resume_from.n_prefix
+            return True
         self.add_messages(
             {"role": "system", "content": self.render(self.config.system_template)},
             *(
@@ -184,6 +194,7 @@ class DefaultAgent:
             {"role": "user", "content": self.render(self.config.instance_template)},
         )
         self.n_prefix = len(self.messages)
+        return False
 
     def attempt(self, step: Callable[[], dict[str, Any]]) -> StepOutcome:
         """Run `step` with the run's handling of its exceptions: a recoverable one (format error,
@@ -202,8 +213,8 @@ class DefaultAgent:
         return StepOutcome(record)
 
     def run(self, task: str, **kwargs: Any) -> AgentResult:
-        self.begin(task, **kwargs)
-        self.emit("on_start")
+        """Run `task` to its end; with `resume_from` set, continue that run instead of starting one."""
+        self.emit("on_resume" if self.begin(task, **kwargs) else "on_start")
         while True:
             start = len(self.messages)
             try:
@@ -281,7 +292,11 @@ class DefaultAgent:
         sampling = {} if temperature is None else {"temperature": temperature}
         message = self.model.query(self.prompt_messages(), tools=tools, **sampling)
         if self.config.cut_after_action and message.get("content"):
-            message["content"] = cut_after_first_action(message["content"])
+            cut = cut_after_first_action(message["content"])
+            if cut != message["content"] and "token_ids" in (message.get("extra") or {}):
+                # The token ids stay those the model generated; the content no longer spells them all.
+                message["extra"]["content_cut"] = True
+            message["content"] = cut
         self.cost += (message.get("extra") or {}).get("cost", 0.0)
         self.add_messages(message)
         return message
@@ -309,5 +324,6 @@ class DefaultAgent:
             "action": command,
             "output": result["output"],
             "returncode": result["returncode"],
-            **(message.get("extra") or {}),
+            # Token ids and log-probs stay in the message alone: the record would hold them twice.
+            **{k: v for k, v in (message.get("extra") or {}).items() if k not in TOKEN_FIELDS},
         }
