@@ -19,6 +19,7 @@ from wren.exceptions import (
     FormatError,
     LimitsExceeded,
     NonTerminatingException,
+    RunStopped,
     TerminatingException,
 )
 from wren.models.actions import BASH_TOOL, cut_after_first_action, parse_action
@@ -92,6 +93,8 @@ class DefaultAgent:
     ):
         self.config = self.agent_config(config, kwargs)
         self.model, self.env, self.hooks = model, env, list(hooks)
+        self.finished: AgentResult | None = None
+        """The result once the run ended (also when a stop signal then went on up)."""
         self.messages: list[dict] = []
         self.extra_template_vars: dict[str, Any] = {}
         self.n_steps = 0
@@ -142,6 +145,7 @@ class DefaultAgent:
     def run(self, task: str, **kwargs: Any) -> AgentResult:
         self.extra_template_vars = {"task": task, **kwargs}
         self.messages, self.n_steps, self.cost, self.format_errors = [], 0, 0.0, 0
+        self.finished = None
         self.start_time = time.time()
         self.add_messages(
             {"role": "system", "content": self.render(self.config.system_template)},
@@ -156,6 +160,7 @@ class DefaultAgent:
         while True:
             start, record = len(self.messages), {}
             try:
+                self.emit("before_step")
                 record = self.step()
                 self.format_errors = 0
             except NonTerminatingException as e:
@@ -169,15 +174,25 @@ class DefaultAgent:
             except Exception as e:  # an unexpected error ends the run, and the trajectory says why
                 logger.exception("run ended by %s", type(e).__name__)
                 status, submission, reason = type(e).__name__, "", f"{type(e).__name__}: {e}"
+            except (KeyboardInterrupt, RunStopped) as e:
+                # Ctrl-C or a signal: the trajectory says so, then the stop goes on up so that the
+                # caller's cleanup runs and the process exits as the signal asks.
+                status = getattr(e, "exit_status", "Interrupted")
+                self._finish(start, record, status, "", str(e) or status)
+                raise
             else:
                 status = ""
             if status:
-                extra = {"exit_status": status, "submission": submission, "reason": reason}
-                self.add_messages({"role": "exit", "content": submission or reason, "extra": extra})
+                return self._finish(start, record, status, submission, reason)
             self.emit("on_step", {"step": self.n_steps, "messages": self.messages[start:], **record})
-            if status:
-                break
+
+    def _finish(self, start: int, record: dict, status: str, submission: str, reason: str) -> AgentResult:
+        """Record the exit message as the last step and tell the hooks the run ended."""
+        extra = {"exit_status": status, "submission": submission, "reason": reason}
+        self.add_messages({"role": "exit", "content": submission or reason, "extra": extra})
+        self.emit("on_step", {"step": self.n_steps, "messages": self.messages[start:], **record})
         result = AgentResult(status, submission, self.n_steps, self.cost, self.messages)
+        self.finished = result
         self.emit("on_finish", result)
         return result
 

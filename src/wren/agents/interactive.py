@@ -136,6 +136,8 @@ class InteractiveAgent(DefaultAgent):
         try:
             return super().run(task, **kwargs)
         except KeyboardInterrupt:
+            if self.finished is not None:  # the loop recorded the interruption and told the hooks
+                return self.finished
             # Ctrl-C outside a step (while a hook prints or records): end the run, but keep its trajectory.
             reason = "interrupted (Ctrl-C)"
             extra = {"exit_status": "Interrupted", "submission": "", "reason": reason}

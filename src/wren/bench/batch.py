@@ -28,7 +28,7 @@ from typing import Any
 from wren.bench.config import BenchWrenConfig
 from wren.bench.outcomes import ENVIRONMENT, entry_failure, failure_groups, failure_kind
 from wren.environments.processes import kill_child_sessions
-from wren.exceptions import ConfigError, TerminatingException
+from wren.exceptions import ConfigError, HungUp, RunStopped, Terminated, TerminatingException
 from wren.redact import current_redactor
 
 PREDS_FILE = "preds.json"
@@ -38,9 +38,28 @@ WORKSPACES_DIR = ".workspaces"
 
 
 class BatchInterrupted(TerminatingException):
-    """The batch was stopped (Ctrl-C) while this instance ran; its result is not recorded."""
+    """The batch was stopped (Ctrl-C, SIGTERM, SIGHUP) while this instance ran; its result is not
+    recorded, so the next run of the batch redoes it. `exit_status` says what stopped it."""
 
     exit_status = "Interrupted"
+
+    def __init__(self, message: str = "", *, status: str = ""):
+        super().__init__(message)
+        self.exit_status = status or type(self).exit_status
+
+
+STOPPED_STATUSES = frozenset({BatchInterrupted.exit_status, Terminated.exit_status, HungUp.exit_status})
+"""Exit statuses of instances a stopped batch cut short: not results, redone by the next run."""
+
+
+class StopEvent(threading.Event):
+    """Set when the batch stops; `reason` is the exit status its unfinished instances get."""
+
+    reason = BatchInterrupted.exit_status
+
+    def stop(self, reason: str) -> None:
+        self.reason = reason
+        self.set()
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
@@ -242,7 +261,9 @@ def _run_instance(
                 on_env(ws.env, True)
             try:
                 if stop is not None and stop.is_set():
-                    raise BatchInterrupted("batch stopped before the agent started")
+                    raise BatchInterrupted(
+                        "batch stopped before the agent started", status=getattr(stop, "reason", "")
+                    )
                 task = render_task(config.bench.task_template, inst)
                 agent_started = True
                 # A runner of the caller's also gets the instance (a search judges by its tests).
@@ -270,8 +291,8 @@ def _run_instance(
         if failure is not None:
             result["failure"] = failure
             result["error"] = _exit_reason(agent_result.messages)[:2000]
-    except BatchInterrupted:
-        result["exit_status"] = BatchInterrupted.exit_status
+    except BatchInterrupted as e:
+        result["exit_status"] = e.exit_status
     except Exception as e:  # one instance's failure is its exit status, not the batch's end
         result["exit_status"] = type(e).__name__
         # Before the agent ran, whatever failed was the workspace or its environment.
@@ -327,7 +348,7 @@ class BatchRunner:
         self.redo_existing = redo_existing
         self.progress = progress
         self.runner = runner
-        self.stop = threading.Event()
+        self.stop = StopEvent()
         self._envs: set[Any] = set()
         self._envs_lock = threading.Lock()
 
@@ -375,9 +396,11 @@ class BatchRunner:
                     self._run_ray(todo, store)
                 else:
                     self._run_threads(todo, store)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, RunStopped) as e:
                 interrupted = True
-                self._shut_down()
+                self._shut_down(getattr(e, "exit_status", BatchInterrupted.exit_status))
+                if isinstance(e, RunStopped):
+                    raise  # the process exits as the signal asks, once everything has ended
             if self._batch_root:
                 with contextlib.suppress(OSError):
                     os.rmdir(self._batch_root)  # only when empty: the user's root is left as it was
@@ -397,7 +420,7 @@ class BatchRunner:
             }
 
     def _record(self, store: PredictionsStore, result: dict[str, Any]) -> None:
-        if result["exit_status"] != BatchInterrupted.exit_status:
+        if result["exit_status"] not in STOPPED_STATUSES:
             store.record(result)
 
     def _run_threads(self, todo: list[dict[str, Any]], store: PredictionsStore) -> None:
@@ -421,15 +444,15 @@ class BatchRunner:
                 finished, futures = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in finished:
                     self._record(store, future.result())
-        except BaseException:
-            self.stop.set()
+        except BaseException as e:
+            self.stop.stop(getattr(e, "exit_status", BatchInterrupted.exit_status))
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
 
-    def _shut_down(self) -> None:
-        """After Ctrl-C: stop the agents, remove containers, kill commands still running."""
-        self.stop.set()
+    def _shut_down(self, reason: str = BatchInterrupted.exit_status) -> None:
+        """After Ctrl-C or a stop signal: stop the agents, remove containers, kill commands still running."""
+        self.stop.stop(reason)
         with self._envs_lock:
             envs = list(self._envs)
         for env in envs:

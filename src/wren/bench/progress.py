@@ -129,7 +129,12 @@ class ProgressHook:
     def on_step(self, agent: Any, record: dict) -> None:
         if self.progress is not None:
             self.progress.instance_step(self.instance_id, agent.n_steps, agent.cost)
+
+    def before_step(self, agent: Any) -> None:
+        # Raised inside the agent's loop, so the trajectory records why the run ended.
         if self.stop is not None and self.stop.is_set():
             from wren.bench.batch import BatchInterrupted
 
-            raise BatchInterrupted(f"batch stopped during {self.instance_id}")
+            raise BatchInterrupted(
+                f"batch stopped during {self.instance_id}", status=getattr(self.stop, "reason", "")
+            )

@@ -6,6 +6,7 @@ command functions, so `wren --help` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import sys
@@ -41,15 +42,23 @@ def build_app() -> typer.Typer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from wren.exceptions import ConfigError, ModelNotFound
+    from wren.exceptions import ConfigError, ModelNotFound, RunStopped
+    from wren.stop_signals import exit_code, signals_raise
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app = build_app()
     try:
-        app(args=argv, prog_name="wren", standalone_mode=True)
+        # SIGTERM and SIGHUP unwind every command like Ctrl-C: runs end their processes and
+        # containers, write their trajectories and release their programs before wren exits.
+        with signals_raise():
+            app(args=argv, prog_name="wren", standalone_mode=True)
     except (ConfigError, ModelNotFound) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except RunStopped as e:
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print(f"wren: {e}; what was running was ended and its trajectory written", file=sys.stderr)
+        sys.exit(exit_code(e))
 
 
 if __name__ == "__main__":

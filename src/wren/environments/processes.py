@@ -15,6 +15,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable, Iterable
 
 MARKER_VAR = "WREN_RUN_MARKER"
 """Variable set in every command's environment: `<environment token>:<command number>`."""
@@ -62,22 +63,44 @@ def marked_pids(marker: str, *, prefix: bool = False) -> list[int]:
     return out
 
 
-def kill_marked(marker: str, *, prefix: bool = False, wait_s: float = 10.0) -> int:
-    """SIGKILL every process carrying `marker` until none runs; return how many were killed."""
-    killed: set[int] = set()
+def freeze_and_kill(find: Callable[[], Iterable[int]], *, wait_s: float = 10.0) -> int:
+    """Stop every process `find` returns, again until a scan finds no new one, then kill them all.
+
+    A fork loop outruns a sweep that kills as it finds: each round's children are born while the
+    round kills their parents. A stopped process cannot fork, so once a scan finds nothing that is
+    not already stopped the tree is complete, and one SIGKILL each ends it. Later scans catch
+    anything that was mid-fork. Returns how many processes were signalled.
+    """
+    seen: set[int] = set()
     deadline = time.monotonic() + wait_s
-    # Rounds until a scan finds nothing: one that forks while being killed is found by the next,
-    # and one that was sent SIGKILL but has not died yet is simply sent it again. The deadline
-    # bounds only the repeats: on a machine with many processes one scan can take seconds.
-    while pids := marked_pids(marker, prefix=prefix):
+    while True:
+        new = set(find()) - seen
+        if not new:
+            break
+        for pid in new:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGSTOP)
+        seen |= new
+        if time.monotonic() > deadline:
+            break
+    pids = seen
+    # The deadline bounds only the repeats: on a machine with many processes one scan takes seconds.
+    # A process sent SIGKILL that has not died yet is found again and simply sent it again.
+    while pids:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-        killed.update(pids)
         if time.monotonic() > deadline:
             break
         time.sleep(0.002)
-    return len(killed)
+        pids = set(find())
+        seen |= pids
+    return len(seen)
+
+
+def kill_marked(marker: str, *, prefix: bool = False, wait_s: float = 10.0) -> int:
+    """End every process carrying `marker` (frozen first, then killed); return how many there were."""
+    return freeze_and_kill(lambda: marked_pids(marker, prefix=prefix), wait_s=wait_s)
 
 
 def is_container_watcher(pid: int) -> bool:
