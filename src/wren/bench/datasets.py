@@ -86,7 +86,9 @@ def _read_file(path: Path) -> list[tuple[str, Any]]:
             f"cannot read dataset {path}: not valid JSON at line {e.lineno}, column {e.colno} ({e.msg})"
         ) from e
     except UnicodeDecodeError as e:
-        raise DatasetError(f"cannot read dataset {path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+        raise DatasetError(
+            f"cannot read dataset {path}: not UTF-8 text ({e.reason} at byte {e.start})"
+        ) from e
     except (OSError, ValueError) as e:
         # pyarrow's ArrowInvalid is a ValueError: a torn or non-Parquet file.
         raise DatasetError(f"cannot read dataset {path}: {e}") from e

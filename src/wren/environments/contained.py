@@ -16,7 +16,7 @@ from typing import Any
 from wren.environments.base import ProcessEnvironment
 from wren.environments.cgroups import RunCgroup
 from wren.environments.guard import ensure_guard
-from wren.environments.processes import MARKER_VAR, kill_marked
+from wren.environments.processes import kill_marked
 from wren.exceptions import ExecutionTimeoutError
 
 

@@ -87,11 +87,10 @@ def finish_trajectory(path: Path, reason: str) -> None:
             return  # the run wrote its own end just before the kill
     extra = {"exit_status": KILLED_STATUS, "submission": "", "reason": reason}
     record = {"messages": [{"role": "exit", "content": reason, "extra": extra}], "timestamp": time.time()}
-    with contextlib.suppress(OSError):
-        with open(path, "r+b") as f:
-            f.truncate(len(keep))  # a line cut short by the kill
-            f.seek(len(keep))
-            f.write((json.dumps(record) + "\n").encode())
+    with contextlib.suppress(OSError), open(path, "r+b") as f:
+        f.truncate(len(keep))  # a line cut short by the kill
+        f.seek(len(keep))
+        f.write((json.dumps(record) + "\n").encode())
 
 
 def sweep(pid: int) -> None:

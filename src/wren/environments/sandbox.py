@@ -127,9 +127,7 @@ class SandboxEnvironment(ContainedEnvironment):
         if self._shell is None:
             argv = [*self.bwrap_argv(self.workdir), self.config.shell, "--noprofile", "--norc"]
             env = {**self._env, MARKER_VAR: f"{self.marker}:shell"}
-            self._shell = PersistentShell(
-                self.cgroup.wrap(argv), env=env, output_cap=self.config.output_cap
-            )
+            self._shell = PersistentShell(self.cgroup.wrap(argv), env=env, output_cap=self.config.output_cap)
         result = self._shell.run(command, cwd or self.config.cwd, timeout=timeout or self.config.timeout)
         check_finished(result["output"])
         return result
