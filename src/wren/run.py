@@ -9,6 +9,7 @@ from typing import Any
 
 from wren.agents.default import AgentResult, DefaultAgent
 from wren.config.schema import WrenConfig
+from wren.environments.guard import trajectory_done, watch_trajectory
 from wren.redact import register_secret
 from wren.trajectory import TrajectoryRecorder
 
@@ -68,7 +69,10 @@ def run_agent(
     }
     recorder = TrajectoryRecorder(output_dir, instance_id, config=public, secrets=secrets)
     agent = agent_class(model, env, config=config.agent, hooks=[recorder, *hooks], **agent_kwargs)
+    # Should this process be killed outright, its guard ends the trajectory with status Killed.
+    watch_trajectory(recorder.jsonl_path)
     try:
         return agent.run(task)
     finally:
+        trajectory_done(recorder.jsonl_path)
         release_at_gateway(model)
