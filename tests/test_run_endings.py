@@ -185,7 +185,7 @@ def _cap_prefix(tmp_path: Path, limit: int) -> tuple[list[str], Path | None]:
     """An argv prefix that runs wren under a process cap of the test's own, so that a fork loop
     cannot take the machine down even if wren's containment fails; skip where none can be made."""
     v2, v1 = parents()
-    for parent, kind in ((v1, "v1"), (v2, "v2")):
+    for parent in (v1, v2):
         if parent is None:
             continue
         group = parent / f"wren-test-cap-{uuid.uuid4().hex[:8]}"
@@ -283,3 +283,36 @@ def test_sigterm_during_a_four_worker_docker_batch_leaves_no_container(tmp_path)
         )
     preds = out / "preds.json"
     assert not preds.exists() or json.loads(preds.read_text()) == {}  # stopped runs are redone, not recorded
+
+
+@pytest.mark.docker
+def test_prune_removes_containers_whose_process_is_gone_and_only_those(tmp_path):
+    image = require_docker_image()
+    from wren.environments.docker import run_labels
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    names = {
+        "orphan": f"wren-test-orphan-{uuid.uuid4().hex[:8]}",
+        "live": f"wren-test-live-{uuid.uuid4().hex[:8]}",
+    }
+    labels = {
+        "orphan": run_labels(names["orphan"]) | {"wren.pid": str(dead.pid)},
+        "live": run_labels(names["live"]),  # this test's own process, alive
+    }
+    try:
+        for key, name in names.items():
+            argv = ["docker", "run", "-d", "--name", name]
+            for label, value in labels[key].items():
+                argv += ["--label", f"{label}={value}"]
+            subprocess.run([*argv, image, "sleep", "600"], check=True, capture_output=True, timeout=300)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WREN_")} | {"PATH": PATH_ENV}
+        dry = subprocess.run([*WREN, "docker", "prune", "--dry-run"], capture_output=True, text=True, env=env)
+        assert names["orphan"] in dry.stdout and names["live"] not in dry.stdout, dry.stdout + dry.stderr
+        assert names["orphan"] in wren_containers()
+        done = subprocess.run([*WREN, "docker", "prune"], capture_output=True, text=True, env=env)
+        assert done.returncode == 0 and names["orphan"] in done.stdout, done.stdout + done.stderr
+        left = wren_containers()
+        assert names["orphan"] not in left and names["live"] in left
+    finally:
+        subprocess.run(["docker", "rm", "-f", *names.values()], capture_output=True, timeout=300)

@@ -36,6 +36,8 @@ STATUS_FILE = "exit_statuses.json"
 LOCK_FILE = ".wren-batch.lock"
 WORKSPACES_DIR = ".workspaces"
 
+logger = logging.getLogger("wren.batch")
+
 
 class BatchInterrupted(TerminatingException):
     """The batch was stopped (Ctrl-C, SIGTERM, SIGHUP) while this instance ran; its result is not
@@ -378,6 +380,7 @@ class BatchRunner:
         from wren.bench.workspace import check_workspace_config
 
         check_workspace_config(self.config.environment, self.config.bench.workspace)
+        self._prune_orphan_containers()
         with self._exclusive():
             # Holding the lock, no other runner uses these: what is left is a killed run's.
             shutil.rmtree(self.config.bench.workspace.root, ignore_errors=True)
@@ -418,6 +421,22 @@ class BatchRunner:
                 "failures": failure_groups({i: e for i, e in store.statuses.items() if i in selected}),
                 "seconds": round(time.monotonic() - started, 3),
             }
+
+    def _prune_orphan_containers(self) -> None:
+        """Remove containers whose Wren process was killed before it could (an earlier run's)."""
+        from wren.environments.docker import prune_containers
+
+        kind = self.config.environment.get("environment_class")
+        if kind not in ("docker", "podman"):
+            return
+        executable = self.config.environment.get("executable") or kind
+        try:
+            removed = prune_containers(executable)
+        except Exception as e:  # an engine that does not answer fails the instances, not here
+            logger.warning("could not look for orphaned containers: %s", e)
+            return
+        if removed:
+            logger.warning("removed %d containers left by killed runs: %s", len(removed), ", ".join(removed))
 
     def _record(self, store: PredictionsStore, result: dict[str, Any]) -> None:
         if result["exit_status"] not in STOPPED_STATUSES:
