@@ -23,6 +23,7 @@ from tests.conftest import bash
 from tests.peers.containers import require_docker_image, wren_containers
 from tests.peers.fixture_repo import build_calc_repo, copies, write_jsonl
 from tests.peers.scripted_batch import write_config
+from tests.peers.wheelhouse import env_cache, shared_dirs  # noqa: F401, F811 (fixtures)
 from wren.environments.cgroups import parents
 
 WREN = [sys.executable, "-m", "wren.cli.main"]
@@ -316,3 +317,27 @@ def test_prune_removes_containers_whose_process_is_gone_and_only_those(tmp_path)
         assert names["orphan"] not in left and names["live"] in left
     finally:
         subprocess.run(["docker", "rm", "-f", *names.values()], capture_output=True, timeout=300)
+
+
+def test_sigterm_during_wren_eval_ends_the_tests_it_runs(tmp_path, env_cache):  # noqa: F811
+    token = uuid.uuid4().hex
+    inst = build_calc_repo(tmp_path / "repos")
+    slow = [{**i, "test_cmd": _tree_command(token)} for i in copies(inst, 2)]
+    write_jsonl(tmp_path / "ds.jsonl", slow)
+    preds = tmp_path / "preds.json"
+    preds.write_text(
+        json.dumps({i["instance_id"]: {"instance_id": i["instance_id"], "model_patch": ""} for i in slow})
+    )
+    proc = _start(
+        ["eval", "--predictions", str(preds), "--dataset", str(tmp_path / "ds.jsonl"), "--repos",
+         str(tmp_path / "repos"), "--env", "local", "--workers", "2", "-c",
+         f"bench.workspace.env_cache={env_cache}", "-o", str(tmp_path / "report.json")],
+        token,
+    )  # fmt: skip
+    wait_until(
+        lambda: len(probed(token)) >= 2 * TREE, f"the two tests never grew to {2 * TREE} processes", 240
+    )
+    proc.send_signal(signal.SIGTERM)
+    text, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, text
+    assert none_left_within(token) == []

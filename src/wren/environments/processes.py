@@ -125,3 +125,20 @@ def kill_child_sessions() -> None:
             continue
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
+
+
+def end_workers(prefix: str, wait_s: float = 60.0) -> None:
+    """Kill the commands of this process's threads named `prefix...` until those threads have ended.
+
+    Each worker closes its environment as it unwinds; a worker that starts another command meanwhile
+    sees it killed by the next round.
+    """
+    import threading
+
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        workers = [t for t in threading.enumerate() if t.name.startswith(prefix)]
+        if not workers:
+            return
+        kill_child_sessions()
+        workers[0].join(timeout=0.2)
