@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except RunStopped as e:
         with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
-            print(f"wren: {e}; what was running was ended and its trajectory written", file=sys.stderr)
+            print(f"wren: {e}", file=sys.stderr)
         sys.exit(exit_code(e))
 
 
