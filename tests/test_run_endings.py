@@ -157,15 +157,16 @@ def test_a_signal_ends_the_run_and_all_it_started(kind, signum, buggy_repo, scri
 
 
 @pytest.mark.parametrize("kind", ["local", "sandbox"])
-def test_sigkill_of_the_batch_ends_its_runs_and_their_trajectories(kind, tmp_path):
+def test_sigkill_of_the_batch_ends_its_runs_and_their_trajectories(kind, scripted_server, tmp_path):
     if kind == "sandbox":
         _sandbox_or_skip()
     token = uuid.uuid4().hex
     inst = build_calc_repo(tmp_path / "repos")
     write_jsonl(tmp_path / "ds.jsonl", copies(inst, 2))
-    reply = bash(_tree_command(token), "Start the tree.")
+    server = scripted_server([bash(_tree_command(token), "Start the tree.")])
     environment = {"environment_class": kind, "env": {"PATH": PATH_ENV}}
-    write_config(tmp_path / "cfg.yaml", [reply], environment=environment)
+    model = {"name": "openai/scripted-model", "api_base": server.url}
+    write_config(tmp_path / "cfg.yaml", [], environment=environment, model=model)
     out = tmp_path / "out"
     proc = _start(
         ["batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(out), "--repos", str(tmp_path / "repos"),
@@ -180,6 +181,13 @@ def test_sigkill_of_the_batch_ends_its_runs_and_their_trajectories(kind, tmp_pat
         jsonl = out / f"wren-fixtures__calc-{i}" / "trajectory.jsonl"
         wait_until(lambda j=jsonl: "Killed" in j.read_text(), "the guard never ended the trajectory", 30)
         assert _last_exit(jsonl)["exit_status"] == "Killed"
+    # The guard also released both programs at the model's server.
+    released = lambda: [r for r in server.requests if r["path"].endswith("/programs/release")]  # noqa: E731
+    wait_until(lambda: len(released()) == 2, "the guard never released the programs", 30)
+    assert {r["body"]["program_id"].rsplit("-", 1)[0] for r in released()} == {
+        "wren-fixtures__calc-1",
+        "wren-fixtures__calc-2",
+    }
 
 
 def _cap_prefix(tmp_path: Path, limit: int) -> tuple[list[str], Path | None]:

@@ -6,8 +6,9 @@ a pipe whose only write end is that process's. When the pipe reaches end of file
 gone, however it went; the guard then ends every command it left (by cgroup and by run marker), and
 appends an exit record to the trajectory of each run that had not finished.
 
-`python -m wren.environments.guard PID` runs it; it reads lines `run PATH` and `done PATH` (a
-trajectory.jsonl) on stdin.
+`python -m wren.environments.guard PID` runs it; it reads JSON lines on stdin:
+`{"run": PATH, "release": {"url", "body", "headers"}}` when a run starts (PATH its trajectory.jsonl,
+`release` the request that releases its program at the gateway, if any) and `{"done": PATH}` when it ends.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 GUARD_NAME = "wren-guard"
 """A token in the guard's argv, so that it can be told from the commands it guards."""
@@ -65,13 +67,27 @@ def _tell(line: str) -> None:
         proc.stdin.flush()
 
 
-def watch_trajectory(path: str | Path) -> None:
-    """Have the guard finish this trajectory if the process dies before the run ends."""
-    _tell(f"run {Path(path).resolve()}")
+def watch_run(path: str | Path, release: dict[str, Any] | None = None) -> None:
+    """Have the guard end this run's trajectory, and send `release` (an HTTP POST: url, body,
+    headers), if the process dies before the run ends."""
+    _tell(json.dumps({"run": str(Path(path).resolve()), "release": release}))
 
 
-def trajectory_done(path: str | Path) -> None:
-    _tell(f"done {Path(path).resolve()}")
+def run_done(path: str | Path) -> None:
+    _tell(json.dumps({"done": str(Path(path).resolve())}))
+
+
+def _post(release: dict[str, Any]) -> None:
+    import urllib.request
+
+    with contextlib.suppress(Exception):  # a gateway that is gone has nothing to release
+        request = urllib.request.Request(
+            release["url"],
+            data=json.dumps(release["body"]).encode(),
+            headers=release["headers"],
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=2.0).close()
 
 
 def finish_trajectory(path: Path, reason: str) -> None:
@@ -111,16 +127,21 @@ def main(argv: list[str]) -> int:
     pid = int(argv[0])
     for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)  # the guard outlives what ends its Wren process
-    open_runs: dict[str, None] = {}
+    open_runs: dict[str, dict[str, Any] | None] = {}
     for raw in sys.stdin.buffer:
-        kind, _, path = raw.decode(errors="replace").rstrip("\n").partition(" ")
-        if kind == "run":
-            open_runs[path] = None
-        elif kind == "done":
-            open_runs.pop(path, None)
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            continue  # a line cut short as the process died
+        if "run" in message:
+            open_runs[message["run"]] = message.get("release")
+        elif "done" in message:
+            open_runs.pop(message["done"], None)
     sweep(pid)
-    for path in open_runs:
+    for path, release in open_runs.items():
         finish_trajectory(Path(path), f"the Wren process running this run (pid {pid}) was killed")
+        if release:
+            _post(release)
     return 0
 
 
