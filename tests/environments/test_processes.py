@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
+from wren.environments.guard import ensure_guard
 from wren.environments.processes import WATCHER_NAME, kill_child_sessions, kill_marked, marked_pids
 
 
@@ -17,10 +18,12 @@ def test_child_sessions_are_killed_and_container_watchers_spared():
         ["sh", "-c", "read -r _", WATCHER_NAME], stdin=subprocess.PIPE, start_new_session=True
     )
     command = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    guard = ensure_guard()
     try:
         kill_child_sessions()
         assert command.wait(timeout=60) != 0  # killed
         assert _alive(watcher)
+        assert guard is not None and _alive(guard)
     finally:
         watcher.stdin.close()
         watcher.wait(timeout=60)

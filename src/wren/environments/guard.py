@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-GUARD_NAME = "wren-guard"
-"""A token in the guard's argv, so that it can be told from the commands it guards."""
+from wren.environments.processes import GUARD_NAME
+
 KILLED_STATUS = "Killed"
 """The exit status a guard writes for a run whose Wren process was killed."""
 

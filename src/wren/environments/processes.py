@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable
 
 MARKER_VAR = "WREN_RUN_MARKER"
 """Variable set in every command's environment: `<environment token>:<command number>`."""
+GUARD_NAME = "wren-guard"
+"""A token in the argv of the guard (see guard.py), which ends a killed Wren process's runs."""
 WATCHER_NAME = "wren-container-watcher"
 """argv[0] of the process that removes a container when Wren exits; it must outlive the kill."""
 
@@ -103,12 +105,14 @@ def kill_marked(marker: str, *, prefix: bool = False, wait_s: float = 10.0) -> i
     return freeze_and_kill(lambda: marked_pids(marker, prefix=prefix), wait_s=wait_s)
 
 
-def is_container_watcher(pid: int) -> bool:
+def _is_spared(pid: int) -> bool:
+    """A container watcher or this process's guard: each must outlive the kill to do its job."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return WATCHER_NAME.encode() in f.read()
+            argv = f.read().split(b"\0")
     except OSError:
         return False
+    return WATCHER_NAME.encode() in argv or GUARD_NAME.encode() in argv
 
 
 def kill_child_sessions() -> None:
@@ -121,7 +125,7 @@ def kill_child_sessions() -> None:
     me = os.getpid()
     for pid in _pids():
         stat = _stat(pid)
-        if stat is None or stat[1] != me or stat[2] != pid or is_container_watcher(pid):
+        if stat is None or stat[1] != me or stat[2] != pid or _is_spared(pid):
             continue
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
