@@ -178,7 +178,7 @@ class DefaultAgent:
                 # Ctrl-C or a signal: the trajectory says so, then the stop goes on up so that the
                 # caller's cleanup runs and the process exits as the signal asks.
                 status = getattr(e, "exit_status", "Interrupted")
-                self._finish(start, record, status, "", str(e) or status)
+                self._finish(start, record, status, "", str(e) or status, stopping=True)
                 raise
             else:
                 status = ""
@@ -186,15 +186,32 @@ class DefaultAgent:
                 return self._finish(start, record, status, submission, reason)
             self.emit("on_step", {"step": self.n_steps, "messages": self.messages[start:], **record})
 
-    def _finish(self, start: int, record: dict, status: str, submission: str, reason: str) -> AgentResult:
-        """Record the exit message as the last step and tell the hooks the run ended."""
+    def _finish(
+        self, start: int, record: dict, status: str, submission: str, reason: str, *, stopping: bool = False
+    ) -> AgentResult:
+        """Record the exit message as the last step and tell the hooks the run ended.
+
+        `stopping`: a signal ends the run, so a hook that fails (a printer whose terminal closed with
+        SIGHUP) must not keep the others (the trajectory recorder) from hearing of the end.
+        """
+        emit = self._emit_each if stopping else self.emit
         extra = {"exit_status": status, "submission": submission, "reason": reason}
         self.add_messages({"role": "exit", "content": submission or reason, "extra": extra})
-        self.emit("on_step", {"step": self.n_steps, "messages": self.messages[start:], **record})
+        emit("on_step", {"step": self.n_steps, "messages": self.messages[start:], **record})
         result = AgentResult(status, submission, self.n_steps, self.cost, self.messages)
         self.finished = result
-        self.emit("on_finish", result)
+        emit("on_finish", result)
         return result
+
+    def _emit_each(self, event: str, *args: Any) -> None:
+        """Emit to every hook even if one fails or is interrupted again, so the recorder still writes."""
+        for hook in self.hooks:
+            handler = getattr(hook, event, None)
+            if handler is not None:
+                try:
+                    handler(self, *args)
+                except (Exception, KeyboardInterrupt, SystemExit):  # rich exits on a closed terminal
+                    logger.debug("hook %s.%s failed while the run stopped", type(hook).__name__, event)
 
     def render_error(self, error: NonTerminatingException) -> str:
         if isinstance(error, FormatError):

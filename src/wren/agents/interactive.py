@@ -152,16 +152,6 @@ class InteractiveAgent(DefaultAgent):
             self._emit_each("on_finish", result)
             return result
 
-    def _emit_each(self, event: str, *args: Any) -> None:
-        """Emit to every hook even if one is interrupted again, so the recorder still writes its files."""
-        for hook in self.hooks:
-            handler = getattr(hook, event, None)
-            if handler is not None:
-                try:
-                    handler(self, *args)
-                except KeyboardInterrupt:
-                    continue
-
     def step(self) -> dict[str, Any]:
         try:
             self.check_interrupt()

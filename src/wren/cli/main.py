@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
 import sys
 
 import typer
@@ -57,8 +58,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except RunStopped as e:
-        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
-            print(f"wren: {e}", file=sys.stderr)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is sys.stderr:
+                    print(f"wren: {e}", file=stream)
+                stream.flush()
+            except (OSError, ValueError):
+                # After SIGHUP the terminal may be gone: without this, the flush at exit would fail
+                # and turn the exit status into 120.
+                with contextlib.suppress(OSError, ValueError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
         sys.exit(exit_code(e))
 
 
