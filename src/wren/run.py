@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from wren.agents.default import AgentResult, DefaultAgent
 from wren.config.schema import WrenConfig
+from wren.environments.guard import run_done, watch_run
 from wren.redact import register_secret
 from wren.trajectory import TrajectoryRecorder
 from wren.trajectory.workspace import workspace_fingerprint
@@ -25,6 +26,28 @@ logger = logging.getLogger("wren.run")
 def new_program_id(instance_id: str) -> str:
     """A program id unique to one run of `instance_id`."""
     return f"{instance_id}-{uuid.uuid4().hex[:12]}"
+
+
+def _release_request(model: Any) -> dict[str, Any] | None:
+    """The request release_at_gateway sends, for a guard to send if this process is killed."""
+    config = getattr(model, "config", None)
+    api_base = getattr(config, "api_base", None)
+    program_id = getattr(model, "program_id", None)
+    if not api_base or not program_id:
+        return None
+    try:
+        from wren.gateway.client import gateway_root
+    except ImportError:
+        return None
+    headers = {"Content-Type": "application/json"}
+    key = config.resolved_api_key() if hasattr(config, "resolved_api_key") else None
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return {
+        "url": gateway_root(api_base) + "/programs/release",
+        "body": {"program_id": program_id},
+        "headers": headers,
+    }
 
 
 def release_at_gateway(model: Any) -> None:
@@ -94,7 +117,11 @@ def run_agent(
     agent = agent_class(model, env, config=config.agent, hooks=[recorder, *hooks], **agent_kwargs)
     if resume_from is not None:
         agent.resume_from = resume_from.point
+    # Should this process be killed outright, its guard ends the trajectory with status Killed and
+    # releases the program.
+    watch_run(recorder.jsonl_path, _release_request(model))
     try:
         return agent.run(task)
     finally:
+        run_done(recorder.jsonl_path)
         release_at_gateway(model)

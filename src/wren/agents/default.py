@@ -20,6 +20,7 @@ from wren.exceptions import (
     FormatError,
     LimitsExceeded,
     NonTerminatingException,
+    RunStopped,
     TerminatingException,
 )
 from wren.models.actions import BASH_TOOL, cut_after_first_action, parse_action
@@ -116,6 +117,8 @@ class DefaultAgent:
     ):
         self.config = self.agent_config(config, kwargs)
         self.model, self.env, self.hooks = model, env, list(hooks)
+        self.finished: AgentResult | None = None
+        """The result once the run ended (also when a stop signal then went on up)."""
         self.messages: list[dict] = []
         self.extra_template_vars: dict[str, Any] = {}
         self.n_steps = 0
@@ -179,6 +182,7 @@ class DefaultAgent:
         `resume_from` set, take the messages and counters of that run instead. True when resumed."""
         self.extra_template_vars = {"task": task, **kwargs}
         self.messages, self.n_steps, self.cost, self.format_errors = [], 0, 0.0, 0
+        self.finished = None
         self.start_time = time.time()
         if self.resume_from is not None:
             self.messages = list(self.resume_from.messages)
@@ -218,21 +222,53 @@ class DefaultAgent:
         while True:
             start = len(self.messages)
             try:
-                outcome = self.attempt(self.step)
+                outcome = self.attempt(self._next_step)
             except Exception as e:  # an unexpected error ends the run, and the trajectory says why
                 logger.exception("run ended by %s", type(e).__name__)
                 outcome = StepOutcome({}, type(e).__name__, "", f"{type(e).__name__}: {e}")
-            status = outcome.exit_status
-            if status:
-                extra = {"exit_status": status, "submission": outcome.submission, "reason": outcome.reason}
-                content = outcome.submission or outcome.reason
-                self.add_messages({"role": "exit", "content": content, "extra": extra})
+            except (KeyboardInterrupt, RunStopped) as e:
+                # Ctrl-C or a signal: the trajectory says so, then the stop goes on up so that the
+                # caller's cleanup runs and the process exits as the signal asks.
+                status = getattr(e, "exit_status", "Interrupted")
+                self._finish(start, {}, status, "", str(e) or status, stopping=True)
+                raise
+            if outcome.exit_status:
+                return self._finish(
+                    start, outcome.record, outcome.exit_status, outcome.submission, outcome.reason
+                )
             self.emit("on_step", {"step": self.n_steps, "messages": self.messages[start:], **outcome.record})
-            if status:
-                break
-        result = AgentResult(status, outcome.submission, self.n_steps, self.cost, self.messages)
-        self.emit("on_finish", result)
+
+    def _next_step(self) -> dict[str, Any]:
+        # `before_step` hooks may end the run (a batch that stops): inside `attempt`, so it is recorded.
+        self.emit("before_step")
+        return self.step()
+
+    def _finish(
+        self, start: int, record: dict, status: str, submission: str, reason: str, *, stopping: bool = False
+    ) -> AgentResult:
+        """Record the exit message as the last step and tell the hooks the run ended.
+
+        `stopping`: a signal ends the run, so a hook that fails (a printer whose terminal closed with
+        SIGHUP) must not keep the others (the trajectory recorder) from hearing of the end.
+        """
+        emit = self._emit_each if stopping else self.emit
+        extra = {"exit_status": status, "submission": submission, "reason": reason}
+        self.add_messages({"role": "exit", "content": submission or reason, "extra": extra})
+        emit("on_step", {"step": self.n_steps, "messages": self.messages[start:], **record})
+        result = AgentResult(status, submission, self.n_steps, self.cost, self.messages)
+        self.finished = result
+        emit("on_finish", result)
         return result
+
+    def _emit_each(self, event: str, *args: Any) -> None:
+        """Emit to every hook even if one fails or is interrupted again, so the recorder still writes."""
+        for hook in self.hooks:
+            handler = getattr(hook, event, None)
+            if handler is not None:
+                try:
+                    handler(self, *args)
+                except (Exception, KeyboardInterrupt, SystemExit):  # rich exits on a closed terminal
+                    logger.debug("hook %s.%s failed while the run stopped", type(hook).__name__, event)
 
     def render_error(self, error: NonTerminatingException) -> str:
         if isinstance(error, FormatError):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from wren.exceptions import ConfigError
-from wren.trajectory.schema import JSONL_NAME, final_name
+from wren.trajectory.schema import JSONL_NAME, KILLED_STATUS, final_name
 from wren.trajectory.workspace import workspace_fingerprint
 
 
@@ -65,6 +65,12 @@ def read_saved_run(out_dir: str | Path) -> SavedRun:
             f"--resume {out_dir}: {JSONL_NAME} does not record how the run began (a run from an older "
             "Wren, or not a `wren run` log); it cannot be continued"
         )
+    if len(lines) > 1 and _killed_record(lines[-1]):
+        # The process died and its guard ended the log; the run itself never ended, so it goes on.
+        complete = complete[: complete.rstrip(b"\n").rfind(b"\n") + 1]
+        with path.open("r+b") as handle:
+            handle.truncate(len(complete))
+        lines.pop()
     opening = lines[0]
     messages = [m for line in lines for m in line.get("messages") or []]
     ended = next((m for m in reversed(messages) if m.get("role") == "exit"), None)
@@ -88,6 +94,17 @@ def read_saved_run(out_dir: str | Path) -> SavedRun:
         instance_id=instance_id,
         config=opening.get("config") or {},
         workspace=workspace,
+    )
+
+
+def _killed_record(line: dict) -> bool:
+    """Whether `line` is the end a guard wrote for a killed run (no step of its own, one exit)."""
+    messages = line.get("messages") or []
+    return (
+        "step" not in line
+        and len(messages) == 1
+        and messages[0].get("role") == "exit"
+        and (messages[0].get("extra") or {}).get("exit_status") == KILLED_STATUS
     )
 
 
