@@ -33,6 +33,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from servers import free_port, wait_http  # noqa: E402
 
+from wren.gateway.config import GatewayConfig  # noqa: E402
+from wren.gateway.scheduler import POLICIES as _POLICIES  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
@@ -105,6 +108,10 @@ class StateSampler(threading.Thread):
 
 
 UNBOUNDED = "program-unbounded"
+DEFAULT = GatewayConfig.model_fields["policy"].default
+POLICIES = [
+    DEFAULT, *(p for p in _POLICIES.names() if p != DEFAULT), UNBOUNDED,
+]  # fmt: skip
 
 
 def gateway_knobs(policy: str) -> tuple[str, dict[str, float]]:
@@ -127,7 +134,7 @@ def simulated_case(policy: str, capacity: int, args: argparse.Namespace) -> dict
             url="http://fleet/v1",
             programs=args.total_programs,
             concurrency=args.programs,
-            duration_seconds=args.duration,
+            duration_seconds=args.duration or None,
             seed=args.seed,
             chars_per_token=args.chars_per_token,
             steps=(args.min_steps, args.max_steps),
@@ -242,9 +249,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--programs", type=int, default=128, help="programs running at once")
-    parser.add_argument("--total-programs", type=int, default=2000, help="programs available to the workers")
+    parser.add_argument("--total-programs", type=int, default=256, help="programs the workers run in all")
     parser.add_argument("--backends", type=int, default=2)
-    parser.add_argument("--duration", type=float, default=300.0, help="simulated seconds per case")
+    parser.add_argument(
+        "--duration", type=float, default=0.0, help="simulated seconds per case (0: until every program ends)"
+    )
     parser.add_argument("--live", action="store_true", help="real processes over sockets, not simulated time")
     parser.add_argument(
         "--time-scale", type=float, default=5.0, help="with --live: simulated seconds per wall second"
@@ -254,24 +263,29 @@ def main() -> None:
     parser.add_argument("--min-steps", type=int, default=10)
     parser.add_argument("--max-steps", type=int, default=40)
     parser.add_argument("--pressures", default="2.0,0.5", help="KV oversubscription factors to run")
-    parser.add_argument("--policies", default=f"program,{UNBOUNDED},round-robin,least-loaded")
+    parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object of the key figures, nothing else"
+    )
     parser.add_argument("--logs", default="/tmp/wren-gateway-bench")
     args = parser.parse_args()
     logs = Path(args.logs)
     logs.mkdir(parents=True, exist_ok=True)
+    say = (lambda *a, **k: None) if args.json else print
 
     demand = mean_context(args) * args.programs
-    print(
+    say(
         f"{args.programs} programs, mean live context {demand / args.programs:.0f} tokens, demand {demand:.0f} tokens"
     )
     mode = f"live processes, time x{args.time_scale:g}" if args.live else "simulated time"
     rows = []
+    figures: dict = {}
     for pressure in [float(x) for x in args.pressures.split(",")]:
         capacity = int(demand / pressure / args.backends)
-        print(
-            f"\n== {pressure:g}x KV oversubscription: {args.backends} backends x {capacity} tokens ({mode})"
+        say(f"\n== {pressure:g}x KV oversubscription: {args.backends} backends x {capacity} tokens ({mode})")
+        say(
+            f"  {'policy':18s} {'steps/min':>9s} {'JCT mean':>9s} {'JCT p99':>8s} {'p50 s':>7s} {'p99 s':>7s}  details"
         )
-        print(f"  {'policy':18s} {'steps/min':>9s} {'p50 s':>7s} {'p99 s':>7s}  details")
         by_policy = {}
         for policy in args.policies.split(","):
             r = (
@@ -282,26 +296,43 @@ def main() -> None:
             by_policy[policy] = r
             rows.append({"pressure": pressure, **r})
             extra = f" lag={r['sim_max_lag_seconds']}s programs={r.get('mean_programs')}" if args.live else ""
-            print(
-                f"  {policy:18s} {r['steps_per_minute']:9.1f} {r['step_latency_p50']:7.1f} {r['step_latency_p99']:7.1f}  "
-                f"steps={r['steps']} errors={r['errors']} hit={r['prefix_hit_rate']:.2f} preempt={r['preemptions']} "
-                f"pauses={r['pauses']} resumes={r['resumes']} prefill={r['prefill_share']:.0%} wall={r['wall_seconds']}s"
-                + extra,
+            say(
+                f"  {policy:18s} {r['steps_per_minute']:9.1f} {r['completion_mean']:9.1f} {r['completion_p99']:8.1f} "
+                f"{r['step_latency_p50']:7.1f} {r['step_latency_p99']:7.1f}  "
+                f"steps={r['steps']} done={r['programs_finished']} errors={r['errors']} hit={r['prefix_hit_rate']:.2f} "
+                f"preempt={r['preemptions']} pauses={r['pauses']} resumes={r['resumes']} prefill={r['prefill_share']:.0%} "
+                f"wall={r['wall_seconds']}s" + extra,
                 flush=True,
             )
-        base = by_policy.get("program")
-        for other in ("round-robin", "least-loaded", UNBOUNDED):
-            peer = by_policy.get(other)
-            if base is None or peer is None or not peer["steps_per_minute"] or not peer["step_latency_p99"]:
+        figures[f"{pressure:g}x"] = {
+            p: {
+                "steps_per_min": r["steps_per_minute"],
+                "completion_mean_s": r["completion_mean"],
+                "completion_p99_s": r["completion_p99"],
+                "step_p99_s": r["step_latency_p99"],
+            }
+            for p, r in by_policy.items()
+        }
+        base = by_policy.get(DEFAULT)
+        for other, peer in by_policy.items():
+            if (
+                other == DEFAULT
+                or base is None
+                or not peer["steps_per_minute"]
+                or not peer["step_latency_p99"]
+            ):
                 continue
-            print(
-                f"  program / {other}: steps/min {base['steps_per_minute'] / peer['steps_per_minute']:.2f}x, "
-                f"p50 {base['step_latency_p50'] / peer['step_latency_p50']:.2f}x, "
-                f"p99 {base['step_latency_p99'] / peer['step_latency_p99']:.2f}x"
+            say(
+                f"  {DEFAULT} / {other}: steps/min {base['steps_per_minute'] / peer['steps_per_minute']:.2f}x, "
+                f"JCT mean {base['completion_mean'] / max(1e-9, peer['completion_mean']):.2f}x, "
+                f"p99 step {base['step_latency_p99'] / peer['step_latency_p99']:.2f}x"
             )
     out = logs / "results.json"
     out.write_text(json.dumps(rows, indent=2))
-    print(f"\nresults: {out}")
+    if args.json:
+        print(json.dumps({**figures, "default_policy": DEFAULT}))
+    else:
+        print(f"\nresults: {out}")
 
 
 if __name__ == "__main__":

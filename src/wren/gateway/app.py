@@ -19,13 +19,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from wren.gateway.admission import Admission, Held
 from wren.gateway.backends import Backend
 from wren.gateway.config import GatewayConfig
 from wren.gateway.metrics import GatewayMetrics
 from wren.gateway.programs import ProgramReleased, ProgramState, ProgramTable, StepOutcome
 from wren.gateway.record import TraceRecorder
 from wren.gateway.relay import JSON_TYPE, error_response, relay_json, relay_stream
-from wren.gateway.scheduler import NoHealthyBackend, Policy, Rejected, get_policy_class
+from wren.gateway.scheduler import NoHealthyBackend, Policy, ProgramPolicy, Rejected, get_policy_class
 from wren.gateway.serving import ServerThread, serve_forever, start_site
 from wren.gateway.upstream import ConnectFailed, UpstreamDisconnected, UpstreamError
 
@@ -54,11 +55,12 @@ def _refusal(e: Exception) -> tuple[int, web.Response]:
     return 503, error_response(503, f"{e}: all backends are down", "service_unavailable")
 
 
-def _wake(prog: ProgramState) -> None:
-    """Let the held requests of `prog` look at the policy again."""
-    for fut in prog.waiters:
-        if not fut.done():
-            fut.set_result(None)
+def _no_callback(_: object) -> None:
+    """Placeholder until a held request's future exists."""
+
+
+def _call_later(delay: float, fn: Any) -> asyncio.TimerHandle:
+    return asyncio.get_running_loop().call_later(delay, fn)
 
 
 class Gateway:
@@ -81,7 +83,7 @@ class Gateway:
         self.recorder = (
             TraceRecorder(config.record_dir, config.record_logprobs) if config.record_dir else None
         )
-        self.policy.wake = _wake
+        self.admission = Admission(self.policy, config.max_queue_seconds, time.monotonic, _call_later)
         self.metrics.attach_state(
             lambda: (self.backends, self.programs, config.target_utilization, self.policy.queue_length())
         )
@@ -123,7 +125,7 @@ class Gateway:
         self.spawn(self._every(min(5.0, self.config.lease_seconds / 4), self._lease_round))
         self.spawn(self._every(0.1, lambda: self.policy.tick(time.monotonic())))
         for b in self.backends:
-            if b.capacity is None and self.policy.name == "program":
+            if b.capacity is None and isinstance(self.policy, ProgramPolicy):
                 log.warning(
                     "backend %s: KV capacity unknown; programs on it are never paused (set --capacity)", b.url
                 )
@@ -369,31 +371,33 @@ class Gateway:
             log.warning("could not record the request of %s: %s", prog.program_id, e)
 
     async def _admit(self, prog: ProgramState, tokens: int, least: int | None = None) -> Backend:
-        """Wait until the policy places the request (woken by it, or looking again when the bound is due)."""
-        policy = self.policy
-        backend = policy.request(prog, tokens, time.monotonic(), least)
-        if backend is not None:
+        """The backend the policy places the request on, waiting while it is held."""
+        admission = self.admission
+        backend = admission.submit(prog, tokens, least, _no_callback, _no_callback)
+        if not isinstance(backend, Held):
             return backend
+        held = backend
         started = time.monotonic()
-        loop = asyncio.get_running_loop()
+        fut = asyncio.get_running_loop().create_future()
+
+        def placed(b: Backend) -> None:
+            if fut.done():  # cancelled meanwhile: the placement is undone at once
+                self.policy.finish(prog, b, time.monotonic())
+            else:
+                fut.set_result(b)
+
+        def refused(e: BaseException) -> None:
+            if not fut.done():
+                fut.set_exception(e)
+
+        held.placed, held.refused = placed, refused
         try:
-            while backend is None:
-                fut = loop.create_future()
-                prog.waiters.append(fut)
-                due = prog.held_since + self.config.max_queue_seconds - time.monotonic()
-                try:
-                    await asyncio.wait_for(fut, max(0.0, due))
-                except TimeoutError:
-                    pass  # the policy refuses it now
-                finally:
-                    prog.waiters.remove(fut)
-                backend = policy.retry(prog, time.monotonic())
+            return await fut
         except asyncio.CancelledError:
-            policy.abandon(prog, time.monotonic())
+            admission.abandon(held)
             raise
         finally:
             self.metrics.queue_seconds.observe(time.monotonic() - started)
-        return backend
 
     def _upstream_failed(self, backend: Backend, error: UpstreamError) -> None:
         self.metrics.backend_errors.labels(backend.url, type(error).__name__).inc()
