@@ -63,6 +63,20 @@ def _call_later(delay: float, fn: Any) -> asyncio.TimerHandle:
     return asyncio.get_running_loop().call_later(delay, fn)
 
 
+def _check_inputs(body: dict, endpoint: str) -> None:
+    """Refuse inputs no backend can take, before anything is forwarded: chat `messages` must be a
+    list of message objects with a role, a text completion needs a `prompt`."""
+    if endpoint == "chat":
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            raise BadRequest("'messages' must be a list of message objects")
+        for k, m in enumerate(messages):
+            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+                raise BadRequest(f"'messages[{k}]' must be an object with a string 'role'")
+    elif "prompt" not in body:
+        raise BadRequest("'prompt' is required")
+
+
 class Gateway:
     """State and handlers of one gateway."""
 
@@ -223,7 +237,8 @@ class Gateway:
         return b"".join(parts)
 
     def _program_id(self, request: web.Request, body: dict) -> tuple[str | None, bool]:
-        """The program id from the body, extra_body or X-Program-Id (in that order); True if the body changed."""
+        """The program id from the body, extra_body, metadata or X-Program-Id (in that order); True if the
+        body changed."""
         found = []
         changed = False
         if "program_id" in body:
@@ -234,6 +249,12 @@ class Gateway:
             found.append(extra.pop("program_id"))
             if not extra:
                 del body["extra_body"]
+            changed = True
+        meta = body.get("metadata")
+        if isinstance(meta, dict) and "program_id" in meta:
+            found.append(meta.pop("program_id"))
+            if not meta:
+                del body["metadata"]
             changed = True
         header = request.headers.get("X-Program-Id")
         if header is not None:
@@ -278,6 +299,7 @@ class Gateway:
             raise BadRequest(f"malformed JSON body: {e}") from None
         if not isinstance(body, dict):
             raise BadRequest("request body must be a JSON object")
+        _check_inputs(body, endpoint)
         try:
             pid, changed = self._program_id(request, body)
         except ValueError as e:

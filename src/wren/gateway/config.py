@@ -39,6 +39,9 @@ class GatewayConfig(BaseModel):
     """Fraction of a backend's KV capacity the `program` policy fills before pausing programs."""
     resume_headroom: float = Field(default=0.05, ge=0, lt=1)
     """Fraction of usable capacity left free when resuming or admitting, so running programs can grow before more pauses."""
+    kv_block_tokens: int = Field(default=16, ge=1)
+    """Tokens per KV-cache block of the backends: a program is charged its tokens (from the backend's
+    `usage` once it has answered) rounded up to whole blocks, as the backend allocates them."""
     step_growth_tokens: int = Field(default=512, ge=0)
     """Assumed context growth of a program's next step before its own growth has been observed."""
     affinity_wait_seconds: float = Field(default=30.0, ge=0)

@@ -269,7 +269,8 @@ class ProgramPolicy(Policy):
         tokens = max(prog.context_tokens, prog.pending_tokens)
         if prog.inflight or prog.holding:
             tokens += prog.growth_tokens if prog.growth_tokens >= 0 else self.config.step_growth_tokens
-        return int(tokens)
+        block = self.config.kv_block_tokens
+        return -(-int(tokens) // block) * block  # whole blocks
 
     def _uncharge(self, prog: ProgramState) -> None:
         b = prog.charged
