@@ -48,7 +48,10 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(None, "--port", "-p", help="Port to listen on (default 8100)."),
         host: str = _HOST,
         policy: str = typer.Option(
-            None, "--policy", help="program (default) | round-robin | least-loaded | dotted.path.Class"
+            None,
+            "--policy",
+            help="program (default) | program-ttl | program-fcfs | program-las | program-ttl-fcfs | "
+            "program-ttl-las | round-robin | least-loaded | dotted.path.Class",
         ),
         capacity: list[str] = typer.Option(
             [], "--capacity", help="KV tokens of backends that do not report it: TOKENS or URL=TOKENS."
@@ -68,13 +71,13 @@ def register(app: typer.Typer) -> None:
         max_pause: float | None = typer.Option(
             None,
             "--max-pause",
-            help="Tail bound: a program paused this many seconds (default 60) gets room made for it by "
+            help="Tail bound: a program paused this many seconds (default 100) gets room made for it by "
             "pausing programs that have run longer.",
         ),
         min_run: float | None = typer.Option(
             None,
             "--min-run",
-            help="A resumed program runs at least this many seconds (default 30) before it makes room for an "
+            help="A resumed program runs at least this many seconds (default 60) before it makes room for an "
             "overdue one.",
         ),
         max_queue: float | None = typer.Option(
