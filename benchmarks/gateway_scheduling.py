@@ -108,6 +108,7 @@ class StateSampler(threading.Thread):
 
 
 UNBOUNDED = "program-unbounded"
+THUNDERAGENT = "thunderagent-tr"
 DEFAULT = GatewayConfig.model_fields["policy"].default
 POLICIES = [
     DEFAULT, *(p for p in _POLICIES.names() if p != DEFAULT), UNBOUNDED,
@@ -152,6 +153,47 @@ def simulated_case(policy: str, capacity: int, args: argparse.Namespace) -> dict
     }
 
 
+def start_gateway(
+    policy: str, sims: list[str], port: int, args: argparse.Namespace, log: Path
+) -> subprocess.Popen:
+    """`wren gateway` with the row's policy, its wall-clock knobs scaled with simulated time."""
+    scale = args.time_scale
+    name, knobs = gateway_knobs(policy)
+    defaults = GatewayConfig(backends=["http://x"])
+    timing = {
+        k: getattr(defaults, k) / scale
+        for k in ("affinity_wait_seconds", "ageing_seconds", "max_pause_seconds", "min_run_seconds",
+                  "max_queue_seconds", "tool_ttl_initial_seconds", "tool_ttl_max_seconds")
+    }  # fmt: skip
+    timing["scrape_interval_seconds"] = max(0.2, defaults.scrape_interval_seconds / scale)
+    timing.update({k: (1e9 if v == float("inf") else v) for k, v in knobs.items()})
+    return start(
+        [
+            PY, "-m", "wren.cli.main", "gateway", "--backends", ",".join(sims), "--port", str(port),
+            "--policy", name, "--log-level", "WARNING",
+            *(x for k, v in timing.items() for x in ("-c", f"{k}={v}")),
+        ],
+        log,
+    )  # fmt: skip
+
+
+def start_thunderagent(sims: list[str], port: int, args: argparse.Namespace, log: Path) -> subprocess.Popen:
+    """ThunderAgent's own router, unmodified, in `tr` mode (its capacity scheduling) from a checkout at
+    `--thunderagent` run by `--thunderagent-python`; its intervals scaled with simulated time as ours."""
+    if not args.thunderagent:
+        raise SystemExit("the thunderagent-tr row needs --thunderagent DIR (a ThunderAgent checkout)")
+    interval = max(0.2, 5.0 / args.time_scale)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=args.thunderagent)
+    return subprocess.Popen(
+        [
+            args.thunderagent_python, "-m", "ThunderAgent", "--host", "127.0.0.1", "--port", str(port),
+            "--backends", ",".join(sims), "--router", "tr", "--backend-type", "vllm", "--metrics",
+            "--metrics-interval", str(interval), "--scheduler-interval", str(interval), "--log-level", "warning",
+        ],
+        stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=args.thunderagent,
+    )  # fmt: skip
+
+
 def run_case(policy: str, capacity: int, args: argparse.Namespace, logs: Path) -> dict:
     procs = []
     try:
@@ -172,29 +214,12 @@ def run_case(policy: str, capacity: int, args: argparse.Namespace, logs: Path) -
         for s in sims:
             wait_http(s + "/health")
         gw_port = free_port()
-        # Wall-clock knobs of the gateway are scaled with simulated time.
-        scale = args.time_scale
-        name, knobs = gateway_knobs(policy)
-        from wren.gateway.config import GatewayConfig
-
-        defaults = GatewayConfig(backends=["http://x"])
-        timing = {
-            k: getattr(defaults, k) / scale
-            for k in ("affinity_wait_seconds", "ageing_seconds", "max_pause_seconds", "min_run_seconds",
-                      "max_queue_seconds")
-        }  # fmt: skip
-        timing["scrape_interval_seconds"] = max(0.2, defaults.scrape_interval_seconds / scale)
-        timing.update({k: (1e9 if v == float("inf") else v) for k, v in knobs.items()})
-        procs.append(
-            start(
-                [
-                    PY, "-m", "wren.cli.main", "gateway", "--backends", ",".join(sims), "--port", str(gw_port),
-                    "--policy", name, "--log-level", "WARNING",
-                    *(x for k, v in timing.items() for x in ("-c", f"{k}={v}")),
-                ],
-                logs / f"gateway-{policy}-{capacity}.log",
+        if policy == THUNDERAGENT:
+            procs.append(start_thunderagent(sims, gw_port, args, logs / f"thunderagent-{capacity}.log"))
+        else:
+            procs.append(
+                start_gateway(policy, sims, gw_port, args, logs / f"gateway-{policy}-{capacity}.log")
             )
-        )  # fmt: skip
         wait_http(f"http://127.0.0.1:{gw_port}/health")
         sampler = StateSampler(f"http://127.0.0.1:{gw_port}/metrics")
         sampler.start()
@@ -203,10 +228,11 @@ def run_case(policy: str, capacity: int, args: argparse.Namespace, logs: Path) -
             [
                 PY, "-m", "wren.cli.main", "gateway", "sim", "workload", "--url", f"http://127.0.0.1:{gw_port}/v1",
                 "--programs", str(args.total_programs), "--concurrency", str(args.programs),
-                "--duration", str(args.duration), "--seed", str(args.seed), "--time-scale", str(args.time_scale),
+                *(["--duration", str(args.duration)] if args.duration else []),
+                "--seed", str(args.seed), "--time-scale", str(args.time_scale),
                 "--chars-per-token", str(args.chars_per_token), "--steps", f"{args.min_steps}:{args.max_steps}", "-c", "steady_start=true",
             ],
-            capture_output=True, text=True, cwd=ROOT, timeout=args.duration / args.time_scale + 300,
+            capture_output=True, text=True, cwd=ROOT, timeout=(args.duration or 7200) / args.time_scale + 300,
         )  # fmt: skip
         wall = time.monotonic() - t0
         sampler.stop()
@@ -214,7 +240,7 @@ def run_case(policy: str, capacity: int, args: argparse.Namespace, logs: Path) -
             raise RuntimeError(f"workload failed: {out.stderr[-2000:]}")
         result = json.loads(out.stdout)
         sim_stats = [scrape(s + "/metrics") for s in sims]
-        gw = scrape(f"http://127.0.0.1:{gw_port}/metrics")
+        gw = scrape(f"http://127.0.0.1:{gw_port}/metrics") if policy != THUNDERAGENT else {}
         queries = sum(m.get("vllm:prefix_cache_queries_total", 0) for m in sim_stats)
         hits = sum(m.get("vllm:prefix_cache_hits_total", 0) for m in sim_stats)
         result.update(
@@ -266,6 +292,14 @@ def main() -> None:
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object of the key figures, nothing else"
+    )
+    parser.add_argument(
+        "--thunderagent", help="with --live: a ThunderAgent checkout, for the thunderagent-tr row"
+    )
+    parser.add_argument(
+        "--thunderagent-python",
+        default=PY,
+        help="the Python that runs ThunderAgent (fastapi, uvicorn, httpx)",
     )
     parser.add_argument("--logs", default="/tmp/wren-gateway-bench")
     args = parser.parse_args()
