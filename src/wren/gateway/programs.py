@@ -66,6 +66,7 @@ class ProgramState:
             "pause_reason": self.pause_reason or None,
             "context_tokens": self.context_tokens,
             "tokens_from_usage": self.tokens_from_usage,
+            "charged_tokens": self.charge,
             "steps": self.steps,
             "errors": self.errors,
             "inflight": self.inflight,
