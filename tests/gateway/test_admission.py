@@ -84,3 +84,19 @@ def test_an_abandoned_request_is_no_longer_held():
     assert b.holding == 0 and admission.held == {}
     timers.advance(1000.0)
     assert placed == []
+
+
+def test_a_bound_timer_that_fires_early_is_set_again():
+    admission, policy, timers, table = make(max_queue=10)
+    a, _ = table.get_or_create("A")
+    b, _ = table.get_or_create("B")
+    admission.submit(a, 900, None, None, None)
+    refused = []
+    admission.submit(b, 400, None, refused.append, refused.append)
+    (due, fire), *_ = timers.due
+    timers.due.clear()
+    timers.now = due - 0.001  # an event loop's timer may run a little before the clock reaches it
+    fire()
+    assert refused == [] and len(timers.due) == 1  # still held, and looked at again when due
+    timers.advance(due)
+    assert len(refused) == 1 and isinstance(refused[0], QueueTimeout)

@@ -66,9 +66,18 @@ class Admission:
             return backend
         held = Held(prog, placed, refused)
         self.held.setdefault(prog, []).append(held)
-        due = prog.held_since + self.max_queue_seconds - self.clock()
-        held.timer = self.later(max(0.0, due), lambda: self._retry(held))
+        self._arm(held)
         return held
+
+    def _arm(self, held: Held) -> None:
+        due = held.prog.held_since + self.max_queue_seconds - self.clock()
+        held.timer = self.later(max(0.0, due), lambda: self._bound(held))
+
+    def _bound(self, held: Held) -> None:
+        # A timer may fire a little before the clock says the bound is due: then it is set again.
+        self._retry(held)
+        if not held.done:
+            self._arm(held)
 
     def abandon(self, held: Held) -> None:
         """A held request went away (its client disconnected)."""
