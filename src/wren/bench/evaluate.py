@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from wren.bench import selfcheck
 from wren.bench.datasets import DatasetError, parse_test_list
 from wren.bench.envs import env_command
+from wren.bench.isolation import Isolation, isolation
 from wren.bench.offline import needing_network
 from wren.bench.specs import InstanceSpec, instance_spec, log_parser
 from wren.bench.workspace import Workspace, WorkspaceConfig, open_workspace, reinstall
@@ -166,7 +167,9 @@ def grade(inst: dict[str, Any], statuses: dict[str, str]) -> dict[str, dict[str,
     }
 
 
-def _check_environment(ws: Workspace, spec: InstanceSpec, inst: dict[str, Any], run_log: list[str]) -> None:
+def _check_environment(
+    ws: Workspace, spec: InstanceSpec, inst: dict[str, Any], run_log: list[str], iso: Isolation
+) -> None:
     """Where python, the test runner and the package under test resolve; raises when not the instance's."""
     from pathlib import Path
 
@@ -176,13 +179,50 @@ def _check_environment(ws: Workspace, spec: InstanceSpec, inst: dict[str, Any], 
     runner = selfcheck.test_runner(spec.test_cmd)
     command = "\n".join([*spec.eval_commands, selfcheck.check_command(package, runner)])
     if ws.test_environ is not None:
-        command = env_command(command, ws.test_environ)
+        command = iso.wrap(env_command(command, ws.test_environ))
     result = ws.env.execute(command, timeout=300)
     found = selfcheck.verify(ws, result["output"], package, runner)
     run_log.append(
         f">>>>> environment: python {found['python'] or '?'}, runner {found['runner'] or runner or '?'}, "
         f"package {package or '(none detected)'} from {found['package'] or '?'}"
     )
+
+
+def _isolation(ws: Workspace, spec: InstanceSpec, config: EvalConfig, out_dir: Path) -> Isolation:
+    """Tests on the host run without a network (unless allowed) and see the spec's CPUs."""
+    kind = str(config.environment.get("environment_class") or "local")
+    if ws.test_environ is None or kind != "local":
+        return Isolation()
+    scratch = Path(ws.venv).parent / "isolation" if ws.venv is not None else out_dir / "isolation"
+    return isolation(cut_network=not config.network, cpus=spec.cpus, scratch=scratch)
+
+
+def _network_state(iso: Isolation, config: EvalConfig) -> str:
+    if config.network:
+        return "allowed"
+    kind = str(config.environment.get("environment_class") or "local")
+    return (
+        "cut" if iso.network_cut else ("not cut" if kind == "local" else f"as the {kind} environment has it")
+    )
+
+
+_NO_MODULE = re.compile(r"No module named '([A-Za-z0-9_]+)")
+
+
+def _left_out_imported(left_out: list[str], output: str) -> list[str]:
+    """The left-out requirements that the test output shows a missing import of."""
+    names = {re.sub(r"[-_.]+", "", re.split(r"[<>=!~\[ ;]", r)[0]).lower(): r for r in left_out}
+    missing = {re.sub(r"_", "", m.group(1)).lower() for m in _NO_MODULE.finditer(output)}
+    return [names[n] for n in sorted(missing) if n in names]
+
+
+_SKIP_LINE = re.compile(r"^SKIPPED \[\d+\] [^:]+:\d+: (.+)$", flags=re.MULTILINE)
+
+
+def _skip_reason(output: str) -> str:
+    """The reasons pytest gave for skipping (`-rA` summary lines), for the error message."""
+    reasons = list(dict.fromkeys(m.group(1).strip() for m in _SKIP_LINE.finditer(output)))
+    return f" (pytest: {'; '.join(reasons[:3])})" if reasons else ""
 
 
 def evaluate_instance(
@@ -234,15 +274,20 @@ def evaluate_instance(
                 if not applied:
                     report["error"] = "test_patch does not apply (after model_patch)"
                     return report
+            iso = _isolation(ws, spec, config, out_dir)
+            report["isolation"] = {"network": _network_state(iso, config), "cpus": iso.cpus}
+            if iso.notes:
+                report["not_honoured"] = [*report.get("not_honoured", []), *iso.notes]
+                run_log += [f">>>>> isolation: {note}" for note in iso.notes]
             try:
-                _check_environment(ws, spec, inst, run_log)
+                _check_environment(ws, spec, inst, run_log, iso)
             except selfcheck.EnvironmentCheckError as e:
                 report["error"] = f"environment check: {e}"
                 return report
             command = "\n".join([*spec.eval_commands, spec.test_cmd])
             run_log.append(f">>>>> tests: {command}")
             if ws.test_environ is not None:
-                command = env_command(command, ws.test_environ)
+                command = iso.wrap(env_command(command, ws.test_environ))
             try:
                 result = ws.env.execute(command, timeout=config.timeout)
             except ExecutionTimeoutError as e:
@@ -273,6 +318,23 @@ def evaluate_instance(
                 report["error"] = (
                     f"the repository mirror lacks files the tests read: {', '.join(absent[:5])} "
                     f"(failing: {', '.join(failing[:5])})"
+                )
+                return report
+            wanted = _left_out_imported(ws.left_out, result["output"]) if failing else []
+            if wanted:
+                report["error"] = (
+                    "the tests import what the environment could not install (left out of "
+                    f"environment.yml's translation): {', '.join(wanted)}"
+                )
+                return report
+            skipped = [t for t in status["PASS_TO_PASS"]["failure"] if statuses.get(t) == "SKIPPED"]
+            if skipped and set(failing) <= set(skipped):
+                # It passed where the labels were made: skipping here says the environment differs.
+                report["skipped_here"] = skipped
+                report["error"] = (
+                    f"PASS_TO_PASS skipped in this environment: {', '.join(skipped[:5])}"
+                    + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+                    + _skip_reason(result["output"])
                 )
                 return report
             resolved = not failing
