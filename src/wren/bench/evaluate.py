@@ -219,6 +219,17 @@ def _left_out_imported(left_out: list[str], output: str) -> list[str]:
 _SKIP_LINE = re.compile(r"^SKIPPED \[\d+\] [^:]+:\d+: (.+)$", flags=re.MULTILINE)
 
 
+def _skipped(tests: list[str], statuses: dict[str, str], output: str) -> list[str]:
+    """The tests that were skipped: a SKIPPED status, or no status of their own while pytest's
+    summary skips something in their file (`-rA` names a skip's file and line, not its test)."""
+    skipped_files = {m.group(1) for m in re.finditer(r"^SKIPPED \[\d+\] ([^:]+):\d+:", output, re.MULTILINE)}
+    return [
+        t
+        for t in tests
+        if statuses.get(t) == "SKIPPED" or (t not in statuses and t.split("::")[0] in skipped_files)
+    ]
+
+
 def _skip_reason(output: str) -> str:
     """The reasons pytest gave for skipping (`-rA` summary lines), for the error message."""
     reasons = list(dict.fromkeys(m.group(1).strip() for m in _SKIP_LINE.finditer(output)))
@@ -327,7 +338,7 @@ def evaluate_instance(
                     f"environment.yml's translation): {', '.join(wanted)}"
                 )
                 return report
-            skipped = [t for t in status["PASS_TO_PASS"]["failure"] if statuses.get(t) == "SKIPPED"]
+            skipped = _skipped(status["PASS_TO_PASS"]["failure"], statuses, result["output"])
             if skipped and set(failing) <= set(skipped):
                 # It passed where the labels were made: skipping here says the environment differs.
                 report["skipped_here"] = skipped
@@ -462,6 +473,57 @@ def _untrusted_reason(gold: dict[str, Any], empty: dict[str, Any]) -> tuple[str,
     return "", []
 
 
+def label_problems(gold: dict[str, Any], empty: dict[str, Any]) -> list[str]:
+    """Why an instance's labels cannot be right, from runs whose tests ran (errors say nothing):
+    FAIL_TO_PASS tests that pass without the fix, or that fail with it while everything else passes."""
+    problems = []
+    if empty["outcome"] in (RESOLVED, UNRESOLVED) and empty.get("tests_status"):
+        passing = empty["tests_status"]["FAIL_TO_PASS"]["success"]
+        if passing:
+            problems.append(f"FAIL_TO_PASS passes without the fix: {', '.join(passing[:5])}")
+    if gold["outcome"] == UNRESOLVED and gold.get("tests_status"):
+        status = gold["tests_status"]
+        if status["FAIL_TO_PASS"]["failure"] and not status["PASS_TO_PASS"]["failure"]:
+            failing = status["FAIL_TO_PASS"]["failure"]
+            problems.append(f"FAIL_TO_PASS fails with the fix: {', '.join(failing[:5])}")
+    return problems
+
+
+def _reason_kind(text: str) -> str:
+    """What a reason is about, without the tests and paths it names (for grouping)."""
+    text = re.sub(r"\(\d+\)|\d+ test\(s\)", "", text)
+    return text.split(": ")[0].strip() if text.count(": ") else text.strip()
+
+
+def trust_table(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per repository: instances, gold resolved, empty resolved, errors (gold and empty), instances
+    whose labels cannot be right, and the reasons the judge gave no trusted verdict, grouped."""
+    table: dict[str, dict[str, Any]] = {}
+    for instance_id, row in sorted(rows.items()):
+        entry = table.setdefault(
+            row.get("repo") or "?",
+            {"instances": 0, "gold_resolved": 0, "empty_resolved": 0, "gold_error": 0, "empty_error": 0,
+             "labels_flagged": 0, "reasons": {}},
+        )  # fmt: skip
+        entry["instances"] += 1
+        entry["gold_resolved"] += row["gold"] == RESOLVED
+        entry["empty_resolved"] += row["empty"] == RESOLVED
+        entry["gold_error"] += row["gold"] == ERROR
+        entry["empty_error"] += row["empty"] == ERROR
+        entry["labels_flagged"] += bool(row.get("labels"))
+        kinds = [f"label: {_reason_kind(p)}" for p in row.get("labels", [])]
+        if row["reason"] and not kinds:
+            detail = row.get("gold_error") if row["gold"] == ERROR else ""
+            kinds.append(
+                f"gold {row['gold']}: {_reason_kind(detail)}" if detail else _reason_kind(row["reason"])
+            )
+        if row.get("note"):
+            kinds.append("empty error: " + _reason_kind(row["note"].removeprefix("empty patch error: ")))
+        for kind in kinds:
+            entry["reasons"].setdefault(kind, []).append(instance_id)
+    return table
+
+
 def validate_dataset(
     instances: list[dict[str, Any]],
     config: EvalConfig,
@@ -499,14 +561,19 @@ def validate_dataset(
         instance_id = inst["instance_id"]
         gold, empty = runs["gold"]["instances"][instance_id], runs["empty"]["instances"][instance_id]
         reason, tests = _untrusted_reason(gold, empty)
+        labels = label_problems(gold, empty)
         rows[instance_id] = {
+            "repo": inst.get("repo", ""),
             "gold": gold["outcome"],
             "empty": empty["outcome"],
             "trusted": not reason,
             "reason": reason,
             "tests": tests,
+            "labels": labels,
             "spec": gold.get("spec", ""),
         }
+        if gold["outcome"] == ERROR:
+            rows[instance_id]["gold_error"] = _first_line(gold)
         if empty["outcome"] == ERROR:
             # Not a wrong verdict (an error never counts as resolved), but worth knowing.
             rows[instance_id]["note"] = f"empty patch error: {_first_line(empty)}"
@@ -518,6 +585,7 @@ def validate_dataset(
         "untrusted": untrusted,
         "gold_report": str(output.with_name(f"{output.stem}.gold.json")),
         "empty_report": str(output.with_name(f"{output.stem}.empty.json")),
+        "per_repo": trust_table(rows),
         "instances": rows,
     }
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -262,7 +262,7 @@ def _host_setup(
 ) -> None:
     """Build (or reuse) the shared environment, layer the instance's on it, run pre-install and install."""
     log = ws.setup_log
-    if spec.source != "swebench" and judge:
+    if spec.source != "swebench" and judge and not spec.packages:
         detected = detect_setup(repo)
         updates: dict[str, Any] = {"pip_packages": [*detected["pip_packages"], *spec.pip_packages]}
         if not spec.install:
