@@ -300,7 +300,7 @@ def _install_translated(
             log.append("pip cannot install (left out): " + ", ".join(dropped))
             left_out += dropped
             reqs = [r for r in reqs if r not in dropped]
-        elif pins and "ResolutionImpossible" in said:
+        elif pins and ("ResolutionImpossible" in said or "ResolutionTooDeep" in said):
             log.append("the spec's pins conflict with environment.yml: installing it without them")
             pins = []
         else:
