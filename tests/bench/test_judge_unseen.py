@@ -391,3 +391,27 @@ def test_validate_flags_labels_that_cannot_be_right(tmp_path, env_cache):
     console.print(trust_table_view(result["per_repo"]))
     text = console.export_text()
     assert "wren-fixtures/labels" in text and "label: FAIL_TO_PASS fails with the fix (1)" in text
+
+
+def test_without_namespaces_the_report_says_the_network_was_not_cut(tmp_path, monkeypatch):
+    from wren.bench.isolation import isolation
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # a host without unshare
+    iso = isolation(cut_network=True, cpus=0, scratch=tmp_path / "s")
+    assert not iso.network_cut and iso.wrap("echo hi") == "echo hi"
+    assert iso.notes == ["network not cut (no network namespace: unshare is not installed)"]
+
+
+def test_offline_check_reads_the_error_not_the_report_around_it():
+    from wren.bench.offline import needing_network
+
+    refused = (
+        "E   requests.exceptions.ConnectionError: HTTPConnectionPool(host='{}', port=80): Max retries "
+        "exceeded with url: / (Caused by NewConnectionError('...: Failed to establish a new connection: "
+        "[Errno 111] Connection refused'))\n"
+    )
+    output = (
+        "____ test_far ____\n    env = {'no_proxy': '127.0.0.1,localhost'}\n" + refused.format("10.255.255.1")
+        + "____ test_near ____\n    url = 'http://example.org/'\n" + refused.format("127.0.0.1")
+    )  # fmt: skip
+    assert needing_network(output, ["t.py::test_far", "t.py::test_near"]) == ["t.py::test_far"]
