@@ -16,7 +16,6 @@ report can say the network was not cut.
 
 from __future__ import annotations
 
-import functools
 import os
 import shlex
 import shutil
@@ -80,7 +79,6 @@ def _unshare(net: bool, mount: bool) -> list[str]:
     return [*words, "--"]
 
 
-@functools.lru_cache(maxsize=8)
 def _works(prefix: tuple[str, ...], mounts: tuple[str, ...], net: bool) -> str:
     """'' when commands can run under `prefix` with `mounts`; else what went wrong."""
     probe = Isolation(prefix=list(prefix), mounts=list(mounts), network_cut=net).wrap("exit 0")
