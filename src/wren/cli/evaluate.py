@@ -15,15 +15,9 @@ def trust_table_view(per_repo: dict) -> object:
     from rich.text import Text
 
     table = Table(title="how far the judge can be trusted, per repository")
-    for column in (
-        "repository",
-        "instances",
-        "gold resolved",
-        "empty resolved",
-        "error (gold/empty)",
-        "labels",
-    ):
-        table.add_column(column, justify="left" if column == "repository" else "right")
+    table.add_column("repository", no_wrap=True)
+    for column in ("instances", "gold resolved", "empty resolved", "error (gold/empty)", "labels"):
+        table.add_column(column, justify="right")
     reasons = []
     for repo, row in per_repo.items():
         table.add_row(
