@@ -533,7 +533,8 @@ def validate_dataset(
 ) -> dict[str, Any]:
     """Judge every instance's gold patch and an empty patch; the instances where the judge can't be
     trusted (gold not resolved, or empty resolved) are `untrusted`, with the tests that decided.
-    An empty patch judged `error` is noted on its row (`note`) without making it untrusted."""
+    An empty patch judged `error` is noted on its row (`note`) without making it untrusted. Each row
+    also lists the instance's `labels` that cannot be right, and `per_repo` is the trust table."""
     output = Path(output)
     # Whether the judge can be trusted is decided by what an empty patch's tests do: they run.
     config = config.model_copy(update={"empty_patches": "run"})
