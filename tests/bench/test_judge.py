@@ -168,8 +168,13 @@ def test_validate_lists_exactly_the_untrustworthy_instances(packaged, env_cache)
     assert untrusted["calc-loose"]["tests"] == ["tests/test_ops.py::test_add"]
     assert untrusted["calc-wrong"]["tests"] == ["tests/test_ops.py::test_clamp_high"]
     assert result["instances"]["calc-good"] == {
-        "gold": "resolved", "empty": "unresolved", "trusted": True, "reason": "", "tests": [], "spec": "detected",
+        "repo": REPO, "gold": "resolved", "empty": "unresolved", "trusted": True, "reason": "", "tests": [],
+        "labels": [], "spec": "detected",
     }  # fmt: skip
+    assert result["per_repo"][REPO]["gold_resolved"] == 2 and result["per_repo"][REPO]["empty_resolved"] == 1
+    assert result["instances"]["calc-loose"]["labels"] == [
+        "FAIL_TO_PASS passes without the fix: tests/test_ops.py::test_add"
+    ]
     dataset = write_jsonl(tmp_path / "v.jsonl", [good, loose])
     proc = subprocess.run(
         [sys.executable, "-m", "wren.cli.main", "eval", "--validate", "--dataset", str(dataset),
@@ -180,6 +185,8 @@ def test_validate_lists_exactly_the_untrustworthy_instances(packaged, env_cache)
     assert proc.returncode == 1, proc.stderr
     assert "untrusted calc-loose: empty patch resolved" in proc.stderr
     assert "1 of 2 instances can't be trusted" in proc.stderr
+    assert "labels calc-loose: FAIL_TO_PASS passes without the fix" in proc.stderr
+    assert "label: FAIL_TO_PASS passes without the fix (1): calc-loose" in proc.stderr
 
 
 def test_missing_interpreter_names_the_version_and_where_it_looked(packaged, env_cache, monkeypatch):

@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -83,10 +84,32 @@ def run_logged(command: str, *, cwd: Path, env: dict[str, str], timeout: float, 
         )
 
 
+_EDITABLE = re.compile(r"\bpip3?(?:\.\d+)?\s+install\b(?=.*\s(?:-e|--editable)(?:\s|=|$))")
+
+
+def editable_compat(command: str) -> str:
+    """An editable pip install made the way `setup.py develop` made it: the source tree on sys.path
+    (setuptools' `compat` mode), not an import hook that knows the package's modules by name (what
+    today's setuptools installs for a flat layout, and what tools that find modules by path, such
+    as pylint's checker loader, cannot see). Commands that choose a mode themselves are kept."""
+    if "editable_mode" in command or not _EDITABLE.search(command):
+        return command
+    return _EDITABLE.sub(lambda m: f"{m.group(0)} --config-settings editable_mode=compat", command, count=1)
+
+
 def install(command: str, *, cwd: Path, env: dict[str, str], timeout: float, log: list[str]) -> None:
-    """Run an install command; when an editable install fails because the project pins a setuptools
-    older than PEP 660 (no `build_editable` hook), build it with a newer setuptools instead, as the
-    pip of SWE-bench's images (which fell back to `setup.py develop`) managed."""
+    """Run an install command, editable installs in compat mode (see `editable_compat`); when an
+    editable install fails because the project pins a setuptools older than PEP 660 (no
+    `build_editable` hook), build it with a newer setuptools instead, as the pip of SWE-bench's
+    images (which fell back to `setup.py develop`) managed."""
+    compat = editable_compat(command)
+    if compat != command:
+        try:
+            run_logged(compat, cwd=cwd, env=env, timeout=timeout, log=log)
+            return
+        except WorkspaceError:
+            # A pip too old for --config-settings (Python 3.6's), or a backend without the hook.
+            log.append("the compat editable install failed: installing as the spec says")
     try:
         run_logged(command, cwd=cwd, env=env, timeout=timeout, log=log)
     except WorkspaceError as e:
@@ -98,7 +121,7 @@ def install(command: str, *, cwd: Path, env: dict[str, str], timeout: float, log
         run_logged(
             "python -m pip install -q 'setuptools>=64' wheel", cwd=cwd, env=env, timeout=timeout, log=log
         )
-        retry = command.replace(" install ", " install --no-build-isolation ", 1)
+        retry = editable_compat(command).replace(" install ", " install --no-build-isolation ", 1)
         run_logged(retry, cwd=cwd, env=env, timeout=timeout, log=log)
 
 
@@ -129,6 +152,7 @@ def dependency_lists(spec: InstanceSpec, source: Path, commit: str) -> dict[str,
             source, commit, spec.environment_yml_paths or ["environment.yml"]
         )
         out["requirements"] = "\n".join(pip)
+        out["translated"] = True
     elif spec.packages:
         out["packages"] = spec.packages.split()
     return out
@@ -164,6 +188,7 @@ def shared_env(
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (venv / ".wren-ready").is_file():
             log.append(f"environment {venv} (cached)")
+            _read_left_out(venv, deps)
             return venv
         if venv.name in failed:
             raise WorkspaceError(f"the shared environment {venv} failed to build: {failed[venv.name]}")
@@ -196,7 +221,9 @@ def _build(
     pip = "python -m pip install -q"
     # The pip a venv is born with can predate the wheels and metadata today's indexes serve.
     run_logged(f"{pip} --upgrade pip", cwd=venv, env=env, timeout=timeout, log=log)
-    if deps["requirements"].strip():
+    if deps["requirements"].strip() and deps.get("translated"):
+        deps["not_installed"] += _install_translated(venv, env, deps["requirements"], spec, timeout, log)
+    elif deps["requirements"].strip():
         (venv / "requirements.txt").write_text(deps["requirements"] + "\n")
         run_logged(f"{pip} -r {venv / 'requirements.txt'}", cwd=venv, env=env, timeout=timeout, log=log)
     if deps["not_installed"]:
@@ -207,7 +234,78 @@ def _build(
         if names:
             quoted = " ".join(shlex.quote(p) for p in names)
             run_logged(f"{pip} {quoted}", cwd=venv, env=env, timeout=timeout, log=log)
+    (venv / "left-out.txt").write_text("".join(f"{r}\n" for r in deps["not_installed"]))
     (venv / ".wren-ready").write_text(key)
+
+
+def _read_left_out(venv: Path, deps: dict[str, Any]) -> None:
+    """What the environment's build left out (pip could not install it), for the report's notes."""
+    path = venv / "left-out.txt"
+    if path.is_file():
+        known = set(deps["not_installed"])
+        deps["not_installed"] += [r for r in path.read_text().split("\n") if r and r not in known]
+
+
+# pip's words for a requirement it cannot install: none on the index, or one that does not build.
+_UNAVAILABLE = re.compile(
+    r"No matching distribution found for ([A-Za-z0-9_.\-]+)|"
+    r"Could not find a version that satisfies the requirement ([A-Za-z0-9_.\-]+)|"
+    r"Failed (?:to build|building wheel for) '?([A-Za-z0-9_.\-]+)'?|"
+    r"Failed to build installable wheels for some pyproject\.toml based projects \(([^)]+)\)"
+)
+_REQ_NAME = re.compile(r"^([A-Za-z0-9_.\-]+)")
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pins(spec: InstanceSpec) -> list[str]:
+    """The spec's exact pins (`name==version` in pip_packages) not already constrained."""
+    constrained = {_canonical(m.group(1)) for c in spec.constraints if (m := _REQ_NAME.match(c))}
+    return [p for p in spec.pip_packages if "==" in p and _canonical(p.split("==")[0]) not in constrained]
+
+
+def _install_translated(
+    venv: Path, env: dict[str, str], requirements: str, spec: InstanceSpec, timeout: float, log: list[str]
+) -> list[str]:
+    """Install what a conda environment.yml translated to, under the spec's pins (so the versions
+    chosen suit the ones its pip_packages install next); requirements pip cannot install (conda-only
+    packages, ones that do not build) are left out, and returned. Pins that cannot all hold together
+    with the file are dropped, with a note in the log."""
+    reqs = [line for line in requirements.splitlines() if line.strip()]
+    pins = _pins(spec)
+    left_out: list[str] = []
+    for _ in range(len(reqs) + 2):
+        (venv / "requirements.txt").write_text("\n".join(reqs) + "\n")
+        command = f"python -m pip install -q -r {venv / 'requirements.txt'}"
+        run_env = env
+        if pins:
+            (venv / "pins.txt").write_text("\n".join([*spec.constraints, *pins]) + "\n")
+            run_env = {**env, "PIP_CONSTRAINT": str(venv / "pins.txt")}
+        try:
+            run_logged(command, cwd=venv, env=run_env, timeout=timeout, log=log)
+            return left_out
+        except WorkspaceError as e:
+            said = str(e)
+        names = {
+            _canonical(n.strip())
+            for m in _UNAVAILABLE.finditer(said)
+            for group in m.groups()
+            if group
+            for n in group.split(",")
+        }
+        dropped = [r for r in reqs if (m := _REQ_NAME.match(r)) and _canonical(m.group(1)) in names]
+        if dropped:
+            log.append("pip cannot install (left out): " + ", ".join(dropped))
+            left_out += dropped
+            reqs = [r for r in reqs if r not in dropped]
+        elif pins and ("ResolutionImpossible" in said or "ResolutionTooDeep" in said):
+            log.append("the spec's pins conflict with environment.yml: installing it without them")
+            pins = []
+        else:
+            raise WorkspaceError(said)
+    raise WorkspaceError("environment.yml: pip kept failing on its requirements")
 
 
 def build_environ(venv: Path, spec: InstanceSpec) -> dict[str, str]:

@@ -26,6 +26,7 @@ from pydantic import Field
 from wren.bench import selfcheck
 from wren.bench.datasets import DatasetError, parse_test_list
 from wren.bench.envs import env_command
+from wren.bench.isolation import Isolation, isolation
 from wren.bench.offline import needing_network
 from wren.bench.specs import InstanceSpec, instance_spec, log_parser
 from wren.bench.workspace import Workspace, WorkspaceConfig, open_workspace, reinstall
@@ -166,7 +167,9 @@ def grade(inst: dict[str, Any], statuses: dict[str, str]) -> dict[str, dict[str,
     }
 
 
-def _check_environment(ws: Workspace, spec: InstanceSpec, inst: dict[str, Any], run_log: list[str]) -> None:
+def _check_environment(
+    ws: Workspace, spec: InstanceSpec, inst: dict[str, Any], run_log: list[str], iso: Isolation
+) -> None:
     """Where python, the test runner and the package under test resolve; raises when not the instance's."""
     from pathlib import Path
 
@@ -176,13 +179,61 @@ def _check_environment(ws: Workspace, spec: InstanceSpec, inst: dict[str, Any], 
     runner = selfcheck.test_runner(spec.test_cmd)
     command = "\n".join([*spec.eval_commands, selfcheck.check_command(package, runner)])
     if ws.test_environ is not None:
-        command = env_command(command, ws.test_environ)
+        command = iso.wrap(env_command(command, ws.test_environ))
     result = ws.env.execute(command, timeout=300)
     found = selfcheck.verify(ws, result["output"], package, runner)
     run_log.append(
         f">>>>> environment: python {found['python'] or '?'}, runner {found['runner'] or runner or '?'}, "
         f"package {package or '(none detected)'} from {found['package'] or '?'}"
     )
+
+
+def _isolation(ws: Workspace, spec: InstanceSpec, config: EvalConfig, out_dir: Path) -> Isolation:
+    """Tests on the host run without a network (unless allowed) and see the spec's CPUs."""
+    kind = str(config.environment.get("environment_class") or "local")
+    if ws.test_environ is None or kind != "local":
+        return Isolation()
+    scratch = Path(ws.venv).parent / "isolation" if ws.venv is not None else out_dir / "isolation"
+    return isolation(cut_network=not config.network, cpus=spec.cpus, scratch=scratch)
+
+
+def _network_state(iso: Isolation, config: EvalConfig) -> str:
+    if config.network:
+        return "allowed"
+    kind = str(config.environment.get("environment_class") or "local")
+    return (
+        "cut" if iso.network_cut else ("not cut" if kind == "local" else f"as the {kind} environment has it")
+    )
+
+
+_NO_MODULE = re.compile(r"No module named '([A-Za-z0-9_]+)")
+
+
+def _left_out_imported(left_out: list[str], output: str) -> list[str]:
+    """The left-out requirements that the test output shows a missing import of."""
+    names = {re.sub(r"[-_.]+", "", re.split(r"[<>=!~\[ ;]", r)[0]).lower(): r for r in left_out}
+    missing = {re.sub(r"_", "", m.group(1)).lower() for m in _NO_MODULE.finditer(output)}
+    return [names[n] for n in sorted(missing) if n in names]
+
+
+_SKIP_LINE = re.compile(r"^SKIPPED \[\d+\] [^:]+:\d+: (.+)$", flags=re.MULTILINE)
+
+
+def _skipped(tests: list[str], statuses: dict[str, str], output: str) -> list[str]:
+    """The tests that were skipped: a SKIPPED status, or no status of their own while pytest's
+    summary skips something in their file (`-rA` names a skip's file and line, not its test)."""
+    skipped_files = {m.group(1) for m in re.finditer(r"^SKIPPED \[\d+\] ([^:]+):\d+:", output, re.MULTILINE)}
+    return [
+        t
+        for t in tests
+        if statuses.get(t) == "SKIPPED" or (t not in statuses and t.split("::")[0] in skipped_files)
+    ]
+
+
+def _skip_reason(output: str) -> str:
+    """The reasons pytest gave for skipping (`-rA` summary lines), for the error message."""
+    reasons = list(dict.fromkeys(m.group(1).strip() for m in _SKIP_LINE.finditer(output)))
+    return f" (pytest: {'; '.join(reasons[:3])})" if reasons else ""
 
 
 def evaluate_instance(
@@ -236,15 +287,20 @@ def evaluate_instance(
                 if not applied:
                     report["error"] = "test_patch does not apply (after model_patch)"
                     return report
+            iso = _isolation(ws, spec, config, out_dir)
+            report["isolation"] = {"network": _network_state(iso, config), "cpus": iso.cpus}
+            if iso.notes:
+                report["not_honoured"] = [*report.get("not_honoured", []), *iso.notes]
+                run_log += [f">>>>> isolation: {note}" for note in iso.notes]
             try:
-                _check_environment(ws, spec, inst, run_log)
+                _check_environment(ws, spec, inst, run_log, iso)
             except selfcheck.EnvironmentCheckError as e:
                 report["error"] = f"environment check: {e}"
                 return report
             command = "\n".join([*spec.eval_commands, spec.test_cmd])
             run_log.append(f">>>>> tests: {command}")
             if ws.test_environ is not None:
-                command = env_command(command, ws.test_environ)
+                command = iso.wrap(env_command(command, ws.test_environ))
             try:
                 result = ws.env.execute(command, timeout=config.timeout)
             except ExecutionTimeoutError as e:
@@ -275,6 +331,23 @@ def evaluate_instance(
                 report["error"] = (
                     f"the repository mirror lacks files the tests read: {', '.join(absent[:5])} "
                     f"(failing: {', '.join(failing[:5])})"
+                )
+                return report
+            wanted = _left_out_imported(ws.left_out, result["output"]) if failing else []
+            if wanted:
+                report["error"] = (
+                    "the tests import what the environment could not install (left out of "
+                    f"environment.yml's translation): {', '.join(wanted)}"
+                )
+                return report
+            skipped = _skipped(status["PASS_TO_PASS"]["failure"], statuses, result["output"])
+            if skipped and set(failing) <= set(skipped):
+                # It passed where the labels were made: skipping here says the environment differs.
+                report["skipped_here"] = skipped
+                report["error"] = (
+                    f"PASS_TO_PASS skipped in this environment: {', '.join(skipped[:5])}"
+                    + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+                    + _skip_reason(result["output"])
                 )
                 return report
             resolved = not failing
@@ -426,6 +499,57 @@ def _untrusted_reason(gold: dict[str, Any], empty: dict[str, Any]) -> tuple[str,
     return "", []
 
 
+def label_problems(gold: dict[str, Any], empty: dict[str, Any]) -> list[str]:
+    """Why an instance's labels cannot be right, from runs whose tests ran (errors say nothing):
+    FAIL_TO_PASS tests that pass without the fix, or that fail with it while everything else passes."""
+    problems = []
+    if empty["outcome"] in (RESOLVED, UNRESOLVED) and empty.get("tests_status"):
+        passing = empty["tests_status"]["FAIL_TO_PASS"]["success"]
+        if passing:
+            problems.append(f"FAIL_TO_PASS passes without the fix: {', '.join(passing[:5])}")
+    if gold["outcome"] == UNRESOLVED and gold.get("tests_status"):
+        status = gold["tests_status"]
+        if status["FAIL_TO_PASS"]["failure"] and not status["PASS_TO_PASS"]["failure"]:
+            failing = status["FAIL_TO_PASS"]["failure"]
+            problems.append(f"FAIL_TO_PASS fails with the fix: {', '.join(failing[:5])}")
+    return problems
+
+
+def _reason_kind(text: str) -> str:
+    """What a reason is about, without the tests and paths it names (for grouping)."""
+    text = re.sub(r"\(\d+\)|\d+ test\(s\)", "", text)
+    return text.split(": ")[0].strip() if text.count(": ") else text.strip()
+
+
+def trust_table(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per repository: instances, gold resolved, empty resolved, errors (gold and empty), instances
+    whose labels cannot be right, and the reasons the judge gave no trusted verdict, grouped."""
+    table: dict[str, dict[str, Any]] = {}
+    for instance_id, row in sorted(rows.items()):
+        entry = table.setdefault(
+            row.get("repo") or "?",
+            {"instances": 0, "gold_resolved": 0, "empty_resolved": 0, "gold_error": 0, "empty_error": 0,
+             "labels_flagged": 0, "reasons": {}},
+        )  # fmt: skip
+        entry["instances"] += 1
+        entry["gold_resolved"] += row["gold"] == RESOLVED
+        entry["empty_resolved"] += row["empty"] == RESOLVED
+        entry["gold_error"] += row["gold"] == ERROR
+        entry["empty_error"] += row["empty"] == ERROR
+        entry["labels_flagged"] += bool(row.get("labels"))
+        kinds = [f"label: {_reason_kind(p)}" for p in row.get("labels", [])]
+        if row["reason"] and not kinds:
+            detail = row.get("gold_error") if row["gold"] == ERROR else ""
+            kinds.append(
+                f"gold {row['gold']}: {_reason_kind(detail)}" if detail else _reason_kind(row["reason"])
+            )
+        if row.get("note"):
+            kinds.append("empty error: " + _reason_kind(row["note"].removeprefix("empty patch error: ")))
+        for kind in kinds:
+            entry["reasons"].setdefault(kind, []).append(instance_id)
+    return table
+
+
 def validate_dataset(
     instances: list[dict[str, Any]],
     config: EvalConfig,
@@ -435,7 +559,8 @@ def validate_dataset(
 ) -> dict[str, Any]:
     """Judge every instance's gold patch and an empty patch; the instances where the judge can't be
     trusted (gold not resolved, or empty resolved) are `untrusted`, with the tests that decided.
-    An empty patch judged `error` is noted on its row (`note`) without making it untrusted."""
+    An empty patch judged `error` is noted on its row (`note`) without making it untrusted. Each row
+    also lists the instance's `labels` that cannot be right, and `per_repo` is the trust table."""
     output = Path(output)
     # Whether the judge can be trusted is decided by what an empty patch's tests do: they run.
     config = config.model_copy(update={"empty_patches": "run"})
@@ -463,14 +588,19 @@ def validate_dataset(
         instance_id = inst["instance_id"]
         gold, empty = runs["gold"]["instances"][instance_id], runs["empty"]["instances"][instance_id]
         reason, tests = _untrusted_reason(gold, empty)
+        labels = label_problems(gold, empty)
         rows[instance_id] = {
+            "repo": inst.get("repo", ""),
             "gold": gold["outcome"],
             "empty": empty["outcome"],
             "trusted": not reason,
             "reason": reason,
             "tests": tests,
+            "labels": labels,
             "spec": gold.get("spec", ""),
         }
+        if gold["outcome"] == ERROR:
+            rows[instance_id]["gold_error"] = _first_line(gold)
         if empty["outcome"] == ERROR:
             # Not a wrong verdict (an error never counts as resolved), but worth knowing.
             rows[instance_id]["note"] = f"empty patch error: {_first_line(empty)}"
@@ -482,6 +612,7 @@ def validate_dataset(
         "untrusted": untrusted,
         "gold_report": str(output.with_name(f"{output.stem}.gold.json")),
         "empty_report": str(output.with_name(f"{output.stem}.empty.json")),
+        "per_repo": trust_table(rows),
         "instances": rows,
     }
     output.parent.mkdir(parents=True, exist_ok=True)

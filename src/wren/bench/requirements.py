@@ -22,18 +22,25 @@ from wren.bench.repos import WorkspaceError
 # Lines SWE-bench leaves out of requirements files: the package itself and comments.
 _EXCLUDED_PREFIXES = ("-e .", "#", ".[test")
 # conda packages with no pip counterpart (compilers, native libraries, conda's own tools).
+# (Others are found when pip cannot install them, and left out then: see envs.)
 _CONDA_ONLY = re.compile(
     r"^(python|pip|_.*|.*-compiler|c-compiler|cxx-compiler|gxx.*|gcc.*|gfortran.*|libgcc.*|libstdcxx.*|"
     r"mkl.*|blas|libblas|liblapack|openblas|cudatoolkit|nodejs|make|graphviz|pandoc|conda.*|"
-    r"lib[a-z0-9_-]*|.*-base)$"
+    r"lib[a-z0-9_-]*|hdf5|netcdf-c|zlib|proj|geos|cairo|ffmpeg|openssl|sqlite|tk|xz)$"
 )
-# conda names that pip knows under another name.
+# conda names that pip knows under another name (conda-forge's feedstock names).
 _CONDA_TO_PIP = {
     "pytorch": "torch",
     "pyqt": "PyQt5",
-    "matplotlib-base": "matplotlib",
     "py-opencv": "opencv-python",
+    "iris": "scitools-iris",
+    "pytables": "tables",
+    "msgpack-python": "msgpack",
+    "python-graphviz": "graphviz",
+    "ruamel_yaml": "ruamel.yaml",
 }
+# conda-forge splits some packages into `<name>-base` (without optional extras); pip has `<name>`.
+_BASE_SUFFIX = "-base"
 _TEST_EXTRAS = ("test", "tests", "testing", "dev")
 _TEST_REQUIREMENT_FILES = (
     "requirements-test.txt",
@@ -106,6 +113,8 @@ def environment_yml_to_pip(text: str) -> tuple[list[str], list[str]]:
             if name.lower() not in ("python", "pip"):
                 skipped.append(spec)
             continue
+        if name.lower().endswith(_BASE_SUFFIX) and len(name) > len(_BASE_SUFFIX):
+            name = name[: -len(_BASE_SUFFIX)]
         name = _CONDA_TO_PIP.get(name.lower(), name)
         version = rest.split("=")[0].strip()  # conda's name=version=build
         if op == "=" and version:

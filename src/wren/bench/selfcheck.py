@@ -18,6 +18,21 @@ from wren.repo_layout import SKIPPED_DIRS
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
+# Where the package imports from; then, with the current directory off sys.path (where a test
+# runner need not put it), which meta-path finder finds it: the path-based one (the source tree is
+# on sys.path, as `setup.py develop` left it), none (it runs from the checkout), or an editable
+# install's import hook.
+_PACKAGE_PROBE = """import importlib.machinery, os, sys
+import {package} as m
+print("wren-package=" + os.path.realpath(m.__file__))
+sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != os.path.realpath(os.getcwd())]
+found = (f for f in sys.meta_path if getattr(f, "find_spec", None) and f.find_spec("{package}", None))
+finder = next(found, None)
+if finder is not None and finder is not importlib.machinery.PathFinder:
+    name = finder.__name__ if isinstance(finder, type) else type(finder).__name__
+    print("wren-package-finder=" + getattr(finder, "__module__", "?") + "." + name)"""
+
+
 class EnvironmentCheckError(WrenError):
     """The instance's environment is not the one its verdict would claim to be about."""
 
@@ -65,16 +80,17 @@ def check_command(package: str, runner: str) -> str:
             '[ -f "$runner" ] && echo "wren-runner-head=$(head -c 200 "$runner" | head -n 1 | tr -d \'\\0\')"'
         )
     if package:
-        lines.append(
-            f"python -c 'import os, {package} as m; print(\"wren-package=\" + os.path.realpath(m.__file__))' 2>&1 "
-            "| tail -n 5"
-        )
+        lines.append(f"python -c {shlex.quote(_PACKAGE_PROBE.format(package=package))} 2>&1 | tail -n 5")
     return "\n".join(lines)
 
 
 def verify(ws: Workspace, output: str, package: str, runner: str) -> dict[str, Any]:
     """Read the check's output; raise EnvironmentCheckError when something resolves elsewhere."""
-    found = dict(re.findall(r"^wren-(python|runner|runner-head|package)=(.*)$", output, flags=re.MULTILINE))
+    found = dict(
+        re.findall(
+            r"^wren-(python|runner|runner-head|package|package-finder)=(.*)$", output, flags=re.MULTILINE
+        )
+    )
     allowed = [str(p / "bin") for p in (ws.venv, ws.shared_venv) if p is not None]
     result = {
         "python": found.get("python", ""),
@@ -105,5 +121,11 @@ def verify(ws: Workspace, output: str, package: str, runner: str) -> dict[str, A
         if not where.startswith(repo + os.sep):
             raise EnvironmentCheckError(
                 f"the package under test {package!r} imports from {where}, not from the workspace {repo}"
+            )
+        if found.get("package-finder"):
+            raise EnvironmentCheckError(
+                f"the package under test {package!r} imports through an import hook "
+                f"({found['package-finder']}), not from the workspace by path: its source tree is not "
+                "on sys.path, so tools that find modules by path do not see it"
             )
     return result

@@ -68,6 +68,8 @@ class InstanceSpec(StrictModel):
     """environment.yml files tried in order when `packages` is 'environment.yml'."""
     constraints: list[str] = Field(default_factory=list)
     """pip constraints for every install of the environment (pins such as 'numpy<2')."""
+    cpus: float = 0
+    """CPUs the tests are shown (SWE-bench's `nano_cpus`; 0 = the host's view is left alone)."""
     package: str = ""
     """Import name of the package under test, checked to import from the workspace ('' = detect)."""
     source: str = "swebench"
@@ -156,6 +158,7 @@ def _swebench_data(inst: dict[str, Any], specs: dict[str, Any]) -> dict[str, Any
         "test_cmd": f"{test_cmd} {directives}".strip(),
         "log_parser": "swebench",
         "source": "swebench",
+        "cpus": specs.get("nano_cpus", 0) / 1e9,
     }
     try:
         from swebench.harness.constants import (

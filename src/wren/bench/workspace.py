@@ -76,6 +76,8 @@ class Workspace:
     """The spec's install command(s), run again after a patch that touches packaging files."""
     notes: list[str] = field(default_factory=list)
     """What the spec asked for that could not be honoured (conda-only entries, system packages)."""
+    left_out: list[str] = field(default_factory=list)
+    """Dependencies the spec names that could not be installed (conda-only, not building)."""
     missing_files: list[str] = field(default_factory=list)
     """Files of the commit that the repository mirror lacks (left out of the checkout)."""
 
@@ -259,7 +261,7 @@ def _host_setup(
 ) -> None:
     """Build (or reuse) the shared environment, layer the instance's on it, run pre-install and install."""
     log = ws.setup_log
-    if spec.source != "swebench" and judge:
+    if spec.source != "swebench" and judge and not spec.packages:
         detected = detect_setup(repo)
         updates: dict[str, Any] = {"pip_packages": [*detected["pip_packages"], *spec.pip_packages]}
         if not spec.install:
@@ -278,7 +280,6 @@ def _host_setup(
         deps = envs.dependency_lists(spec, source, commit)
         if deps["from"]:
             log.append(f"dependencies from {deps['from']} at {commit[:12]}")
-    ws.notes += [f"environment.yml entry not installed: {e}" for e in deps["not_installed"]]
     base = envs.shared_env(
         spec,
         deps,
@@ -288,6 +289,8 @@ def _host_setup(
         log=log,
         failed=_FAILED_BUILDS,
     )
+    ws.notes += [f"environment.yml entry not installed: {e}" for e in deps["not_installed"]]
+    ws.left_out = list(deps["not_installed"])
     venv = instance_dir / "venv"
     envs.instance_env(base, venv)
     ws.venv, ws.shared_venv = venv, base

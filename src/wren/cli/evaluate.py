@@ -7,6 +7,34 @@ import typer
 from wren.cli import options
 
 
+def trust_table_view(per_repo: dict) -> object:
+    """The trust table of `--validate`: one row per repository, then its reasons grouped."""
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="how far the judge can be trusted, per repository")
+    table.add_column("repository", no_wrap=True)
+    for column in ("instances", "gold resolved", "empty resolved", "error (gold/empty)", "labels"):
+        table.add_column(column, justify="right")
+    reasons = []
+    for repo, row in per_repo.items():
+        table.add_row(
+            repo,
+            str(row["instances"]),
+            str(row["gold_resolved"]),
+            str(row["empty_resolved"]),
+            f"{row['gold_error']}/{row['empty_error']}",
+            str(row["labels_flagged"]),
+        )
+        for kind, ids in sorted(row["reasons"].items(), key=lambda item: -len(item[1])):
+            reasons.append(
+                Text.from_markup(f"  {escape(repo)}: {escape(kind)} ({len(ids)}): {escape(', '.join(ids))}")
+            )
+    return Group(table, *reasons)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def evaluate_command(
@@ -78,7 +106,11 @@ def register(app: typer.Typer) -> None:
             )
             result = validate_dataset(instances, eval_config, output, on_done=done)
             for row in result["untrusted"]:
-                console.print(f"[bold]untrusted[/bold] {row['instance_id']}: {row['reason']}")
+                console.print(f"[bold]untrusted[/bold] {escape(row['instance_id'])}: {escape(row['reason'])}")
+            for instance_id, row in result["instances"].items():
+                for problem in row["labels"]:
+                    console.print(f"[bold]labels[/bold] {escape(instance_id)}: {escape(problem)}")
+            console.print(trust_table_view(result["per_repo"]))
             console.print(
                 f"{len(result['untrusted'])} of {len(instances)} instances can't be trusted; report: {output}"
             )
