@@ -244,18 +244,13 @@ class Gateway:
         if "program_id" in body:
             found.append(body.pop("program_id"))
             changed = True
-        extra = body.get("extra_body")
-        if isinstance(extra, dict) and "program_id" in extra:
-            found.append(extra.pop("program_id"))
-            if not extra:
-                del body["extra_body"]
-            changed = True
-        meta = body.get("metadata")
-        if isinstance(meta, dict) and "program_id" in meta:
-            found.append(meta.pop("program_id"))
-            if not meta:
-                del body["metadata"]
-            changed = True
+        for key in ("extra_body", "metadata"):
+            nested = body.get(key)
+            if isinstance(nested, dict) and "program_id" in nested:
+                found.append(nested.pop("program_id"))
+                if not nested:
+                    del body[key]
+                changed = True
         header = request.headers.get("X-Program-Id")
         if header is not None:
             found.append(header)
