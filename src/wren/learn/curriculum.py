@@ -25,7 +25,10 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from wren.learn.data.rungs import at_rung, family_of, rung_id
 from wren.validation import StrictModel
+
+__all__ = ["CurriculumConfig", "FamilyState", "advance", "at_rung", "family_of", "rung_id"]
 
 TOP = 4
 
@@ -78,23 +81,6 @@ def advance(state: FamilyState, passes: int, config: CurriculumConfig) -> Family
     if failed >= config.regain_after and state.level < TOP:
         return FamilyState(state.level + 1, 0, state.lowest_passed)
     return FamilyState(state.level, failed, state.lowest_passed)
-
-
-def family_of(task: dict[str, Any]) -> str:
-    """The family a task (or a rung's copy of one) belongs to."""
-    return str(task.get("family") or task["instance_id"])
-
-
-def rung_id(family: str, level: int) -> str:
-    return f"{family}.L{level}"
-
-
-def at_rung(task: dict[str, Any], level: int) -> dict[str, Any]:
-    """The family's task with its statement at rung `level` and the instance id of that rung."""
-    from wren.synth.ladder import at_level
-
-    family = family_of(task)
-    return at_level(task, level) | {"instance_id": rung_id(family, level), "family": family}
 
 
 def start(tasks: Iterable[dict[str, Any]], config: CurriculumConfig) -> dict[str, FamilyState]:
