@@ -106,3 +106,21 @@ def test_a_run_whose_prompt_does_not_hold_the_statement_is_not_retold():
     assert retold(run, 4) is None
     bare = Episode("x", run.messages, "Submitted", "", instance=None)
     assert at_levels([bare], [2, 4]) == ([], 2)
+
+
+def test_steps_after_the_edit_can_be_left_out_but_the_submit_stays():
+    config = ExportConfig(edit_window=EditWindow(steps_before=0, steps_after=0))
+    (record,) = sft_records([episode(STEPS)], config)
+    replies = [r.split("\n")[0] for r in contents(record, "assistant")]
+    assert replies == ["THOUGHT: fix line 2", "THOUGHT: submit"]
+    users = contents(record, "user")
+    assert (
+        "output 3" in users[1] and "[1 earlier steps omitted]" in users[1]
+    )  # the edit's output, then the note
+    keep_one = ExportConfig(edit_window=EditWindow(steps_before=0, steps_after=1))
+    (record,) = sft_records([episode(STEPS)], keep_one)
+    assert [r.split("\n")[0] for r in contents(record, "assistant")] == [
+        "THOUGHT: fix line 2",
+        "THOUGHT: rerun",
+        "THOUGHT: submit",
+    ]

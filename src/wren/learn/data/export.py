@@ -19,6 +19,7 @@ from pydantic import Field
 from wren.learn.data.episodes import Episode
 from wren.learn.data.rewards import RewardConfig, episode_return
 from wren.learn.data.windows import (
+    OMITTED,
     TokenCounter,
     approx_tokens,
     join,
@@ -37,6 +38,9 @@ class EditWindow(StrictModel):
 
     steps_before: int = Field(default=1, ge=0)
     """Steps (a reply and its output) kept before the edit; the output the edit answers is always kept."""
+    steps_after: int | None = Field(default=None, ge=0)
+    """Replies kept after the edit (None: every one, to the submit); the last reply is always kept
+    when it submits, so a window never teaches stopping short of the submit."""
 
 
 class ExportConfig(StrictModel):
@@ -113,7 +117,17 @@ def edit_window(shown: list[dict], episode: Episode, settings: EditWindow) -> li
     first = max(edits[0] - settings.steps_before, 0)
     # The body starts with the output the first kept reply answers (none before the first reply).
     start = replies[first] - 1 if first > 0 else replies[0]
-    return join(head, first, rest[start:])
+    if settings.steps_after is None or edits[0] + 1 + settings.steps_after >= len(replies):
+        return join(head, first, rest[start:])
+    last_kept = replies[edits[0] + settings.steps_after]
+    # Through the last reply kept and its output...
+    body = rest[start : last_kept + 2]
+    submit = replies[-1]
+    if reply_kind(rest[submit], episode.action_format) == "submit":
+        # ...then the submit, after a note of the steps left out between.
+        skipped = len(replies) - 1 - (edits[0] + settings.steps_after + 1)
+        body = [*body, {"role": "user", "content": OMITTED.format(n=skipped)}, rest[submit]]
+    return join(head, first, body)
 
 
 def _assistant_turns(episode: Episode) -> list[int]:
