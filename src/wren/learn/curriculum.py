@@ -44,6 +44,9 @@ class CurriculumConfig(StrictModel):
     """Rollouts of the current model per family per round (best-of-n: one pass counts)."""
     regain_after: int = Field(default=2, ge=1)
     """Rounds in a row in which every sample failed before a family gets the hint above back."""
+    first_rollout_round: int = Field(default=0, ge=0)
+    """Rounds before this one train on the demonstrations only: the base model resolves about
+    nothing at any rung, so its rollouts cost time and add no successes."""
     demo_levels: list[int] = Field(default_factory=lambda: [1, 2, 3, 4])
     """Rungs the demonstrations are trained at (each judged demonstration once per rung)."""
     eval_levels: list[int] = Field(default_factory=lambda: [1, 2, 3, 4])

@@ -332,7 +332,7 @@ class Loop:
         if c.curriculum:
             return [
                 (rounds / f"round-{k}" / "rollouts" / f"sample-{i}", rounds / f"round-{k}" / "tasks.jsonl")
-                for k in range(r + 1)
+                for k in range(c.curriculum.first_rollout_round, r + 1)
                 for i in range(c.curriculum.samples)
             ]
         train_file = self.work / "tasks" / "train.jsonl"
@@ -342,7 +342,7 @@ class Loop:
         """Every family's rung for round r: the start for round 0, else what round r-1 left."""
         from wren.learn import curriculum
 
-        if r == 0:
+        if r <= self.config.curriculum.first_rollout_round:
             return curriculum.dump(curriculum.start(self.tasks("train"), self.config.curriculum))
         previous = self.stages.result(f"curriculum-{r - 1}")
         if previous is None:
@@ -405,7 +405,8 @@ class Loop:
         c = self.config
         here = self.work / "rounds" / f"round-{r}"
         train_file = self.work / "tasks" / "train.jsonl"
-        curriculum = self._curriculum_round(r, gguf) if c.curriculum else None
+        tried = c.curriculum is not None and r >= c.curriculum.first_rollout_round
+        curriculum = self._curriculum_round(r, gguf) if tried else None
         if c.rollouts and not c.curriculum:
             self.stages.run(
                 f"rollouts-{r}",
