@@ -103,3 +103,36 @@ def test_a_rung_copy_has_its_own_id_and_names_its_family():
 def test_a_curriculum_config_that_cannot_work_is_refused(data):
     with pytest.raises(ConfigError):
         validate(CurriculumConfig, data, where="curriculum")
+
+
+def test_the_shipped_ladder_recipe_validates_and_is_found_by_name(tmp_path):
+    from wren.cli.options import config_data
+    from wren.learn.loop import Loop
+    from wren.learn.loop_config import LoopConfig, builtin_configs, config_file
+    from wren.synth.repos import load_repos
+
+    assert "ladder" in builtin_configs()
+    path = config_file("ladder")
+    config = validate(LoopConfig, config_data([path, f"work_dir={tmp_path}"]), where="ladder")
+    assert config.curriculum is not None and config.export.edit_window is not None
+    assert config.sft.max_length == config.export.max_tokens
+    assert sorted(config.curriculum.demo_levels) == [1, 2, 3, 4]
+    train, heldout, _ = Loop(config, log=lambda line: None).repositories()
+    roles = {r.name: r.role for r in load_repos()}
+    assert len(train) >= 8 and len(heldout) >= 2
+    assert all(roles[n] in ("training", "heldout") for n in config.repo_names)
+    # a file of that name here wins over the built-in one; key=value items pass through
+    (tmp_path / "ladder").write_text("x: 1")
+    assert config_file(str(tmp_path / "ladder")) == str(tmp_path / "ladder")
+    assert config_file("rounds=3") == "rounds=3"
+
+
+def test_a_repository_not_in_the_list_is_named(tmp_path):
+    from wren.learn.loop import Loop
+    from wren.learn.loop_config import LoopConfig
+
+    config = LoopConfig(work_dir=str(tmp_path), repo_list="builtin", repo_names=["toolz", "nosuchrepo"])
+    with pytest.raises(ConfigError, match="nosuchrepo"):
+        Loop(config, log=lambda line: None).repositories()
+    with pytest.raises(ConfigError, match="not both"):
+        validate(LoopConfig, {"work_dir": "w", "repo_list": "builtin", "train_repos": ["x"]}, where="loop")

@@ -270,7 +270,9 @@ class Loop:
         )
         self.stages.run("demos", lambda: self._demos(self.tasks("train"), self.work / "demos"))
         held_out = self._held_out_kinds()
-        probes = {"base": self.probe_model("base", base)}
+        probes = {"base": self.probe_model("base", base) if c.evaluate else None}
+        if not c.evaluate:
+            held_out = []
         evaluations = {
             f"base{name}": self.evaluate_model(f"base{name}", base, kind=kind) for name, kind in held_out
         }
@@ -279,11 +281,11 @@ class Loop:
         for r in range(c.rounds):
             rounds.append(self._round(r, model_dir, gguf))
             model_dir, gguf = Path(rounds[-1]["model_dir"]), rounds[-1]["gguf"]
-            probes[f"round-{r}"] = self.probe_model(f"round-{r}", gguf)
+            probes[f"round-{r}"] = self.probe_model(f"round-{r}", gguf) if c.evaluate else None
             for name, kind in held_out:
                 evaluations[f"round-{r}{name}"] = self.evaluate_model(f"round-{r}{name}", gguf, kind=kind)
         models = {"base": base, **{f"round-{r['round']}": r["gguf"] for r in rounds}}
-        for variant, extra in c.eval_variants.items():
+        for variant, extra in c.eval_variants.items() if c.evaluate else ():
             for name, model in models.items():
                 evaluations[f"{name}/{variant}"] = self.evaluate_model(f"{name}/{variant}", model, extra)
         report = {

@@ -63,6 +63,9 @@ class LoopConfig(StrictModel):
     """Tasks synthesized per training repository (18 x 2: 24 demonstrations were learnt by heart)."""
     heldout_tasks: int = Field(default=30, ge=1)
     """Held-out tasks synthesized per held-out repository."""
+    evaluate: bool = True
+    """Evaluate every model on the held-out tasks. False: the loop trains and exports only; run it
+    again with `evaluate=true` to add the evaluations (every finished stage is reused)."""
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     """Sampling seeds of the held-out evaluation (one run of every task per seed and model)."""
     rollouts: bool = True
@@ -137,6 +140,23 @@ class LoopConfig(StrictModel):
             if not _VARIANT_NAME.fullmatch(name) or name in (".", ".."):
                 raise ValueError(f"eval variant name {name!r}: use letters, digits, '.', '-' and '_'")
         return variants
+
+
+BUILTIN_DIR = Path(__file__).with_name("builtin")
+
+
+def builtin_configs() -> list[str]:
+    """Names of the loop configs that ship with Wren (`wren learn loop -c NAME`)."""
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
+
+
+def config_file(spec: str) -> str:
+    """A `-c` item as a file: a built-in config's path for its bare name (when no such file
+    exists here), anything else as given."""
+    if "=" in spec or Path(spec).exists():
+        return spec
+    path = BUILTIN_DIR / f"{spec}.yaml"
+    return str(path) if path.is_file() else spec
 
 
 def synth_config(
