@@ -136,3 +136,11 @@ def test_a_repository_not_in_the_list_is_named(tmp_path):
         Loop(config, log=lambda line: None).repositories()
     with pytest.raises(ConfigError, match="not both"):
         validate(LoopConfig, {"work_dir": "w", "repo_list": "builtin", "train_repos": ["x"]}, where="loop")
+
+
+def test_a_base_model_at_a_url_needs_its_training_directory():
+    from wren.learn.loop_config import LoopConfig
+
+    with pytest.raises(ConfigError, match="base_training_dir"):
+        validate(LoopConfig, {"work_dir": "w", "base_model": "http://127.0.0.1:9/v1"}, where="loop")
+    LoopConfig(work_dir="w", base_model="http://127.0.0.1:9/v1", base_training_dir="models/base")

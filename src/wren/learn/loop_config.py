@@ -49,7 +49,9 @@ class LoopConfig(StrictModel):
     repo_names: list[str] = Field(default_factory=list)
     """With repo_list: only these of the list (by PyPI name; [] = every one)."""
     base_model: str = ""
-    """GGUF of the starting model ('' = the bundled Gemma-3-270M)."""
+    """GGUF of the starting model ('' = the bundled Gemma-3-270M), or the URL (http://...) of an
+    OpenAI-compatible server that serves it (vLLM behind the gateway, say): the base model's runs
+    then go there, and base_training_dir must hold its weights for training."""
     slm: str = "gemma-3-270m"
     """Catalog or slm_providers entry whose configs every agent run uses (only its server is replaced)."""
     run_config: list[str] = Field(default_factory=lambda: ["agent.max_format_errors=3"])
@@ -128,6 +130,10 @@ class LoopConfig(StrictModel):
     def _one_source_of_repositories(self) -> LoopConfig:
         if self.repo_list and (self.train_repos or self.heldout_repos):
             raise ValueError("give repo_list or train_repos/heldout_repos, not both")
+        if self.base_model.startswith(("http://", "https://")) and not self.base_training_dir:
+            raise ValueError(
+                "a base_model served at a URL needs base_training_dir (its weights, to train on)"
+            )
         if self.repo_names and not self.repo_list:
             raise ValueError("repo_names picks repositories of repo_list, which is not set")
         return self
