@@ -49,6 +49,9 @@ def main() -> None:
         "--repos", default="toolz,six,more-itertools", help="Names from the list (one held-out)."
     )
     parser.add_argument("--tasks", type=int, default=6)
+    parser.add_argument(
+        "--steps-before", type=int, nargs="*", default=[], help="Also export windows with these steps_before."
+    )
     args = parser.parse_args()
     from wren.cli.options import config_data
 
@@ -82,6 +85,13 @@ def main() -> None:
     for level in c.curriculum.demo_levels:
         at = [e for e in retold if e.instance["hint_level"] == level]
         rows[f"L{level} edit window"] = figures(list(sft_records(at, c.export, count)), count)
+    for k in args.steps_before:
+        export = c.export.model_copy(
+            update={"edit_window": c.export.edit_window.model_copy(update={"steps_before": k})}
+        )
+        for level in c.curriculum.demo_levels:
+            at = [e for e in retold if e.instance["hint_level"] == level]
+            rows[f"L{level} steps_before={k}"] = figures(list(sft_records(at, export, count)), count)
     rows["L1 whole run (max 3072)"] = figures(
         list(sft_records(demos, ExportConfig(max_tokens=3072), count)), count
     )
