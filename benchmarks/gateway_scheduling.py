@@ -33,6 +33,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from servers import free_port, wait_http  # noqa: E402
 
+from wren.gateway.config import GatewayConfig  # noqa: E402
+from wren.gateway.scheduler import POLICIES as _POLICIES  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
@@ -105,6 +108,11 @@ class StateSampler(threading.Thread):
 
 
 UNBOUNDED = "program-unbounded"
+THUNDERAGENT = "thunderagent-tr"
+DEFAULT = GatewayConfig.model_fields["policy"].default
+POLICIES = [
+    DEFAULT, *(p for p in _POLICIES.names() if p != DEFAULT), UNBOUNDED,
+]  # fmt: skip
 
 
 def gateway_knobs(policy: str) -> tuple[str, dict[str, float]]:
@@ -127,7 +135,7 @@ def simulated_case(policy: str, capacity: int, args: argparse.Namespace) -> dict
             url="http://fleet/v1",
             programs=args.total_programs,
             concurrency=args.programs,
-            duration_seconds=args.duration,
+            duration_seconds=args.duration or None,
             seed=args.seed,
             chars_per_token=args.chars_per_token,
             steps=(args.min_steps, args.max_steps),
@@ -143,6 +151,47 @@ def simulated_case(policy: str, capacity: int, args: argparse.Namespace) -> dict
         "wall_seconds": round(time.monotonic() - t0, 1),
         "sim_max_lag_seconds": 0.0,
     }
+
+
+def start_gateway(
+    policy: str, sims: list[str], port: int, args: argparse.Namespace, log: Path
+) -> subprocess.Popen:
+    """`wren gateway` with the row's policy, its wall-clock knobs scaled with simulated time."""
+    scale = args.time_scale
+    name, knobs = gateway_knobs(policy)
+    defaults = GatewayConfig(backends=["http://x"])
+    timing = {
+        k: getattr(defaults, k) / scale
+        for k in ("affinity_wait_seconds", "ageing_seconds", "max_pause_seconds", "min_run_seconds",
+                  "max_queue_seconds", "tool_ttl_initial_seconds", "tool_ttl_max_seconds")
+    }  # fmt: skip
+    timing["scrape_interval_seconds"] = max(0.2, defaults.scrape_interval_seconds / scale)
+    timing.update({k: (1e9 if v == float("inf") else v) for k, v in knobs.items()})
+    return start(
+        [
+            PY, "-m", "wren.cli.main", "gateway", "--backends", ",".join(sims), "--port", str(port),
+            "--policy", name, "--log-level", "WARNING",
+            *(x for k, v in timing.items() for x in ("-c", f"{k}={v}")),
+        ],
+        log,
+    )  # fmt: skip
+
+
+def start_thunderagent(sims: list[str], port: int, args: argparse.Namespace, log: Path) -> subprocess.Popen:
+    """ThunderAgent's own router, unmodified, in `tr` mode (its capacity scheduling) from a checkout at
+    `--thunderagent` run by `--thunderagent-python`; its intervals scaled with simulated time as ours."""
+    if not args.thunderagent:
+        raise SystemExit("the thunderagent-tr row needs --thunderagent DIR (a ThunderAgent checkout)")
+    interval = max(0.2, 5.0 / args.time_scale)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=args.thunderagent)
+    return subprocess.Popen(
+        [
+            args.thunderagent_python, "-m", "ThunderAgent", "--host", "127.0.0.1", "--port", str(port),
+            "--backends", ",".join(sims), "--router", "tr", "--backend-type", "vllm", "--metrics",
+            "--metrics-interval", str(interval), "--scheduler-interval", str(interval), "--log-level", "warning",
+        ],
+        stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=args.thunderagent,
+    )  # fmt: skip
 
 
 def run_case(policy: str, capacity: int, args: argparse.Namespace, logs: Path) -> dict:
@@ -165,29 +214,12 @@ def run_case(policy: str, capacity: int, args: argparse.Namespace, logs: Path) -
         for s in sims:
             wait_http(s + "/health")
         gw_port = free_port()
-        # Wall-clock knobs of the gateway are scaled with simulated time.
-        scale = args.time_scale
-        name, knobs = gateway_knobs(policy)
-        from wren.gateway.config import GatewayConfig
-
-        defaults = GatewayConfig(backends=["http://x"])
-        timing = {
-            k: getattr(defaults, k) / scale
-            for k in ("affinity_wait_seconds", "ageing_seconds", "max_pause_seconds", "min_run_seconds",
-                      "max_queue_seconds")
-        }  # fmt: skip
-        timing["scrape_interval_seconds"] = max(0.2, defaults.scrape_interval_seconds / scale)
-        timing.update({k: (1e9 if v == float("inf") else v) for k, v in knobs.items()})
-        procs.append(
-            start(
-                [
-                    PY, "-m", "wren.cli.main", "gateway", "--backends", ",".join(sims), "--port", str(gw_port),
-                    "--policy", name, "--log-level", "WARNING",
-                    *(x for k, v in timing.items() for x in ("-c", f"{k}={v}")),
-                ],
-                logs / f"gateway-{policy}-{capacity}.log",
+        if policy == THUNDERAGENT:
+            procs.append(start_thunderagent(sims, gw_port, args, logs / f"thunderagent-{capacity}.log"))
+        else:
+            procs.append(
+                start_gateway(policy, sims, gw_port, args, logs / f"gateway-{policy}-{capacity}.log")
             )
-        )  # fmt: skip
         wait_http(f"http://127.0.0.1:{gw_port}/health")
         sampler = StateSampler(f"http://127.0.0.1:{gw_port}/metrics")
         sampler.start()
@@ -196,10 +228,11 @@ def run_case(policy: str, capacity: int, args: argparse.Namespace, logs: Path) -
             [
                 PY, "-m", "wren.cli.main", "gateway", "sim", "workload", "--url", f"http://127.0.0.1:{gw_port}/v1",
                 "--programs", str(args.total_programs), "--concurrency", str(args.programs),
-                "--duration", str(args.duration), "--seed", str(args.seed), "--time-scale", str(args.time_scale),
+                *(["--duration", str(args.duration)] if args.duration else []),
+                "--seed", str(args.seed), "--time-scale", str(args.time_scale),
                 "--chars-per-token", str(args.chars_per_token), "--steps", f"{args.min_steps}:{args.max_steps}", "-c", "steady_start=true",
             ],
-            capture_output=True, text=True, cwd=ROOT, timeout=args.duration / args.time_scale + 300,
+            capture_output=True, text=True, cwd=ROOT, timeout=(args.duration or 7200) / args.time_scale + 300,
         )  # fmt: skip
         wall = time.monotonic() - t0
         sampler.stop()
@@ -207,7 +240,7 @@ def run_case(policy: str, capacity: int, args: argparse.Namespace, logs: Path) -
             raise RuntimeError(f"workload failed: {out.stderr[-2000:]}")
         result = json.loads(out.stdout)
         sim_stats = [scrape(s + "/metrics") for s in sims]
-        gw = scrape(f"http://127.0.0.1:{gw_port}/metrics")
+        gw = scrape(f"http://127.0.0.1:{gw_port}/metrics") if policy != THUNDERAGENT else {}
         queries = sum(m.get("vllm:prefix_cache_queries_total", 0) for m in sim_stats)
         hits = sum(m.get("vllm:prefix_cache_hits_total", 0) for m in sim_stats)
         result.update(
@@ -242,9 +275,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--programs", type=int, default=128, help="programs running at once")
-    parser.add_argument("--total-programs", type=int, default=2000, help="programs available to the workers")
+    parser.add_argument("--total-programs", type=int, default=256, help="programs the workers run in all")
     parser.add_argument("--backends", type=int, default=2)
-    parser.add_argument("--duration", type=float, default=300.0, help="simulated seconds per case")
+    parser.add_argument(
+        "--duration", type=float, default=0.0, help="simulated seconds per case (0: until every program ends)"
+    )
     parser.add_argument("--live", action="store_true", help="real processes over sockets, not simulated time")
     parser.add_argument(
         "--time-scale", type=float, default=5.0, help="with --live: simulated seconds per wall second"
@@ -254,24 +289,37 @@ def main() -> None:
     parser.add_argument("--min-steps", type=int, default=10)
     parser.add_argument("--max-steps", type=int, default=40)
     parser.add_argument("--pressures", default="2.0,0.5", help="KV oversubscription factors to run")
-    parser.add_argument("--policies", default=f"program,{UNBOUNDED},round-robin,least-loaded")
+    parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object of the key figures, nothing else"
+    )
+    parser.add_argument(
+        "--thunderagent", help="with --live: a ThunderAgent checkout, for the thunderagent-tr row"
+    )
+    parser.add_argument(
+        "--thunderagent-python",
+        default=PY,
+        help="the Python that runs ThunderAgent (fastapi, uvicorn, httpx)",
+    )
     parser.add_argument("--logs", default="/tmp/wren-gateway-bench")
     args = parser.parse_args()
     logs = Path(args.logs)
     logs.mkdir(parents=True, exist_ok=True)
+    say = (lambda *a, **k: None) if args.json else print
 
     demand = mean_context(args) * args.programs
-    print(
+    say(
         f"{args.programs} programs, mean live context {demand / args.programs:.0f} tokens, demand {demand:.0f} tokens"
     )
     mode = f"live processes, time x{args.time_scale:g}" if args.live else "simulated time"
     rows = []
+    figures: dict = {}
     for pressure in [float(x) for x in args.pressures.split(",")]:
         capacity = int(demand / pressure / args.backends)
-        print(
-            f"\n== {pressure:g}x KV oversubscription: {args.backends} backends x {capacity} tokens ({mode})"
+        say(f"\n== {pressure:g}x KV oversubscription: {args.backends} backends x {capacity} tokens ({mode})")
+        say(
+            f"  {'policy':18s} {'steps/min':>9s} {'JCT mean':>9s} {'JCT p99':>8s} {'p50 s':>7s} {'p99 s':>7s}  details"
         )
-        print(f"  {'policy':18s} {'steps/min':>9s} {'p50 s':>7s} {'p99 s':>7s}  details")
         by_policy = {}
         for policy in args.policies.split(","):
             r = (
@@ -282,26 +330,43 @@ def main() -> None:
             by_policy[policy] = r
             rows.append({"pressure": pressure, **r})
             extra = f" lag={r['sim_max_lag_seconds']}s programs={r.get('mean_programs')}" if args.live else ""
-            print(
-                f"  {policy:18s} {r['steps_per_minute']:9.1f} {r['step_latency_p50']:7.1f} {r['step_latency_p99']:7.1f}  "
-                f"steps={r['steps']} errors={r['errors']} hit={r['prefix_hit_rate']:.2f} preempt={r['preemptions']} "
-                f"pauses={r['pauses']} resumes={r['resumes']} prefill={r['prefill_share']:.0%} wall={r['wall_seconds']}s"
-                + extra,
+            say(
+                f"  {policy:18s} {r['steps_per_minute']:9.1f} {r['completion_mean']:9.1f} {r['completion_p99']:8.1f} "
+                f"{r['step_latency_p50']:7.1f} {r['step_latency_p99']:7.1f}  "
+                f"steps={r['steps']} done={r['programs_finished']} errors={r['errors']} hit={r['prefix_hit_rate']:.2f} "
+                f"preempt={r['preemptions']} pauses={r['pauses']} resumes={r['resumes']} prefill={r['prefill_share']:.0%} "
+                f"wall={r['wall_seconds']}s" + extra,
                 flush=True,
             )
-        base = by_policy.get("program")
-        for other in ("round-robin", "least-loaded", UNBOUNDED):
-            peer = by_policy.get(other)
-            if base is None or peer is None or not peer["steps_per_minute"] or not peer["step_latency_p99"]:
+        figures[f"{pressure:g}x"] = {
+            p: {
+                "steps_per_min": r["steps_per_minute"],
+                "completion_mean_s": r["completion_mean"],
+                "completion_p99_s": r["completion_p99"],
+                "step_p99_s": r["step_latency_p99"],
+            }
+            for p, r in by_policy.items()
+        }
+        base = by_policy.get(DEFAULT)
+        for other, peer in by_policy.items():
+            if (
+                other == DEFAULT
+                or base is None
+                or not peer["steps_per_minute"]
+                or not peer["step_latency_p99"]
+            ):
                 continue
-            print(
-                f"  program / {other}: steps/min {base['steps_per_minute'] / peer['steps_per_minute']:.2f}x, "
-                f"p50 {base['step_latency_p50'] / peer['step_latency_p50']:.2f}x, "
-                f"p99 {base['step_latency_p99'] / peer['step_latency_p99']:.2f}x"
+            say(
+                f"  {DEFAULT} / {other}: steps/min {base['steps_per_minute'] / peer['steps_per_minute']:.2f}x, "
+                f"JCT mean {base['completion_mean'] / max(1e-9, peer['completion_mean']):.2f}x, "
+                f"p99 step {base['step_latency_p99'] / peer['step_latency_p99']:.2f}x"
             )
     out = logs / "results.json"
     out.write_text(json.dumps(rows, indent=2))
-    print(f"\nresults: {out}")
+    if args.json:
+        print(json.dumps({**figures, "default_policy": DEFAULT}))
+    else:
+        print(f"\nresults: {out}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The demo, ten times: `wren run` with no model on the demo task, one sampling seed per run.
 
-Each run is what `scripts/demo.sh` runs (a fresh git repository, the slm config, step limit 8), with
+Each run is what `scripts/demo.sh --toy` runs (a fresh git repository, the slm config, step limit 8), with
 `model.completion_kwargs.seed=N` and a sampling temperature so that the runs differ; the greedy run
 (temperature 0, the config's default) is reported beside them. A run succeeds when it ends Submitted,
 exits 0, and notes.txt holds hello. The server is started once and reused, as the demo reuses it.

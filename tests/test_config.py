@@ -103,21 +103,25 @@ SLM_SYSTEM = load_config(["slm"], environ={}).agent.system_template
 
 def test_the_bundled_entry_brings_the_small_model_config_under_the_users_own(tmp_path, no_wren_env):
     started: list[int] = []
+    idle: list[float] = []
 
-    def serve(port: int) -> str:
+    def serve(port: int, idle_timeout: float) -> str:
         started.append(port)
+        idle.append(idle_timeout)
         return f"http://127.0.0.1:{port}/v1"
 
     mine = tmp_path / "mine.yaml"
     mine.write_text("agent: {step_limit: 7}\n")
     for kwargs in ({"slm": "gemma-3-270m"}, {"model": "gemma-3-270m"}, {}):
-        cfg = assemble_config([str(mine), "run.embedded_port=9123"], embedded=serve, **kwargs)
+        cfg = assemble_config(
+            [str(mine), "run.embedded_port=9123", "run.embedded_idle_timeout=30"], embedded=serve, **kwargs
+        )
         assert cfg.agent.system_template == SLM_SYSTEM and cfg.agent.demonstrations, kwargs
         assert cfg.agent.step_limit == 7  # the user's file wins over the entry's config
         assert cfg.model.name == "openai/gemma-3-270m"
         assert cfg.model.completion_kwargs["stop"][0] == "<end_of_turn>"  # slm.yaml's model settings
         assert cfg.model.api_base == "http://127.0.0.1:9123/v1"
-    assert started == [9123, 9123, 9123]
+    assert started == [9123, 9123, 9123] and idle == [30.0, 30.0, 30.0]
     # A given api_base starts nothing; without a server starter the entry's default address is used.
     cfg = assemble_config(["model.api_base=http://127.0.0.1:9/v1"], slm="gemma-3-270m", embedded=serve)
     assert cfg.model.api_base == "http://127.0.0.1:9/v1" and started == [9123, 9123, 9123]

@@ -56,11 +56,15 @@ def embedded(home):
     mp.undo()
 
 
-def test_the_server_is_llama_cpp_in_a_process_of_its_own_with_a_pid_file(embedded, home):
+def server_pid(home: Path, port: int) -> int:
+    return json.loads((home / f"serve-{port}.json").read_text())["pid"]
+
+
+def test_the_server_is_llama_cpp_in_a_process_of_its_own_with_a_state_file(embedded, home):
     port, api_base = embedded
     props = httpx.get(api_base.removesuffix("/v1") + "/props", timeout=30).json()
     assert props["total_slots"] == 1 and props["model_alias"] == "gemma-3-270m"
-    pid = int((home / f"serve-{port}.pid").read_text())
+    pid = server_pid(home, port)
     assert "wren.serve.llamacpp" in Path(f"/proc/{pid}/cmdline").read_text()
     # Gemma's own turn markers, not ChatML's (which the base model reads as plain text).
     prompt = httpx.post(
@@ -116,7 +120,7 @@ def test_wren_run_with_no_model_submits_the_demo_task_and_the_next_run_reuses_th
     from tests.peers.git_repo import make_git_repo
 
     port, _ = embedded
-    pid = int((home / f"serve-{port}.pid").read_text())
+    pid = server_pid(home, port)
     repo = make_git_repo(tmp_path / "repo", {"README.md": "hello world\n"})
     out = tmp_path / "out"
     proc = wren(
@@ -130,16 +134,16 @@ def test_wren_run_with_no_model_submits_the_demo_task_and_the_next_run_reuses_th
     assert traj["info"]["exit_status"] == "Submitted", proc.stdout[-3000:]
     assert (repo / "notes.txt").read_text().strip() == "hello"
     assert proc.returncode == 0
-    assert int((home / f"serve-{port}.pid").read_text()) == pid  # reused, not restarted
+    assert server_pid(home, port) == pid  # reused, not restarted
 
 
 def test_a_server_with_too_few_slots_is_restarted_with_enough(embedded, home):
     from wren.serve.embedded import ensure_server, server_slots
 
     port, api_base = embedded
-    before = int((home / f"serve-{port}.pid").read_text())
+    before = server_pid(home, port)
     assert ensure_server(port, slots=1) == api_base
-    assert int((home / f"serve-{port}.pid").read_text()) == before
+    assert server_pid(home, port) == before
     assert ensure_server(port, slots=2) == api_base
     assert server_slots(api_base) == 2
-    assert int((home / f"serve-{port}.pid").read_text()) != before
+    assert server_pid(home, port) != before

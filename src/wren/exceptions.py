@@ -71,3 +71,28 @@ class ModelError(WrenError):
 
 class ModelNotFound(ModelError):
     """An unknown model, provider or catalog name; the message lists the known names."""
+
+
+class RunStopped(BaseException):
+    """A signal from outside (SIGTERM, SIGHUP) stops the run; `exit_status` names it.
+
+    A BaseException like KeyboardInterrupt, so that no `except Exception` on the way (a retry, a
+    handler that logs and goes on) swallows it: the run's cleanup in `finally` blocks still runs.
+    """
+
+    exit_status = "Stopped"
+    signum = 0
+
+
+class Terminated(RunStopped):
+    """SIGTERM: what `timeout`, `kill`, a job scheduler or systemd sends."""
+
+    exit_status = "Terminated"
+    signum = 15
+
+
+class HungUp(RunStopped):
+    """SIGHUP: the terminal the run was started from closed."""
+
+    exit_status = "Hangup"
+    signum = 1

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wren.agents.default import AgentResult, DefaultAgent
 from wren.config.schema import WrenConfig
+from wren.environments.guard import run_done, watch_run
 from wren.redact import register_secret
 from wren.trajectory import TrajectoryRecorder
+from wren.trajectory.workspace import workspace_fingerprint
+
+if TYPE_CHECKING:
+    from wren.trajectory.resume import SavedRun
 
 logger = logging.getLogger("wren.run")
 
@@ -18,6 +26,28 @@ logger = logging.getLogger("wren.run")
 def new_program_id(instance_id: str) -> str:
     """A program id unique to one run of `instance_id`."""
     return f"{instance_id}-{uuid.uuid4().hex[:12]}"
+
+
+def _release_request(model: Any) -> dict[str, Any] | None:
+    """The request release_at_gateway sends, for a guard to send if this process is killed."""
+    config = getattr(model, "config", None)
+    api_base = getattr(config, "api_base", None)
+    program_id = getattr(model, "program_id", None)
+    if not api_base or not program_id:
+        return None
+    try:
+        from wren.gateway.client import gateway_root
+    except ImportError:
+        return None
+    headers = {"Content-Type": "application/json"}
+    key = config.resolved_api_key() if hasattr(config, "resolved_api_key") else None
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return {
+        "url": gateway_root(api_base) + "/programs/release",
+        "body": {"program_id": program_id},
+        "headers": headers,
+    }
 
 
 def release_at_gateway(model: Any) -> None:
@@ -39,6 +69,15 @@ def release_at_gateway(model: Any) -> None:
     release_program(api_base, program_id, timeout=2.0, api_key=key)
 
 
+def _fingerprinter(config: WrenConfig, env: Any, output_dir: Path) -> Callable[[], dict | None] | None:
+    """The workspace fingerprint of a run whose commands run in a directory of this machine."""
+    kind = str(config.environment.get("environment_class") or "local")
+    if kind not in ("local", "wren.environments.local.LocalEnvironment"):
+        return None
+    cwd = getattr(getattr(env, "config", None), "cwd", None) or config.environment.get("cwd") or os.getcwd()
+    return functools.partial(workspace_fingerprint, cwd, [output_dir])
+
+
 def run_agent(
     config: WrenConfig,
     task: str,
@@ -49,9 +88,14 @@ def run_agent(
     instance_id: str = "run",
     hooks: list[Any] | tuple = (),
     agent_class: type = DefaultAgent,
+    resume_from: SavedRun | None = None,
     **agent_kwargs: Any,
 ) -> AgentResult:
-    """Run `task` to its end, recording the trajectory in `output_dir` and releasing the program id."""
+    """Run `task` to its end, recording the trajectory in `output_dir` and releasing the program id.
+
+    With `resume_from` (wren.trajectory.resume.read_saved_run), continue that run, appending to its log. A run
+    in a local directory records its workspace's fingerprint with every step, so it can be resumed.
+    """
     from wren.models import get_model
 
     model = model if model is not None else get_model(config.model)
@@ -66,9 +110,18 @@ def run_agent(
         "agent_type": f"{agent_class.__module__}.{agent_class.__name__}",
         "program_id": model.program_id,
     }
-    recorder = TrajectoryRecorder(output_dir, instance_id, config=public, secrets=secrets)
+    recorder = TrajectoryRecorder(
+        output_dir, instance_id, config=public, secrets=secrets, task=task,
+        fingerprint=_fingerprinter(config, env, Path(output_dir)),
+    )  # fmt: skip
     agent = agent_class(model, env, config=config.agent, hooks=[recorder, *hooks], **agent_kwargs)
+    if resume_from is not None:
+        agent.resume_from = resume_from.point
+    # Should this process be killed outright, its guard ends the trajectory with status Killed and
+    # releases the program.
+    watch_run(recorder.jsonl_path, _release_request(model))
     try:
         return agent.run(task)
     finally:
+        run_done(recorder.jsonl_path)
         release_at_gateway(model)

@@ -372,7 +372,7 @@ def test_dead_model_and_missing_repo_exit_non_zero_with_one_line_per_kind(calc, 
     )
     assert all(len(line) <= 80 for line in text.splitlines()), text
     assert f"hint: nothing answered at {dead}" in text
-    assert not list(home.glob("serve-*.pid"))  # no embedded server was started
+    assert not list(home.glob("serve-*.json"))  # no embedded server was started
     one = out / "wren-fixtures__calc-1"
     assert "Traceback" in (one / "wren-fixtures__calc-1.log").read_text()  # the traceback went to the log
     statuses = json.loads((out / "exit_statuses.json").read_text())
@@ -413,7 +413,8 @@ def test_a_rejecting_model_is_a_model_error_and_limits_are_agent_outcomes(calc, 
 
 
 def test_no_model_named_means_the_embedded_default_with_the_small_model_config(calc, scripted_server):
-    """A server already answering on run.embedded_port (a scripted peer here) is used, not started again."""
+    """With an api_base given (a scripted peer here) and no model named, the embedded default's
+    config applies and no server is started."""
     from wren.config.loader import read_yaml
 
     tmp_path, inst = calc
@@ -422,11 +423,11 @@ def test_no_model_named_means_the_embedded_default_with_the_small_model_config(c
     server = scripted_server([fix, submit, fix, submit])
     out, home = tmp_path / "out", tmp_path / "home"
     proc = _cli("batch", "-d", str(tmp_path / "ds.jsonl"), "-o", str(out), "--repos", str(tmp_path / "repos"),
-                "-c", f"run.embedded_port={server.port}", env={"WREN_HOME": str(home)})  # fmt: skip
+                "-c", f"model.api_base={server.url}", env={"WREN_HOME": str(home)})  # fmt: skip
     text, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, text
     assert "Submitted 2" in text and "Traceback" not in text
-    assert not list(home.glob("serve-*.pid"))  # the running server was reused
+    assert not list(home.glob("serve-*.json"))  # no embedded server was started
     slm = read_yaml("slm")
     for instance_id in ("wren-fixtures__calc-1", "wren-fixtures__calc-2"):
         config = json.loads((out / instance_id / f"{instance_id}.traj.json").read_text())["info"]["config"]

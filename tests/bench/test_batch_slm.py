@@ -73,15 +73,15 @@ def test_batch_with_no_model_then_the_bundled_entry_run_on_one_embedded_server(t
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "Traceback" not in proc.stdout + proc.stderr
         _check_runs(out, ids, api_base)
-        pid = int((home / f"serve-{port}.pid").read_text())
+        pid = json.loads((home / f"serve-{port}.json").read_text())["pid"]
 
         proc = _batch(*common, "--slm", "gemma-3-270m", "--redo-existing", home=home)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "2 run, 0 already done" in proc.stderr
         _check_runs(out, ids, api_base)
-        assert int((home / f"serve-{port}.pid").read_text()) == pid  # the same server, reused
+        assert json.loads((home / f"serve-{port}.json").read_text())["pid"] == pid  # the same server, reused
     finally:
-        pid_file = home / f"serve-{port}.pid"
-        if pid_file.exists():
+        state_file = home / f"serve-{port}.json"
+        if state_file.exists():
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+                os.killpg(json.loads(state_file.read_text())["pid"], signal.SIGTERM)

@@ -59,6 +59,33 @@ def test_bad_files_name_the_problem(tmp_path):
         load_instances(tmp_path / "missing.jsonl")
 
 
+def test_a_torn_dataset_names_the_line_or_row_where_it_tears(tmp_path):
+    lines = [json.dumps(r) for r in _instances(6)]
+    # A blank line counts: the message names the line an editor shows.
+    torn = "\n".join([*lines[:2], "", lines[2], lines[3][: len(lines[3]) // 2], lines[4]]) + "\n"
+    (tmp_path / "torn.jsonl").write_text(torn)
+    with pytest.raises(DatasetError, match=r"torn\.jsonl: line 5 is not valid JSON"):
+        load_instances(tmp_path / "torn.jsonl")
+    pretty = json.dumps(_instances(2), indent=1)
+    (tmp_path / "torn.json").write_text(pretty[: len(pretty) - 40])
+    expected = pretty[: len(pretty) - 40].count("\n") + 1
+    with pytest.raises(DatasetError, match=rf"not valid JSON at line {expected},"):
+        load_instances(tmp_path / "torn.json")
+    # A bad instance on a later line is named by its line too.
+    bad = [*lines[:3], json.dumps({"repo": "x/y"})]
+    (tmp_path / "noid.jsonl").write_text("\n".join(bad) + "\n")
+    with pytest.raises(DatasetError, match=r"noid\.jsonl line 4"):
+        load_instances(tmp_path / "noid.jsonl")
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    pq.write_table(pa.Table.from_pylist(_instances(50)), tmp_path / "d.parquet")
+    data = (tmp_path / "d.parquet").read_bytes()
+    (tmp_path / "torn.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DatasetError, match=r"cannot read dataset .*torn\.parquet: .*Parquet"):
+        load_instances(tmp_path / "torn.parquet")
+
+
 def test_named_dataset_not_in_cache_says_how_to_pass_a_file(tmp_path, monkeypatch):
     pytest.importorskip("datasets")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))

@@ -189,3 +189,34 @@ def test_a_detached_child_does_not_escape_the_timeout(tmp_path):
 def test_a_missing_working_directory_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match=r"environment\.cwd.*is not a directory"):
         LocalEnvironment(cwd=str(tmp_path / "nonexistent"))
+
+
+FORK_40 = """python3 - <<'PY'
+import os, time
+for i in range(40):
+    try:
+        if os.fork() == 0:
+            time.sleep(60)
+            os._exit(0)
+    except OSError as e:
+        print("fork", i, "failed:", e.strerror)
+        break
+PY"""
+
+
+def test_the_process_limit_is_a_clear_observation_and_the_run_ends_its_members():
+    env = LocalEnvironment(max_processes=16, timeout=60)
+    if not env.cgroup.limited:
+        env.close()
+        pytest.skip("no writable pids cgroup here: the limit is not enforced")
+    try:
+        result = env.execute(FORK_40)
+        assert "Resource temporarily unavailable" in result["output"]
+        assert "[process limit 16 reached: fork failed once" in result["output"]
+        assert len(env.cgroup.members()) >= 10  # the children that did start live on between commands
+        # A command that stays under the limit gets no note.
+        assert "process limit" not in env.execute("echo ok")["output"]
+    finally:
+        dirs = env.cgroup.dirs
+        env.close()
+    assert all(not d.exists() for d in dirs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
+from wren.environments.guard import ensure_guard
 from wren.environments.processes import WATCHER_NAME, kill_child_sessions, kill_marked, marked_pids
 
 
@@ -17,10 +18,12 @@ def test_child_sessions_are_killed_and_container_watchers_spared():
         ["sh", "-c", "read -r _", WATCHER_NAME], stdin=subprocess.PIPE, start_new_session=True
     )
     command = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    guard = ensure_guard()
     try:
         kill_child_sessions()
         assert command.wait(timeout=60) != 0  # killed
         assert _alive(watcher)
+        assert guard is not None and _alive(guard)
     finally:
         watcher.stdin.close()
         watcher.wait(timeout=60)
@@ -42,3 +45,21 @@ def test_kill_marked_ends_every_process_with_the_marker_and_only_those(tmp_path)
         for proc in (marked, unmarked):
             proc.kill()
             proc.wait()
+
+
+def test_the_guard_ends_a_torn_trajectory_with_killed_and_leaves_a_finished_one(tmp_path):
+    import json
+
+    from wren.environments.guard import finish_trajectory
+
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text(json.dumps({"step": 0, "messages": []}) + '\n{"step": 1, "messa')
+    finish_trajectory(torn, "killed")
+    records = [json.loads(line) for line in torn.read_text().splitlines()]
+    assert [r.get("step") for r in records] == [0, None]
+    assert records[-1]["messages"][0]["extra"]["exit_status"] == "Killed"
+    done = tmp_path / "done.jsonl"
+    end = {"messages": [{"role": "exit", "extra": {"exit_status": "Submitted"}}]}
+    done.write_text(json.dumps(end) + "\n")
+    finish_trajectory(done, "killed")
+    assert done.read_text() == json.dumps(end) + "\n"

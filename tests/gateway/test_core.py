@@ -22,7 +22,7 @@ from wren.gateway.metrics import GatewayMetrics
 from wren.gateway.programs import ProgramReleased, ProgramState, ProgramTable, StepOutcome
 from wren.gateway.scheduler import NoHealthyBackend, PromptTooLarge, QueueTimeout, get_policy_class
 
-EXACT = {"target_utilization": 1.0, "resume_headroom": 0.0, "step_growth_tokens": 0}
+EXACT = {"target_utilization": 1.0, "resume_headroom": 0.0, "step_growth_tokens": 0, "kv_block_tokens": 1}
 
 
 class Harness:
@@ -101,6 +101,9 @@ class Harness:
             state, reason = rest
             summary = self.seen[pid].summary()
             assert (summary["state"], summary["pause_reason"]) == (state, reason), op
+        elif kind == "charged":
+            (tokens,) = rest
+            assert self.seen[pid].charge == tokens, op
         elif kind == "woken":
             assert pid in self.woken, op
         elif kind == "not_woken":
@@ -260,6 +263,83 @@ CASES = {
             ("refused", "C", None, 4, NoHealthyBackend, "no healthy backend"),
         ],
     ),
+    "a program is charged its usage tokens in whole KV blocks": (
+        "program", [1000], {"kv_block_tokens": 16},
+        [
+            ("step", "A", 500, 1, 0, 0), ("charged", "A", 512),  # 501 tokens take 32 blocks
+            ("step", "B", 480, 0, 1, 0), ("charged", "B", 480),
+            ("hold", "C", 8, 2),  # 8 tokens need a block; 8 tokens are left
+        ],
+    ),
+    "program-ttl: an overdue program displaces one whose tool outlived its pin": (
+        "program-ttl", [1000],
+        {"max_pause_seconds": 60, "min_run_seconds": 1000, "ageing_seconds": 1000, "tool_ttl_initial_seconds": 5},
+        [
+            ("step", "A", 500, 0, 0, 0),
+            ("step", "B", 500, 0, 1, 0),  # pinned until 6
+            ("hold", "C", 400, 2),
+            ("step", "A", 500, 0, 60, 0),  # back from its tool: pinned again, until 62 + ...
+            ("tick", 62),
+            ("state", "B", "paused", "time_slice"),  # nobody has run min_run_seconds, but B's pin is over
+            ("state", "A", "active", None),
+            ("woken", "C"),
+        ],
+    ),
+    "program: without a pin nobody short of min_run is displaced": (
+        "program", [1000], {"max_pause_seconds": 60, "min_run_seconds": 1000, "ageing_seconds": 1000},
+        [
+            ("step", "A", 500, 0, 0, 0),
+            ("step", "B", 500, 0, 1, 0),
+            ("hold", "C", 400, 2),
+            ("tick", 62),
+            ("state", "B", "active", None),
+            ("not_woken", "C"),
+        ],
+    ),
+    "program: the program that queued first resumes first": (
+        "program", [1000], {},
+        [
+            ("step", "A", 400, 0, 0, 0),
+            ("step", "B", 400, 0, 1, 0),
+            ("hold", "C", 700, 2),
+            ("send", "B", 700, 3, 0), ("state", "A", "paused", "kv_overflow"),  # queued after C
+            ("done", "B", 700, 0, 4), ("release", "B", 5),
+            ("woken", "C"), ("state", "A", "paused", "kv_overflow"),
+        ],
+    ),
+    "program-fcfs: the program that arrived first resumes first": (
+        "program-fcfs", [1000], {},
+        [
+            ("step", "A", 400, 0, 0, 0),
+            ("step", "B", 400, 0, 1, 0),
+            ("hold", "C", 700, 2),
+            ("send", "B", 700, 3, 0), ("state", "A", "paused", "kv_overflow"),
+            ("done", "B", 700, 0, 4), ("release", "B", 5),
+            ("state", "A", "active", None), ("not_woken", "C"),  # A arrived at 0, C at 2
+        ],
+    ),
+    "program-las: the program with the least service so far resumes first": (
+        "program-las", [1000], {},
+        [
+            ("send", "A", 400, 0, 0), ("done", "A", 400, 0, 30),  # 30 s on the backend
+            ("step", "B", 400, 0, 31, 0),
+            ("send", "B", 700, 33, 0), ("state", "A", "paused", "kv_overflow"),  # A queues first
+            ("hold", "C", 700, 34),  # no service yet
+            ("done", "B", 700, 0, 35), ("release", "B", 36),
+            ("woken", "C"), ("state", "A", "paused", "kv_overflow"),
+        ],
+    ),
+    "program: in queue order the same case resumes the one that queued first": (
+        "program", [1000], {},
+        [
+            ("send", "A", 400, 0, 0), ("done", "A", 400, 0, 30),
+            ("step", "B", 400, 0, 31, 0),
+            ("send", "B", 700, 33, 0), ("state", "A", "paused", "kv_overflow"),
+            ("hold", "C", 700, 34),
+            ("done", "B", 700, 0, 35), ("release", "B", 36),
+            ("state", "A", "active", None), ("not_woken", "C"),
+        ],
+    ),
     "round-robin alternates whatever the program": (
         "round-robin", [1000, 1000], {},
         [("step", "A", 10, 0, 0, 0), ("step", "A", 10, 0, 1, 1), ("step", "B", 10, 0, 2, 0)],
@@ -290,3 +370,24 @@ def test_queue_timeout_carries_its_retry_after():
         h.policy.retry(h.table.get("B"), 11)
     assert info.value.status == 503 and info.value.retry_after == 7
     assert h.table.get("B").holding == 0  # the refused request no longer counts as held
+
+
+@pytest.mark.parametrize(
+    ("history", "expected"),
+    [([], 5.0), ([1.0, 2.0, 3.0], 4.0), ([2.0, 50.0, 1.0], 4.0), ([20.0, 30.0], 30.0)],
+)
+def test_the_tool_pin_follows_the_programs_own_tool_times(history, expected):
+    settings = {"tool_ttl_initial_seconds": 5, "tool_ttl_factor": 2, "tool_ttl_max_seconds": 30}
+    h = Harness("program-ttl", [1000], settings)
+    prog = h.prog("A", 0)
+    prog.tool_seconds = list(history)
+    assert h.policy.pin_seconds(prog) == expected
+
+
+def test_tool_times_are_measured_from_reply_to_next_request():
+    h = Harness("program-ttl", [1000], {"tool_ttl_initial_seconds": 5})
+    for op in [("step", "A", 100, 0, 0, 0), ("step", "A", 100, 0, 7, 0), ("step", "A", 100, 0, 10, 0)]:
+        h.apply(op)
+    prog = h.seen["A"]
+    assert prog.tool_seconds == [7, 3]
+    assert prog.pinned_until == 10 + 2 * 7  # the median of [3, 7] is 7 (upper), times the factor 2

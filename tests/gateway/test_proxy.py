@@ -24,6 +24,16 @@ def test_non_streaming_passthrough_records_usage(gateway, scripted_server):
     assert p["phase"] == "acting" and p["inflight"] == 0 and p["backend"] == backend.url.removesuffix("/v1")
 
 
+def test_reservations_are_the_backends_usage_in_whole_kv_blocks(gateway, scripted_server):
+    usage = {"prompt_tokens": 50, "completion_tokens": 7}
+    backend = scripted_server([{"content": "x" * 4000, "usage": usage}])
+    g = gateway([backend.url], capacity_tokens={"*": 10_000}, kv_block_tokens=16, policy="program")
+    assert chat(g.url, program_id="p").status_code == 200
+    p = program(g, "p")
+    # 57 tokens by the backend's count (the reply's 4000 characters do not matter): 4 blocks of 16.
+    assert p["tokens_from_usage"] is True and p["context_tokens"] == 57 and p["charged_tokens"] == 64
+
+
 def test_program_id_from_body_extra_body_and_header_is_stripped(gateway, scripted_server):
     backend = scripted_server(["ok"])
     g = gateway([backend.url])

@@ -20,10 +20,13 @@ from wren.exceptions import (
     FormatError,
     LimitsExceeded,
     NonTerminatingException,
+    RunStopped,
     TerminatingException,
 )
 from wren.models.actions import BASH_TOOL, cut_after_first_action, parse_action
 from wren.models.stats import GLOBAL_STATS
+from wren.models.tokens import TOKEN_FIELDS
+from wren.trajectory.resume import ResumePoint
 from wren.validation import read_yaml, validate
 
 logger = logging.getLogger("wren.agent")
@@ -114,6 +117,8 @@ class DefaultAgent:
     ):
         self.config = self.agent_config(config, kwargs)
         self.model, self.env, self.hooks = model, env, list(hooks)
+        self.finished: AgentResult | None = None
+        """The result once the run ended (also when a stop signal then went on up)."""
         self.messages: list[dict] = []
         self.extra_template_vars: dict[str, Any] = {}
         self.n_steps = 0
@@ -123,6 +128,8 @@ class DefaultAgent:
         self.start_time = time.time()
         self._jinja = template_environment()
         self._templates: dict[str, Any] = {}
+        self.resume_from: ResumePoint | None = None
+        """Where a run that died left off; `run` continues from there (see wren.trajectory.resume)."""
 
     @classmethod
     def agent_config(cls, config: AgentConfig | None, overrides: dict[str, Any]) -> AgentConfig:
@@ -170,11 +177,18 @@ class DefaultAgent:
         self.messages = list(state.messages)
         self.n_steps, self.cost, self.format_errors = state.n_steps, state.cost, state.format_errors
 
-    def begin(self, task: str, **kwargs: Any) -> None:
-        """Start a run of `task`: template variables, clock, counters and the opening messages."""
+    def begin(self, task: str, **kwargs: Any) -> bool:
+        """Start a run of `task`: template variables, clock, counters and the opening messages; with
+        `resume_from` set, take the messages and counters of that run instead. True when resumed."""
         self.extra_template_vars = {"task": task, **kwargs}
         self.messages, self.n_steps, self.cost, self.format_errors = [], 0, 0.0, 0
+        self.finished = None
         self.start_time = time.time()
+        if self.resume_from is not None:
+            self.messages = list(self.resume_from.messages)
+            self.n_steps, self.cost = self.resume_from.n_steps, self.resume_from.cost
+            self.n_prefix = self.resume_from.n_prefix
+            return True
         self.add_messages(
             {"role": "system", "content": self.render(self.config.system_template)},
             *(
@@ -184,6 +198,7 @@ class DefaultAgent:
             {"role": "user", "content": self.render(self.config.instance_template)},
         )
         self.n_prefix = len(self.messages)
+        return False
 
     def attempt(self, step: Callable[[], dict[str, Any]]) -> StepOutcome:
         """Run `step` with the run's handling of its exceptions: a recoverable one (format error,
@@ -202,26 +217,58 @@ class DefaultAgent:
         return StepOutcome(record)
 
     def run(self, task: str, **kwargs: Any) -> AgentResult:
-        self.begin(task, **kwargs)
-        self.emit("on_start")
+        """Run `task` to its end; with `resume_from` set, continue that run instead of starting one."""
+        self.emit("on_resume" if self.begin(task, **kwargs) else "on_start")
         while True:
             start = len(self.messages)
             try:
-                outcome = self.attempt(self.step)
+                outcome = self.attempt(self._next_step)
             except Exception as e:  # an unexpected error ends the run, and the trajectory says why
                 logger.exception("run ended by %s", type(e).__name__)
                 outcome = StepOutcome({}, type(e).__name__, "", f"{type(e).__name__}: {e}")
-            status = outcome.exit_status
-            if status:
-                extra = {"exit_status": status, "submission": outcome.submission, "reason": outcome.reason}
-                content = outcome.submission or outcome.reason
-                self.add_messages({"role": "exit", "content": content, "extra": extra})
+            except (KeyboardInterrupt, RunStopped) as e:
+                # Ctrl-C or a signal: the trajectory says so, then the stop goes on up so that the
+                # caller's cleanup runs and the process exits as the signal asks.
+                status = getattr(e, "exit_status", "Interrupted")
+                self._finish(start, {}, status, "", str(e) or status, stopping=True)
+                raise
+            if outcome.exit_status:
+                return self._finish(
+                    start, outcome.record, outcome.exit_status, outcome.submission, outcome.reason
+                )
             self.emit("on_step", {"step": self.n_steps, "messages": self.messages[start:], **outcome.record})
-            if status:
-                break
-        result = AgentResult(status, outcome.submission, self.n_steps, self.cost, self.messages)
-        self.emit("on_finish", result)
+
+    def _next_step(self) -> dict[str, Any]:
+        # `before_step` hooks may end the run (a batch that stops): inside `attempt`, so it is recorded.
+        self.emit("before_step")
+        return self.step()
+
+    def _finish(
+        self, start: int, record: dict, status: str, submission: str, reason: str, *, stopping: bool = False
+    ) -> AgentResult:
+        """Record the exit message as the last step and tell the hooks the run ended.
+
+        `stopping`: a signal ends the run, so a hook that fails (a printer whose terminal closed with
+        SIGHUP) must not keep the others (the trajectory recorder) from hearing of the end.
+        """
+        emit = self._emit_each if stopping else self.emit
+        extra = {"exit_status": status, "submission": submission, "reason": reason}
+        self.add_messages({"role": "exit", "content": submission or reason, "extra": extra})
+        emit("on_step", {"step": self.n_steps, "messages": self.messages[start:], **record})
+        result = AgentResult(status, submission, self.n_steps, self.cost, self.messages)
+        self.finished = result
+        emit("on_finish", result)
         return result
+
+    def _emit_each(self, event: str, *args: Any) -> None:
+        """Emit to every hook even if one fails or is interrupted again, so the recorder still writes."""
+        for hook in self.hooks:
+            handler = getattr(hook, event, None)
+            if handler is not None:
+                try:
+                    handler(self, *args)
+                except (Exception, KeyboardInterrupt, SystemExit):  # rich exits on a closed terminal
+                    logger.debug("hook %s.%s failed while the run stopped", type(hook).__name__, event)
 
     def render_error(self, error: NonTerminatingException) -> str:
         if isinstance(error, FormatError):
@@ -281,7 +328,11 @@ class DefaultAgent:
         sampling = {} if temperature is None else {"temperature": temperature}
         message = self.model.query(self.prompt_messages(), tools=tools, **sampling)
         if self.config.cut_after_action and message.get("content"):
-            message["content"] = cut_after_first_action(message["content"])
+            cut = cut_after_first_action(message["content"])
+            if cut != message["content"] and "token_ids" in (message.get("extra") or {}):
+                # The token ids stay those the model generated; the content no longer spells them all.
+                message["extra"]["content_cut"] = True
+            message["content"] = cut
         self.cost += (message.get("extra") or {}).get("cost", 0.0)
         self.add_messages(message)
         return message
@@ -309,5 +360,6 @@ class DefaultAgent:
             "action": command,
             "output": result["output"],
             "returncode": result["returncode"],
-            **(message.get("extra") or {}),
+            # Token ids and log-probs stay in the message alone: the record would hold them twice.
+            **{k: v for k, v in (message.get("extra") or {}).items() if k not in TOKEN_FIELDS},
         }

@@ -136,6 +136,8 @@ class InteractiveAgent(DefaultAgent):
         try:
             return super().run(task, **kwargs)
         except KeyboardInterrupt:
+            if self.finished is not None:  # the loop recorded the interruption and told the hooks
+                return self.finished
             # Ctrl-C outside a step (while a hook prints or records): end the run, but keep its trajectory.
             reason = "interrupted (Ctrl-C)"
             extra = {"exit_status": "Interrupted", "submission": "", "reason": reason}
@@ -149,16 +151,6 @@ class InteractiveAgent(DefaultAgent):
             )
             self._emit_each("on_finish", result)
             return result
-
-    def _emit_each(self, event: str, *args: Any) -> None:
-        """Emit to every hook even if one is interrupted again, so the recorder still writes its files."""
-        for hook in self.hooks:
-            handler = getattr(hook, event, None)
-            if handler is not None:
-                try:
-                    handler(self, *args)
-                except KeyboardInterrupt:
-                    continue
 
     def step(self) -> dict[str, Any]:
         try:

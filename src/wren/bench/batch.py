@@ -27,14 +27,16 @@ from typing import Any
 
 from wren.bench.config import BenchWrenConfig
 from wren.bench.outcomes import ENVIRONMENT, entry_failure, failure_groups, failure_kind
-from wren.bench.progress import BatchInterrupted, ProgressHook
+from wren.bench.progress import STOPPED_STATUSES, BatchInterrupted, ProgressHook, StopEvent
 from wren.bench.rundir import PREDS_FILE, STATUS_FILE, RunDir
 from wren.environments.processes import kill_child_sessions
-from wren.exceptions import ConfigError
+from wren.exceptions import ConfigError, RunStopped
 from wren.redact import current_redactor
 
 LOCK_FILE = ".wren-batch.lock"
 WORKSPACES_DIR = ".workspaces"
+
+logger = logging.getLogger("wren.batch")
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
@@ -235,7 +237,9 @@ def _run_instance(
                 on_env(ws.env, True)
             try:
                 if stop is not None and stop.is_set():
-                    raise BatchInterrupted("batch stopped before the agent started")
+                    raise BatchInterrupted(
+                        "batch stopped before the agent started", status=getattr(stop, "reason", "")
+                    )
                 task = render_task(config.bench.task_template, inst)
                 agent_started = True
                 # A runner of the caller's also gets the instance (a search judges by its tests).
@@ -263,8 +267,8 @@ def _run_instance(
         if failure is not None:
             result["failure"] = failure
             result["error"] = _exit_reason(agent_result.messages)[:2000]
-    except BatchInterrupted:
-        result["exit_status"] = BatchInterrupted.exit_status
+    except BatchInterrupted as e:
+        result["exit_status"] = e.exit_status
     except Exception as e:  # one instance's failure is its exit status, not the batch's end
         result["exit_status"] = type(e).__name__
         # Before the agent ran, whatever failed was the workspace or its environment.
@@ -320,7 +324,7 @@ class BatchRunner:
         self.redo_existing = redo_existing
         self.progress = progress
         self.runner = runner
-        self.stop = threading.Event()
+        self.stop = StopEvent()
         self._envs: set[Any] = set()
         self._envs_lock = threading.Lock()
 
@@ -350,6 +354,7 @@ class BatchRunner:
         from wren.bench.workspace import check_workspace_config
 
         check_workspace_config(self.config.environment, self.config.bench.workspace)
+        self._prune_orphan_containers()
         with self._exclusive():
             # Holding the lock, no other runner uses these: what is left is a killed run's.
             shutil.rmtree(self.config.bench.workspace.root, ignore_errors=True)
@@ -368,9 +373,11 @@ class BatchRunner:
                     self._run_ray(todo, store)
                 else:
                     self._run_threads(todo, store)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, RunStopped) as e:
                 interrupted = True
-                self._shut_down()
+                self._shut_down(getattr(e, "exit_status", BatchInterrupted.exit_status))
+                if isinstance(e, RunStopped):
+                    raise  # the process exits as the signal asks, once everything has ended
             if self._batch_root:
                 with contextlib.suppress(OSError):
                     os.rmdir(self._batch_root)  # only when empty: the user's root is left as it was
@@ -389,8 +396,24 @@ class BatchRunner:
                 "seconds": round(time.monotonic() - started, 3),
             }
 
+    def _prune_orphan_containers(self) -> None:
+        """Remove containers whose Wren process was killed before it could (an earlier run's)."""
+        from wren.environments.docker import prune_containers
+
+        kind = self.config.environment.get("environment_class")
+        if kind not in ("docker", "podman"):
+            return
+        executable = self.config.environment.get("executable") or kind
+        try:
+            removed = prune_containers(executable)
+        except Exception as e:  # an engine that does not answer fails the instances, not here
+            logger.warning("could not look for orphaned containers: %s", e)
+            return
+        if removed:
+            logger.warning("removed %d containers left by killed runs: %s", len(removed), ", ".join(removed))
+
     def _record(self, store: PredictionsStore, result: dict[str, Any]) -> None:
-        if result["exit_status"] != BatchInterrupted.exit_status:
+        if result["exit_status"] not in STOPPED_STATUSES:
             store.record(result)
 
     def _run_threads(self, todo: list[dict[str, Any]], store: PredictionsStore) -> None:
@@ -414,15 +437,15 @@ class BatchRunner:
                 finished, futures = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in finished:
                     self._record(store, future.result())
-        except BaseException:
-            self.stop.set()
+        except BaseException as e:
+            self.stop.stop(getattr(e, "exit_status", BatchInterrupted.exit_status))
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
 
-    def _shut_down(self) -> None:
-        """After Ctrl-C: stop the agents, remove containers, kill commands still running."""
-        self.stop.set()
+    def _shut_down(self, reason: str = BatchInterrupted.exit_status) -> None:
+        """After Ctrl-C or a stop signal: stop the agents, remove containers, kill commands still running."""
+        self.stop.stop(reason)
         with self._envs_lock:
             envs = list(self._envs)
         for env in envs:

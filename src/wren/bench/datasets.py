@@ -37,13 +37,13 @@ def load_instances(spec: str | Path, split: str = "") -> list[dict[str, Any]]:
     if path.is_file():
         rows = _read_file(path)
     elif str(spec) in DATASET_NAMES:
-        rows = _read_hub_cache(str(spec), split)
+        rows = [(f"{spec}[{i}]", row) for i, row in enumerate(_read_hub_cache(str(spec), split))]
     else:
         raise DatasetError(
             f"dataset {str(spec)!r} is neither a file nor one of {', '.join(DATASET_NAMES)}; "
             "pass a JSON, JSONL or Parquet file of SWE-bench instances"
         )
-    instances = [normalise_instance(row, where=f"{spec}[{i}]") for i, row in enumerate(rows)]
+    instances = [normalise_instance(row, where=where) for where, row in rows]
     seen: set[str] = set()
     for inst in instances:
         if inst["instance_id"] in seen:
@@ -52,27 +52,52 @@ def load_instances(spec: str | Path, split: str = "") -> list[dict[str, Any]]:
     return instances
 
 
-def _read_file(path: Path) -> list[dict[str, Any]]:
+def _read_jsonl(path: Path, text: str) -> list[tuple[str, Any]]:
+    """Rows of a JSONL file, each with where it is (`FILE line N`, counting every line)."""
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((f"{path} line {number}", json.loads(line)))
+        except json.JSONDecodeError as e:
+            raise DatasetError(
+                f"cannot read dataset {path}: line {number} is not valid JSON ({e.msg} at column {e.colno})"
+            ) from e
+    return rows
+
+
+def _read_file(path: Path) -> list[tuple[str, Any]]:
+    """Rows of a JSON, JSONL or Parquet file, each with where it is (for error messages)."""
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
             import pyarrow.parquet as pq
 
-            return pq.read_table(path).to_pylist()
+            return [(f"{path} row {i}", row) for i, row in enumerate(pq.read_table(path).to_pylist())]
         text = path.read_text()
         if suffix == ".jsonl":
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
+            return _read_jsonl(path, text)
         data = json.loads(text)
     except ImportError as e:
         raise DatasetError(f"reading {path} needs pyarrow: pip install 'wren-agent[bench]'") from e
-    except (json.JSONDecodeError, OSError, ValueError) as e:
+    except json.JSONDecodeError as e:
+        raise DatasetError(
+            f"cannot read dataset {path}: not valid JSON at line {e.lineno}, column {e.colno} ({e.msg})"
+        ) from e
+    except UnicodeDecodeError as e:
+        raise DatasetError(
+            f"cannot read dataset {path}: not UTF-8 text ({e.reason} at byte {e.start})"
+        ) from e
+    except (OSError, ValueError) as e:
+        # pyarrow's ArrowInvalid is a ValueError: a torn or non-Parquet file.
         raise DatasetError(f"cannot read dataset {path}: {e}") from e
     if isinstance(data, dict):
         # Also accept {instance_id: instance} (the shape of preds.json).
         data = list(data.values()) if all(isinstance(v, dict) for v in data.values()) else [data]
     if not isinstance(data, list):
         raise DatasetError(f"{path}: expected a list of instances, found {type(data).__name__}")
-    return data
+    return [(f"{path}[{i}]", row) for i, row in enumerate(data)]
 
 
 @contextlib.contextmanager

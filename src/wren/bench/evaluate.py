@@ -29,6 +29,7 @@ from wren.bench.envs import env_command
 from wren.bench.offline import needing_network
 from wren.bench.specs import InstanceSpec, instance_spec, log_parser
 from wren.bench.workspace import Workspace, WorkspaceConfig, open_workspace, reinstall
+from wren.environments.processes import end_workers
 from wren.exceptions import ExecutionTimeoutError, Submitted
 from wren.validation import StrictModel
 
@@ -368,7 +369,8 @@ def evaluate(
     todo = [i for i in predictions if i in by_id]
     reports: dict[str, dict[str, Any]] = {}
     lock = threading.Lock()
-    with ThreadPoolExecutor(max_workers=max(config.workers, 1)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(config.workers, 1), thread_name_prefix="wren-eval")
+    try:
         futures = {
             pool.submit(evaluate_instance, by_id[i], predictions[i], config, instance_dir / i): i
             for i in todo
@@ -380,6 +382,13 @@ def evaluate(
                 reports[instance_id] = report
             if on_done is not None:
                 on_done(instance_id, report)
+    except BaseException:
+        # Ctrl-C or a stop signal: nothing new starts, and the tests running now are ended so their
+        # workers close their environments (containers, checkouts) promptly.
+        pool.shutdown(wait=False, cancel_futures=True)
+        end_workers("wren-eval")
+        raise
+    pool.shutdown(wait=True)
     summary = summarise(reports, list(by_id), todo)
     summary["instances"] = {i: reports[i] for i in sorted(reports)}
     tmp = output.with_suffix(output.suffix + ".tmp")

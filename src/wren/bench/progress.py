@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from wren.exceptions import TerminatingException
+from wren.exceptions import HungUp, Terminated, TerminatingException
 
 
 @dataclass
@@ -121,9 +121,28 @@ class BatchProgress:
 
 
 class BatchInterrupted(TerminatingException):
-    """The batch was stopped (Ctrl-C) while this instance ran; its result is not recorded."""
+    """The batch was stopped (Ctrl-C, SIGTERM, SIGHUP) while this instance ran; its result is not
+    recorded, so the next run of the batch redoes it. `exit_status` says what stopped it."""
 
     exit_status = "Interrupted"
+
+    def __init__(self, message: str = "", *, status: str = ""):
+        super().__init__(message)
+        self.exit_status = status or type(self).exit_status
+
+
+STOPPED_STATUSES = frozenset({BatchInterrupted.exit_status, Terminated.exit_status, HungUp.exit_status})
+"""Exit statuses of instances a stopped batch cut short: not results, redone by the next run."""
+
+
+class StopEvent(threading.Event):
+    """Set when the batch stops; `reason` is the exit status its unfinished instances get."""
+
+    reason = BatchInterrupted.exit_status
+
+    def stop(self, reason: str) -> None:
+        self.reason = reason
+        self.set()
 
 
 class ProgressHook:
@@ -137,8 +156,13 @@ class ProgressHook:
     def on_step(self, agent: Any, record: dict) -> None:
         if self.progress is not None:
             self.progress.instance_step(self.instance_id, agent.n_steps, agent.cost)
+
+    def before_step(self, agent: Any) -> None:
+        # Raised inside the agent's loop, so the trajectory records why the run ended.
         if self.stop is not None and self.stop.is_set():
-            raise BatchInterrupted(f"batch stopped during {self.instance_id}")
+            raise BatchInterrupted(
+                f"batch stopped during {self.instance_id}", status=getattr(self.stop, "reason", "")
+            )
 
 
 def finished_line(summary: dict[str, Any]) -> str:

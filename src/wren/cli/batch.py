@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
             model=model,
             slm=slm,
             env_kind=env,
-            embedded=lambda port: ensure_server(port, slots=workers),
+            embedded=lambda port, **kw: ensure_server(port, slots=workers, **kw),
             schema=BenchWrenConfig,
             config_format=config_format,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import typer
 
 # Options of more than one gateway command.
@@ -32,6 +34,14 @@ def _range(text: str, name: str) -> tuple[int, int]:
         raise typer.BadParameter(f"{name} must be MIN:MAX, got {text!r}") from None
 
 
+def _stopped(signum: int | None) -> None:
+    """A server that a signal stopped ends the command as the signal would (exit 128 + its number)."""
+    if signum is not None:
+        from wren.stop_signals import STOP_SIGNALS
+
+        raise STOP_SIGNALS[signum](f"stopped by {signal.Signals(signum).name}")
+
+
 def register(app: typer.Typer) -> None:
     group = typer.Typer(
         help="Program-aware inference gateway: an OpenAI-compatible proxy that keeps agent runs' KV caches warm.",
@@ -48,7 +58,10 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(None, "--port", "-p", help="Port to listen on (default 8100)."),
         host: str = _HOST,
         policy: str = typer.Option(
-            None, "--policy", help="program (default) | round-robin | least-loaded | dotted.path.Class"
+            None,
+            "--policy",
+            help="program (default) | program-ttl | program-fcfs | program-las | program-ttl-fcfs | "
+            "program-ttl-las | round-robin | least-loaded | dotted.path.Class",
         ),
         capacity: list[str] = typer.Option(
             [], "--capacity", help="KV tokens of backends that do not report it: TOKENS or URL=TOKENS."
@@ -68,13 +81,13 @@ def register(app: typer.Typer) -> None:
         max_pause: float | None = typer.Option(
             None,
             "--max-pause",
-            help="Tail bound: a program paused this many seconds (default 60) gets room made for it by "
+            help="Tail bound: a program paused this many seconds (default 100) gets room made for it by "
             "pausing programs that have run longer.",
         ),
         min_run: float | None = typer.Option(
             None,
             "--min-run",
-            help="A resumed program runs at least this many seconds (default 30) before it makes room for an "
+            help="A resumed program runs at least this many seconds (default 60) before it makes room for an "
             "overdue one.",
         ),
         max_queue: float | None = typer.Option(
@@ -136,7 +149,7 @@ def register(app: typer.Typer) -> None:
                 f"wren gateway listening on http://{cfg.host}:{bound}/v1 ({cfg.policy}; backends: {', '.join(cfg.backends)})"
             )
 
-        serve(cfg, ready=ready)
+        _stopped(serve(cfg, ready=ready))
 
     sim = typer.Typer(help="Simulated inference server and agent workload generator.", no_args_is_help=True)
     group.add_typer(sim, name="sim")
@@ -180,7 +193,7 @@ def register(app: typer.Typer) -> None:
                 f"wren sim listening on http://{cfg.host}:{bound}/v1 ({cfg.capacity_tokens} KV tokens, x{cfg.time_scale:g})"
             )
 
-        serve_sim(cfg, ready=ready)
+        _stopped(serve_sim(cfg, ready=ready))
 
     @sim.command("workload")
     def sim_workload(

@@ -6,8 +6,10 @@ command functions, so `wren --help` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import os
 import sys
 
 import typer
@@ -24,6 +26,8 @@ COMMAND_MODULES = [
     "inspect",
     "learn",
     "config",
+    "quickstart",
+    "docker",
 ]
 
 
@@ -41,15 +45,31 @@ def build_app() -> typer.Typer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from wren.exceptions import ConfigError, ModelNotFound
+    from wren.exceptions import ConfigError, ModelNotFound, RunStopped
+    from wren.stop_signals import exit_code, signals_raise
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app = build_app()
     try:
-        app(args=argv, prog_name="wren", standalone_mode=True)
+        # SIGTERM and SIGHUP unwind every command like Ctrl-C: runs end their processes and
+        # containers, write their trajectories and release their programs before wren exits.
+        with signals_raise():
+            app(args=argv, prog_name="wren", standalone_mode=True)
     except (ConfigError, ModelNotFound) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except RunStopped as e:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is sys.stderr:
+                    print(f"wren: {e}", file=stream)
+                stream.flush()
+            except (OSError, ValueError):
+                # After SIGHUP the terminal may be gone: without this, the flush at exit would fail
+                # and turn the exit status into 120.
+                with contextlib.suppress(OSError, ValueError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        sys.exit(exit_code(e))
 
 
 if __name__ == "__main__":

@@ -76,6 +76,12 @@ def register(app: typer.Typer) -> None:
             "--value",
             help="Value model directory (`wren learn value`): values MCTS nodes, ranks best-of-n.",
         ),
+        resume: str = typer.Option(
+            None,
+            "--resume",
+            help="Continue the run in this -o directory whose process died (same model and config "
+            "options as before); refused if its workspace changed since its last recorded step.",
+        ),
     ) -> None:
         """Run one task with the agent; exit 0 when it submitted."""
         from rich.markup import escape
@@ -90,6 +96,18 @@ def register(app: typer.Typer) -> None:
         from wren.run import run_agent
         from wren.serve.embedded import ensure_server
 
+        saved = None
+        if resume is not None:
+            from wren.trajectory.resume import read_saved_run
+
+            if task is not None or output is not None or search is not None:
+                raise ConfigError(
+                    "--resume continues the recorded task in its own directory: leave out -t, -o, --search"
+                )
+            saved = read_saved_run(resume)
+            task, output = saved.task, resume
+            cwd = cwd or (saved.config.get("environment") or {}).get("cwd")
+            config = [*config, f"run.instance_id={saved.instance_id}"]
         if mode is not None and mode not in MODES:
             raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
         interactive = _on_terminal() and not yolo
@@ -135,12 +153,17 @@ def register(app: typer.Typer) -> None:
         if out_dir.suffix == ".json":
             out_dir = out_dir.parent
         instance_id = cfg.run.instance_id or "run"
+        if saved is not None:
+            from wren.trajectory.resume import check_workspace
+
+            check_workspace(saved, cfg.environment.get("cwd"), out_dir)
+            console.print(f"resuming {escape(str(out_dir))} after step {saved.point.n_steps}")
         environment = get_environment(cfg.environment)
 
         def start(hooks: list[Any], run_user: Any) -> Any:
             return run_agent(
                 cfg, text, env=environment, model=model_obj, output_dir=out_dir, instance_id=instance_id,
-                hooks=hooks, agent_class=InteractiveAgent, user=run_user,
+                hooks=hooks, agent_class=InteractiveAgent, user=run_user, resume_from=saved,
             )  # fmt: skip
 
         if search is not None:

@@ -37,14 +37,14 @@ def assemble_config(
     slm: str | None = None,
     env_kind: str | None = None,
     cwd: str | None = None,
-    embedded: Callable[[int], str] | None = None,
+    embedded: Callable[..., str] | None = None,
     schema: type[WrenConfig] = WrenConfig,
     config_format: str = "auto",
     notes: list[str] | None = None,
 ) -> WrenConfig:
     """The run's config.
 
-    `embedded(port)` starts (or finds) the embedded SLM server and returns its api_base; commands
+    `embedded(port, idle_timeout=S)` starts (or finds) the embedded SLM server and returns its api_base; commands
     that may start it pass it. Then no model named anywhere means the catalog's default model.
     `config_format` and `notes` are those of `load_config_dict` (mini-swe-agent configs).
     """
@@ -89,8 +89,9 @@ def assemble_config(
         for layer in layers:
             data["model"] = deep_merge(data["model"], layer)
         if choice.embedded and not data["model"].get("api_base"):
+            run_config = validate(RunConfig, data.get("run") or {}, where="run")
             data["model"]["api_base"] = (
-                embedded(validate(RunConfig, data.get("run") or {}, where="run").embedded_port)
+                embedded(run_config.embedded_port, idle_timeout=run_config.embedded_idle_timeout)
                 if embedded is not None
                 else choice.default_api_base
             )

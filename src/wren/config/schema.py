@@ -21,6 +21,8 @@ class RunConfig(StrictModel):
     """Ping the model (/v1/models and a one-token completion) before the run."""
     embedded_port: int = 8765
     """Port of the embedded local SLM server used when no model is configured."""
+    embedded_idle_timeout: float = Field(default=300.0, ge=0)
+    """Seconds the embedded server stays up after its last request and run (0 = until stopped)."""
     instance_id: str = ""
     """Name of the run in trajectory file names ('' = derived from the time)."""
 

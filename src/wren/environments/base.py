@@ -44,6 +44,10 @@ class ProcessConfig(StrictModel):
     """Most bytes of output kept per command; beyond it the head and tail are kept."""
     shell: str = "bash"
     """Shell that runs each command with `-c`."""
+    max_processes: int = Field(default=1024, ge=0)
+    """Most processes the run's commands may have at once (0 = no limit). Local and sandbox runs
+    get a cgroup with this limit where the machine lets Wren make one; docker passes it as
+    `--pids-limit`. A fork over the limit fails, and the command's observation says so."""
 
 
 class CappedBuffer:

@@ -12,6 +12,7 @@ import contextlib
 import os
 import secrets
 import select
+import socket
 import subprocess
 import time
 import weakref
@@ -99,7 +100,10 @@ class DockerEnvironment(ProcessEnvironment):
     def _run_argv(self) -> list[str]:
         c = self.config
         argv = [c.executable, "run", "-d", "--rm", "--name", self.container_name, "--pull", c.pull]
-        argv += ["--label", "wren=1", "--label", f"wren.pid={os.getpid()}"]
+        for key, value in run_labels(self.container_name).items():
+            argv += ["--label", f"{key}={value}"]
+        if c.max_processes > 0:
+            argv += ["--pids-limit", str(c.max_processes)]
         for volume in c.volumes:
             argv += ["-v", volume]
         if c.user:
@@ -276,3 +280,63 @@ def docker_available(executable: str = "docker") -> bool:
         return subprocess.run([executable, "info"], capture_output=True, timeout=30).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
+
+
+def _start_time(pid: int) -> str:
+    """When process `pid` started (clock ticks since boot), so a reused pid is not taken for it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def run_labels(run: str) -> dict[str, str]:
+    """Labels of a container Wren starts: which run, and which process on which machine owns it."""
+    pid = os.getpid()
+    return {
+        "wren": "1",
+        "wren.run": run,
+        "wren.pid": str(pid),
+        "wren.pid_start": _start_time(pid),
+        "wren.host": socket.gethostname(),
+    }
+
+
+def _owner_alive(labels: dict[str, str]) -> bool:
+    try:
+        pid = int(labels.get("wren.pid", ""))
+    except ValueError:
+        return True  # not ours to judge
+    started = labels.get("wren.pid_start", "")
+    alive = os.path.exists(f"/proc/{pid}")
+    return alive and (not started or _start_time(pid) == started)
+
+
+def orphan_containers(executable: str = "docker") -> list[str]:
+    """Containers Wren started on this machine whose process is gone (killed before it could remove them)."""
+    out = subprocess.run(
+        [executable, "ps", "-a", "--filter", "label=wren=1", "--format", "{{.Names}}\t{{.Labels}}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if out.returncode != 0:
+        raise WrenError(f"{executable} ps failed: {out.stderr.strip()[:500]}")
+    host = socket.gethostname()
+    orphans = []
+    for line in out.stdout.splitlines():
+        name, _, raw = line.partition("\t")
+        labels = dict(item.partition("=")[::2] for item in raw.split(",") if item)
+        # Another machine's containers (a shared engine) are judged there, not here.
+        if labels.get("wren.host", host) == host and not _owner_alive(labels):
+            orphans.append(name)
+    return orphans
+
+
+def prune_containers(executable: str = "docker") -> list[str]:
+    """Remove the orphaned containers (see orphan_containers); return their names."""
+    orphans = orphan_containers(executable)
+    if orphans:
+        subprocess.run([executable, "rm", "-f", *orphans], capture_output=True, timeout=300)
+    return orphans

@@ -15,9 +15,12 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable, Iterable
 
 MARKER_VAR = "WREN_RUN_MARKER"
 """Variable set in every command's environment: `<environment token>:<command number>`."""
+GUARD_NAME = "wren-guard"
+"""A token in the argv of the guard (see guard.py), which ends a killed Wren process's runs."""
 WATCHER_NAME = "wren-container-watcher"
 """argv[0] of the process that removes a container when Wren exits; it must outlive the kill."""
 
@@ -62,30 +65,54 @@ def marked_pids(marker: str, *, prefix: bool = False) -> list[int]:
     return out
 
 
-def kill_marked(marker: str, *, prefix: bool = False, wait_s: float = 10.0) -> int:
-    """SIGKILL every process carrying `marker` until none runs; return how many were killed."""
-    killed: set[int] = set()
+def freeze_and_kill(find: Callable[[], Iterable[int]], *, wait_s: float = 10.0) -> int:
+    """Stop every process `find` returns, again until a scan finds no new one, then kill them all.
+
+    A fork loop outruns a sweep that kills as it finds: each round's children are born while the
+    round kills their parents. A stopped process cannot fork, so once a scan finds nothing that is
+    not already stopped the tree is complete, and one SIGKILL each ends it. Later scans catch
+    anything that was mid-fork. Returns how many processes were signalled.
+    """
+    seen: set[int] = set()
     deadline = time.monotonic() + wait_s
-    # Rounds until a scan finds nothing: one that forks while being killed is found by the next,
-    # and one that was sent SIGKILL but has not died yet is simply sent it again. The deadline
-    # bounds only the repeats: on a machine with many processes one scan can take seconds.
-    while pids := marked_pids(marker, prefix=prefix):
+    while True:
+        new = set(find()) - seen
+        if not new:
+            break
+        for pid in new:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGSTOP)
+        seen |= new
+        if time.monotonic() > deadline:
+            break
+    pids = seen
+    # The deadline bounds only the repeats: on a machine with many processes one scan takes seconds.
+    # A process sent SIGKILL that has not died yet is found again and simply sent it again.
+    while pids:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-        killed.update(pids)
         if time.monotonic() > deadline:
             break
         time.sleep(0.002)
-    return len(killed)
+        pids = set(find())
+        seen |= pids
+    return len(seen)
 
 
-def is_container_watcher(pid: int) -> bool:
+def kill_marked(marker: str, *, prefix: bool = False, wait_s: float = 10.0) -> int:
+    """End every process carrying `marker` (frozen first, then killed); return how many there were."""
+    return freeze_and_kill(lambda: marked_pids(marker, prefix=prefix), wait_s=wait_s)
+
+
+def _is_spared(pid: int) -> bool:
+    """A container watcher or this process's guard: each must outlive the kill to do its job."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return WATCHER_NAME.encode() in f.read()
+            argv = f.read().split(b"\0")
     except OSError:
         return False
+    return WATCHER_NAME.encode() in argv or GUARD_NAME.encode() in argv
 
 
 def kill_child_sessions() -> None:
@@ -98,7 +125,24 @@ def kill_child_sessions() -> None:
     me = os.getpid()
     for pid in _pids():
         stat = _stat(pid)
-        if stat is None or stat[1] != me or stat[2] != pid or is_container_watcher(pid):
+        if stat is None or stat[1] != me or stat[2] != pid or _is_spared(pid):
             continue
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
+
+
+def end_workers(prefix: str, wait_s: float = 60.0) -> None:
+    """Kill the commands of this process's threads named `prefix...` until those threads have ended.
+
+    Each worker closes its environment as it unwinds; a worker that starts another command meanwhile
+    sees it killed by the next round.
+    """
+    import threading
+
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        workers = [t for t in threading.enumerate() if t.name.startswith(prefix)]
+        if not workers:
+            return
+        kill_child_sessions()
+        workers[0].join(timeout=0.2)

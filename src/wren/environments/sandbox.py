@@ -16,6 +16,8 @@ from typing import Any
 from pydantic import Field
 
 from wren.environments.base import ProcessConfig, ProcessEnvironment, check_finished, command_env
+from wren.environments.contained import ContainedEnvironment
+from wren.environments.processes import MARKER_VAR
 from wren.environments.shell import PersistentShell, host_uname
 from wren.exceptions import ConfigError
 
@@ -62,24 +64,25 @@ class SandboxEnvironmentConfig(ProcessConfig):
     """More bwrap arguments, placed before the command."""
 
 
-class SandboxEnvironment(ProcessEnvironment):
+class SandboxEnvironment(ContainedEnvironment):
     config_class = SandboxEnvironmentConfig
     config: SandboxEnvironmentConfig
 
     def __init__(self, config: SandboxEnvironmentConfig | None = None, **kwargs: Any):
-        super().__init__(config or self.config_class(**kwargs))
-        if shutil.which(self.config.executable) is None:
+        config = config or self.config_class(**kwargs)
+        if shutil.which(config.executable) is None:
             raise ConfigError(
-                f"the sandbox environment needs bubblewrap ({self.config.executable!r} is not on PATH; "
+                f"the sandbox environment needs bubblewrap ({config.executable!r} is not on PATH; "
                 "on Debian: apt-get install bubblewrap)"
             )
-        self.workdir = os.path.realpath(self.config.workdir or self.config.cwd or os.getcwd())
+        self.workdir = os.path.realpath(config.workdir or config.cwd or os.getcwd())
         if not os.path.isdir(self.workdir):
             raise ConfigError(f"config key 'environment.workdir': {self.workdir} is not a directory")
         for key in ("readonly", "writable"):
-            missing = [p for p in getattr(self.config, key) if not os.path.exists(p)]
+            missing = [p for p in getattr(config, key) if not os.path.exists(p)]
             if missing:
                 raise ConfigError(f"config key 'environment.{key}': {', '.join(missing)} does not exist")
+        super().__init__(config)
         # HOME is the private /tmp: the host's home directory is not there to write to.
         base = {"HOME": "/tmp"} | {k: os.environ[k] for k in self.config.pass_env if k in os.environ}
         self._env = command_env(self.config, base)
@@ -113,14 +116,18 @@ class SandboxEnvironment(ProcessEnvironment):
         return argv
 
     def wrap(self, command: str, cwd: str) -> tuple[list[str], str | None, dict[str, str] | None]:
-        return [*self.bwrap_argv(cwd), self.config.shell, "-c", command], None, self._env
+        argv = self.cgroup.wrap([*self.bwrap_argv(cwd), self.config.shell, "-c", command])
+        return argv, None, self._env
 
-    def execute(self, command: str, cwd: str = "", *, timeout: float | None = None) -> dict[str, Any]:
+    def run_command(self, command: str, cwd: str, timeout: float | None, marker: str) -> dict[str, Any]:
+        # bwrap hands its environment to the command, so the sandboxed processes carry the marker too.
         if not self.config.persistent:
-            return super().execute(command, cwd, timeout=timeout)
+            self._env = {**self._env, MARKER_VAR: marker}
+            return ProcessEnvironment.execute(self, command, cwd, timeout=timeout)
         if self._shell is None:
             argv = [*self.bwrap_argv(self.workdir), self.config.shell, "--noprofile", "--norc"]
-            self._shell = PersistentShell(argv, env=self._env, output_cap=self.config.output_cap)
+            env = {**self._env, MARKER_VAR: f"{self.marker}:shell"}
+            self._shell = PersistentShell(self.cgroup.wrap(argv), env=env, output_cap=self.config.output_cap)
         result = self._shell.run(command, cwd or self.config.cwd, timeout=timeout or self.config.timeout)
         check_finished(result["output"])
         return result
@@ -134,3 +141,4 @@ class SandboxEnvironment(ProcessEnvironment):
         if self._shell is not None:
             self._shell.close()
             self._shell = None
+        super().close()

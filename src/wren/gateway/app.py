@@ -19,13 +19,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from wren.gateway.admission import Admission, Held
 from wren.gateway.backends import Backend
 from wren.gateway.config import GatewayConfig
 from wren.gateway.metrics import GatewayMetrics
 from wren.gateway.programs import ProgramReleased, ProgramState, ProgramTable, StepOutcome
 from wren.gateway.record import TraceRecorder
 from wren.gateway.relay import JSON_TYPE, error_response, relay_json, relay_stream
-from wren.gateway.scheduler import NoHealthyBackend, Policy, Rejected, get_policy_class
+from wren.gateway.scheduler import NoHealthyBackend, Policy, ProgramPolicy, Rejected, get_policy_class
 from wren.gateway.serving import ServerThread, serve_forever, start_site
 from wren.gateway.upstream import ConnectFailed, UpstreamDisconnected, UpstreamError
 
@@ -54,11 +55,26 @@ def _refusal(e: Exception) -> tuple[int, web.Response]:
     return 503, error_response(503, f"{e}: all backends are down", "service_unavailable")
 
 
-def _wake(prog: ProgramState) -> None:
-    """Let the held requests of `prog` look at the policy again."""
-    for fut in prog.waiters:
-        if not fut.done():
-            fut.set_result(None)
+def _no_callback(_: object) -> None:
+    """Placeholder until a held request's future exists."""
+
+
+def _call_later(delay: float, fn: Any) -> asyncio.TimerHandle:
+    return asyncio.get_running_loop().call_later(delay, fn)
+
+
+def _check_inputs(body: dict, endpoint: str) -> None:
+    """Refuse inputs no backend can take, before anything is forwarded: chat `messages` must be a
+    list of message objects with a role, a text completion needs a `prompt`."""
+    if endpoint == "chat":
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            raise BadRequest("'messages' must be a list of message objects")
+        for k, m in enumerate(messages):
+            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+                raise BadRequest(f"'messages[{k}]' must be an object with a string 'role'")
+    elif "prompt" not in body:
+        raise BadRequest("'prompt' is required")
 
 
 class Gateway:
@@ -81,7 +97,7 @@ class Gateway:
         self.recorder = (
             TraceRecorder(config.record_dir, config.record_logprobs) if config.record_dir else None
         )
-        self.policy.wake = _wake
+        self.admission = Admission(self.policy, config.max_queue_seconds, time.monotonic, _call_later)
         self.metrics.attach_state(
             lambda: (self.backends, self.programs, config.target_utilization, self.policy.queue_length())
         )
@@ -123,7 +139,7 @@ class Gateway:
         self.spawn(self._every(min(5.0, self.config.lease_seconds / 4), self._lease_round))
         self.spawn(self._every(0.1, lambda: self.policy.tick(time.monotonic())))
         for b in self.backends:
-            if b.capacity is None and self.policy.name == "program":
+            if b.capacity is None and isinstance(self.policy, ProgramPolicy):
                 log.warning(
                     "backend %s: KV capacity unknown; programs on it are never paused (set --capacity)", b.url
                 )
@@ -221,7 +237,8 @@ class Gateway:
         return b"".join(parts)
 
     def _program_id(self, request: web.Request, body: dict) -> tuple[str | None, bool]:
-        """The program id from the body, extra_body or X-Program-Id (in that order); True if the body changed."""
+        """The program id from the body, extra_body, metadata or X-Program-Id (in that order); True if the
+        body changed."""
         found = []
         changed = False
         if "program_id" in body:
@@ -232,6 +249,12 @@ class Gateway:
             found.append(extra.pop("program_id"))
             if not extra:
                 del body["extra_body"]
+            changed = True
+        meta = body.get("metadata")
+        if isinstance(meta, dict) and "program_id" in meta:
+            found.append(meta.pop("program_id"))
+            if not meta:
+                del body["metadata"]
             changed = True
         header = request.headers.get("X-Program-Id")
         if header is not None:
@@ -276,6 +299,7 @@ class Gateway:
             raise BadRequest(f"malformed JSON body: {e}") from None
         if not isinstance(body, dict):
             raise BadRequest("request body must be a JSON object")
+        _check_inputs(body, endpoint)
         try:
             pid, changed = self._program_id(request, body)
         except ValueError as e:
@@ -369,31 +393,33 @@ class Gateway:
             log.warning("could not record the request of %s: %s", prog.program_id, e)
 
     async def _admit(self, prog: ProgramState, tokens: int, least: int | None = None) -> Backend:
-        """Wait until the policy places the request (woken by it, or looking again when the bound is due)."""
-        policy = self.policy
-        backend = policy.request(prog, tokens, time.monotonic(), least)
-        if backend is not None:
+        """The backend the policy places the request on, waiting while it is held."""
+        admission = self.admission
+        backend = admission.submit(prog, tokens, least, _no_callback, _no_callback)
+        if not isinstance(backend, Held):
             return backend
+        held = backend
         started = time.monotonic()
-        loop = asyncio.get_running_loop()
+        fut = asyncio.get_running_loop().create_future()
+
+        def placed(b: Backend) -> None:
+            if fut.done():  # cancelled meanwhile: the placement is undone at once
+                self.policy.finish(prog, b, time.monotonic())
+            else:
+                fut.set_result(b)
+
+        def refused(e: BaseException) -> None:
+            if not fut.done():
+                fut.set_exception(e)
+
+        held.placed, held.refused = placed, refused
         try:
-            while backend is None:
-                fut = loop.create_future()
-                prog.waiters.append(fut)
-                due = prog.held_since + self.config.max_queue_seconds - time.monotonic()
-                try:
-                    await asyncio.wait_for(fut, max(0.0, due))
-                except TimeoutError:
-                    pass  # the policy refuses it now
-                finally:
-                    prog.waiters.remove(fut)
-                backend = policy.retry(prog, time.monotonic())
+            return await fut
         except asyncio.CancelledError:
-            policy.abandon(prog, time.monotonic())
+            admission.abandon(held)
             raise
         finally:
             self.metrics.queue_seconds.observe(time.monotonic() - started)
-        return backend
 
     def _upstream_failed(self, backend: Backend, error: UpstreamError) -> None:
         self.metrics.backend_errors.labels(backend.url, type(error).__name__).inc()
@@ -496,9 +522,10 @@ async def start_gateway(config: GatewayConfig) -> tuple[web.AppRunner, int, Gate
     return runner, port, gateway
 
 
-def serve(config: GatewayConfig, *, ready: Any = None) -> None:
-    """Run the gateway until interrupted; `ready(port)` is called once it listens."""
-    serve_forever(lambda: start_gateway(config), ready=ready)
+def serve(config: GatewayConfig, *, ready: Any = None) -> int | None:
+    """Run the gateway until interrupted; `ready(port)` is called once it listens.
+    Returns the number of the signal that stopped it (None after Ctrl-C)."""
+    return serve_forever(lambda: start_gateway(config), ready=ready)
 
 
 class GatewayThread(ServerThread):

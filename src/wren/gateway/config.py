@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from wren.gateway.policies import DEFAULT_POLICY, POLICIES
 from wren.validation import validate
 
 
@@ -20,8 +21,10 @@ class GatewayConfig(BaseModel):
     """Address to listen on."""
     port: int = Field(default=8100, ge=0, le=65535)
     """Port to listen on (0 picks a free one)."""
-    policy: str = "program"
-    """Scheduling policy: `program`, `round-robin`, `least-loaded`, or a dotted path to a Policy class."""
+    policy: str = DEFAULT_POLICY
+    """Scheduling policy: a name from `wren.gateway.policies` (`program-ttl`, `program`, `program-fcfs`,
+    `program-las`, `program-ttl-fcfs`, `program-ttl-las`, `round-robin`, `least-loaded`) or a dotted
+    path to a Policy class."""
     capacity_tokens: dict[str, int] = {}
     """KV capacity in tokens per backend URL (`*` for all) when it cannot be read from the backend."""
     api_key: str | None = None
@@ -36,16 +39,25 @@ class GatewayConfig(BaseModel):
     """Fraction of a backend's KV capacity the `program` policy fills before pausing programs."""
     resume_headroom: float = Field(default=0.05, ge=0, lt=1)
     """Fraction of usable capacity left free when resuming or admitting, so running programs can grow before more pauses."""
+    kv_block_tokens: int = Field(default=16, ge=1)
+    """Tokens per KV-cache block of the backends: a program is charged its tokens (from the backend's
+    `usage` once it has answered) rounded up to whole blocks, as the backend allocates them."""
     step_growth_tokens: int = Field(default=512, ge=0)
     """Assumed context growth of a program's next step before its own growth has been observed."""
     affinity_wait_seconds: float = Field(default=30.0, ge=0)
     """How long a paused program waits for room on the backend holding its cache before moving."""
     ageing_seconds: float = Field(default=60.0, ge=0)
     """After waiting this long, a queued program stops later ones from being resumed ahead of it."""
-    max_pause_seconds: float = Field(default=60.0, ge=0)
+    max_pause_seconds: float = Field(default=100.0, ge=0)
     """A program paused or waiting for admission this long is overdue: programs that have run longer make room for it on the backend holding its cache."""
-    min_run_seconds: float = Field(default=30.0, ge=0)
+    min_run_seconds: float = Field(default=60.0, ge=0)
     """A program runs at least this long after it is admitted or resumed before it may be paused to make room for an overdue one."""
+    tool_ttl_initial_seconds: float = Field(default=5.0, ge=0)
+    """`*-ttl` policies: how long an acting program's KV is kept before its tool times are known."""
+    tool_ttl_factor: float = Field(default=2.0, ge=0)
+    """`*-ttl` policies: the time-to-live is this many times the program's median tool time."""
+    tool_ttl_max_seconds: float = Field(default=30.0, ge=0)
+    """`*-ttl` policies: the longest time-to-live."""
     max_queue_seconds: float = Field(default=300.0, gt=0)
     """A request held at the gateway this long is answered 503 with Retry-After."""
     retry_after_seconds: float = Field(default=5.0, ge=0)
@@ -81,8 +93,6 @@ class GatewayConfig(BaseModel):
     @field_validator("policy")
     @classmethod
     def _check_policy(cls, value: str) -> str:
-        from wren.gateway.scheduler import POLICIES
-
         return POLICIES.check(value)
 
     def capacity_for(self, url: str) -> int | None:

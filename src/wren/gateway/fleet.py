@@ -18,12 +18,13 @@ from typing import Any
 
 import orjson
 
+from wren.gateway.admission import REFUSALS, Admission, Held
 from wren.gateway.backends import Backend, parse_prometheus
 from wren.gateway.config import GatewayConfig
 from wren.gateway.engine import SimConfig, SimEngine, SimRequest, block_hashes, render_messages
 from wren.gateway.metrics import GatewayMetrics
-from wren.gateway.programs import ProgramReleased, ProgramState, ProgramTable, StepOutcome
-from wren.gateway.scheduler import NoHealthyBackend, Rejected, get_policy_class
+from wren.gateway.programs import ProgramState, ProgramTable, StepOutcome
+from wren.gateway.scheduler import get_policy_class
 from wren.gateway.workload import ProgramRun, WorkloadConfig, WorkloadResult, system_prompt
 
 
@@ -81,12 +82,17 @@ class Fleet:
         self.metrics = GatewayMetrics()
         self.programs = ProgramTable()
         self.policy = get_policy_class(gateway.policy)(self.backends, gateway, self.metrics)
-        self.policy.wake = self._wake
+        self.admission = Admission(
+            self.policy,
+            gateway.max_queue_seconds,
+            self._clock,
+            lambda delay, fn: self.at(self.now + delay, fn),
+        )
         self.result = WorkloadResult()
         self._system = system_prompt(workload)
         self._next = 0
-        self._held: dict[ProgramState, _Call] = {}
         self._calls: dict[SimRequest, _Call] = {}
+        self._started: dict[ProgramState, float] = {}
 
     def _clock(self) -> float:
         return self.now
@@ -109,7 +115,7 @@ class Fleet:
                 break
             self.now = t
             fn()
-            if self._next >= cfg.programs and not self._calls and not self._held and self._idle():
+            if self._next >= cfg.programs and not self._calls and not self.admission.held and self._idle():
                 break
         self.result.elapsed_seconds = min(self.now, duration) if duration != float("inf") else self.now
         return self._summary()
@@ -142,13 +148,16 @@ class Fleet:
         self._next += 1
         prog, _ = self.programs.get_or_create(run.pid)
         prog.created = prog.last_activity = self.now
+        self._started[prog] = self.now
         self._call(run, prog)
 
     def _end_program(self, prog: ProgramState, finished: bool) -> None:
         self.programs.remove(prog)
         self.policy.release(prog, self.now)
+        started = self._started.pop(prog)
         if finished:
             self.result.programs_finished += 1
+            self.result.completion_seconds.append(self.now - started)
         self._start_program()
 
     def _call(self, run: ProgramRun, prog: ProgramState) -> None:
@@ -165,33 +174,19 @@ class Fleet:
             run, prog, chars, self.programs.estimate_prompt_tokens(prog, chars), max_tokens, self.now
         )
         least = self.programs.least_prompt_tokens(prog, chars)
-        self._place(call, lambda: self.policy.request(prog, call.estimate, self.now, least))
-
-    def _place(self, call: _Call, decide: Callable[[], Backend | None]) -> None:
         try:
-            backend = decide()
-        except (Rejected, NoHealthyBackend, ProgramReleased) as e:
-            self._held.pop(call.prog, None)
+            placed = self.admission.submit(
+                prog,
+                call.estimate,
+                least,
+                lambda b: self._dispatch(call, b),
+                lambda e: self._fail(call, f"{type(e).__name__}: {e}"),
+            )
+        except REFUSALS as e:
             self._fail(call, f"{type(e).__name__}: {e}")
             return
-        if backend is None:
-            if call.prog not in self._held:
-                self._held[call.prog] = call
-                due = call.prog.held_since + self.gateway.max_queue_seconds
-                self.at(due, lambda: self._retry(call.prog))
-            return
-        self._held.pop(call.prog, None)
-        self._dispatch(call, backend)
-
-    def _wake(self, prog: ProgramState) -> None:
-        # Looked at once the policy's current decision is over, as the gateway's woken requests are.
-        if prog in self._held:
-            self.at(self.now, lambda: self._retry(prog))
-
-    def _retry(self, prog: ProgramState) -> None:
-        call = self._held.get(prog)
-        if call is not None:
-            self._place(call, lambda: self.policy.retry(prog, self.now))
+        if not isinstance(placed, Held):
+            self._dispatch(call, placed)
 
     def _dispatch(self, call: _Call, backend: Backend) -> None:
         k = self._engine_of[id(backend)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -45,7 +44,12 @@ class ProgramState:
     queued_since: float = 0.0  # when it joined the resume queue (0 if not queued)
     resumed_at: float = 0.0  # when it was last admitted or resumed
     held_since: float = 0.0  # when the oldest of its held requests arrived
-    waiters: list[asyncio.Future] = field(default_factory=list)
+    arrived: float = -1.0  # when its first request reached the scheduler (-1: none yet)
+    acting_since: float = -1.0  # when its last reply ended, while it runs a tool (-1: not acting)
+    tool_seconds: list[float] = field(default_factory=list)  # its latest tool times, oldest first
+    pinned_until: float = float("inf")  # while acting, its KV is kept for it until then
+    sent_at: float = 0.0  # when its request in flight was placed on a backend
+    service_seconds: float = 0.0  # time its requests have spent on backends (attained service)
     released: bool = False
 
     @property
@@ -62,6 +66,7 @@ class ProgramState:
             "pause_reason": self.pause_reason or None,
             "context_tokens": self.context_tokens,
             "tokens_from_usage": self.tokens_from_usage,
+            "charged_tokens": self.charge,
             "steps": self.steps,
             "errors": self.errors,
             "inflight": self.inflight,

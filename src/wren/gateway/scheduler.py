@@ -26,15 +26,18 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from wren.exceptions import ConfigError
 from wren.gateway.metrics import GatewayMetrics
+from wren.gateway.policies import POLICIES
 from wren.gateway.programs import REASONING, ProgramReleased, ProgramState
-from wren.registry import Registry
 
 if TYPE_CHECKING:
     from wren.gateway.backends import Backend
     from wren.gateway.config import GatewayConfig
 
 log = logging.getLogger("wren.gateway")
+
+TOOL_HISTORY = 8  # tool times kept per program to predict its next one
 
 
 class NoHealthyBackend(Exception):
@@ -95,6 +98,13 @@ class Policy:
         (default: `prompt_tokens`).
         """
         self._check_size(prompt_tokens if least_tokens is None else least_tokens)
+        if prog.arrived < 0:
+            prog.arrived = now
+        if prog.acting_since >= 0:
+            prog.tool_seconds.append(now - prog.acting_since)
+            del prog.tool_seconds[:-TOOL_HISTORY]
+            prog.acting_since = -1.0
+        prog.pinned_until = float("inf")
         prog.pending_tokens = max(prog.pending_tokens, prompt_tokens)
         if prog.holding == 0:
             prog.held_since = now
@@ -122,6 +132,7 @@ class Policy:
         if backend is not None:
             prog.holding -= 1
             prog.inflight += 1
+            prog.sent_at = now
             backend.inflight += 1
         return backend
 
@@ -140,6 +151,9 @@ class Policy:
         if backend is not None:
             prog.inflight -= 1
             backend.inflight -= 1
+            prog.service_seconds += max(0.0, now - prog.sent_at)
+        if prog.inflight == 0 and prog.holding == 0:
+            prog.acting_since = now
 
     def _check_size(self, prompt_tokens: int) -> None:
         healthy = self.healthy()
@@ -204,14 +218,43 @@ class ProgramPolicy(Policy):
     """Sticky, capacity-aware program scheduling with a bounded pause (see the module docstring)."""
 
     name = "program"
+    order = "queued"
+    """Which queued program resumes first: `queued` (the order they queued), `program` (the program
+    that arrived first, whole programs first-come-first-served) or `service` (least attained
+    service: the program that has had the least time on backends)."""
+    tool_ttl = False
+    """Keep an acting program's KV only for a time-to-live predicted from its own tool times."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.queue: dict[ProgramState, None] = {}  # insertion-ordered: arrival order
         self._placing: ProgramState | None = None  # the program whose request is being placed
 
-    def queue_length(self) -> int:
-        return len(self.queue)
+    def rank(self, prog: ProgramState) -> tuple[float, ...]:
+        """Priority of a program under `order`: lower runs first, and is paused last."""
+        if self.order == "program":
+            return (prog.arrived, prog.created)
+        if self.order == "service":
+            return (prog.service_seconds, prog.arrived)
+        return (prog.queued_since,)
+
+    def _queued(self) -> list[ProgramState]:
+        if self.order == "queued":
+            return list(self.queue)
+        return sorted(self.queue, key=self.rank)
+
+    def pin_seconds(self, prog: ProgramState) -> float:
+        """How long to keep the program's KV while it runs a tool: a margin over its typical tool time.
+
+        Continuum's idea: a program whose tools return quickly is worth keeping (its next step reuses
+        the cache), one whose tool runs long is not (its blocks serve others better meanwhile).
+        """
+        cfg = self.config
+        hist = prog.tool_seconds
+        if not hist:
+            return cfg.tool_ttl_initial_seconds
+        typical = sorted(hist)[len(hist) // 2]
+        return min(cfg.tool_ttl_max_seconds, cfg.tool_ttl_factor * typical)
 
     # accounting
     def capacity(self, b: Backend) -> float:
@@ -226,7 +269,8 @@ class ProgramPolicy(Policy):
         tokens = max(prog.context_tokens, prog.pending_tokens)
         if prog.inflight or prog.holding:
             tokens += prog.growth_tokens if prog.growth_tokens >= 0 else self.config.step_growth_tokens
-        return int(tokens)
+        block = self.config.kv_block_tokens
+        return -(-int(tokens) // block) * block  # whole blocks
 
     def _uncharge(self, prog: ProgramState) -> None:
         b = prog.charged
@@ -291,6 +335,8 @@ class ProgramPolicy(Policy):
         super().finish(prog, backend, now)
         if prog.inflight == 0:
             prog.pending_tokens = 0
+            if self.tool_ttl and prog.holding == 0:
+                prog.pinned_until = now + self.pin_seconds(prog)
         b = prog.charged
         self._charge(prog)
         if b is not None and b.used > self.capacity(b):
@@ -355,8 +401,17 @@ class ProgramPolicy(Policy):
         over = sum(p.charge for p in actives) - self.capacity(b)
         if over <= 0 or len(actives) <= 1:
             return
-        # Acting programs first (nothing running), then the least progressed; newest first among equals.
-        order = sorted(actives, key=lambda p: (p.phase == REASONING, p.steps, -p.created))
+        # Acting programs first (nothing running), those past their pin first; then the least
+        # progressed (or the lowest ranked), newest first among equals.
+        if self.order == "queued":
+            order = sorted(
+                actives, key=lambda p: (p.phase == REASONING, p.pinned_until > now, p.steps, -p.created)
+            )
+        else:
+            order = sorted(
+                actives,
+                key=lambda p: (p.phase == REASONING, p.pinned_until > now, [-x for x in self.rank(p)]),
+            )
         chosen = self._enough(order[:-1], over)  # always keep one running
         for p in chosen:
             self._pause(p, "kv_overflow", now)
@@ -381,7 +436,7 @@ class ProgramPolicy(Policy):
     def _schedule(self, now: float) -> None:
         """Resume queued programs in arrival order while they fit; make room for overdue ones."""
         cfg = self.config
-        for prog in list(self.queue):
+        for prog in self._queued():
             waited = now - prog.queued_since
             target, reason = self._target(prog, now)
             if target is None and waited >= cfg.max_pause_seconds:
@@ -436,9 +491,13 @@ class ProgramPolicy(Policy):
         idle = [
             p
             for p in b.residents
-            if p.active and p is not prog and p.phase != REASONING and now - p.resumed_at >= quantum
+            if p.active
+            and p is not prog
+            and p.phase != REASONING
+            and (now - p.resumed_at >= quantum or p.pinned_until <= now)
         ]
-        idle.sort(key=lambda p: p.resumed_at)
+        # Those whose tool outlived their pin first: their cache is the least likely to be used soon.
+        idle.sort(key=lambda p: (p.pinned_until > now, p.resumed_at))
         return idle
 
     def _resume(self, prog: ProgramState, b: Backend, reason: str, now: float) -> None:
@@ -460,13 +519,46 @@ class ProgramPolicy(Policy):
             self.wake(prog)
 
 
-POLICIES: Registry[Policy] = Registry(
-    "policy",
-    {"program": ProgramPolicy, "round-robin": RoundRobinPolicy, "least-loaded": LeastLoadedPolicy},
-    base=Policy,
-)
+class ProgramTTLPolicy(ProgramPolicy):
+    """`program` with a KV time-to-live during tool calls (Continuum)."""
+
+    name = "program-ttl"
+    tool_ttl = True
+
+
+class ProgramFCFSPolicy(ProgramPolicy):
+    """`program` resuming whole programs first-come-first-served by their first request."""
+
+    name = "program-fcfs"
+    order = "program"
+
+
+class ProgramLASPolicy(ProgramPolicy):
+    """`program` with program-level least-attained-service priority (Autellix)."""
+
+    name = "program-las"
+    order = "service"
+
+
+class ProgramTTLLASPolicy(ProgramPolicy):
+    """`program` with both the tool-call time-to-live and least-attained-service priority."""
+
+    name = "program-ttl-las"
+    order = "service"
+    tool_ttl = True
+
+
+class ProgramTTLFCFSPolicy(ProgramPolicy):
+    """`program` with the tool-call time-to-live and programs first-come-first-served (Continuum)."""
+
+    name = "program-ttl-fcfs"
+    order = "program"
+    tool_ttl = True
 
 
 def get_policy_class(name: str) -> type[Policy]:
     """A policy class by short name or dotted path (`package.module.Class`)."""
-    return POLICIES.get(name)
+    cls = POLICIES.get(name)
+    if not issubclass(cls, Policy):
+        raise ConfigError(f"policy {name!r} is not a {Policy.__module__}.{Policy.__name__} class")
+    return cls

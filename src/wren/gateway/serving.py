@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 Started = tuple[web.AppRunner, int, Any]
 """What a start function returns: the runner (cleanup() stops it), the bound port, the served object."""
@@ -26,34 +30,92 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+class _JSONErrorHandler(RequestHandler):
+    """Answers a request that is not valid HTTP (a header too long, a bad request line) with an
+    OpenAI-style JSON error and one log line, as the handlers answer bad bodies."""
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status >= 500:
+            return super().handle_error(request, status, exc, message)
+        reason = message or (str(exc) if exc is not None else "bad request")
+        self.logger.warning("refused a malformed HTTP request from %s: %s", request.remote, reason)
+        if request.writer.output_size > 0:
+            raise ConnectionError("a response was already sent; cannot send the error")
+        body = orjson.dumps(
+            {
+                "error": {
+                    "message": f"malformed HTTP request: {reason}",
+                    "type": "invalid_request_error",
+                    "code": status,
+                }
+            }
+        )
+        resp = web.Response(status=status, body=body, content_type="application/json")
+        resp.force_close()
+        return resp
+
+
+class _JSONErrorServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _JSONErrorHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _Runner(web.AppRunner):
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _JSONErrorServer  # the same server, making JSON-error request handlers
+        return server
+
+
 async def start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Listen on host:port (0 = any free port); return the runner and the bound port."""
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = _Runner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=2048)
     await site.start()
     return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
 
-def serve_forever(start: Callable[[], Awaitable[Started]], *, ready: Any = None) -> None:
-    """Serve until interrupted; `ready(port)` is called once it listens."""
+def serve_forever(start: Callable[[], Awaitable[Started]], *, ready: Any = None) -> int | None:
+    """Serve until Ctrl-C, SIGTERM or SIGHUP; `ready(port)` is called once it listens.
+
+    Returns the number of the signal that stopped it (None after Ctrl-C). The signals are taken by the
+    event loop, not left to a Python handler: one that raises inside a running task would be kept by
+    the task and never reach this loop, and the server would go on serving.
+    """
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
+    stopped_by: list[int] = []
 
     async def main() -> None:
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                loop.add_signal_handler(signum, lambda n=signum: (stopped_by.append(n), stop.set()))
         runner, port, _ = await start()
         if ready is not None:
             ready(port)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await runner.cleanup()
 
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
         with contextlib.suppress(KeyboardInterrupt):
             loop.run_until_complete(main())
     finally:
         loop.close()
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+    return stopped_by[0] if stopped_by else None
 
 
 class ServerThread:

@@ -246,9 +246,10 @@ async def start_sim(config: SimConfig) -> tuple[web.AppRunner, int, SimServer]:
     return runner, port, server
 
 
-def serve_sim(config: SimConfig, *, ready: Any = None) -> None:
-    """Run a simulated server until interrupted; `ready(port)` is called once it listens."""
-    serve_forever(lambda: start_sim(config), ready=ready)
+def serve_sim(config: SimConfig, *, ready: Any = None) -> int | None:
+    """Run a simulated server until interrupted; `ready(port)` is called once it listens.
+    Returns the number of the signal that stopped it (None after Ctrl-C)."""
+    return serve_forever(lambda: start_sim(config), ready=ready)
 
 
 class SimThread(ServerThread):

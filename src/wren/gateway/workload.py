@@ -187,6 +187,14 @@ class ProgramRun:
         self.step += 1
 
 
+def quantile(values: list[float], q: float) -> float:
+    """The `q` quantile of `values` (0 when empty)."""
+    if not values:
+        return 0.0
+    xs = sorted(values)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
 @dataclass
 class WorkloadResult:
     """What a workload run did, in simulated time."""
@@ -199,6 +207,7 @@ class WorkloadResult:
     cached_tokens: int = 0
     elapsed_seconds: float = 0.0  # simulated
     step_latencies: list[float] = field(default_factory=list)  # simulated seconds
+    completion_seconds: list[float] = field(default_factory=list)  # first request to release, per program
     error_messages: list[str] = field(default_factory=list)
 
     @property
@@ -206,10 +215,12 @@ class WorkloadResult:
         return self.steps / (self.elapsed_seconds / 60.0) if self.elapsed_seconds > 0 else 0.0
 
     def latency(self, q: float) -> float:
-        if not self.step_latencies:
-            return 0.0
-        xs = sorted(self.step_latencies)
-        return xs[min(len(xs) - 1, int(q * len(xs)))]
+        return quantile(self.step_latencies, q)
+
+    @property
+    def completion_mean(self) -> float:
+        xs = self.completion_seconds
+        return sum(xs) / len(xs) if xs else 0.0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -220,6 +231,8 @@ class WorkloadResult:
             "elapsed_seconds": round(self.elapsed_seconds, 2),
             "step_latency_p50": round(self.latency(0.5), 3),
             "step_latency_p99": round(self.latency(0.99), 3),
+            "completion_mean": round(self.completion_mean, 2),
+            "completion_p99": round(quantile(self.completion_seconds, 0.99), 2),
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "cached_tokens": self.cached_tokens,
@@ -270,6 +283,7 @@ class Workload:
 
     async def _program(self, session: Any, run: ProgramRun) -> None:
         cfg = self.config
+        started = time.monotonic()
         try:
             while (call := run.next_call()) is not None:
                 reply = await self._step(session, run.pid, *call)
@@ -277,6 +291,7 @@ class Workload:
                     return
                 await asyncio.sleep(run.record_reply(reply) / cfg.time_scale)
             self.result.programs_finished += 1
+            self.result.completion_seconds.append((time.monotonic() - started) * cfg.time_scale)
         finally:
             # Release wherever the program ran: a gateway that does not know the id answers 404.
             if cfg.release and cfg.program_id_in != "none":

@@ -57,6 +57,10 @@ class ModelConfig(StrictModel):
     """Constrained output: replies are exactly one THOUGHT and one bash block (auto asks the server once)."""
     constrain_form: Literal["full", "fence"] = "full"
     """What the constraint fixes: the whole reply, or only the bash block's fences."""
+    logprobs: bool = False
+    """Ask the server for each reply's token ids and log-probabilities and keep them in the trajectory
+    (`extra.token_ids`, `extra.logprobs`; see wren.models.tokens). Replies carry them whenever the
+    server sends them; this asks for them."""
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra HTTP headers sent with every request."""
     outputs: list[Any] = Field(default_factory=list)

@@ -18,6 +18,7 @@ from wren.models.constrain import Constraint
 from wren.models.cost import CostCalculator
 from wren.models.errors import ContextWindowExceeded, PermanentModelError, RetryableModelError
 from wren.models.stats import GLOBAL_STATS
+from wren.models.tokens import EXTRA_REQUEST_FIELDS, REQUEST_FIELDS, reply_tokens
 
 logger = logging.getLogger("wren.models")
 
@@ -128,9 +129,13 @@ class LitellmModel:
             body["max_tokens"] = c.max_output_tokens
         if tools:
             body["tools"] = tools
+        if c.logprobs:
+            body.update(REQUEST_FIELDS)
         body.update(reasoning_params(c))
         body.update(c.completion_kwargs)
         constraint = self.constraint.fields(tools=bool(tools))
+        if c.logprobs and c.api_base:
+            constraint = {**EXTRA_REQUEST_FIELDS, **constraint}
         if constraint:
             # In extra_body so that LiteLLM passes the server-specific fields through untouched.
             body["extra_body"] = {**constraint, **(body.get("extra_body") or {})}
@@ -306,6 +311,7 @@ class LitellmModel:
             "latency": latency,
             "model": self.config.name,
             "finish_reason": choice.get("finish_reason"),
+            **reply_tokens(response, choice),
         }
         return out
 

@@ -15,27 +15,37 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 
 from wren.exceptions import ConfigError
+from wren.serve.state import (
+    ServerState,
+    add_holder,
+    listener_uid,
+    live_holders,
+    log_path,
+    pid_alive,
+    port_in_use,
+    read_state,
+    remove_state,
+    state_dir,
+    write_state,
+)
 
 EMBEDDED_MODEL_NAME = "gemma-3-270m"
 DEFAULT_PORT = 8765
 DEFAULT_N_CTX = 8192
 STARTUP_TIMEOUT_S = 180.0
+# As Ollama keeps a model loaded: long enough for the next run to find it warm, short enough that a
+# forgotten server does not hold its memory for the rest of the day.
+DEFAULT_IDLE_TIMEOUT_S = 300.0
 # The bundled base model's GGUF carries no chat template; llama.cpp would fall back to ChatML, whose
 # markers are plain text to Gemma. Gemma's own turn markers are special tokens it stops on.
 BUNDLED_CHAT_TEMPLATE = "gemma"
 ENGINES = ("llama.cpp", "llama-cpp-python", "vllm")
-
-
-def state_dir() -> Path:
-    path = Path(os.environ.get("WREN_HOME") or Path.home() / ".cache" / "wren")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def default_model_path() -> str:
@@ -67,6 +77,7 @@ def server_argv(
     slots: int = 1,
     chat_template: str | None = None,
     lora: list[str] = (),
+    idle_timeout: float = 0.0,
 ) -> list[str]:
     """The command that serves `model_path` (with LoRA adapter GGUFs over it) on host:port with `slots`
     parallel sequences of `n_ctx` tokens."""
@@ -81,6 +92,7 @@ def server_argv(
             "--host", host, "--port", str(port), "--n-ctx", str(n_ctx), "--slots", str(slots),
             *(["--chat-template", template] if template else []),
             *[arg for path in lora for arg in ("--lora", str(path))],
+            *(["--idle-timeout", f"{idle_timeout:g}"] if idle_timeout > 0 else []),
         ]  # fmt: skip
     if engine == "llama-cpp-python":  # optional: builds from source, not part of any extra
         template = chat_template or (BUNDLED_CHAT_TEMPLATE if bundled else None)
@@ -120,10 +132,6 @@ def server_slots(api_base: str, timeout: float = 5.0) -> int | None:
     return int(slots) if isinstance(slots, int) else None
 
 
-def pid_path(port: int) -> Path:
-    return state_dir() / f"serve-{port}.pid"
-
-
 @contextlib.contextmanager
 def _port_lock(port: int) -> Iterator[None]:
     """One launcher at a time per port, so parallel runs start one server, not several."""
@@ -135,33 +143,77 @@ def _port_lock(port: int) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _our_pid(port: int) -> int | None:
-    """The pid in serve-PORT.pid if that process is still alive."""
+def _is_our_server(state: ServerState) -> bool:
+    """Whether the state's pid is still the server process (not a pid the OS has handed on)."""
     try:
-        pid = int(pid_path(port).read_text())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
+        cmdline = Path(f"/proc/{state.pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return pid_alive(state.pid)
+    return str(state.port).encode() in cmdline
 
 
 def stop_server(port: int = DEFAULT_PORT, timeout: float = 30.0) -> bool:
     """Stop the server this state directory started on `port`; False if there was none."""
-    pid = _our_pid(port)
-    if pid is None:
+    state = read_state(port)
+    if state is None or not _is_our_server(state):
         return False
-    with contextlib.suppress(ProcessLookupError):
+    pid = state.pid
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _our_pid(port) is not None:
+    while time.monotonic() < deadline and pid_alive(pid):
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
-    if _our_pid(port) is not None:
-        with contextlib.suppress(ProcessLookupError):
+    if pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
-    pid_path(port).unlink(missing_ok=True)
+    remove_state(port, pid)
     return True
+
+
+def _say(message: str) -> None:
+    print(f"wren: {message}", file=sys.stderr, flush=True)
+
+
+def _describe(state: ServerState) -> str:
+    adapters = f" + {', '.join(Path(p).name for p in state.lora)}" if state.lora else ""
+    return f"{Path(state.model).name}{adapters} at {state.api_base} (pid {state.pid})"
+
+
+def _stop_hint(state: ServerState) -> str:
+    idle = (
+        f"it stops after {state.idle_timeout:g} s idle"
+        if state.idle_timeout > 0
+        else "it never stops by itself"
+    )
+    port = "" if state.port == DEFAULT_PORT else f" --port {state.port}"
+    return f"{idle}; `wren serve stop{port}` stops it now"
+
+
+def _legacy_pid(port: int) -> int | None:
+    """The live pid in `serve-PORT.pid`, which Wren wrote before servers had state files."""
+    try:
+        pid = int((state_dir() / f"serve-{port}.pid").read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def foreign_port_message(port: int) -> str:
+    """Why `port` cannot host Wren's embedded server: who holds it, and what to do."""
+    uid = listener_uid(port)
+    legacy = _legacy_pid(port)
+    if legacy is not None:
+        who = f"an embedded server started by an older Wren (pid {legacy}; `kill {legacy}` stops it)"
+    elif uid is not None and uid != os.getuid():
+        who = f"another user's program (uid {uid})"
+    else:
+        who = "a program that is not Wren's embedded server (none started from this WREN_HOME)"
+    return (
+        f"port {port} is held by {who}; Wren will not send your run to it. Use another port "
+        f"(-c run.embedded_port=PORT, or `wren serve --port PORT`) or stop that program"
+    )
 
 
 def ensure_server(
@@ -170,56 +222,85 @@ def ensure_server(
     *,
     slots: int = 1,
     n_ctx: int = DEFAULT_N_CTX,
+    lora: list[str] = (),
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT_S,
+    say: Callable[[str], None] = _say,
 ) -> str:
-    """The api_base of a running embedded server on `port` holding at least `slots` parallel sequences.
+    """The api_base of Wren's embedded server on `port` serving `model_path` (+ `lora`) with at least
+    `slots` parallel sequences; this process is recorded as holding it (wren.serve.state).
 
-    A running server with enough slots is reused; one with fewer is restarted if this state directory
-    started it, else that is an error (another program owns the port).
+    A server this state directory started with the same model and adapters is reused; one with other
+    ones, or too few slots, is restarted when no other run holds it, else that is an error. A port
+    held by anything else is an error that says who holds it.
     """
     if slots < 1:
         raise ConfigError(f"slots must be at least 1, got {slots}")
-    api_base = f"http://127.0.0.1:{port}/v1"
+    model_path = str(model_path or default_model_path())
+    lora = [str(Path(p).resolve()) for p in lora]
     with _port_lock(port):
-        if is_serving(api_base):
-            have = server_slots(api_base)
-            if have is None or have >= slots:
-                return api_base
-            if _our_pid(port) is None:
+        state = read_state(port)
+        if state is not None and state.owner_uid != os.getuid():
+            raise ConfigError(
+                f"the embedded server on port {port} belongs to uid {state.owner_uid}, not you: "
+                "use another port (-c run.embedded_port=PORT) or another WREN_HOME"
+            )
+        if state is not None and is_serving(state.api_base):
+            have = server_slots(state.api_base) or state.slots
+            same = state.model == model_path and state.lora == lora
+            if same and have >= slots:
+                add_holder(port)
+                say(f"reusing the embedded server: {_describe(state)}; {_stop_hint(state)}")
+                return state.api_base
+            others = [pid for pid in live_holders(port) if pid != os.getpid()]
+            why = (
+                f"it serves {_describe(state)}" if not same else f"it serves {have} sequences, {slots} needed"
+            )
+            if others:
                 raise ConfigError(
-                    f"the server on port {port} serves {have} parallel sequences, {slots} are needed, "
-                    "and Wren did not start it: stop it or set run.embedded_port to a free port"
+                    f"the embedded server on port {port} cannot be reused ({why}) and runs "
+                    f"{', '.join(map(str, others))} still use it: use another port "
+                    "(-c run.embedded_port=PORT) or wait for them"
                 )
+            say(f"restarting the embedded server on port {port}: {why}")
             stop_server(port)
-        return _start(port, model_path or default_model_path(), slots=slots, n_ctx=n_ctx)
+        elif state is not None:
+            stop_server(port)  # alive but not answering: a server that failed
+        if port_in_use(port):
+            raise ConfigError(foreign_port_message(port))
+        state = _start(port, model_path, slots=slots, n_ctx=n_ctx, lora=lora, idle_timeout=idle_timeout)
+        add_holder(port)
+        say(f"started the embedded server: {_describe(state)}; {_stop_hint(state)}")
+        return state.api_base
 
 
-def _start(port: int, model_path: str, *, slots: int, n_ctx: int) -> str:
+def _start(
+    port: int, model_path: str, *, slots: int, n_ctx: int, lora: list[str], idle_timeout: float
+) -> ServerState:
     api_base = f"http://127.0.0.1:{port}/v1"
-    log_path = state_dir() / f"serve-{port}.log"
-    with log_path.open("ab") as log:
+    log = log_path(port)
+    argv = server_argv(model_path, port, slots=slots, n_ctx=n_ctx, lora=lora, idle_timeout=idle_timeout)
+    with log.open("ab") as handle:
         proc = subprocess.Popen(
-            server_argv(model_path, port, slots=slots, n_ctx=n_ctx),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
-    pid_path(port).write_text(str(proc.pid))
+    state = ServerState(
+        pid=proc.pid, port=port, model=model_path, lora=lora, slots=slots, owner_uid=os.getuid(),
+        idle_timeout=idle_timeout,
+    )  # fmt: skip
+    write_state(state)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pid_path(port).unlink(missing_ok=True)
-            tail = log_path.read_text(errors="replace")[-2000:]
+            remove_state(port, proc.pid)
+            tail = log.read_text(errors="replace")[-2000:]
             raise ConfigError(
-                f"the embedded SLM server exited with {proc.returncode}; its log ({log_path}):\n{tail}"
+                f"the embedded SLM server exited with {proc.returncode}; its log ({log}):\n{tail}"
             )
         if is_serving(api_base, timeout=1.0):
-            return api_base
+            return state
         time.sleep(0.2)
     stop_server(port)
-    raise ConfigError(
-        f"the embedded SLM server did not answer within {STARTUP_TIMEOUT_S:.0f} s; see {log_path}"
-    )
+    raise ConfigError(f"the embedded SLM server did not answer within {STARTUP_TIMEOUT_S:.0f} s; see {log}")
 
 
 def embedded_model_config(api_base: str) -> dict[str, object]:

@@ -1,7 +1,9 @@
 """llama.cpp's own HTTP server, run in this process through the `xllamacpp` wheel (nothing compiles).
 
 `python -m wren.serve.llamacpp --model FILE --port P` loads the model, starts the server, prints one
-`listening on URL` line (the handshake a launcher waits for), and serves until SIGTERM or SIGINT.
+`listening on URL` line (the handshake a launcher waits for), and serves until SIGTERM or SIGINT,
+or, with `--idle-timeout S`, until it has been idle for S seconds (wren.serve.idle). On the way out
+it removes its state file (wren.serve.state), so `wren serve status` does not list it.
 """
 
 from __future__ import annotations
@@ -79,16 +81,33 @@ def bundled_template(name_or_text: str) -> str:
     return path.read_text() if "{" not in name_or_text and path.is_file() else name_or_text
 
 
-def serve(params: Any) -> None:
-    """Start the server and block until a termination signal arrives."""
+def serve(params: Any, *, idle_timeout: float = 0.0) -> None:
+    """Start the server and block until a termination signal arrives or it has been idle
+    `idle_timeout` seconds (0 = never)."""
     import xllamacpp
 
+    from wren.serve.idle import start_watch
+    from wren.serve.state import remove_state
+
     stop = threading.Event()
+    signalled = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        signalled.set()
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     server = xllamacpp.Server(params)
     print(f"{READY_LINE} {server.listening_address}", flush=True)
-    stop.wait()
+    try:
+        host = params.hostnames[0] if params.hostnames else "127.0.0.1"
+        start_watch(idle_timeout, f"http://{host}:{params.port}", params.port, stop)
+        stop.wait()
+        if not signalled.is_set():
+            print(f"idle for {idle_timeout:g} s: stopping", flush=True)
+    finally:
+        remove_state(params.port, os.getpid())
     del server  # its destructor stops the main loop and joins the HTTP threads
 
 
@@ -101,6 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--slots", type=int, default=1, help="sequences served in parallel")
     parser.add_argument("--alias", default=None, help="model name the API reports")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--idle-timeout", type=float, default=0.0, help="stop after this many idle seconds (0 = never)"
+    )
     parser.add_argument("--lora", action="append", default=[], help="adapter GGUF applied over the model")
     parser.add_argument(
         "--chat-template", default=None, help="a template in wren/serve/templates (e.g. gemma) or Jinja text"
@@ -121,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    serve(params)
+    serve(params, idle_timeout=args.idle_timeout)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from wren.exceptions import WrenError
 JSONL_NAME = "trajectory.jsonl"
 FINAL_SUFFIX = ".traj.json"
 TRAJECTORY_FORMAT = "mini-swe-agent-1.1"
+KILLED_STATUS = "Killed"
+"""The exit status written, by the process that watches a run, for a run whose Wren process died."""
 
 # Where a run came from; `Run.layout` holds one of these.
 WREN = "wren"  # a final `<id>.traj.json` written by Wren

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ class TrajectoryRecorder:
         *,
         config: dict[str, Any] | None = None,
         secrets: list[str] | tuple = (),
+        task: str | None = None,
+        fingerprint: Callable[[], dict[str, Any] | None] | None = None,
     ):
         self.output_dir = Path(output_dir)
         self.instance_id = instance_id
@@ -39,15 +42,33 @@ class TrajectoryRecorder:
         self.redact = current_redactor(secrets)
         self.jsonl_path = self.output_dir / JSONL_NAME
         self.traj_path = self.output_dir / final_name(instance_id)
+        self.task = task
+        self.fingerprint = fingerprint
         self._file = None
 
     def on_start(self, agent: Any) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self._file = self.jsonl_path.open("w", encoding="utf-8")
-        self._write_line({"step": 0, "messages": agent.messages, "timestamp": time.time()})
+        # What `wren run --resume` needs to continue the run if this process dies.
+        opening = {"instance_id": self.instance_id, "n_prefix": getattr(agent, "n_prefix", None)}
+        if self.task is not None:
+            opening["task"] = self.task
+        if self.config:
+            opening["config"] = self.config
+        self._write_line({"step": 0, "messages": agent.messages, **opening, "timestamp": time.time()})
+
+    def on_resume(self, agent: Any) -> None:
+        """Append to the log of a run that is being continued (its lines so far stay as they are)."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self._file = self.jsonl_path.open("a", encoding="utf-8")
+        self._write_line({"step": agent.n_steps, "messages": [], "resumed": True, "timestamp": time.time()})
 
     def _write_line(self, record: dict) -> None:
         assert self._file is not None
+        if self.fingerprint is not None:
+            workspace = self.fingerprint()
+            if workspace is not None:
+                record = {**record, "workspace": workspace}
         self._file.write(_dumps(self.redact.data(record)) + "\n")
         self._file.flush()
 

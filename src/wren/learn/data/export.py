@@ -1,7 +1,8 @@
 """Training data in TRL's dataset formats, from episodes.
 
 - SFT: conversational `messages` records; assistant turns carry `train` (False for replies that
-  broke the action format) and each record a `weight` (1, or the episode's return).
+  broke the action format) and each record a `weight` (1, or the episode's return). Replies whose
+  run kept the server's tokens (`model.logprobs`) also carry `token_ids` and `logprobs`, as in DPO.
 - DPO: `prompt` / `chosen` / `rejected`, conversational, for two continuations of one prefix.
 - Value: a prefix and the return the episode eventually got.
 """
@@ -63,6 +64,27 @@ class ExportConfig(StrictModel):
     around the first edit of each run (a run without an edit is cut into windows as before)."""
 
 
+def reply_tokens(message: dict) -> dict[str, list]:
+    """The token ids and log-probs the server gave for a reply (`model.logprobs`), when they spell
+    exactly its content: a trainer can then use them instead of tokenizing the text again."""
+    extra = message.get("extra") or {}
+    if not isinstance(extra.get("token_ids"), list) or extra.get("content_cut"):
+        return {}
+    tokens = {"token_ids": extra["token_ids"]}
+    if isinstance(extra.get("logprobs"), list):
+        tokens["logprobs"] = extra["logprobs"]
+    return tokens
+
+
+def _with_tokens(shown: list[dict], messages: list[dict]) -> list[dict]:
+    """`shown` with the tokens of each reply the history showed as it was (a shortened one is not
+    what its tokens spell)."""
+    unchanged = {id(m) for m in messages}
+    return [
+        {**m, **reply_tokens(m)} if m.get("role") == "assistant" and id(m) in unchanged else m for m in shown
+    ]
+
+
 def marked(episode: Episode) -> list[dict]:
     """The episode's messages, with format-breaking replies marked not to be trained on."""
     trained = set(episode.assistant_indices()) - set(episode.format_error_steps())
@@ -88,7 +110,8 @@ def sft_records(
         # Trained on what the model was shown: at inference every earlier reply is in the prompt and
         # long outputs are capped; windows of the whole trajectory taught replies to prompts the
         # model never gets.
-        shown = episode.shown(marked(episode))
+        messages = marked(episode)
+        shown = _with_tokens(episode.shown(messages), messages)
         cut = edit_window(shown, episode, config.edit_window) if config.edit_window else None
         pieces = [cut] if cut else windows(shown, config.max_tokens, count, episode.opening)
         task = episode.instance or {}
@@ -217,8 +240,12 @@ def pair_record(
     prompt = prefix_window(prefix, config.max_tokens - count("x" * longest) - 8, count, n_head)
     return {
         "prompt": prompt,
-        "chosen": [{"role": "assistant", "content": str(chosen.get("content") or "")}],
-        "rejected": [{"role": "assistant", "content": str(rejected.get("content") or "")}],
+        "chosen": [
+            {"role": "assistant", "content": str(chosen.get("content") or ""), **reply_tokens(chosen)}
+        ],
+        "rejected": [
+            {"role": "assistant", "content": str(rejected.get("content") or ""), **reply_tokens(rejected)}
+        ],
     }
 
 

@@ -36,10 +36,14 @@ def normalise(messages: list[dict]) -> list[dict]:
         entry = {"role": role, "content": str(message.get("content") or "")}
         if role == "assistant":
             entry["train"] = bool(message.get("train", True))
+            entry.update({k: message[k] for k in ("token_ids", "logprobs") if k in message})
         if out and out[-1]["role"] == role and role != "system":
             out[-1]["content"] += "\n\n" + entry["content"]
             if role == "assistant":
                 out[-1]["train"] = out[-1]["train"] and entry["train"]
+                # Two replies joined are no longer what the server's tokens spell.
+                out[-1].pop("token_ids", None)
+                out[-1].pop("logprobs", None)
         else:
             out.append(entry)
     return out
