@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from tests.peers.openai_server import ScriptedOpenAIServer
 from tests.synth.conftest import make_project
 from wren.learn.data.demos import SUBMIT, Hunk, edit_command
+from wren.learn.data.export import read_jsonl
 from wren.learn.loop import Loop
 from wren.learn.loop_config import LoopConfig
 from wren.learn.report import write_report
@@ -67,13 +69,16 @@ def loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Loop:
         step_limit=4,
         synth={"python": sys.executable, "timeout": 60},
         curriculum={"start_level": 4, "min_level": 1, "samples": 2, "regain_after": 1},
+        export={"max_tokens": 1280, "edit_window": {"steps_before": 0, "steps_after": 0}},
     )
     loop = Loop(config, log=lambda line: None)
     loop._synth([str(project)], loop.work / "tasks" / "train.jsonl", 4)
     return loop
 
 
-def test_hints_are_withdrawn_after_a_pass_and_regained_after_a_round_of_failures(loop: Loop):
+def test_hints_are_withdrawn_after_a_pass_and_regained_after_a_round_of_failures(
+    loop: Loop, tiny_model: Path
+):
     tasks = loop.tasks("train")
     assert len(tasks) >= 2
     with ScriptedOpenAIServer([], respond=hint_reader) as server:
@@ -112,3 +117,17 @@ def test_hints_are_withdrawn_after_a_pass_and_regained_after_a_round_of_failures
     report = {"rounds": [], "evaluations": {}, "stage_seconds": {}, "curriculum": [first, second]}
     html = write_report(report, loop.work / "report.json").with_suffix(".html").read_text()
     assert "Resolve rate per rung" in html and "<th>L3</th>" in html and "0 / " in html
+
+    # The round's training data: every judged demonstration at every rung, and the successes so far,
+    # each an edit window that keeps its rung, repository and family.
+    demos = loop._demos(tasks, loop.work / "demos")
+    counts = loop.round_data(1, tiny_model)
+    records = read_jsonl(loop.work / "rounds" / "round-1" / "data" / "sft.jsonl")
+    levels = Counter(r["hint_level"] for r in records)
+    successes = sum(first["passes"].values())
+    assert counts["demos_not_retold"] == 0 and counts["rollout_resolved"] == 0  # round 1 passed nothing
+    assert levels == {1: demos["kept"], 2: demos["kept"], 3: demos["kept"], 4: demos["kept"] + successes}
+    assert {r["family"] for r in records} <= families and all(r["repo"] for r in records)
+    for record in records:
+        replies = [m["content"] for m in record["messages"] if m["role"] == "assistant" and m["train"]]
+        assert len(replies) == 2 and "sed -i" in replies[0] and "COMPLETE_TASK_AND_SUBMIT" in replies[1]

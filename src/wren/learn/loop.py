@@ -398,15 +398,49 @@ class Loop:
 
         return self.stages.run(f"curriculum-{r}", update)
 
-    def _round(self, r: int, model_dir: Path, gguf: str) -> dict[str, Any]:
+    def round_data(self, r: int, model_dir: Path) -> dict[str, Any]:
+        """Round r's training data: the demonstrations (with a curriculum, retold at every rung of
+        demo_levels) and the rollouts of every round so far, exported as the loop's export says."""
         from wren.learn.data.episodes import load_episodes
-        from wren.learn.train.finetune import train
         from wren.serve.convert import token_counter
-        from wren.serve.gguf_export import export_gguf
 
         c = self.config
         here = self.work / "rounds" / f"round-{r}"
         train_file = self.work / "tasks" / "train.jsonl"
+
+        def load(run: Path, dataset: Path = train_file) -> list[Any]:
+            return load_episodes(run, report=RunDir(run).report, dataset=dataset)
+
+        by_round = [load(run, dataset) for run, dataset in self._rollout_dirs(r)]
+        rollouts = [e for episodes in by_round for e in episodes]
+        demos = load(self.work / "demos")
+        if c.curriculum:
+            from wren.learn.data.rungs import at_levels
+
+            demos, counts_missed = at_levels([e for e in demos if e.resolved], c.curriculum.demo_levels)
+        episodes = demos + rollouts
+        # Windows are measured with the model's own tokenizer: a rough count made them outgrow
+        # max_length, and the trainer's cut took the later turns (24 of 106 records once).
+        counts = export(episodes, here / "data", c.export, token_counter(model_dir))
+        # The reward plotted per round is that round's model's, not a mean over the rounds so far.
+        this_round = [e for episodes in by_round[-self._samples() :] for e in episodes] if by_round else []
+        counts["rollout_reward"] = (
+            sum(episode_return(e, c.export.rewards) for e in this_round) / len(this_round)
+            if this_round
+            else None
+        )
+        counts["rollout_resolved"] = sum(e.resolved for e in this_round)
+        counts["episodes"] = len(episodes)
+        if c.curriculum:
+            counts["demos_not_retold"] = counts_missed
+        return counts
+
+    def _round(self, r: int, model_dir: Path, gguf: str) -> dict[str, Any]:
+        from wren.learn.train.finetune import train
+        from wren.serve.gguf_export import export_gguf
+
+        c = self.config
+        here = self.work / "rounds" / f"round-{r}"
         tried = c.curriculum is not None and r >= c.curriculum.first_rollout_round
         curriculum = self._curriculum_round(r, gguf) if tried else None
         if c.rollouts and not c.curriculum:
@@ -415,37 +449,7 @@ class Loop:
                 lambda: self.run_and_judge(gguf, self.tasks("train"), here / "rollouts", 1000 + r),
             )
 
-        def data() -> dict[str, Any]:
-            def load(run: Path, dataset: Path = train_file) -> list[Any]:
-                return load_episodes(run, report=RunDir(run).report, dataset=dataset)
-
-            by_round = [load(run, dataset) for run, dataset in self._rollout_dirs(r)]
-            rollouts = [e for episodes in by_round for e in episodes]
-            demos = load(self.work / "demos")
-            if c.curriculum:
-                from wren.learn.data.rungs import at_levels
-
-                demos, counts_missed = at_levels([e for e in demos if e.resolved], c.curriculum.demo_levels)
-            episodes = demos + rollouts
-            # Windows are measured with the model's own tokenizer: a rough count made them outgrow
-            # max_length, and the trainer's cut took the later turns (24 of 106 records once).
-            counts = export(episodes, here / "data", c.export, token_counter(model_dir))
-            # The reward plotted per round is that round's model's, not a mean over the rounds so far.
-            this_round = (
-                [e for episodes in by_round[-self._samples() :] for e in episodes] if by_round else []
-            )
-            counts["rollout_reward"] = (
-                sum(episode_return(e, c.export.rewards) for e in this_round) / len(this_round)
-                if this_round
-                else None
-            )
-            counts["rollout_resolved"] = sum(e.resolved for e in this_round)
-            counts["episodes"] = len(episodes)
-            if c.curriculum:
-                counts["demos_not_retold"] = counts_missed
-            return counts
-
-        counts = self.stages.run(f"export-{r}", data)
+        counts = self.stages.run(f"export-{r}", lambda: self.round_data(r, model_dir))
 
         def sft() -> dict[str, Any]:
             config = self.train_config(
