@@ -144,3 +144,14 @@ def test_a_base_model_at_a_url_needs_its_training_directory():
     with pytest.raises(ConfigError, match="base_training_dir"):
         validate(LoopConfig, {"work_dir": "w", "base_model": "http://127.0.0.1:9/v1"}, where="loop")
     LoopConfig(work_dir="w", base_model="http://127.0.0.1:9/v1", base_training_dir="models/base")
+
+
+def test_the_cli_reads_the_shipped_recipe_by_name_and_names_a_bad_override(tmp_path):
+    from tests.test_cli_run import wren
+
+    result = wren("learn", "loop", "-c", "ladder", "-c", f"work_dir={tmp_path}", "-c", "curriculum.samples=0")
+    assert result.returncode != 0
+    assert "curriculum.samples" in result.stderr
+    assert not (tmp_path / "stages").exists()  # refused before any stage ran
+    unknown = wren("learn", "loop", "-c", str(tmp_path / "nosuch.yaml"))
+    assert unknown.returncode != 0 and "no built-in loop config of that name (ladder" in unknown.stderr

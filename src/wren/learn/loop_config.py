@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from wren.exceptions import ConfigError
 from wren.learn.curriculum import CurriculumConfig
 from wren.learn.data.export import ExportConfig
 from wren.learn.probe import EditCheck
@@ -162,7 +163,11 @@ def config_file(spec: str) -> str:
     if "=" in spec or Path(spec).exists():
         return spec
     path = BUILTIN_DIR / f"{spec}.yaml"
-    return str(path) if path.is_file() else spec
+    if path.is_file():
+        return str(path)
+    raise ConfigError(
+        f"loop config {spec}: no such file, and no built-in loop config of that name ({', '.join(builtin_configs())})"
+    )
 
 
 def synth_config(
