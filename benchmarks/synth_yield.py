@@ -34,12 +34,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from wren.synth.sdist import prepare_repo
 
 _VERBOSE = re.compile(r"^(\S+::\S.*?)\s+(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
 _stamp_lock = threading.Lock()
@@ -47,46 +48,6 @@ _stamp = [1_500_000_000]
 
 
 # ------------------------------------------------------------------------------------ the repository
-
-
-def prepare_repo(spec: str, work: Path) -> Path:
-    """Download the sdist of `name==version`, unpack it and make it a git repository (once)."""
-    name, _, version = spec.partition("==")
-    target = work / "repos-src" / f"{name}-{version or 'latest'}"
-    if (target / ".git").is_dir():
-        return target
-    download = work / "sdist"
-    download.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            spec,
-            "-d",
-            str(download),
-        ],
-        check=True,
-    )
-    prefix = name.replace("-", "_").lower()
-    (sdist,) = [p for p in download.iterdir() if p.name.lower().replace("-", "_").startswith(prefix)]
-    unpack = work / "unpack"
-    shutil.rmtree(unpack, ignore_errors=True)
-    with tarfile.open(sdist) as tar:
-        tar.extractall(unpack, filter="data")
-    (top,) = list(unpack.iterdir())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(top), target)
-    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
-    subprocess.run([*git, "init", "-q", str(target)], check=True)
-    subprocess.run([*git, "-C", str(target), "add", "-A"], check=True)
-    subprocess.run([*git, "-C", str(target), "commit", "-qm", f"{spec} sdist"], check=True)
-    return target
 
 
 # ------------------------------------------------------------------------------------ SWE-smith (peer)

@@ -6,7 +6,8 @@ and `/v1/models` from a script of replies, and records each request it got.
 A script entry is a string (the assistant's content) or a dict with any of:
   content, tool_calls ([{"name", "arguments"}]), status (HTTP error to return), delay (seconds),
   repeat (how many times to use this entry), usage ({"prompt_tokens", "completion_tokens"}).
-When the script runs out, the last entry repeats.
+When the script runs out, the last entry repeats. With `respond` (a function of the request
+body), each reply's content is what it returns instead: a policy that reads the conversation.
 
 Run standalone: python -m tests.peers.openai_server --script script.json --port 0
 (prints "PORT <n>" when listening).
@@ -18,6 +19,7 @@ import argparse
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -34,8 +36,15 @@ class ScriptedOpenAIServer:
     """Serves the script on 127.0.0.1 in a background thread (`with ScriptedOpenAIServer(...) as s`)."""
 
     def __init__(
-        self, script: list[Any], *, port: int = 0, model: str = "scripted-model", record: bool = True
+        self,
+        script: list[Any],
+        *,
+        port: int = 0,
+        model: str = "scripted-model",
+        record: bool = True,
+        respond: Callable[[dict[str, Any]], str] | None = None,
     ):
+        self.respond = respond
         self.script = _expand(script) or [{"content": ""}]
         self.model = model
         self.record = record
@@ -51,7 +60,9 @@ class ScriptedOpenAIServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def next_reply(self) -> dict:
+    def next_reply(self, body: dict[str, Any] | None = None) -> dict:
+        if self.respond is not None:
+            return {"content": self.respond(body or {})}
         with self.lock:
             reply = self.script[min(self.index, len(self.script) - 1)]
             self.index += 1
@@ -121,7 +132,7 @@ class ScriptedOpenAIServer:
                 if not (self.path.endswith("/chat/completions") or self.path.endswith("/completions")):
                     self._send_json(404, {"error": {"message": f"no route {self.path}"}})
                     return
-                reply = server.next_reply()
+                reply = server.next_reply(body)
                 if reply.get("delay"):
                     time.sleep(float(reply["delay"]))
                 if reply.get("status"):

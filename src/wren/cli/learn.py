@@ -160,7 +160,10 @@ def probe_command(
 
 def loop_command(
     config: list[str] = typer.Option(
-        ..., "-c", "--config", help="The loop's YAML file, then key=value overrides (see docs/learn.md)."
+        ...,
+        "-c",
+        "--config",
+        help="The loop's YAML file or a built-in one by name (ladder), then key=value overrides (see docs/learn.md).",
     ),
 ) -> None:
     """Synthesize, demonstrate, roll out, train (SFT, DPO), serve and evaluate on held-out repos; resumable."""
@@ -168,9 +171,11 @@ def loop_command(
 
     from wren.config.loader import validate
     from wren.learn.loop import Loop, LoopConfig
+    from wren.learn.loop_config import config_file
     from wren.learn.report import LOOP_REPORT, evaluation_lines
 
-    loop_config = validate(LoopConfig, options.config_data(config), where="learn loop")
+    data = options.config_data([config_file(spec) for spec in config])
+    loop_config = validate(LoopConfig, data, where="learn loop")
     report = Loop(loop_config, log=lambda line: typer.echo(line, err=True)).run()
     for line in evaluation_lines(report):
         typer.echo(line, err=True)

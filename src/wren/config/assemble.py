@@ -44,7 +44,8 @@ def assemble_config(
 ) -> WrenConfig:
     """The run's config.
 
-    `embedded(port, idle_timeout=S)` starts (or finds) the embedded SLM server and returns its api_base; commands
+    `embedded(port, idle_timeout=S[, lora=ADAPTERS])` starts (or finds) the embedded SLM server
+    serving the bundled model (with a catalog entry's adapters over it) and returns its api_base; commands
     that may start it pass it. Then no model named anywhere means the catalog's default model.
     `config_format` and `notes` are those of `load_config_dict` (mini-swe-agent configs).
     """
@@ -90,8 +91,10 @@ def assemble_config(
             data["model"] = deep_merge(data["model"], layer)
         if choice.embedded and not data["model"].get("api_base"):
             run_config = validate(RunConfig, data.get("run") or {}, where="run")
+            # An entry with adapters asks for them: a server without them is not reused for it.
+            adapters = {"lora": choice.lora} if choice.lora else {}
             data["model"]["api_base"] = (
-                embedded(run_config.embedded_port, idle_timeout=run_config.embedded_idle_timeout)
+                embedded(run_config.embedded_port, idle_timeout=run_config.embedded_idle_timeout, **adapters)
                 if embedded is not None
                 else choice.default_api_base
             )

@@ -8,6 +8,7 @@ Its config and the typed configs of its stages are in `wren.learn.loop_config`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,19 +36,56 @@ class Loop:
         self.log = log
 
     # ---- tasks -------------------------------------------------------------------------
-    def _synth(self, repos: list[str], output: Path, n: int) -> dict[str, Any]:
+    def repositories(self) -> tuple[list[str], list[str], dict[str, str]]:
+        """(training directories, held-out directories, test command by directory): the config's
+        own, or those of its repository list, each sdist unpacked under WORK/sources."""
+        c = self.config
+        if not c.repo_list:
+            return c.train_repos, c.heldout_repos, {}
+        from wren.synth.repos import REPOS_FILE, load_repos
+        from wren.synth.sdist import repo_dir
+
+        listed = load_repos(REPOS_FILE if c.repo_list == "builtin" else c.repo_list)
+        unknown = sorted(set(c.repo_names) - {r.name for r in listed})
+        if unknown:
+            raise ConfigError(f"repo_names: {', '.join(unknown)} not in the repository list {c.repo_list}")
+        chosen = [r for r in listed if not c.repo_names or r.name in c.repo_names]
+        where = {r.spec: str(repo_dir(r.spec, self.work / "sources")) for r in chosen}
+        by_role = {
+            role: [where[r.spec] for r in chosen if r.role == role] for role in ("training", "heldout")
+        }
+        if not by_role["training"] or not by_role["heldout"]:
+            raise ConfigError("the repositories chosen from the list need at least one of each role")
+        return (
+            by_role["training"],
+            by_role["heldout"],
+            {where[r.spec]: r.test_cmd for r in chosen if r.test_cmd},
+        )
+
+    def _sources(self) -> dict[str, Any]:
+        from wren.synth.repos import REPOS_FILE, load_repos
+        from wren.synth.sdist import prepare_repo
+
+        c = self.config
+        listed = load_repos(REPOS_FILE if c.repo_list == "builtin" else c.repo_list)
+        specs = [r.spec for r in listed if not c.repo_names or r.name in c.repo_names]
+        return {"repos": {spec: str(prepare_repo(spec, self.work / "sources")) for spec in specs}}
+
+    def _synth(
+        self, repos: list[str], output: Path, n: int, test_cmds: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         from wren.synth.pipeline import synthesize
 
         counts = {}
         for repo in repos:
-            config = self.synth_config(repo, output, n)
+            config = self.synth_config(repo, output, n, (test_cmds or {}).get(repo, ""))
             before = _count_lines(output)
             synthesize(config)
             counts[repo] = _count_lines(output) - before
         return {"tasks": _count_lines(output), "per_repo": counts}
 
-    def synth_config(self, repo: str, output: Path, n: int) -> SynthConfig:
-        return synth_config(self.config, repo, output, n, self.work / "repos")
+    def synth_config(self, repo: str, output: Path, n: int, test_cmd: str = "") -> SynthConfig:
+        return synth_config(self.config, repo, output, n, self.work / "repos", test_cmd)
 
     def train_config(self, settings: Any, model: str, data: Path, output: Path, method: str) -> TrainConfig:
         return train_config(settings, model, data, output, method)
@@ -115,9 +153,8 @@ class Loop:
     ) -> dict[str, Any]:
         from wren.bench.batch import BatchRunner
         from wren.bench.evaluate import evaluate, judge_config, load_predictions
-        from wren.serve.served import served
 
-        with served(gguf, n_ctx=self.config.n_ctx, parallel=self.config.workers) as api_base:
+        with self.serving(gguf) as api_base:
             config = self.bench_config(api_base, seed, extra, temperature)
             summary = BatchRunner(config, out, workers=self.config.workers).run(tasks)
         run = RunDir(out)
@@ -126,11 +163,22 @@ class Loop:
         report = evaluate(tasks, preds, eval_config, run.report)
         return {"exit_statuses": summary["exit_statuses"], "resolved": report["resolved_instances"]}
 
-    def evaluate_model(self, name: str, gguf: str, extra: list[str] | None = None) -> dict[str, Any]:
+    def serving(self, model: str) -> contextlib.AbstractContextManager[str]:
+        """The OpenAI-compatible base URL of `model` while in use: a GGUF served here by llama.cpp,
+        or a URL (http://...) of a server that already serves it (vLLM behind the gateway, say)."""
+        from wren.serve.served import served
+
+        if _is_url(model):
+            return contextlib.nullcontext(model)
+        return served(model, n_ctx=self.config.n_ctx, parallel=self.config.workers)
+
+    def evaluate_model(
+        self, name: str, gguf: str, extra: list[str] | None = None, kind: str = "heldout"
+    ) -> dict[str, Any]:
         from wren.learn.data.command_kinds import kind_counts
         from wren.learn.data.episodes import load_episodes
 
-        tasks = self.tasks("heldout")
+        tasks = self.tasks(kind)
         per_seed, kinds = [], []
         for seed in self.config.seeds:
             out = self.work / "eval" / name / f"seed-{seed}"
@@ -141,7 +189,7 @@ class Loop:
                 ),
             )
             episodes = load_episodes(
-                out, report=RunDir(out).report, dataset=self.work / "tasks" / "heldout.jsonl"
+                out, report=RunDir(out).report, dataset=self.work / "tasks" / f"{kind}.jsonl"
             )
             per_seed.append(run_metrics(episodes, len(tasks), self.config.export))
             kinds.append(kind_counts(episodes))
@@ -196,13 +244,21 @@ class Loop:
         for extra in c.eval_variants.values():
             # A mistake in a variant's settings is an error now, not after the rounds it measures.
             self.bench_config(extra=extra)
+        if c.repo_list:
+            self.stages.run("sources", self._sources)
+        train_repos, heldout_repos, test_cmds = self.repositories()
+        if not train_repos or not heldout_repos:
+            raise ConfigError(
+                "the loop needs training and held-out repositories (train_repos and heldout_repos, or repo_list)"
+            )
         tasks_dir = self.work / "tasks"
         self.stages.run(
-            "synth-train", lambda: self._synth(c.train_repos, tasks_dir / "train.jsonl", c.train_tasks)
+            "synth-train",
+            lambda: self._synth(train_repos, tasks_dir / "train.jsonl", c.train_tasks, test_cmds),
         )
         self.stages.run(
             "synth-heldout",
-            lambda: self._synth(c.heldout_repos, tasks_dir / "heldout.jsonl", c.heldout_tasks),
+            lambda: self._synth(heldout_repos, tasks_dir / "heldout.jsonl", c.heldout_tasks, test_cmds),
         )
         overlap = {t["repo"] for t in self.tasks("train")} & {t["repo"] for t in self.tasks("heldout")}
         if overlap:
@@ -213,22 +269,29 @@ class Loop:
             lambda: {"dir": c.base_training_dir or str(_convert(base, self.work / "models" / "base"))},
         )
         self.stages.run("demos", lambda: self._demos(self.tasks("train"), self.work / "demos"))
-        probes = {"base": self.probe_model("base", base)}
-        evaluations = {"base": self.evaluate_model("base", base)}
+        held_out = self._held_out_kinds()
+        probes = {"base": self.probe_model("base", base) if c.evaluate else None}
+        if not c.evaluate:
+            held_out = []
+        evaluations = {
+            f"base{name}": self.evaluate_model(f"base{name}", base, kind=kind) for name, kind in held_out
+        }
         model_dir, gguf = Path(converted["dir"]), base
         rounds = []
         for r in range(c.rounds):
             rounds.append(self._round(r, model_dir, gguf))
             model_dir, gguf = Path(rounds[-1]["model_dir"]), rounds[-1]["gguf"]
-            probes[f"round-{r}"] = self.probe_model(f"round-{r}", gguf)
-            evaluations[f"round-{r}"] = self.evaluate_model(f"round-{r}", gguf)
+            probes[f"round-{r}"] = self.probe_model(f"round-{r}", gguf) if c.evaluate else None
+            for name, kind in held_out:
+                evaluations[f"round-{r}{name}"] = self.evaluate_model(f"round-{r}{name}", gguf, kind=kind)
         models = {"base": base, **{f"round-{r['round']}": r["gguf"] for r in rounds}}
-        for variant, extra in c.eval_variants.items():
+        for variant, extra in c.eval_variants.items() if c.evaluate else ():
             for name, model in models.items():
                 evaluations[f"{name}/{variant}"] = self.evaluate_model(f"{name}/{variant}", model, extra)
         report = {
             "config": c.model_dump(),
             "rounds": rounds,
+            "curriculum": [r["curriculum"] for r in rounds if r.get("curriculum")],
             "evaluations": evaluations,
             "probes": {name: p for name, p in probes.items() if p},
             "stage_seconds": self.stages.timings(),
@@ -238,50 +301,155 @@ class Loop:
         write_report(report, self.work / LOOP_REPORT)
         return report
 
+    def _held_out_kinds(self) -> list[tuple[str, str]]:
+        """(name suffix, tasks file stem) of each held-out evaluation: one at the tasks' own
+        statements, or with a curriculum one per rung of eval_levels (`/L<k>`, `heldout-L<k>.jsonl`)."""
+        c = self.config
+        if c.curriculum is None:
+            return [("", "heldout")]
+        from wren.learn.data.rungs import at_rung
+        from wren.synth.ladder import write_tasks
+
+        kinds = []
+        for level in c.curriculum.eval_levels:
+            path = self.work / "tasks" / f"heldout-L{level}.jsonl"
+            if not path.is_file():
+                write_tasks([at_rung(t, level) for t in self.tasks("heldout")], path)
+            kinds.append((f"/L{level}", path.stem))
+        return kinds
+
     def _demos(self, tasks: list[dict[str, Any]], out: Path) -> dict[str, Any]:
         from wren.learn.data.demos import write_demos
 
         report = write_demos(tasks, self.bench_config(), out, workers=self.config.workers)
         return {"kept": len(report["resolved_ids"]), "rejected": len(report["rejected_ids"])}
 
-    def _round(self, r: int, model_dir: Path, gguf: str) -> dict[str, Any]:
+    def _samples(self) -> int:
+        return self.config.curriculum.samples if self.config.curriculum else 1
+
+    def _rollout_dirs(self, r: int) -> list[tuple[Path, Path]]:
+        """(run directory, its tasks file) of every rollout of rounds 0 to r, in order."""
+        c = self.config
+        rounds = self.work / "rounds"
+        if c.curriculum:
+            return [
+                (rounds / f"round-{k}" / "rollouts" / f"sample-{i}", rounds / f"round-{k}" / "tasks.jsonl")
+                for k in range(c.curriculum.first_rollout_round, r + 1)
+                for i in range(c.curriculum.samples)
+            ]
+        train_file = self.work / "tasks" / "train.jsonl"
+        return [(rounds / f"round-{k}" / "rollouts", train_file) for k in range(r + 1)] if c.rollouts else []
+
+    def curriculum_state(self, r: int) -> dict[str, Any]:
+        """Every family's rung for round r: the start for round 0, else what round r-1 left."""
+        from wren.learn import curriculum
+
+        if r <= self.config.curriculum.first_rollout_round:
+            return curriculum.dump(curriculum.start(self.tasks("train"), self.config.curriculum))
+        previous = self.stages.result(f"curriculum-{r - 1}")
+        if previous is None:
+            raise ConfigError(f"round {r} needs the curriculum of round {r - 1}, which has not run")
+        return previous["after"]
+
+    def _curriculum_round(self, r: int, model: str) -> dict[str, Any]:
+        """Best-of-n rollouts of `model` on every family at its rung, judged; the families' rungs
+        after them. Each sample is a stage, and so is the update."""
+        from wren.bench.rundir import RunDir
+        from wren.learn import curriculum
+        from wren.learn.data.rungs import at_rung
+        from wren.synth.ladder import write_tasks
+
+        config = self.config.curriculum
+        assert config is not None
+        here = self.work / "rounds" / f"round-{r}"
+        before = curriculum.load(self.curriculum_state(r))
+        tasks_file = here / "tasks.jsonl"
+        if not tasks_file.is_file():
+            families = {curriculum.family_of(t): t for t in self.tasks("train")}
+            write_tasks(
+                [at_rung(families[f], s.level) for f, s in sorted(before.items()) if f in families],
+                tasks_file,
+            )
+        from wren.bench.datasets import load_instances
+
+        tasks = load_instances(str(tasks_file))
+        for i in range(config.samples):
+            out = here / "rollouts" / f"sample-{i}"
+            self.stages.run(
+                f"rollouts-{r}-{i}",
+                lambda out=out, i=i: self.run_and_judge(model, tasks, out, 1000 * (r + 1) + i),
+            )
+
+        def update() -> dict[str, Any]:
+            resolved = []
+            for i in range(config.samples):
+                run = RunDir(here / "rollouts" / f"sample-{i}")
+                verdicts = run.read_verdicts(run.report) if run.report.is_file() else {}
+                resolved += [k for k, v in verdicts.items() if v.get("outcome") == "resolved"]
+            passes = curriculum.passes_by_family(resolved, tasks)
+            after = curriculum.step_all(before, passes, config)
+            return {
+                "round": r,
+                "rungs": curriculum.rung_rates(before, passes, config.samples),
+                "before": curriculum.dump(before),
+                "after": curriculum.dump(after),
+                "passes": passes,
+            }
+
+        return self.stages.run(f"curriculum-{r}", update)
+
+    def round_data(self, r: int, model_dir: Path) -> dict[str, Any]:
+        """Round r's training data: the demonstrations (with a curriculum, retold at every rung of
+        demo_levels) and the rollouts of every round so far, exported as the loop's export says."""
         from wren.learn.data.episodes import load_episodes
-        from wren.learn.train.finetune import train
         from wren.serve.convert import token_counter
-        from wren.serve.gguf_export import export_gguf
 
         c = self.config
         here = self.work / "rounds" / f"round-{r}"
         train_file = self.work / "tasks" / "train.jsonl"
-        if c.rollouts:
+
+        def load(run: Path, dataset: Path = train_file) -> list[Any]:
+            return load_episodes(run, report=RunDir(run).report, dataset=dataset)
+
+        by_round = [load(run, dataset) for run, dataset in self._rollout_dirs(r)]
+        rollouts = [e for episodes in by_round for e in episodes]
+        demos = load(self.work / "demos")
+        if c.curriculum:
+            from wren.learn.data.rungs import at_levels
+
+            demos, counts_missed = at_levels([e for e in demos if e.resolved], c.curriculum.demo_levels)
+        episodes = demos + rollouts
+        # Windows are measured with the model's own tokenizer: a rough count made them outgrow
+        # max_length, and the trainer's cut took the later turns (24 of 106 records once).
+        counts = export(episodes, here / "data", c.export, token_counter(model_dir))
+        # The reward plotted per round is that round's model's, not a mean over the rounds so far.
+        this_round = [e for episodes in by_round[-self._samples() :] for e in episodes] if by_round else []
+        counts["rollout_reward"] = (
+            sum(episode_return(e, c.export.rewards) for e in this_round) / len(this_round)
+            if this_round
+            else None
+        )
+        counts["rollout_resolved"] = sum(e.resolved for e in this_round)
+        counts["episodes"] = len(episodes)
+        if c.curriculum:
+            counts["demos_not_retold"] = counts_missed
+        return counts
+
+    def _round(self, r: int, model_dir: Path, gguf: str) -> dict[str, Any]:
+        from wren.learn.train.finetune import train
+        from wren.serve.gguf_export import export_gguf
+
+        c = self.config
+        here = self.work / "rounds" / f"round-{r}"
+        tried = c.curriculum is not None and r >= c.curriculum.first_rollout_round
+        curriculum = self._curriculum_round(r, gguf) if tried else None
+        if c.rollouts and not c.curriculum:
             self.stages.run(
                 f"rollouts-{r}",
                 lambda: self.run_and_judge(gguf, self.tasks("train"), here / "rollouts", 1000 + r),
             )
 
-        def data() -> dict[str, Any]:
-            def load(run: Path) -> list[Any]:
-                return load_episodes(run, report=RunDir(run).report, dataset=train_file)
-
-            rollout_dirs = [self.work / "rounds" / f"round-{k}" / "rollouts" for k in range(r + 1)]
-            by_round = [load(run) for run in (rollout_dirs if c.rollouts else [])]
-            rollouts = [e for episodes in by_round for e in episodes]
-            episodes = load(self.work / "demos") + rollouts
-            # Windows are measured with the model's own tokenizer: a rough count made them outgrow
-            # max_length, and the trainer's cut took the later turns (24 of 106 records once).
-            counts = export(episodes, here / "data", c.export, token_counter(model_dir))
-            # The reward plotted per round is that round's model's, not a mean over the rounds so far.
-            this_round = by_round[-1] if by_round else []
-            counts["rollout_reward"] = (
-                sum(episode_return(e, c.export.rewards) for e in this_round) / len(this_round)
-                if this_round
-                else None
-            )
-            counts["rollout_resolved"] = sum(e.resolved for e in this_round)
-            counts["episodes"] = len(episodes)
-            return counts
-
-        counts = self.stages.run(f"export-{r}", data)
+        counts = self.stages.run(f"export-{r}", lambda: self.round_data(r, model_dir))
 
         def sft() -> dict[str, Any]:
             config = self.train_config(
@@ -306,18 +474,28 @@ class Loop:
             f"gguf-{r}",
             lambda: {
                 "gguf": str(
-                    export_gguf(final_dir, here / "tuned.gguf", tokenizer_gguf=base, precision=c.precision)
+                    export_gguf(
+                        final_dir,
+                        here / "tuned.gguf",
+                        tokenizer_gguf="" if _is_url(base) else base,
+                        precision=c.precision,
+                    )
                 )
             },
         )
         return {
             "round": r,
+            "curriculum": curriculum,
             "model_dir": final_dir,
             "gguf": str(here / "tuned.gguf"),
             "data": counts,
             "sft_loss": result["loss"],
             "dpo_loss": dpo_loss,
         }
+
+
+def _is_url(model: str) -> bool:
+    return model.startswith(("http://", "https://"))
 
 
 def _count_lines(path: Path) -> int:

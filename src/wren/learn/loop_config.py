@@ -8,8 +8,10 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from wren.exceptions import ConfigError
+from wren.learn.curriculum import CurriculumConfig
 from wren.learn.data.export import ExportConfig
 from wren.learn.probe import EditCheck
 from wren.learn.train.finetune import TrainConfig
@@ -36,12 +38,21 @@ class LoopConfig(StrictModel):
 
     work_dir: str
     """Where everything goes (tasks, runs, models, report); run again to resume."""
-    train_repos: list[str]
+    train_repos: list[str] = Field(default_factory=list)
     """Repository directories whose synthesized tasks are trained on."""
-    heldout_repos: list[str]
+    heldout_repos: list[str] = Field(default_factory=list)
     """Repository directories never trained on; their tasks measure the models."""
+    repo_list: str = ""
+    """Take the training and held-out repositories from a repository list instead of train_repos
+    and heldout_repos: 'builtin' (Wren's own, `wren.synth.repos`) or the path of a list of that
+    shape. Each sdist is downloaded from PyPI and unpacked as a git repository under WORK/sources
+    (once; a stage of its own)."""
+    repo_names: list[str] = Field(default_factory=list)
+    """With repo_list: only these of the list (by PyPI name; [] = every one)."""
     base_model: str = ""
-    """GGUF of the starting model ('' = the bundled Gemma-3-270M)."""
+    """GGUF of the starting model ('' = the bundled Gemma-3-270M), or the URL (http://...) of an
+    OpenAI-compatible server that serves it (vLLM behind the gateway, say): the base model's runs
+    then go there, and base_training_dir must hold its weights for training."""
     slm: str = "gemma-3-270m"
     """Catalog or slm_providers entry whose configs every agent run uses (only its server is replaced)."""
     run_config: list[str] = Field(default_factory=lambda: ["agent.max_format_errors=3"])
@@ -55,6 +66,9 @@ class LoopConfig(StrictModel):
     """Tasks synthesized per training repository (18 x 2: 24 demonstrations were learnt by heart)."""
     heldout_tasks: int = Field(default=30, ge=1)
     """Held-out tasks synthesized per held-out repository."""
+    evaluate: bool = True
+    """Evaluate every model on the held-out tasks. False: the loop trains and exports only; run it
+    again with `evaluate=true` to add the evaluations (every finished stage is reused)."""
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     """Sampling seeds of the held-out evaluation (one run of every task per seed and model)."""
     rollouts: bool = True
@@ -102,10 +116,28 @@ class LoopConfig(StrictModel):
     """With the next-step check: replies sampled at each held-out demonstration's edit step, each
     applied in a fresh checkout and judged (pass@k at the fix, given a perfect run up to it). Off
     by default (`edit_check.samples=8` turns it on): it adds minutes per model on a CPU."""
+    curriculum: CurriculumConfig | None = None
+    """The hint curriculum (`wren.learn.curriculum`): every round samples the current model
+    `samples` times on each training task at its family's rung, trains on the demonstrations
+    (retold at `demo_levels`) and every judged success so far, and moves each family's rung; the
+    held-out tasks are evaluated at every rung of `eval_levels`. None: rollouts once per task at
+    the statements the tasks were synthesized with, one held-out evaluation."""
     eval_variants: dict[str, list[str]] = Field(default_factory=dict)
     """More held-out evaluations of every model, by name, each with its own extra settings (`-c`
     key=value), e.g. {unconstrained: [model.constrain=off]}: what a model does without the
     grammar's help. Added to a finished loop, only the new evaluations run."""
+
+    @model_validator(mode="after")
+    def _one_source_of_repositories(self) -> LoopConfig:
+        if self.repo_list and (self.train_repos or self.heldout_repos):
+            raise ValueError("give repo_list or train_repos/heldout_repos, not both")
+        if self.base_model.startswith(("http://", "https://")) and not self.base_training_dir:
+            raise ValueError(
+                "a base_model served at a URL needs base_training_dir (its weights, to train on)"
+            )
+        if self.repo_names and not self.repo_list:
+            raise ValueError("repo_names picks repositories of repo_list, which is not set")
+        return self
 
     @field_validator("eval_variants")
     @classmethod
@@ -117,10 +149,36 @@ class LoopConfig(StrictModel):
         return variants
 
 
-def synth_config(config: LoopConfig, repo: str, output: Path, n: int, repos_dir: Path) -> SynthConfig:
+BUILTIN_DIR = Path(__file__).with_name("builtin")
+
+
+def builtin_configs() -> list[str]:
+    """Names of the loop configs that ship with Wren (`wren learn loop -c NAME`)."""
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
+
+
+def config_file(spec: str) -> str:
+    """A `-c` item as a file: a built-in config's path for its bare name (when no such file
+    exists here), anything else as given."""
+    if "=" in spec or Path(spec).exists():
+        return spec
+    path = BUILTIN_DIR / f"{spec}.yaml"
+    if path.is_file():
+        return str(path)
+    raise ConfigError(
+        f"loop config {spec}: no such file, and no built-in loop config of that name ({', '.join(builtin_configs())})"
+    )
+
+
+def synth_config(
+    config: LoopConfig, repo: str, output: Path, n: int, repos_dir: Path, test_cmd: str = ""
+) -> SynthConfig:
     """`wren synth`'s config for one repository: the loop's synth settings, its workers unless they
-    name their own, and where the tasks go."""
+    name their own, the repository's own test command where its list names one, and where the
+    tasks go."""
     settings = config.synth.model_dump(exclude_unset=True)
+    if test_cmd:
+        settings.setdefault("test_cmd", test_cmd)
     return SynthConfig.model_validate(
         {"workers": max(1, config.workers), **settings}
         | {"repo_dir": repo, "output": str(output), "repos_dir": str(repos_dir)}

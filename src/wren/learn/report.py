@@ -58,6 +58,23 @@ def line_points(values: list[float]) -> str:
     )
 
 
+def rung_tables(report: dict[str, Any]) -> dict[str, Any]:
+    """Resolve rate per rung: of the curriculum's rollouts per round (resolved of sampled runs, at
+    the rungs the families were tried at) and of every model's held-out evaluation per rung."""
+    levels = sorted({key for c in report.get("curriculum", []) for key in c["rungs"]})
+    training = [
+        {"round": c["round"], "cells": {k: c["rungs"].get(k) for k in levels}}
+        for c in report.get("curriculum", [])
+    ]
+    held_out: dict[str, dict[str, Any]] = {}
+    for name, evaluation in report["evaluations"].items():
+        model, _, rung = name.rpartition("/")
+        if model and rung[:1] == "L" and rung[1:].isdigit():
+            held_out.setdefault(model, {})[rung] = evaluation["summary"].get("resolve_rate")
+    held_levels = sorted({rung for cells in held_out.values() for rung in cells})
+    return {"levels": levels, "training": training, "held_levels": held_levels, "held_out": held_out}
+
+
 def render_html(report: dict[str, Any]) -> str:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -91,6 +108,7 @@ def render_html(report: dict[str, Any]) -> str:
         probe_kinds=probe_kinds,
         reward_points=line_points(rewards),
         rewards=rewards,
+        rungs=rung_tables(report),
         stages=report["stage_seconds"],
         total_seconds=sum(report["stage_seconds"].values()),
         width=PLOT_WIDTH,

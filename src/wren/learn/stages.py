@@ -33,6 +33,11 @@ class Stages:
         self.log(f"stage {name} done in {result['seconds']:.0f} s")
         return result
 
+    def result(self, name: str) -> dict[str, Any] | None:
+        """The result of a finished stage; None when it has not finished."""
+        path = self.dir / f"{name}.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
     def timings(self) -> dict[str, float]:
         return {
             p.stem: json.loads(p.read_text()).get("seconds", 0.0) for p in sorted(self.dir.glob("*.json"))

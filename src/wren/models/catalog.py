@@ -20,11 +20,12 @@ the same `config` key beside its model fields.
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from wren.exceptions import ConfigError, ModelNotFound
 from wren.validation import StrictModel, validate
@@ -51,6 +52,17 @@ class WrenModelSettings(StrictModel):
     """Configs the model needs (built-in names, YAML files, key.path=value), under the user's own."""
     embedded: bool = False
     """Served by Wren's embedded server, which is started when no api_base is given."""
+    lora: list[str] = Field(default_factory=list)
+    """LoRA adapter GGUFs the embedded server applies over the bundled base model (a tuned model of
+    a few MB): file paths, relative ones from the catalog file's directory (package data beside a
+    built-in entry). The server always serves the entry asked for: one running with another model
+    or other adapters is not reused for it."""
+
+    @model_validator(mode="after")
+    def _adapters_need_the_embedded_server(self) -> WrenModelSettings:
+        if self.lora and not self.embedded:
+            raise ValueError("lora adapters are applied by the embedded server: set embedded: true")
+        return self
 
 
 class ModelChoice(StrictModel):
@@ -64,6 +76,8 @@ class ModelChoice(StrictModel):
     """Whether Wren's embedded server serves the model."""
     default_api_base: str | None = None
     """Where the model is served when nothing starts a server (embedded models only)."""
+    lora: list[str] = Field(default_factory=list)
+    """Adapter GGUFs the embedded server applies (embedded models only)."""
 
     def model_at_default(self) -> dict[str, Any]:
         """The model config with the default api_base, for when nothing starts a server."""
@@ -109,8 +123,15 @@ class CatalogEntry(StrictModel):
         wren = self.agent_specific.get("wren") or WrenModelSettings()
         model = self.model_config_dict()
         default_api_base = model.pop("api_base", None) if wren.embedded else None
+        missing = [path for path in wren.lora if not Path(path).is_file()]
+        if missing:
+            raise ConfigError(f"catalog entry {self.internal_name}: adapter file {missing[0]} does not exist")
         return ModelChoice(
-            model=model, config=wren.config, embedded=wren.embedded, default_api_base=default_api_base
+            model=model,
+            config=wren.config,
+            embedded=wren.embedded,
+            default_api_base=default_api_base,
+            lora=wren.lora,
         )
 
 
@@ -119,7 +140,12 @@ def load_catalog_file(path: Path) -> CatalogEntry:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"invalid YAML in catalog file {path}: {e}") from e
-    return validate(CatalogEntry, data, where=path.name)
+    entry = validate(CatalogEntry, data, where=path.name)
+    wren = entry.agent_specific.get("wren")
+    if wren is not None and wren.lora:
+        # Adapters are named from where the entry lies, so one can ship beside it as package data.
+        wren.lora = [str((path.parent / Path(p).expanduser()).resolve()) for p in wren.lora]
+    return entry
 
 
 @functools.cache
@@ -129,10 +155,19 @@ def _builtin_catalog() -> dict[str, CatalogEntry]:
     }
 
 
+CATALOG_ENV = "WREN_CATALOG"
+
+
+def user_catalog_dirs() -> list[Path]:
+    """The user's own catalog directories: $WREN_CATALOG, separated as PATH is."""
+    return [Path(p) for p in os.environ.get(CATALOG_ENV, "").split(os.pathsep) if p]
+
+
 def load_catalog(extra_dirs: list[Path] | None = None) -> dict[str, CatalogEntry]:
-    """Built-in catalog entries, then those in `extra_dirs` (later ones win)."""
+    """Built-in catalog entries, then the user's ($WREN_CATALOG), then those in `extra_dirs` (later
+    ones win)."""
     catalog = dict(_builtin_catalog())
-    for directory in extra_dirs or []:
+    for directory in [*user_catalog_dirs(), *(extra_dirs or [])]:
         for path in sorted(Path(directory).glob("*.yaml")):
             entry = load_catalog_file(path)
             catalog[entry.internal_name] = entry

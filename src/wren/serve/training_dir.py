@@ -67,12 +67,14 @@ def load_tokenizer(path: str | Path) -> Any:
     return tokenizer
 
 
-def load_model(path: str | Path) -> Any:
-    import torch
+def load_model(path: str | Path, dtype: str = "fp32") -> Any:
+    """The model in `path`, its weights in `dtype` as `wren.serve.train_dtype.torch_dtype` says
+    (fp32 unless asked: CPUs without fast bf16 are the common case)."""
     from transformers import AutoModelForCausalLM
 
-    # fp32: CPUs without fast bf16 are the common case, and fp16 training is unstable.
-    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    from wren.serve.train_dtype import torch_dtype
+
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype(dtype))
 
 
 def adapted_model(

@@ -19,8 +19,29 @@ from pydantic import Field
 
 from wren.learn.data.episodes import Episode
 from wren.learn.data.rewards import RewardConfig, episode_return
-from wren.learn.data.windows import TokenCounter, approx_tokens, prefix_window, windows
+from wren.learn.data.windows import (
+    OMITTED,
+    TokenCounter,
+    approx_tokens,
+    join,
+    prefix_window,
+    split_head,
+    windows,
+)
 from wren.validation import StrictModel
+
+
+class EditWindow(StrictModel):
+    """SFT records as one short window around the run's first edit, so that the edit is a large
+    share of the trained tokens: the head (system prompt and task), a note of the steps left out,
+    the last `steps_before` steps before the edit, the edit, and every step after it (the rerun of
+    the tests and the submit in a demonstration)."""
+
+    steps_before: int = Field(default=1, ge=0)
+    """Steps (a reply and its output) kept before the edit; the output the edit answers is always kept."""
+    steps_after: int | None = Field(default=None, ge=0)
+    """Replies kept after the edit (None: every one, to the submit); the last reply is always kept
+    when it submits, so a window never teaches stopping short of the submit."""
 
 
 class ExportConfig(StrictModel):
@@ -38,6 +59,9 @@ class ExportConfig(StrictModel):
     """Value records: the return is discounted by gamma per remaining step."""
     rewards: RewardConfig = Field(default_factory=RewardConfig)
     """How returns are computed."""
+    edit_window: EditWindow | None = None
+    """SFT records: None = the whole run, cut into windows of max_tokens; set = one short window
+    around the first edit of each run (a run without an edit is cut into windows as before)."""
 
 
 def reply_tokens(message: dict) -> dict[str, list]:
@@ -88,9 +112,45 @@ def sft_records(
         # model never gets.
         messages = marked(episode)
         shown = _with_tokens(episode.shown(messages), messages)
-        for i, window in enumerate(windows(shown, config.max_tokens, count, episode.opening)):
+        cut = edit_window(shown, episode, config.edit_window) if config.edit_window else None
+        pieces = [cut] if cut else windows(shown, config.max_tokens, count, episode.opening)
+        task = episode.instance or {}
+        for i, window in enumerate(pieces):
             if any(m.get("train") for m in window if m["role"] == "assistant"):
-                yield {"messages": window, "weight": weight, "instance_id": episode.instance_id, "window": i}
+                yield {
+                    "messages": window,
+                    "weight": weight,
+                    "instance_id": episode.instance_id,
+                    "window": i,
+                    "repo": task.get("repo", ""),
+                    "hint_level": task.get("hint_level"),
+                    "family": task.get("family", episode.instance_id),
+                }
+
+
+def edit_window(shown: list[dict], episode: Episode, settings: EditWindow) -> list[dict] | None:
+    """The window of `settings` around the first edit of the run `shown`, or None without an edit."""
+    from wren.learn.data.command_kinds import reply_kind
+
+    head, rest = split_head(shown, episode.opening)
+    replies = [j for j, m in enumerate(rest) if m["role"] == "assistant"]
+    edits = [k for k, j in enumerate(replies) if reply_kind(rest[j], episode.action_format) == "edit"]
+    if not edits:
+        return None
+    first = max(edits[0] - settings.steps_before, 0)
+    # The body starts with the output the first kept reply answers (none before the first reply).
+    start = replies[first] - 1 if first > 0 else replies[0]
+    if settings.steps_after is None or edits[0] + 1 + settings.steps_after >= len(replies):
+        return join(head, first, rest[start:])
+    last_kept = replies[edits[0] + settings.steps_after]
+    # Through the last reply kept and its output...
+    body = rest[start : last_kept + 2]
+    submit = replies[-1]
+    if reply_kind(rest[submit], episode.action_format) == "submit":
+        # ...then the submit, after a note of the steps left out between.
+        skipped = len(replies) - 1 - (edits[0] + settings.steps_after + 1)
+        body = [*body, {"role": "user", "content": OMITTED.format(n=skipped)}, rest[submit]]
+    return join(head, first, body)
 
 
 def _assistant_turns(episode: Episode) -> list[int]:

@@ -24,6 +24,7 @@ from pydantic import Field
 from wren.exceptions import ConfigError
 from wren.learn.data.export import read_jsonl
 from wren.learn.data.tokenize import IGNORE, tokenize_conversation
+from wren.serve.train_dtype import DeviceFacts, Dtype, choose_dtype, device_facts
 from wren.serve.training_dir import (
     LoraSettings,
     adapted_model,
@@ -77,6 +78,9 @@ class TrainConfig(StrictModel):
     """The adapter."""
     method: Literal["sft", "dpo"] = "sft"
     """Which trainer runs."""
+    dtype: Dtype = "auto"
+    """Number format of training: auto (bf16 on a CUDA device that has it, fp16 on one that does
+    not, fp32 on the CPU), or fp32, bf16, fp16 (an error where the device lacks it)."""
 
 
 def sft_dataset(
@@ -143,10 +147,14 @@ def last_checkpoint(output: Path) -> str | None:
     return None
 
 
-def _arguments(cls: Any, config: TrainConfig, n_records: int, **extra: Any) -> Any:
+def _arguments(
+    cls: Any, config: TrainConfig, n_records: int, facts: DeviceFacts | None = None, **extra: Any
+) -> Any:
     steps = config.max_steps or max(
         1, math.ceil(config.epochs * n_records / (config.batch_size * config.grad_accum))
     )
+    facts = facts or DeviceFacts("cpu")
+    dtype = choose_dtype(config.dtype, facts)
     return cls(
         output_dir=str(Path(config.output) / CHECKPOINTS),
         max_steps=steps,
@@ -161,9 +169,9 @@ def _arguments(cls: Any, config: TrainConfig, n_records: int, **extra: Any) -> A
         seed=config.seed,
         data_seed=config.seed,
         report_to=[],
-        use_cpu=True,
-        bf16=False,
-        fp16=False,
+        use_cpu=facts.device == "cpu",
+        bf16=dtype == "bf16",
+        fp16=dtype == "fp16",
         max_length=config.max_length,
         dataloader_num_workers=0,
         gradient_checkpointing=config.gradient_checkpointing,
@@ -209,8 +217,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if not Path(config.data).is_file():
         raise ConfigError(f"data file {config.data} does not exist (make it with `wren learn export`)")
     records = read_jsonl(config.data)
+    facts = device_facts()
     tokenizer = load_tokenizer(config.model)
-    model = load_model(config.model)
+    model = load_model(config.model, choose_dtype(config.dtype, facts))
     lora = lora_config(config.lora, task_type="CAUSAL_LM")
     cut: dict[str, int] = {}
     if config.method == "sft":
@@ -225,7 +234,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 f"{cut['dropped']} records dropped); export with --tokenizer and this max length",
                 file=sys.stderr,
             )
-        args = _arguments(SFTConfig, config, len(dataset), dataset_kwargs={"skip_prepare_dataset": True})
+        args = _arguments(
+            SFTConfig, config, len(dataset), facts, dataset_kwargs={"skip_prepare_dataset": True}
+        )
         trainer = SFTTrainer(
             model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=lora
         )
@@ -233,7 +244,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         from trl import DPOConfig, DPOTrainer
 
         dataset = dpo_dataset(records)
-        args = _arguments(DPOConfig, config, len(dataset), beta=config.beta)
+        args = _arguments(DPOConfig, config, len(dataset), facts, beta=config.beta)
         trainer = DPOTrainer(
             model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=lora
         )
@@ -245,7 +256,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     trainer.model.save_pretrained(str(output / "adapter"))
     tokenizer.save_pretrained(str(output / "adapter"))
     if config.merge:
-        merged = trainer.model.merge_and_unload()
+        # Saved in fp32 whatever training computed in: GGUF export and the next round read it.
+        merged = trainer.model.merge_and_unload().to(torch.float32)
         merged.save_pretrained(str(output / "model"))
         tokenizer.save_pretrained(str(output / "model"))
         _copy_source(Path(config.model), output / "model")
