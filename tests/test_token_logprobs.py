@@ -42,9 +42,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slm
-@needs_slm
-def test_token_ids_and_logprobs_round_trip_from_the_real_server_into_the_trajectory(tmp_path):
+def _logged_run(tmp_path, *, steps: int):
+    """A real `wren run` on the embedded server asking for token ids and log-probs; its -o directory."""
     from tests.peers.git_repo import make_git_repo
 
     home, port = tmp_path / "home", free_port()
@@ -53,9 +52,17 @@ def test_token_ids_and_logprobs_round_trip_from_the_real_server_into_the_traject
     proc = wren(
         "run", "--yolo", "-t", "Create a file named notes.txt containing the word hello.", "--cwd", str(repo),
         "-o", str(out), "-c", f"run.embedded_port={port}", "-c", "run.embedded_idle_timeout=5",
-        "-c", "agent.step_limit=2", "-c", "model.logprobs=true", env={"WREN_HOME": str(home)}, timeout=600,
+        "-c", f"agent.step_limit={steps}", "-c", "model.logprobs=true", env={"WREN_HOME": str(home)},
+        timeout=600,
     )  # fmt: skip
     assert "Traceback" not in proc.stderr, proc.stderr
+    return out
+
+
+@pytest.mark.slm
+@needs_slm
+def test_token_ids_and_logprobs_round_trip_from_the_real_server_into_the_trajectory(tmp_path):
+    out = _logged_run(tmp_path, steps=2)
     lines = [json.loads(line) for line in (out / "trajectory.jsonl").read_text().splitlines()]
     replies = [
         m for line in lines[1:] for m in line["messages"] if m["role"] == "assistant"
@@ -90,17 +97,7 @@ def test_token_ids_and_logprobs_round_trip_from_the_real_server_into_the_traject
 @pytest.mark.slm
 @needs_slm
 def test_wren_learn_export_writes_the_token_ids_and_logprobs_of_a_real_run(tmp_path):
-    from tests.peers.git_repo import make_git_repo
-
-    home, port = tmp_path / "home", free_port()
-    repo = make_git_repo(tmp_path / "repo", {"README.md": "hello world\n"})
-    out = tmp_path / "out"
-    proc = wren(
-        "run", "--yolo", "-t", "Create a file named notes.txt containing the word hello.", "--cwd", str(repo),
-        "-o", str(out), "-c", f"run.embedded_port={port}", "-c", "run.embedded_idle_timeout=5",
-        "-c", "agent.step_limit=3", "-c", "model.logprobs=true", env={"WREN_HOME": str(home)}, timeout=600,
-    )  # fmt: skip
-    assert "Traceback" not in proc.stderr, proc.stderr
+    out = _logged_run(tmp_path, steps=3)
     final = json.loads((out / "run.traj.json").read_text())
     kept = {
         m["content"]: m["extra"]
