@@ -67,6 +67,7 @@ def main() -> None:
     from wren.config.loader import validate
     from wren.learn.data.episodes import load_episodes
     from wren.learn.data.rewards import RewardConfig
+    from wren.learn.served_model import ServedModel
     from wren.learn.train.finetune import merge_adapter
     from wren.learn.train.rl.iteration import RLIterationConfig, rl_iteration, rl_records
     from wren.serve.embedded import default_model_path
@@ -97,7 +98,9 @@ def main() -> None:
             out = here / f"sample-{s}"
             loop.stages.run(
                 f"rollouts-{i}-{s}",
-                lambda out=out, seed=1000 * i + s, gguf=gguf: loop.run_and_judge(gguf, tasks, out, seed),
+                lambda out=out, seed=1000 * i + s, gguf=gguf: loop.run_and_judge(
+                    ServedModel(gguf), tasks, out, seed
+                ),
             )
             episodes += load_episodes(out, report=RunDir(out).report, dataset=work / "tasks" / "train.jsonl")
         records = rl_records(episodes, rewards_config)
@@ -111,7 +114,8 @@ def main() -> None:
         if heldout and i in (0, args.iterations):  # the base policy and the last one, never trained on
             out = here / "heldout"
             judged = loop.stages.run(
-                f"heldout-{i}", lambda out=out, gguf=gguf: loop.run_and_judge(gguf, heldout, out, 7)
+                f"heldout-{i}",
+                lambda out=out, gguf=gguf: loop.run_and_judge(ServedModel(gguf), heldout, out, 7),
             )
             point["heldout_resolve_rate"] = judged["resolved"] / len(heldout)
         curve.append(point)

@@ -20,6 +20,7 @@ from wren.learn.data.export import read_jsonl
 from wren.learn.loop import Loop
 from wren.learn.loop_config import LoopConfig
 from wren.learn.report import write_report
+from wren.learn.served_model import ServedModel
 
 SPAN = re.compile(r"(?:Lines? (\d+)(?:-(\d+))? of|(?:after line|missing after line) (\d+) of) `([^`]+)`")
 FENCE = re.compile(r"```python\n(.*?)\n```", re.S)
@@ -82,8 +83,8 @@ def test_hints_are_withdrawn_after_a_pass_and_regained_after_a_round_of_failures
     tasks = loop.tasks("train")
     assert len(tasks) >= 2
     with ScriptedOpenAIServer([], respond=hint_reader) as server:
-        first = loop._curriculum_round(0, server.url)
-        second = loop._curriculum_round(1, server.url)
+        first = loop._curriculum_round(0, ServedModel(server.url))
+        second = loop._curriculum_round(1, ServedModel(server.url))
     families = {t["instance_id"] for t in tasks}
     assert set(first["before"]) == families and all(s["level"] == 4 for s in first["before"].values())
     passed = {f for f, n in first["passes"].items() if n > 0}
@@ -113,7 +114,7 @@ def test_hints_are_withdrawn_after_a_pass_and_regained_after_a_round_of_failures
         "pass_any": 0.0,
     }
     # A loop run again resumes: the finished rounds are read, not run again.
-    assert loop._curriculum_round(1, "http://127.0.0.1:9/v1") == second
+    assert loop._curriculum_round(1, ServedModel("http://127.0.0.1:9/v1")) == second
     report = {"rounds": [], "evaluations": {}, "stage_seconds": {}, "curriculum": [first, second]}
     html = write_report(report, loop.work / "report.json").with_suffix(".html").read_text()
     assert "Resolve rate per rung" in html and "<th>L3</th>" in html and "0 / " in html

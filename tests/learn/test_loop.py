@@ -231,3 +231,60 @@ def test_kind_counts_cover_every_reply_including_ones_without_an_action():
     assert list(counts) == list(KINDS)
     assert counts["find"] == 2 and counts["read"] == 2 and counts["no action"] == 2
     assert sum(counts.values()) == 2 * len(replies)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["-c", "ladder", "work_dir=WORK", "rounds=0"], "learn loop.rounds': Input should be greater"),
+        (["-c", "ladder", "-c", "rounds=0"], "learn loop.rounds': Input should be greater"),
+        (["-c", "ladder", "work_dir=WORK", "roundz=3"], "unknown config key 'learn loop.roundz'"),
+        (["-c", "ladder", "rounds.yaml"], "rounds.yaml is not key=value"),
+    ],
+)
+def test_the_loop_command_takes_key_value_after_its_config(
+    tmp_path: Path, arguments: list[str], message: str
+):
+    import subprocess
+    import sys
+
+    work = tmp_path / "work"
+    command = [sys.executable, "-m", "wren.cli.main", "learn", "loop"]
+    command += [a.replace("WORK", str(work)) for a in arguments]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    # The overrides reach the config (a value out of range, a mistaken key) and nothing runs.
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert not work.exists() and not (tmp_path / "wren-ladder").exists()
+
+
+@pytest.mark.parametrize(
+    ("chosen", "models"), [("last", {"base", "round-2"}), ("all", {"base", "round-0", "round-1", "round-2"})]
+)
+def test_the_held_out_evaluation_measures_the_chosen_models(tmp_path: Path, chosen: str, models: set[str]):
+    from wren.learn.loop import Loop
+
+    config = LoopConfig(
+        work_dir=str(tmp_path), train_repos=[], heldout_repos=[], rounds=3, evaluate_models=chosen
+    )
+    loop = Loop(config, log=lambda line: None)
+    assert loop._evaluated_models() == models
+    # An evaluation that has finished (in a loop run before with other settings) stays in the report.
+    assert not loop._evaluated("round-0/L2")
+    for seed in config.seeds:
+        loop.stages.run(f"eval-round-0-L2-seed-{seed}", lambda: {"resolved": []})
+    assert loop._evaluated("round-0/L2")
+
+
+def test_a_model_served_at_a_url_is_used_as_it_is_and_takes_no_adapter(tmp_path: Path):
+    from wren.learn.loop import Loop
+    from wren.learn.served_model import ServedModel
+
+    loop = Loop(LoopConfig(work_dir=str(tmp_path), train_repos=[], heldout_repos=[]), log=lambda line: None)
+    with loop.serving(ServedModel("http://127.0.0.1:9/v1")) as api_base:
+        assert api_base == "http://127.0.0.1:9/v1"
+    with pytest.raises(ConfigError, match="adapters"):
+        loop.serving(ServedModel("http://127.0.0.1:9/v1", ("round-0/adapter.gguf",)))
+    tuned = ServedModel("base.gguf", ("round-0/adapter.gguf",))
+    assert (
+        ServedModel.from_dict(tuned.to_dict()) == tuned and str(tuned) == "base.gguf + round-0/adapter.gguf"
+    )

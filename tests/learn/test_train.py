@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import pytest
+
 from tests.learn.tiny import sample_records
+from wren.exceptions import ConfigError
 from wren.learn.data.export import write_jsonl
 from wren.learn.data.tokenize import IGNORE, tokenize_conversation
 from wren.learn.train.finetune import TrainConfig, train
@@ -85,6 +89,73 @@ def test_dpo_prefers_the_chosen_reply(tiny_model: Path, tmp_path: Path):
     assert margins[-1] > 0
     before, after = _weights(tiny_model), _weights(out / "model")
     assert any(not (before[k] == after[k]).all() for k in before if k in after)
+
+
+def _pairs() -> list[dict]:
+    return [
+        {
+            "prompt": r["messages"][:2],
+            "chosen": [r["messages"][2]],
+            "rejected": [{"role": "assistant", "content": "I will look at it later, maybe."}],
+        }
+        for r in sample_records(6)
+    ]
+
+
+def _adapter(directory: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(directory / "adapter" / "adapter_model.safetensors"))
+
+
+def test_training_goes_on_from_a_given_adapter(tiny_model: Path, tmp_path: Path):
+    first, out = _train(
+        tiny_model,
+        tmp_path / "first",
+        sample_records(6),
+        "sft",
+        max_steps=20,
+        learning_rate=5e-3,
+        merge=False,
+    )
+    # At learning rate 0 the adapter trained on is the given one, as it was saved, and keeps its
+    # own settings (rank 16) whatever `lora` says.
+    kept, again = _train(
+        tiny_model,
+        tmp_path / "again",
+        sample_records(6),
+        "sft",
+        max_steps=2,
+        learning_rate=0.0,
+        merge=False,
+        init_adapter=str(out / "adapter"),
+        lora={"r": 4},
+    )
+    saved, continued = _adapter(out), _adapter(again)
+    assert saved.keys() == continued.keys() and all((saved[k] == continued[k]).all() for k in saved)
+    assert json.loads((again / "adapter" / "adapter_config.json").read_text())["r"] == 16
+    # It starts where the first run ended, far below a new adapter's start.
+    assert kept["loss"][0] < 0.7 * first["loss"][0], (kept["loss"], first["loss"])
+    assert not (again / "model").exists()
+
+    # DPO from it keeps it as the reference model: at the first step policy and reference agree.
+    log, dpo = _train(
+        tiny_model,
+        tmp_path / "dpo",
+        _pairs(),
+        "dpo",
+        max_steps=1,
+        learning_rate=0.0,
+        init_adapter=str(out / "adapter"),
+    )
+    assert abs(log["loss"][0] - math.log(2)) < 1e-3, log["loss"]
+    assert _adapter(dpo).keys() == saved.keys() and not (dpo / "adapter" / "ref").exists()
+    assert (dpo / "model" / "model.safetensors").is_file()
+
+
+def test_init_adapter_must_be_an_adapter(tiny_model: Path, tmp_path: Path):
+    with pytest.raises(ConfigError, match="init_adapter"):
+        _train(tiny_model, tmp_path, sample_records(2), "sft", max_steps=1, init_adapter=str(tmp_path))
 
 
 def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_model: Path, tmp_path: Path):

@@ -165,16 +165,23 @@ def loop_command(
         "--config",
         help="The loop's YAML file or a built-in one by name (ladder), then key=value overrides (see docs/learn.md).",
     ),
+    overrides: list[str] = typer.Argument(
+        None, help="key=value overrides after the config, as `-c key=value` gives them (applied last)."
+    ),
 ) -> None:
     """Synthesize, demonstrate, roll out, train (SFT, DPO), serve and evaluate on held-out repos; resumable."""
     from pathlib import Path
 
     from wren.config.loader import validate
+    from wren.exceptions import ConfigError
     from wren.learn.loop import Loop, LoopConfig
     from wren.learn.loop_config import config_file
     from wren.learn.report import LOOP_REPORT, evaluation_lines
 
-    data = options.config_data([config_file(spec) for spec in config])
+    stray = [item for item in overrides or () if "=" not in item]
+    if stray:
+        raise ConfigError(f"learn loop: {', '.join(stray)} is not key=value; give config files with -c")
+    data = options.config_data([config_file(spec) for spec in config] + list(overrides or ()))
     loop_config = validate(LoopConfig, data, where="learn loop")
     report = Loop(loop_config, log=lambda line: typer.echo(line, err=True)).run()
     for line in evaluation_lines(report):

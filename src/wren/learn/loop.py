@@ -19,6 +19,7 @@ from wren.learn.data.export import export
 from wren.learn.data.rewards import episode_return
 from wren.learn.loop_config import LoopConfig, synth_config, train_config
 from wren.learn.metrics import interval, run_metrics
+from wren.learn.served_model import ServedModel
 from wren.learn.stages import Stages
 from wren.learn.train.finetune import TrainConfig
 from wren.synth.config import SynthConfig
@@ -87,8 +88,10 @@ class Loop:
     def synth_config(self, repo: str, output: Path, n: int, test_cmd: str = "") -> SynthConfig:
         return synth_config(self.config, repo, output, n, self.work / "repos", test_cmd)
 
-    def train_config(self, settings: Any, model: str, data: Path, output: Path, method: str) -> TrainConfig:
-        return train_config(settings, model, data, output, method)
+    def train_config(
+        self, settings: Any, model: str, data: Path, output: Path, method: str, **more: Any
+    ) -> TrainConfig:
+        return train_config(settings, model, data, output, method, **more)
 
     def tasks(self, kind: str) -> list[dict[str, Any]]:
         from wren.bench.datasets import load_instances
@@ -144,7 +147,7 @@ class Loop:
 
     def run_and_judge(
         self,
-        gguf: str,
+        model: ServedModel,
         tasks: list[dict[str, Any]],
         out: Path,
         seed: int,
@@ -154,7 +157,7 @@ class Loop:
         from wren.bench.batch import BatchRunner
         from wren.bench.evaluate import evaluate, judge_config, load_predictions
 
-        with self.serving(gguf) as api_base:
+        with self.serving(model) as api_base:
             config = self.bench_config(api_base, seed, extra, temperature)
             summary = BatchRunner(config, out, workers=self.config.workers).run(tasks)
         run = RunDir(out)
@@ -163,17 +166,22 @@ class Loop:
         report = evaluate(tasks, preds, eval_config, run.report)
         return {"exit_statuses": summary["exit_statuses"], "resolved": report["resolved_instances"]}
 
-    def serving(self, model: str) -> contextlib.AbstractContextManager[str]:
-        """The OpenAI-compatible base URL of `model` while in use: a GGUF served here by llama.cpp,
-        or a URL (http://...) of a server that already serves it (vLLM behind the gateway, say)."""
+    def serving(self, model: ServedModel) -> contextlib.AbstractContextManager[str]:
+        """The OpenAI-compatible base URL of `model` while in use: a GGUF served here by llama.cpp
+        with its adapters over it, or a URL (http://...) of a server that already serves it (vLLM
+        behind the gateway, say)."""
         from wren.serve.served import served
 
-        if _is_url(model):
-            return contextlib.nullcontext(model)
-        return served(model, n_ctx=self.config.n_ctx, parallel=self.config.workers)
+        if model.is_url:
+            if model.lora:
+                raise ConfigError(f"adapters cannot be put over a model served at a URL: {model}")
+            return contextlib.nullcontext(model.gguf)
+        return served(
+            model.gguf, n_ctx=self.config.n_ctx, parallel=self.config.workers, lora=list(model.lora)
+        )
 
     def evaluate_model(
-        self, name: str, gguf: str, extra: list[str] | None = None, kind: str = "heldout"
+        self, name: str, model: ServedModel, extra: list[str] | None = None, kind: str = "heldout"
     ) -> dict[str, Any]:
         from wren.learn.data.command_kinds import kind_counts
         from wren.learn.data.episodes import load_episodes
@@ -185,7 +193,7 @@ class Loop:
             self.stages.run(
                 f"eval-{name.replace('/', '-')}-seed-{seed}",
                 lambda out=out, seed=seed: self.run_and_judge(
-                    gguf, tasks, out, seed, extra, self.config.eval_temperature
+                    model, tasks, out, seed, extra, self.config.eval_temperature
                 ),
             )
             episodes = load_episodes(
@@ -197,14 +205,14 @@ class Loop:
         # What the replies did, over all seeds: the kinds of step behind the rates.
         commands = {kind: sum(k[kind] for k in kinds) for kind in kinds[0]} if kinds else {}
         return {
-            "model": gguf,
+            "model": model.to_dict(),
             "tasks": len(tasks),
             "per_seed": per_seed,
             "summary": summary,
             "commands": commands,
         }
 
-    def probe_model(self, name: str, gguf: str) -> dict[str, Any] | None:
+    def probe_model(self, name: str, model: ServedModel) -> dict[str, Any] | None:
         """The held-out next-step check of one model: its greedy reply at every step of the
         held-out demonstrations (`WORK/probe/NAME.jsonl` holds them), summarized."""
         if not self.config.probe_tasks:
@@ -218,23 +226,22 @@ class Loop:
         def run() -> dict[str, Any]:
             from wren.learn.data.episodes import load_episodes
             from wren.learn.data.export import write_jsonl
-            from wren.learn.probe import probe_served
+            from wren.learn.probe import probe_config
 
             dataset = self.work / "tasks" / "heldout.jsonl"
             episodes = [
                 e for e in load_episodes(demos, report=RunDir(demos).report, dataset=dataset) if e.resolved
             ]
-            result = probe_served(
-                gguf,
-                episodes,
-                lambda api_base: self.bench_config(api_base, seed=0),
-                n_ctx=self.config.n_ctx,
-                workers=self.config.workers,
-                edit_check=self.config.edit_check,
-                judge_dir=self.work / "probe" / "judge" / name,
-            )
+            with self.serving(model) as api_base:
+                result = probe_config(
+                    episodes,
+                    self.bench_config(api_base, seed=0),
+                    workers=self.config.workers,
+                    edit_check=self.config.edit_check,
+                    judge_dir=self.work / "probe" / "judge" / name,
+                )
             write_jsonl(self.work / "probe" / f"{name}.jsonl", result["items"])
-            return {"model": gguf} | {k: v for k, v in result.items() if k != "items"}
+            return {"model": model.to_dict()} | {k: v for k, v in result.items() if k != "items"}
 
         return self.stages.run(f"probe-{name}", run)
 
@@ -263,31 +270,39 @@ class Loop:
         overlap = {t["repo"] for t in self.tasks("train")} & {t["repo"] for t in self.tasks("heldout")}
         if overlap:
             raise ConfigError(f"held-out repositories are also trained on: {', '.join(sorted(overlap))}")
-        base = c.base_model or _bundled()
+        base = ServedModel(c.base_model or _bundled())
         converted = self.stages.run(
             "convert",
-            lambda: {"dir": c.base_training_dir or str(_convert(base, self.work / "models" / "base"))},
+            lambda: {"dir": c.base_training_dir or str(_convert(base.gguf, self.work / "models" / "base"))},
         )
+        # Every round trains on the base model's weights: the tuned model is the base GGUF with
+        # one adapter over it, which each round trains further from where the last one left it.
+        base_dir = Path(converted["dir"])
         self.stages.run("demos", lambda: self._demos(self.tasks("train"), self.work / "demos"))
         held_out = self._held_out_kinds()
         probes = {"base": self.probe_model("base", base) if c.evaluate else None}
         if not c.evaluate:
             held_out = []
+        chosen = self._evaluated_models()
         evaluations = {
             f"base{name}": self.evaluate_model(f"base{name}", base, kind=kind) for name, kind in held_out
         }
-        model_dir, gguf = Path(converted["dir"]), base
+        model, adapter = base, ""
         rounds = []
         for r in range(c.rounds):
-            rounds.append(self._round(r, model_dir, gguf))
-            model_dir, gguf = Path(rounds[-1]["model_dir"]), rounds[-1]["gguf"]
-            probes[f"round-{r}"] = self.probe_model(f"round-{r}", gguf) if c.evaluate else None
+            rounds.append(self._round(r, base_dir, model, adapter))
+            model, adapter = ServedModel.from_dict(rounds[-1]["model"]), rounds[-1]["adapter_dir"]
+            probes[f"round-{r}"] = self.probe_model(f"round-{r}", model) if c.evaluate else None
             for name, kind in held_out:
-                evaluations[f"round-{r}{name}"] = self.evaluate_model(f"round-{r}{name}", gguf, kind=kind)
-        models = {"base": base, **{f"round-{r['round']}": r["gguf"] for r in rounds}}
+                if f"round-{r}" in chosen or self._evaluated(f"round-{r}{name}"):
+                    evaluations[f"round-{r}{name}"] = self.evaluate_model(
+                        f"round-{r}{name}", model, kind=kind
+                    )
+        models = {"base": base} | {f"round-{r['round']}": ServedModel.from_dict(r["model"]) for r in rounds}
         for variant, extra in c.eval_variants.items() if c.evaluate else ():
-            for name, model in models.items():
-                evaluations[f"{name}/{variant}"] = self.evaluate_model(f"{name}/{variant}", model, extra)
+            for name, served in models.items():
+                if name in chosen or self._evaluated(f"{name}/{variant}"):
+                    evaluations[f"{name}/{variant}"] = self.evaluate_model(f"{name}/{variant}", served, extra)
         report = {
             "config": c.model_dump(),
             "rounds": rounds,
@@ -317,6 +332,20 @@ class Loop:
                 write_tasks([at_rung(t, level) for t in self.tasks("heldout")], path)
             kinds.append((f"/L{level}", path.stem))
         return kinds
+
+    def _evaluated_models(self) -> set[str]:
+        """The models the held-out evaluations measure: the base model and, as evaluate_models
+        says, every round's or the last one's."""
+        c = self.config
+        rounds = range(c.rounds) if c.evaluate_models == "all" else [c.rounds - 1]
+        return {"base"} | {f"round-{r}" for r in rounds}
+
+    def _evaluated(self, name: str) -> bool:
+        """Whether the evaluation `name` has finished already (a loop run before with other
+        settings): the report keeps it."""
+        return all(
+            self.stages.result(f"eval-{name.replace('/', '-')}-seed-{seed}") for seed in self.config.seeds
+        )
 
     def _demos(self, tasks: list[dict[str, Any]], out: Path) -> dict[str, Any]:
         from wren.learn.data.demos import write_demos
@@ -351,7 +380,7 @@ class Loop:
             raise ConfigError(f"round {r} needs the curriculum of round {r - 1}, which has not run")
         return previous["after"]
 
-    def _curriculum_round(self, r: int, model: str) -> dict[str, Any]:
+    def _curriculum_round(self, r: int, model: ServedModel) -> dict[str, Any]:
         """Best-of-n rollouts of `model` on every family at its rung, judged; the families' rungs
         after them. Each sample is a stage, and so is the update."""
         from wren.bench.rundir import RunDir
@@ -435,67 +464,104 @@ class Loop:
             counts["demos_not_retold"] = counts_missed
         return counts
 
-    def _round(self, r: int, model_dir: Path, gguf: str) -> dict[str, Any]:
+    def _round(self, r: int, base_dir: Path, model: ServedModel, init_adapter: str) -> dict[str, Any]:
+        """Round r: rollouts of `model` (the last round's), its data, the adapter over the base
+        model trained on from `init_adapter` ('' in round 0: a new one), written as GGUF."""
         from wren.learn.train.finetune import train
-        from wren.serve.gguf_export import export_gguf
+        from wren.serve.gguf_export import export_adapter_gguf
 
         c = self.config
         here = self.work / "rounds" / f"round-{r}"
         tried = c.curriculum is not None and r >= c.curriculum.first_rollout_round
-        curriculum = self._curriculum_round(r, gguf) if tried else None
+        curriculum = self._curriculum_round(r, model) if tried else None
         if c.rollouts and not c.curriculum:
             self.stages.run(
                 f"rollouts-{r}",
-                lambda: self.run_and_judge(gguf, self.tasks("train"), here / "rollouts", 1000 + r),
+                lambda: self.run_and_judge(model, self.tasks("train"), here / "rollouts", 1000 + r),
             )
 
-        counts = self.stages.run(f"export-{r}", lambda: self.round_data(r, model_dir))
+        counts = self.stages.run(f"export-{r}", lambda: self.round_data(r, base_dir))
+        base = ServedModel(c.base_model or _bundled())
+        merged = c.export_merged or base.is_url
 
-        def sft() -> dict[str, Any]:
+        def trained(method: str, settings: Any, start: str) -> dict[str, Any]:
+            out = here / method
             config = self.train_config(
-                c.sft, str(model_dir), here / "data" / "sft.jsonl", here / "sft", "sft"
+                settings,
+                str(base_dir),
+                here / "data" / f"{method}.jsonl",
+                out,
+                method,
+                init_adapter=start,
+                merge=merged,
             )
             log = train(config)
-            return {"model_dir": str(here / "sft" / "model"), "loss": log["loss"], "steps": log["steps"]}
+            return {"adapter_dir": str(out / "adapter"), "loss": log["loss"], "steps": log["steps"]}
 
-        result = self.stages.run(f"sft-{r}", sft)
-        final_dir, dpo_loss = result["model_dir"], []
+        result = self.stages.run(f"sft-{r}", lambda: trained("sft", c.sft, init_adapter))
+        final, dpo_loss = here / "sft", []
         if c.dpo_enabled and counts.get("dpo"):
-
-            def dpo() -> dict[str, Any]:
-                config = self.train_config(c.dpo, final_dir, here / "data" / "dpo.jsonl", here / "dpo", "dpo")
-                log = train(config)
-                return {"model_dir": str(here / "dpo" / "model"), "loss": log["loss"], "steps": log["steps"]}
-
-            dpo_result = self.stages.run(f"dpo-{r}", dpo)
-            final_dir, dpo_loss = dpo_result["model_dir"], dpo_result["loss"]
-        base = c.base_model or _bundled()
+            # DPO goes on from this round's SFT adapter, which is also its reference model.
+            dpo_result = self.stages.run(
+                f"dpo-{r}", lambda: trained("dpo", c.dpo, str(here / "sft" / "adapter"))
+            )
+            final, dpo_loss = here / "dpo", dpo_result["loss"]
+        _require_over(final, base_dir)
+        adapter_gguf = here / "adapter.gguf"
         self.stages.run(
-            f"gguf-{r}",
+            f"adapter-{r}",
             lambda: {
-                "gguf": str(
-                    export_gguf(
-                        final_dir,
-                        here / "tuned.gguf",
-                        tokenizer_gguf="" if _is_url(base) else base,
-                        precision=c.precision,
-                    )
-                )
+                "gguf": str(export_adapter_gguf(final / "adapter", adapter_gguf, base_model_dir=base_dir))
             },
         )
+        tuned = here / "tuned.gguf"
+        if merged:
+            self.stages.run(
+                f"gguf-{r}", lambda: {"gguf": str(self._export_merged(final, base_dir, base, tuned))}
+            )
         return {
             "round": r,
             "curriculum": curriculum,
-            "model_dir": final_dir,
-            "gguf": str(here / "tuned.gguf"),
+            "adapter_dir": str(final / "adapter"),
+            "adapter_gguf": str(adapter_gguf),
+            "merged_gguf": str(tuned) if merged else None,
+            "model": (
+                ServedModel(str(tuned)) if base.is_url else ServedModel(base.gguf, (str(adapter_gguf),))
+            ).to_dict(),
             "data": counts,
             "sft_loss": result["loss"],
             "dpo_loss": dpo_loss,
         }
 
+    def _export_merged(self, trained: Path, base_dir: Path, base: ServedModel, out: Path) -> Path:
+        """The base model with the adapter in `trained` merged in, as one GGUF: the merged model
+        training wrote, or merged now where it wrote none."""
+        from wren.learn.train.finetune import merge_adapter
+        from wren.serve.gguf_export import export_gguf
 
-def _is_url(model: str) -> bool:
-    return model.startswith(("http://", "https://"))
+        model_dir = trained / "model"
+        if not (model_dir / "config.json").is_file():
+            model_dir = merge_adapter(base_dir, trained / "adapter", trained / "merged")
+        return export_gguf(
+            model_dir,
+            out,
+            tokenizer_gguf="" if base.is_url else base.gguf,
+            precision=self.config.precision,
+        )
+
+
+def _require_over(trained: Path, base_dir: Path) -> None:
+    """The adapter in `trained` must have been trained over the base model, as every round's is:
+    one over another round's merged model means nothing over the base GGUF."""
+    import json
+
+    log = trained / "train_log.json"
+    model = json.loads(log.read_text()).get("model") if log.is_file() else str(base_dir)
+    if Path(model).resolve() != base_dir.resolve():
+        raise ConfigError(
+            f"{trained / 'adapter'} was trained over {model}, not over the base model {base_dir}: "
+            "remove that round's directory and its stages to train it again"
+        )
 
 
 def _count_lines(path: Path) -> int:

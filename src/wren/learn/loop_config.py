@@ -26,8 +26,11 @@ _VARIANT_NAME = re.compile(r"[A-Za-z0-9._-]+")
 MAX_TOKENS = 3072
 
 
-# What the loop takes of each stage's config: everything but where it reads and writes.
-TrainSettings = settings_of(TrainConfig, ("model", "data", "output", "method"), "TrainSettings")
+# What the loop takes of each stage's config: everything but where it reads and writes, and (for
+# training) which adapter it starts from, which the loop chooses round by round.
+TrainSettings = settings_of(
+    TrainConfig, ("model", "data", "output", "method", "init_adapter"), "TrainSettings"
+)
 SynthSettings = settings_of(
     SynthConfig, ("repo_dir", "output", "repos_dir", "max_tasks", "progress"), "SynthSettings"
 )
@@ -61,7 +64,8 @@ class LoopConfig(StrictModel):
     base_training_dir: str = ""
     """A training directory already converted from base_model (skips the conversion, which takes minutes)."""
     rounds: int = Field(default=1, ge=1)
-    """Rounds of rollouts, training and evaluation; each starts from the last tuned model."""
+    """Rounds of rollouts, training and evaluation. Every round trains one LoRA adapter over the
+    base model further: round R starts from round R-1's adapter."""
     train_tasks: int = Field(default=18, ge=1)
     """Tasks synthesized per training repository (18 x 2: 24 demonstrations were learnt by heart)."""
     heldout_tasks: int = Field(default=30, ge=1)
@@ -71,6 +75,9 @@ class LoopConfig(StrictModel):
     again with `evaluate=true` to add the evaluations (every finished stage is reused)."""
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     """Sampling seeds of the held-out evaluation (one run of every task per seed and model)."""
+    evaluate_models: Literal["all", "last"] = "last"
+    """Which tuned models the held-out evaluations (and eval_variants) measure beside the base
+    model: the last round's only, or every round's. The next-step check probes every round."""
     rollouts: bool = True
     """Also train on the current model's own runs of the training tasks (rejection sampled)."""
     step_limit: int = 7
@@ -106,8 +113,13 @@ class LoopConfig(StrictModel):
     model gave the demonstration's kind of step at 0.80 of 71 steps and the submit command at
     12 of 12, after DPO on the export's pairs (demonstration against the base model's rollouts)
     0.61 and 1 of 12."""
+    export_merged: bool = False
+    """Also write each round's model with its adapter merged in, as one GGUF
+    (`WORK/rounds/round-R/tuned.gguf`, stage `gguf-R`), to serve without the base GGUF. The loop
+    itself serves the base GGUF with the round's adapter GGUF over it, except where base_model is a
+    URL: there it serves the merged GGUF, which is then always written."""
     precision: Literal["f32", "f16", "q8_0"] = "q8_0"
-    """Weights of the tuned GGUF."""
+    """Weights of the merged GGUF."""
     probe_tasks: int = Field(default=12, ge=0)
     """Held-out tasks whose demonstrations probe every model step by step (the held-out next-step
     check, `wren.learn.probe`): minutes where agent runs take an hour. 0: none. They are never
@@ -186,7 +198,26 @@ def synth_config(
     )
 
 
-def train_config(settings: Any, model: str, data: Path, output: Path, method: str) -> TrainConfig:
-    """A training run of the loop: `settings` (the loop's sft or dpo), on `model`, from `data`."""
-    where = {"model": model, "data": str(data), "output": str(output), "method": method}
+def train_config(
+    settings: Any,
+    model: str,
+    data: Path,
+    output: Path,
+    method: str,
+    *,
+    init_adapter: str = "",
+    merge: bool | None = None,
+) -> TrainConfig:
+    """A training run of the loop: `settings` (the loop's sft or dpo), on `model`, from `data`,
+    going on from the adapter in `init_adapter` where one is given; `merge` (when given) says
+    whether the merged model is written."""
+    where = {
+        "model": model,
+        "data": str(data),
+        "output": str(output),
+        "method": method,
+        "init_adapter": init_adapter,
+    }
+    if merge is not None:
+        where["merge"] = merge
     return TrainConfig.model_validate(settings.model_dump() | where)

@@ -109,11 +109,23 @@ def render_html(report: dict[str, Any]) -> str:
         reward_points=line_points(rewards),
         rewards=rewards,
         rungs=rung_tables(report),
+        models=_served_models(report),
         stages=report["stage_seconds"],
         total_seconds=sum(report["stage_seconds"].values()),
         width=PLOT_WIDTH,
         height=PLOT_HEIGHT,
     )
+
+
+def _served_models(report: dict[str, Any]) -> dict[str, str]:
+    """Each round's model as served (`base.gguf + adapter.gguf`), by round."""
+    from wren.learn.served_model import ServedModel
+
+    return {
+        f"round-{r['round']}": str(ServedModel.from_dict(r["model"]))
+        for r in report["rounds"]
+        if r.get("model")
+    }
 
 
 def write_report(report: dict[str, Any], path: str | Path) -> Path:

@@ -75,7 +75,12 @@ class TrainConfig(StrictModel):
     merge: bool = True
     """Also write the model with the adapter merged in (`OUTPUT/model`)."""
     lora: LoraSettings = Field(default_factory=LoraSettings)
-    """The adapter."""
+    """The adapter (ignored with init_adapter, whose own settings are kept)."""
+    init_adapter: str = ""
+    """A PEFT adapter directory (an earlier run's `OUTPUT/adapter`) whose weights training starts
+    from, trainable and with the settings it was saved with, instead of a new LoRA: one adapter
+    over the same base model, trained on over several runs. A checkpoint of this run, where one
+    exists, is resumed from instead."""
     method: Literal["sft", "dpo"] = "sft"
     """Which trainer runs."""
     dtype: Dtype = "auto"
@@ -221,6 +226,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     tokenizer = load_tokenizer(config.model)
     model = load_model(config.model, choose_dtype(config.dtype, facts))
     lora = lora_config(config.lora, task_type="CAUSAL_LM")
+    if config.init_adapter:
+        model, lora = _with_adapter(model, config.init_adapter), None
     cut: dict[str, int] = {}
     if config.method == "sft":
         from trl import SFTConfig, SFTTrainer
@@ -253,11 +260,15 @@ def train(config: TrainConfig) -> dict[str, Any]:
     with trained_positions_only():
         trainer.train(resume_from_checkpoint=resume)
     seconds = time.monotonic() - started
-    trainer.model.save_pretrained(str(output / "adapter"))
+    trained = trainer.model
+    if "ref" in getattr(trained, "peft_config", {}):
+        # DPO over a given adapter keeps a frozen copy of it as the reference; only "default" is trained.
+        trained.delete_adapter("ref")
+    trained.save_pretrained(str(output / "adapter"))
     tokenizer.save_pretrained(str(output / "adapter"))
     if config.merge:
         # Saved in fp32 whatever training computed in: GGUF export and the next round read it.
-        merged = trainer.model.merge_and_unload().to(torch.float32)
+        merged = trained.merge_and_unload().to(torch.float32)
         merged.save_pretrained(str(output / "model"))
         tokenizer.save_pretrained(str(output / "model"))
         _copy_source(Path(config.model), output / "model")
@@ -280,6 +291,17 @@ def train(config: TrainConfig) -> dict[str, Any]:
     tmp.write_text(json.dumps(log, indent=2))
     os.replace(tmp, output / "train_log.json")
     return log
+
+
+def _with_adapter(model: Any, adapter_dir: str) -> Any:
+    """`model` with the LoRA saved in `adapter_dir` over it, trainable."""
+    from peft import PeftModel
+
+    if not (Path(adapter_dir) / "adapter_config.json").is_file():
+        raise ConfigError(
+            f"init_adapter {adapter_dir} is not a PEFT adapter (adapter_config.json is missing)"
+        )
+    return PeftModel.from_pretrained(model, adapter_dir, is_trainable=True)
 
 
 def merge_adapter(model_dir: str | Path, adapter_dir: str | Path, out: str | Path) -> Path:

