@@ -137,6 +137,22 @@ def test_training_goes_on_from_a_given_adapter(tiny_model: Path, tmp_path: Path)
     # It starts where the first run ended, far below a new adapter's start.
     assert kept["loss"][0] < 0.7 * first["loss"][0], (kept["loss"], first["loss"])
     assert not (again / "model").exists()
+    # Run again, it resumes from its own checkpoint, whatever adapter init_adapter names now.
+    _, other = _train(
+        tiny_model, tmp_path / "other", sample_records(2), "sft", max_steps=1, learning_rate=5e-3, merge=False
+    )
+    resumed, _ = _train(
+        tiny_model,
+        tmp_path / "again",
+        sample_records(6),
+        "sft",
+        max_steps=2,
+        learning_rate=0.0,
+        merge=False,
+        init_adapter=str(other / "adapter"),
+    )
+    assert any(not (_adapter(other)[k] == saved[k]).all() for k in saved)
+    assert resumed["resumed_from"] and all((_adapter(again)[k] == saved[k]).all() for k in saved)
 
     # DPO from it keeps it as the reference model: at the first step policy and reference agree.
     log, dpo = _train(

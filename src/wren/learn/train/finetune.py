@@ -267,7 +267,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     trained.save_pretrained(str(output / "adapter"))
     tokenizer.save_pretrained(str(output / "adapter"))
     if config.merge:
-        # Saved in fp32 whatever training computed in: GGUF export and the next round read it.
+        # Saved in fp32 whatever training computed in: GGUF export reads it.
         merged = trained.merge_and_unload().to(torch.float32)
         merged.save_pretrained(str(output / "model"))
         tokenizer.save_pretrained(str(output / "model"))
