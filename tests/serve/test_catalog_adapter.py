@@ -1,5 +1,5 @@
-"""A catalog entry that names a LoRA adapter GGUF: the embedded server applies it over the bundled
-Gemma-3-270M, and a server of the base model is never reused for the entry.
+"""A catalog entry that names a LoRA adapter GGUF, and is the default: the embedded server applies
+it over the bundled Gemma-3-270M, and a server of one entry is never reused for the other.
 
 The adapter is made here without training: the bundled GGUF converted to a training directory, a
 rank-2 PEFT LoRA with random nonzero B (so it changes the model), written as an adapter GGUF."""
@@ -62,6 +62,7 @@ def catalog(tmp_path_factory) -> Path:
                 "lora": ["adapters/tiny.gguf"],
             }
         },
+        "default": True,
     }
     (directory / f"{ENTRY}.yaml").write_text(yaml.safe_dump(entry))
     return directory
@@ -81,15 +82,25 @@ def adapters(api_base: str) -> list[dict]:
     return response.json()
 
 
+def state(home: Path, port: int) -> dict:
+    return json.loads((home / f"serve-{port}.json").read_text())
+
+
 @pytest.mark.timeout(900)
-def test_the_entry_serves_its_adapter_and_a_base_server_is_not_reused_for_it(catalog, tmp_path, monkeypatch):
+def test_the_default_entry_serves_its_adapter_and_no_server_serves_another_entry(
+    catalog, tmp_path, monkeypatch
+):
+    """A user catalog whose default entry has an adapter: `wren run` with no model serves base +
+    adapter, and neither that server nor the base's is reused for the other entry."""
     from wren.config.assemble import assemble_config
-    from wren.models.catalog import choose_slm
+    from wren.models.catalog import choose_slm, default_model
     from wren.serve.embedded import ensure_server, stop_server
 
-    monkeypatch.setenv("WREN_HOME", str(tmp_path / "home"))
+    home = tmp_path / "home"
+    monkeypatch.setenv("WREN_HOME", str(home))
     monkeypatch.setenv("WREN_CATALOG", str(catalog))
     adapter = str((catalog / "adapters" / "tiny.gguf").resolve())
+    assert default_model() == ENTRY
     assert choose_slm(ENTRY).lora == [adapter]  # the relative path is the catalog file's neighbour
     port = free_port()
     said: list[str] = []
@@ -97,27 +108,32 @@ def test_the_entry_serves_its_adapter_and_a_base_server_is_not_reused_for_it(cat
     def embedded(port: int, **kw: object) -> str:
         return ensure_server(port, say=said.append, **kw)
 
-    try:
-        base = assemble_config([f"run.embedded_port={port}"], slm="gemma-3-270m", embedded=embedded)
-        api_base = base.model.api_base
-        assert adapters(api_base) == []
-        base_text = greedy(api_base)
-        pid = json.loads((tmp_path / "home" / f"serve-{port}.json").read_text())["pid"]
+    def assemble(**kw: str):
+        return assemble_config([f"run.embedded_port={port}"], embedded=embedded, **kw)
 
-        tuned = assemble_config([f"run.embedded_port={port}"], slm=ENTRY, embedded=embedded)
-        assert tuned.model.api_base == api_base
-        state = json.loads((tmp_path / "home" / f"serve-{port}.json").read_text())
-        assert state["lora"] == [adapter] and state["pid"] != pid  # a new server, not the base one
-        assert any("restarting" in line for line in said), said
+    try:
+        api_base = assemble().model.api_base  # no model named: the default entry
+        tuned = state(home, port)
+        assert tuned["lora"] == [adapter] and "started" in said[-1]
         loaded = adapters(api_base)
         assert [Path(a["path"]).resolve() for a in loaded] == [Path(adapter)] and loaded[0]["scale"] == 1.0
-        assert greedy(api_base) != base_text  # the adapter changes what the model says
+        tuned_text = greedy(api_base)
 
-        # The same entry again reuses the server that serves it.
-        again = assemble_config([f"run.embedded_port={port}"], slm=ENTRY, embedded=embedded)
-        assert again.model.api_base == api_base
-        assert json.loads((tmp_path / "home" / f"serve-{port}.json").read_text())["pid"] == state["pid"]
-        assert "reusing" in said[-1]
+        # The same entry by name reuses the server that serves it.
+        assert assemble(slm=ENTRY).model.api_base == api_base
+        assert state(home, port)["pid"] == tuned["pid"] and "reusing" in said[-1]
+
+        # The untouched base is never served by the adapter's server, nor the adapter by the base's.
+        assert assemble(slm="gemma-3-270m").model.api_base == api_base
+        base = state(home, port)
+        assert base["lora"] == [] and base["pid"] != tuned["pid"] and "restarting" in said[-2]
+        assert adapters(api_base) == []
+        assert greedy(api_base) != tuned_text  # the adapter changes what the model says
+
+        assemble(slm=ENTRY)
+        again = state(home, port)
+        assert again["lora"] == [adapter] and again["pid"] != base["pid"] and "restarting" in said[-2]
+        assert greedy(api_base) == tuned_text
     finally:
         stop_server(port)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -27,6 +28,8 @@ def models_table(rows: list[tuple[str, str, Any, str]]) -> Any:
         details = [choice.model.get("name") or "(no name)", served]
         if choice.config:
             details.append("config: " + ", ".join(choice.config))
+        if choice.lora:
+            details.append("lora: " + ", ".join(Path(path).name for path in choice.lora))
         if notes:
             details.append(notes)
         # Names, URLs and notes are the user's text, not markup.
@@ -43,14 +46,23 @@ def register(app: typer.Typer) -> None:
     def list_models(
         config: list[str] = options.CONFIG,
     ) -> None:
-        """Show SLM providers (from config) and catalog entries: model, where it is served, notes."""
+        """Show SLM providers (from config) and catalog entries: model, where it is served, adapters,
+        notes (which entry is the default, which are not installed)."""
         from wren.cli.display import console
         from wren.config.loader import load_config_dict
-        from wren.models.catalog import load_catalog, provider_choice
+        from wren.models.catalog import default_model, load_catalog, provider_choice
 
         providers = load_config_dict(config).get("slm_providers") or {}
         rows = [(name, "provider", provider_choice(name, cfg), "") for name, cfg in sorted(providers.items())]
-        rows += [(name, "catalog", e.choice(), e.description) for name, e in sorted(load_catalog().items())]
+        default = default_model()
+        for name, entry in sorted(load_catalog().items()):
+            notes = [entry.description]
+            if name == default:
+                notes.append("default: used when no model is named")
+            notes += [
+                f"unavailable: the adapter {Path(p).name} is not installed" for p in entry.missing_adapters()
+            ]
+            rows.append((name, "catalog", entry.choice(installed=False), "\n".join(filter(None, notes))))
         console.print(models_table(rows))
 
     @group.command("check")

@@ -46,10 +46,11 @@ def assemble_config(
 
     `embedded(port, idle_timeout=S[, lora=ADAPTERS])` starts (or finds) the embedded SLM server
     serving the bundled model (with a catalog entry's adapters over it) and returns its api_base; commands
-    that may start it pass it. Then no model named anywhere means the catalog's default model.
+    that may start it pass it. Then no model named anywhere means the catalog's default entry
+    (`wren.models.catalog.default_model`).
     `config_format` and `notes` are those of `load_config_dict` (mini-swe-agent configs).
     """
-    from wren.models.catalog import DEFAULT_MODEL, choose_model_name, choose_slm
+    from wren.models.catalog import choose_model_name, choose_slm, default_model
 
     specs = list(specs)
     # Without interactive agent fields (batch), mini-swe-agent's `agent.mode` and the like do not apply.
@@ -71,7 +72,7 @@ def assemble_config(
     elif model:
         choice = choose_model_name(model)
     elif embedded is not None and not (data.get("model") or {}).get("name"):
-        choice = choose_slm(DEFAULT_MODEL)  # no model named anywhere: the bundled SLM
+        choice = choose_slm(default_model())  # no model named anywhere: the catalog's default
     if choice is not None:
         # Layers, lowest first: built-ins, the configs the model needs, the user's files,
         # environment and `-c` overrides.

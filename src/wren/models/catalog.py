@@ -13,8 +13,12 @@ else `internal_name`.
 
 An entry may also name the config its model needs (`config: [slm]`: built-in names, YAML files or
 `key.path=value`, layered under the user's own configs) and say that Wren's embedded server serves
-it (`embedded: true`: the server is started when no `api_base` is given). A provider entry may hold
-the same `config` key beside its model fields.
+it (`embedded: true`: the server is started when no `api_base` is given), with LoRA adapters it
+applies over the bundled model (`lora: [...]`). A provider entry may hold the same `config` key
+beside its model fields.
+
+One built-in entry is marked `default: true`: the model of a command that can start the embedded
+server when no model is named anywhere. A user entry marked so ($WREN_CATALOG) takes its place.
 """
 
 from __future__ import annotations
@@ -31,8 +35,6 @@ from wren.exceptions import ConfigError, ModelNotFound
 from wren.validation import StrictModel, validate
 
 CATALOG_DIR = Path(__file__).resolve().parent.parent / "config" / "catalog"
-# The catalog entry used when no model is named anywhere: the bundled SLM.
-DEFAULT_MODEL = "gemma-3-270m"
 
 
 class WrenModelSettings(StrictModel):
@@ -91,6 +93,9 @@ class CatalogEntry(StrictModel):
     """Wren's name for the model, used with -m and --slm."""
     description: str = ""
     """One line about the model."""
+    default: bool = False
+    """The model used when no model is named anywhere (one built-in entry; a user entry may take its
+    place)."""
     provider_slugs: dict[str, str] = Field(default_factory=dict)
     """The model's name at each provider, keyed by provider."""
     agent_specific: dict[str, WrenModelSettings] = Field(default_factory=dict)
@@ -118,14 +123,23 @@ class CatalogEntry(StrictModel):
         data.update(wren.model_kwargs)
         return data
 
-    def choice(self) -> ModelChoice:
-        """The model config and the configs this entry needs."""
+    def missing_adapters(self) -> list[str]:
+        """The entry's adapter files that are not there: while any is missing it cannot be chosen."""
+        wren = self.agent_specific.get("wren") or WrenModelSettings()
+        return [path for path in wren.lora if not Path(path).is_file()]
+
+    def choice(self, *, installed: bool = True) -> ModelChoice:
+        """The model config and the configs this entry needs; with `installed`, a missing adapter
+        file is an error (leave it False to describe the entry, as `wren models list` does)."""
         wren = self.agent_specific.get("wren") or WrenModelSettings()
         model = self.model_config_dict()
         default_api_base = model.pop("api_base", None) if wren.embedded else None
-        missing = [path for path in wren.lora if not Path(path).is_file()]
-        if missing:
-            raise ConfigError(f"catalog entry {self.internal_name}: adapter file {missing[0]} does not exist")
+        missing = self.missing_adapters()
+        if installed and missing:
+            raise ConfigError(
+                f"catalog entry {self.internal_name}: the adapter {missing[0]} is not installed; "
+                "choose another model (--slm NAME) or put the adapter GGUF there"
+            )
         return ModelChoice(
             model=model,
             config=wren.config,
@@ -148,12 +162,21 @@ def load_catalog_file(path: Path) -> CatalogEntry:
     return entry
 
 
-@functools.cache
-def _builtin_catalog() -> dict[str, CatalogEntry]:
-    return {
-        entry.internal_name: entry for entry in map(load_catalog_file, sorted(CATALOG_DIR.glob("*.yaml")))
+def builtin_catalog(directory: Path = CATALOG_DIR) -> dict[str, CatalogEntry]:
+    """The entries shipped with Wren: exactly one of them is the default."""
+    entries = {
+        entry.internal_name: entry for entry in map(load_catalog_file, sorted(directory.glob("*.yaml")))
     }
+    defaults = sorted(name for name, entry in entries.items() if entry.default)
+    if len(defaults) != 1:
+        raise ConfigError(
+            f"the built-in catalog ({directory}) must mark exactly one entry default: true, "
+            f"not {len(defaults)}{' (' + ', '.join(defaults) + ')' if defaults else ''}"
+        )
+    return entries
 
+
+_builtin_catalog = functools.cache(builtin_catalog)
 
 CATALOG_ENV = "WREN_CATALOG"
 
@@ -163,15 +186,32 @@ def user_catalog_dirs() -> list[Path]:
     return [Path(p) for p in os.environ.get(CATALOG_ENV, "").split(os.pathsep) if p]
 
 
+def _user_entries(extra_dirs: list[Path] | None) -> list[CatalogEntry]:
+    return [
+        load_catalog_file(path)
+        for directory in [*user_catalog_dirs(), *(extra_dirs or [])]
+        for path in sorted(Path(directory).glob("*.yaml"))
+    ]
+
+
 def load_catalog(extra_dirs: list[Path] | None = None) -> dict[str, CatalogEntry]:
     """Built-in catalog entries, then the user's ($WREN_CATALOG), then those in `extra_dirs` (later
     ones win)."""
     catalog = dict(_builtin_catalog())
-    for directory in [*user_catalog_dirs(), *(extra_dirs or [])]:
-        for path in sorted(Path(directory).glob("*.yaml")):
-            entry = load_catalog_file(path)
-            catalog[entry.internal_name] = entry
+    for entry in _user_entries(extra_dirs):
+        catalog[entry.internal_name] = entry
     return catalog
+
+
+def default_model(extra_dirs: list[Path] | None = None) -> str:
+    """The entry used when no model is named anywhere: the user's entry marked `default: true` (at
+    most one may be), else the built-in one."""
+    marked = sorted({entry.internal_name for entry in _user_entries(extra_dirs) if entry.default})
+    if len(marked) > 1:
+        raise ConfigError(f"more than one user catalog entry is marked default: true ({', '.join(marked)})")
+    if marked:
+        return marked[0]
+    return next(name for name, entry in _builtin_catalog().items() if entry.default)
 
 
 def provider_choice(name: str, config: Any) -> ModelChoice:
@@ -192,9 +232,10 @@ def provider_choice(name: str, config: Any) -> ModelChoice:
 def known_choices(
     slm_providers: dict[str, Any] | None = None, catalog: dict[str, CatalogEntry] | None = None
 ) -> dict[str, ModelChoice]:
-    """Every name that `--slm` accepts: catalog entries, then providers (which win)."""
+    """Every name that `--slm` accepts: catalog entries (those whose adapters are installed), then
+    providers (which win)."""
     catalog = load_catalog() if catalog is None else catalog
-    out = {name: entry.choice() for name, entry in catalog.items()}
+    out = {name: entry.choice() for name, entry in catalog.items() if not entry.missing_adapters()}
     for name, config in (slm_providers or {}).items():
         out[name] = provider_choice(name, config)
     return out

