@@ -58,9 +58,13 @@ class LoopConfig(StrictModel):
     then go there, and base_training_dir must hold its weights for training."""
     slm: str = "gemma-3-270m"
     """Catalog or slm_providers entry whose configs every agent run uses (only its server is replaced)."""
-    run_config: list[str] = Field(default_factory=lambda: ["agent.max_format_errors=3"])
+    run_config: list[str] = Field(
+        default_factory=lambda: ["agent.max_format_errors=3", "bench.eval_timeout=300"]
+    )
     """More settings for every run: YAML files or key=value, as `-c` takes them. Runs stop after 3
-    format errors in a row (the SLM config allows 5): a base model that only rambles costs less."""
+    format errors in a row (the SLM config allows 5): a base model that only rambles costs less. The
+    judge gives a synthesized task's tests 300 s (the default is SWE-bench's 1,800): a mutant or an
+    edit that makes a suite hang then costs minutes, not half an hour, and counts as not resolved."""
     base_training_dir: str = ""
     """A training directory already converted from base_model (skips the conversion, which takes minutes)."""
     rounds: int = Field(default=1, ge=1)
