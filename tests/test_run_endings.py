@@ -95,6 +95,10 @@ def _no_leftovers():
                 os.kill(pid, signal.SIGKILL)
 
 
+def _hangups_as_from_a_terminal() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def _start(
     args: list[str], token: str, *, cwd: Path | None = None, prefix: list[str] = ()
 ) -> subprocess.Popen:
@@ -106,6 +110,8 @@ def _start(
         text=True,
         env=env,
         cwd=cwd,
+        # As from a terminal: under `nohup` SIGHUP is inherited ignored, and wren keeps it ignored.
+        preexec_fn=_hangups_as_from_a_terminal,
     )
     _STARTED.append((proc, token))
     return proc
