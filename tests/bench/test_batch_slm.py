@@ -81,9 +81,9 @@ def test_batch_with_no_model_runs_the_default_entry_and_the_base_entry_gets_a_se
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "2 run, 0 already done" in proc.stderr
         _check_runs(out, ids, api_base)
-        assert json.loads((home / f"serve-{port}.json").read_text())["pid"] == pid
-        # The bundled base entry: served without the default's adapters, so never by that server.
         base = json.loads((home / f"serve-{port}.json").read_text())
+        assert base["pid"] == pid
+        # The bundled base entry: served without the default's adapters, so never by that server.
         proc = _batch(*common, "--slm", "gemma-3-270m", "--redo-existing", home=home)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         _check_runs(out, ids, api_base)

@@ -118,19 +118,16 @@ def test_training_goes_on_from_a_given_adapter(tiny_model: Path, tmp_path: Path)
         learning_rate=5e-3,
         merge=False,
     )
+
     # At learning rate 0 the adapter trained on is the given one, as it was saved, and keeps its
     # own settings (rank 16) whatever `lora` says.
-    kept, again = _train(
-        tiny_model,
-        tmp_path / "again",
-        sample_records(6),
-        "sft",
-        max_steps=2,
-        learning_rate=0.0,
-        merge=False,
-        init_adapter=str(out / "adapter"),
-        lora={"r": 4},
-    )
+    def go_on_from(adapter: Path, **settings: object) -> tuple[dict, Path]:
+        return _train(
+            tiny_model, tmp_path / "again", sample_records(6), "sft",
+            max_steps=2, learning_rate=0.0, merge=False, init_adapter=str(adapter), **settings,
+        )  # fmt: skip
+
+    kept, again = go_on_from(out / "adapter", lora={"r": 4})
     saved, continued = _adapter(out), _adapter(again)
     assert saved.keys() == continued.keys() and all((saved[k] == continued[k]).all() for k in saved)
     assert json.loads((again / "adapter" / "adapter_config.json").read_text())["r"] == 16
@@ -141,16 +138,7 @@ def test_training_goes_on_from_a_given_adapter(tiny_model: Path, tmp_path: Path)
     _, other = _train(
         tiny_model, tmp_path / "other", sample_records(2), "sft", max_steps=1, learning_rate=5e-3, merge=False
     )
-    resumed, _ = _train(
-        tiny_model,
-        tmp_path / "again",
-        sample_records(6),
-        "sft",
-        max_steps=2,
-        learning_rate=0.0,
-        merge=False,
-        init_adapter=str(other / "adapter"),
-    )
+    resumed, _ = go_on_from(other / "adapter")
     assert any(not (_adapter(other)[k] == saved[k]).all() for k in saved)
     assert resumed["resumed_from"] and all((_adapter(again)[k] == saved[k]).all() for k in saved)
 
