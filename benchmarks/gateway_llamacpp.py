@@ -1,6 +1,7 @@
 """Program completion time of real agent runs through the gateway onto two real llama.cpp servers.
 
-Two embedded servers (llama.cpp from xllamacpp, the bundled Gemma-3-270M; `wren.serve.embedded`)
+Two embedded servers (llama.cpp from xllamacpp serving the catalog's default entry, the bundled
+Gemma-3-270M with its adapters, as `wren batch` with no model serves it; `wren.serve.embedded`)
 with a small KV cache per slot, so that the programs' contexts do not all fit; `wren batch` runs
 agents on tasks synthesized from the fixture repository (`wren synth`), `--workers` at a time,
 through `wren gateway` with each policy in turn, `--reps` times, alternating the policies. Reported
@@ -76,6 +77,30 @@ def completion_times(run_dir: Path) -> tuple[list[float], int]:
     return times, steps
 
 
+def metric_sum(root: str, names: tuple[str, ...]) -> dict[str, float]:
+    """The sums of the named counters on a Prometheus page at `root`/metrics (label sets added)."""
+    import httpx
+
+    text = httpx.get(root.rstrip("/") + "/metrics", timeout=10).text
+    out = dict.fromkeys(names, 0.0)
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        name = name.partition("{")[0]
+        if name in out:
+            out[name] += float(value.split()[0])
+    return out
+
+
+def server_counters(backends: list[str]) -> dict[str, float]:
+    """Prompt tokens the llama.cpp servers computed and took from their prompt cache, all servers."""
+    names = ("llamacpp:prompt_tokens_total", "llamacpp:prompt_tokens_cached_total")
+    total = dict.fromkeys(names, 0.0)
+    for b in backends:
+        for k, v in metric_sum(b, names).items():
+            total[k] += v
+    return total
+
+
 def run_once(
     policy: str, backends: list[str], tasks: Path, repos: Path, out: Path, args: argparse.Namespace
 ) -> dict:
@@ -87,6 +112,7 @@ def run_once(
     )  # fmt: skip
     try:
         wait_http(f"http://127.0.0.1:{port}/health")
+        before = server_counters(backends)
         t0 = time.monotonic()
         done = subprocess.run(
             [PY, "-m", "wren.cli.main", "batch", "-d", str(tasks), "-o", str(out), "--repos", str(repos),
@@ -95,6 +121,8 @@ def run_once(
             cwd=ROOT, capture_output=True, text=True, timeout=3600,
         )  # fmt: skip
         wall = time.monotonic() - t0
+        after = server_counters(backends)
+        pauses = metric_sum(f"http://127.0.0.1:{port}", ("wren_gateway_pauses_total", "wren_gateway_pauses"))
     finally:
         gw.terminate()
         gw.wait(30)
@@ -111,6 +139,13 @@ def run_once(
         "completion_mean_s": round(statistics.mean(times), 1),
         "completion_p99_s": round(times[min(len(times) - 1, int(0.99 * len(times)))], 1),
         "batch_rc": done.returncode,
+        "prompt_computed": int(
+            after["llamacpp:prompt_tokens_total"] - before["llamacpp:prompt_tokens_total"]
+        ),
+        "prompt_cached": int(
+            after["llamacpp:prompt_tokens_cached_total"] - before["llamacpp:prompt_tokens_cached_total"]
+        ),
+        "pauses": int(sum(pauses.values())),
     }
 
 
@@ -133,14 +168,19 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="wren-gw-llamacpp-"))
     work.mkdir(parents=True, exist_ok=True)
     os.environ["WREN_HOME"] = str(work / "home")
+    from wren.models.catalog import choose_slm, default_model
     from wren.serve.embedded import ensure_server, stop_server
+
+    lora = choose_slm(default_model()).lora or []
 
     tasks, repos = make_tasks(work, args.tasks)
     args.embedded_ports = [free_port(), free_port()]
     backends = []
     try:
         for p in args.embedded_ports:
-            backends.append(ensure_server(p, slots=args.slots, n_ctx=args.n_ctx).removesuffix("/v1"))
+            backends.append(
+                ensure_server(p, slots=args.slots, n_ctx=args.n_ctx, lora=lora).removesuffix("/v1")
+            )
         print(
             f"{len(backends)} llama.cpp servers x {args.n_ctx} KV tokens ({args.slots} slots of "
             f"{args.n_ctx // args.slots}); {args.tasks} agent runs, {args.workers} at once, step limit {args.steps}",
@@ -148,6 +188,7 @@ def main() -> None:
         )
         print(
             f"  {'rep':>3s} {'policy':12s} {'steps/min':>9s} {'JCT mean':>9s} {'JCT p99':>8s} {'wall s':>7s}  runs steps"
+            "  computed  cached pauses"
         )
         rows = []
         for rep in range(args.reps):
@@ -160,7 +201,8 @@ def main() -> None:
                 rows.append(r)
                 print(
                     f"  {rep:3d} {policy:12s} {r['steps_per_min']:9.1f} {r['completion_mean_s']:9.1f} "
-                    f"{r['completion_p99_s']:8.1f} {r['wall_s']:7.1f}  {r['runs']:4d} {r['steps']:5d}",
+                    f"{r['completion_p99_s']:8.1f} {r['wall_s']:7.1f}  {r['runs']:4d} {r['steps']:5d}"
+                    f"  {r['prompt_computed']:8d} {r['prompt_cached']:7d} {r['pauses']:6d}",
                     flush=True,
                 )
     finally:

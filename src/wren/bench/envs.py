@@ -38,6 +38,9 @@ _BUILD_KEPT = (
     "CC", "CXX", "CFLAGS", "CXXFLAGS", "LDFLAGS", "CPPFLAGS", "PKG_CONFIG_PATH", "MAKEFLAGS",
 )  # fmt: skip
 _PROXIES = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
+# Written in a venv whose installs take the releases of one date (the date, one line).
+AS_OF_FILE = "as-of.txt"
+_DATED = ("PIP_UPLOADED_PRIOR_TO", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS")
 _SYSTEM_INSTALLERS = ("apt-get ", "apt ", "yum ", "dnf ", "apk ", "brew ")
 
 
@@ -178,6 +181,7 @@ def shared_env(
             "packages": deps["packages"],
             "pip_packages": spec.pip_packages,
             "constraints": spec.constraints,
+            "as_of": spec.packages_as_of,
         },
         sort_keys=True,
     )
@@ -221,6 +225,9 @@ def _build(
     pip = "python -m pip install -q"
     # The pip a venv is born with can predate the wheels and metadata today's indexes serve.
     run_logged(f"{pip} --upgrade pip", cwd=venv, env=env, timeout=timeout, log=log)
+    if spec.packages_as_of:
+        _install_as_of(venv, env, spec.packages_as_of, log)
+        env = build_environ(venv, spec)
     if deps["requirements"].strip() and deps.get("translated"):
         deps["not_installed"] += _install_translated(venv, env, deps["requirements"], spec, timeout, log)
     elif deps["requirements"].strip():
@@ -230,12 +237,41 @@ def _build(
         log.append(
             "environment.yml entries pip cannot install (left out): " + ", ".join(deps["not_installed"])
         )
-    for names in (deps["packages"], spec.pip_packages):
+    # An exact pin names its release whatever the date (the spec may pin one newer than it), so
+    # exact pins are installed undated.
+    exact = [p for p in spec.pip_packages if "==" in p]
+    for names, run_env in (
+        (deps["packages"], env),
+        (exact, _undated(env)),
+        ([p for p in spec.pip_packages if p not in exact], env),
+    ):
         if names:
             quoted = " ".join(shlex.quote(p) for p in names)
-            run_logged(f"{pip} {quoted}", cwd=venv, env=env, timeout=timeout, log=log)
+            run_logged(f"{pip} {quoted}", cwd=venv, env=run_env, timeout=timeout, log=log)
     (venv / "left-out.txt").write_text("".join(f"{r}\n" for r in deps["not_installed"]))
     (venv / ".wren-ready").write_text(key)
+
+
+def _install_as_of(venv: Path, env: dict[str, str], date: str, log: list[str]) -> None:
+    """Make every later install in `venv` (and its instance venvs) pick the releases of `date`, where
+    its pip can (pip 26 and later, on Python 3.9 and later)."""
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--help"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    if "--uploaded-prior-to" not in proc.stdout:
+        log.append(f"this environment's pip cannot install as of {date}: today's releases")
+        return
+    (venv / AS_OF_FILE).write_text(date + "\n")
+    log.append(
+        f"dependencies as they stood on {date} (pip --uploaded-prior-to); extra indexes and find-links "
+        "are not read, as they carry no upload times"
+    )
+
+
+def _undated(env: dict[str, str]) -> dict[str, str]:
+    """`env` without the date its installs are limited to."""
+    return {k: v for k, v in env.items() if k not in _DATED}
 
 
 def _read_left_out(venv: Path, deps: dict[str, Any]) -> None:
@@ -309,8 +345,14 @@ def _install_translated(
 
 
 def build_environ(venv: Path, spec: InstanceSpec) -> dict[str, str]:
-    """The environment of install commands in `venv` (its constraints apply to every pip call)."""
+    """The environment of install commands in `venv` (its constraints and its date apply to every
+    pip call)."""
     extra = {"VIRTUAL_ENV": str(venv)}
+    as_of = venv / AS_OF_FILE
+    if as_of.is_file():
+        # A release on a local index or in a find-links directory has no upload time, so pip would
+        # take it whatever its date: only the main index is read (" " clears what pip.conf sets).
+        extra |= dict(zip(_DATED, (as_of.read_text().strip() + "T00:00:00Z", " ", " "), strict=True))
     constraints = venv / "constraints.txt"
     if spec.constraints:
         # The file belongs to the shared venv; an instance venv points at the shared one's.
@@ -334,8 +376,9 @@ def instance_env(base: Path, venv: Path) -> None:
     subprocess.run([str(base / "bin" / "python"), "-m", "venv", "--without-pip", str(venv)], check=True)
     _launchers(venv)
     (site_packages(venv) / "_wren_shared.pth").write_text(f"{site_packages(base)}\n")
-    if (base / "constraints.txt").is_file():
-        shutil.copy(base / "constraints.txt", venv / "constraints.txt")
+    for name in ("constraints.txt", AS_OF_FILE):
+        if (base / name).is_file():
+            shutil.copy(base / name, venv / name)
     _wrap_scripts(base, venv)
 
 

@@ -9,6 +9,8 @@ need), then config overrides (`specs: {owner/name: {...}}` or `{owner/name: {ver
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import fnmatch
 import functools
 import re
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from wren.bench.datasets import parse_test_list
 from wren.exceptions import ConfigError
@@ -68,12 +70,25 @@ class InstanceSpec(StrictModel):
     """environment.yml files tried in order when `packages` is 'environment.yml'."""
     constraints: list[str] = Field(default_factory=list)
     """pip constraints for every install of the environment (pins such as 'numpy<2')."""
+    packages_as_of: str = ""
+    """Install dependencies as they stood on this date (YYYY-MM-DD, through pip's
+    --uploaded-prior-to; '' = today's releases)."""
     cpus: float = 0
     """CPUs the tests are shown (SWE-bench's `nano_cpus`; 0 = the host's view is left alone)."""
     package: str = ""
     """Import name of the package under test, checked to import from the workspace ('' = detect)."""
     source: str = "swebench"
     """Where the spec came from: 'swebench', 'instance' (its own test_cmd) or 'detected'."""
+
+    @field_validator("packages_as_of")
+    @classmethod
+    def _a_date(cls, value: str) -> str:
+        if value:
+            try:
+                datetime.date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"packages_as_of must be a date, YYYY-MM-DD, or '', not {value!r}") from None
+        return value
 
 
 def files_in_patch(test_patch: str) -> list[str]:
@@ -142,6 +157,23 @@ def load_spec_overrides(path: str = "") -> dict[str, Any]:
     return repos
 
 
+# SWE-bench's environments resolved its unpinned dependencies in late 2023: the releases after that
+# (pandas 2.2, SciPy 1.12 and pytest 8 in late January 2024, docutils 0.21, NumPy 2) change what the
+# gold patches' tests see. Instances newer than that get the releases of the year after them.
+SWEBENCH_ERA = datetime.date(2024, 1, 15)
+_ERA_AFTER_INSTANCE = datetime.timedelta(days=365)
+
+
+def swebench_era(inst: dict[str, Any]) -> str:
+    """The date an instance's dependencies are installed as of: SWE-bench's own era, or a year
+    after the instance was made when that is later."""
+    era = SWEBENCH_ERA
+    created = str(inst.get("created_at") or "")[:10]
+    with contextlib.suppress(ValueError):  # no date, or not one: SWE-bench's era
+        era = max(era, datetime.date.fromisoformat(created) + _ERA_AFTER_INSTANCE)
+    return min(era, datetime.date.today()).isoformat()
+
+
 def _swebench_data(inst: dict[str, Any], specs: dict[str, Any]) -> dict[str, Any]:
     repo = inst.get("repo", "")
     test_cmd = specs.get("test_cmd", "")
@@ -159,6 +191,7 @@ def _swebench_data(inst: dict[str, Any], specs: dict[str, Any]) -> dict[str, Any
         "log_parser": "swebench",
         "source": "swebench",
         "cpus": specs.get("nano_cpus", 0) / 1e9,
+        "packages_as_of": swebench_era(inst),
     }
     try:
         from swebench.harness.constants import (
