@@ -27,7 +27,7 @@ from wren.bench.requirements import read_environment_yml, read_requirements
 from wren.bench.specs import InstanceSpec
 
 # Bumped when the way environments are built changes, so old cache entries are not reused.
-ENV_FORMAT = 2
+ENV_FORMAT = 3
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # What every command keeps from the host: identity, locale, terminal, temporary directory.
 _KEPT = ("HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "SHELL")
@@ -229,7 +229,11 @@ def _build(
         _install_as_of(venv, env, spec.packages_as_of, log)
         env = build_environ(venv, spec)
     if deps["requirements"].strip() and deps.get("translated"):
-        deps["not_installed"] += _install_translated(venv, env, deps["requirements"], spec, timeout, log)
+        # Undated: conda gave these packages their native libraries (ecCodes for cfgrib, ...), and
+        # on PyPI only later wheels bundle them; the spec's exact pins still hold them back.
+        deps["not_installed"] += _install_translated(
+            venv, _undated(env), deps["requirements"], spec, timeout, log
+        )
     elif deps["requirements"].strip():
         (venv / "requirements.txt").write_text(deps["requirements"] + "\n")
         run_logged(f"{pip} -r {venv / 'requirements.txt'}", cwd=venv, env=env, timeout=timeout, log=log)
