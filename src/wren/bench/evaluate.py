@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from wren.bench import selfcheck
+from wren.bench.collection import failures_from_environment
 from wren.bench.datasets import DatasetError, parse_test_list
 from wren.bench.envs import env_command
 from wren.bench.isolation import Isolation, isolation
@@ -338,6 +339,12 @@ def evaluate_instance(
                 report["error"] = (
                     "the tests import what the environment could not install (left out of "
                     f"environment.yml's translation): {', '.join(wanted)}"
+                )
+                return report
+            broken = failures_from_environment(result["output"], patch, failing)
+            if broken:
+                report["error"] = "the tests cannot be collected in this environment: " + "; ".join(
+                    f"{file}: {error}" for file, error in list(broken.items())[:3]
                 )
                 return report
             skipped = _skipped(status["PASS_TO_PASS"]["failure"], statuses, result["output"])
