@@ -5,7 +5,6 @@ network), where the dated spec gets the old release, an exact pin its own, and n
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import http.server
 import json
@@ -28,7 +27,7 @@ from wren.exceptions import ConfigError
         ("2024-06-01T00:00:00Z", "2025-06-01"),
         (None, "2024-01-15"),
         ("not a date", "2024-01-15"),
-        ("2999-01-01T00:00:00Z", datetime.date.today().isoformat()),
+        ("2999-01-01T00:00:00Z", ""),
     ],
 )
 def test_swebench_era(created_at, era):

@@ -166,12 +166,13 @@ _ERA_AFTER_INSTANCE = datetime.timedelta(days=365)
 
 def swebench_era(inst: dict[str, Any]) -> str:
     """The date an instance's dependencies are installed as of: SWE-bench's own era, or a year
-    after the instance was made when that is later."""
+    after the instance was made when that is later; '' (today's releases) once that date is not
+    past, so an environment's cache key does not change from day to day."""
     era = SWEBENCH_ERA
     created = str(inst.get("created_at") or "")[:10]
     with contextlib.suppress(ValueError):  # no date, or not one: SWE-bench's era
         era = max(era, datetime.date.fromisoformat(created) + _ERA_AFTER_INSTANCE)
-    return min(era, datetime.date.today()).isoformat()
+    return era.isoformat() if era < datetime.date.today() else ""
 
 
 def _swebench_data(inst: dict[str, Any], specs: dict[str, Any]) -> dict[str, Any]:
