@@ -274,8 +274,11 @@ def _install_as_of(venv: Path, env: dict[str, str], date: str, log: list[str]) -
 
 
 def _undated(env: dict[str, str]) -> dict[str, str]:
-    """`env` without the date its installs are limited to."""
-    return {k: v for k, v in env.items() if k not in _DATED}
+    """`env` without the date its installs are limited to, and with the host's own indexes back."""
+    if "PIP_UPLOADED_PRIOR_TO" not in env:
+        return env
+    out = {k: v for k, v in env.items() if k not in _DATED}
+    return out | {k: os.environ[k] for k in _DATED if k in os.environ}
 
 
 def _read_left_out(venv: Path, deps: dict[str, Any]) -> None:
