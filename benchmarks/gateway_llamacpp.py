@@ -78,27 +78,20 @@ def completion_times(run_dir: Path) -> tuple[list[float], int]:
 
 
 def metric_sum(root: str, names: tuple[str, ...]) -> dict[str, float]:
-    """The sums of the named counters on a Prometheus page at `root`/metrics (label sets added)."""
+    """The sums of the named counters on the Prometheus page at `root`/metrics, label sets added."""
     import httpx
 
-    text = httpx.get(root.rstrip("/") + "/metrics", timeout=10).text
-    out = dict.fromkeys(names, 0.0)
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        name = name.partition("{")[0]
-        if name in out:
-            out[name] += float(value.split()[0])
-    return out
+    from wren.gateway.backends import parse_prometheus
+
+    samples = parse_prometheus(httpx.get(root.rstrip("/") + "/metrics", timeout=10).text)
+    return {name: sum(value for _, value in samples.get(name, [])) for name in names}
 
 
 def server_counters(backends: list[str]) -> dict[str, float]:
     """Prompt tokens the llama.cpp servers computed and took from their prompt cache, all servers."""
     names = ("llamacpp:prompt_tokens_total", "llamacpp:prompt_tokens_cached_total")
-    total = dict.fromkeys(names, 0.0)
-    for b in backends:
-        for k, v in metric_sum(b, names).items():
-            total[k] += v
-    return total
+    per_server = [metric_sum(b, names) for b in backends]
+    return {name: sum(counts[name] for counts in per_server) for name in names}
 
 
 def run_once(
@@ -122,7 +115,7 @@ def run_once(
         )  # fmt: skip
         wall = time.monotonic() - t0
         after = server_counters(backends)
-        pauses = metric_sum(f"http://127.0.0.1:{port}", ("wren_gateway_pauses_total", "wren_gateway_pauses"))
+        pauses = metric_sum(f"http://127.0.0.1:{port}", ("wren_gateway_pauses_total",))
     finally:
         gw.terminate()
         gw.wait(30)

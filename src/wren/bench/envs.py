@@ -228,12 +228,11 @@ def _build(
     if spec.packages_as_of:
         _install_as_of(venv, env, spec.packages_as_of, log)
         env = build_environ(venv, spec)
+    undated = build_environ(venv, spec, dated=False)
     if deps["requirements"].strip() and deps.get("translated"):
         # Undated: conda gave these packages their native libraries (ecCodes for cfgrib, ...), and
         # on PyPI only later wheels bundle them; the spec's exact pins still hold them back.
-        deps["not_installed"] += _install_translated(
-            venv, _undated(env), deps["requirements"], spec, timeout, log
-        )
+        deps["not_installed"] += _install_translated(venv, undated, deps["requirements"], spec, timeout, log)
     elif deps["requirements"].strip():
         (venv / "requirements.txt").write_text(deps["requirements"] + "\n")
         run_logged(f"{pip} -r {venv / 'requirements.txt'}", cwd=venv, env=env, timeout=timeout, log=log)
@@ -246,7 +245,7 @@ def _build(
     exact = [p for p in spec.pip_packages if "==" in p]
     for names, run_env in (
         (deps["packages"], env),
-        (exact, _undated(env)),
+        (exact, undated),
         ([p for p in spec.pip_packages if p not in exact], env),
     ):
         if names:
@@ -271,14 +270,6 @@ def _install_as_of(venv: Path, env: dict[str, str], date: str, log: list[str]) -
         f"dependencies as they stood on {date} (pip --uploaded-prior-to); extra indexes and find-links "
         "are not read, as they carry no upload times"
     )
-
-
-def _undated(env: dict[str, str]) -> dict[str, str]:
-    """`env` without the date its installs are limited to, and with the host's own indexes back."""
-    if "PIP_UPLOADED_PRIOR_TO" not in env:
-        return env
-    out = {k: v for k, v in env.items() if k not in _DATED}
-    return out | {k: os.environ[k] for k in _DATED if k in os.environ}
 
 
 def _read_left_out(venv: Path, deps: dict[str, Any]) -> None:
@@ -351,12 +342,12 @@ def _install_translated(
     raise WorkspaceError("environment.yml: pip kept failing on its requirements")
 
 
-def build_environ(venv: Path, spec: InstanceSpec) -> dict[str, str]:
-    """The environment of install commands in `venv` (its constraints and its date apply to every
-    pip call)."""
+def build_environ(venv: Path, spec: InstanceSpec, *, dated: bool = True) -> dict[str, str]:
+    """The environment of install commands in `venv` (its constraints, and its date unless not
+    `dated`, apply to every pip call)."""
     extra = {"VIRTUAL_ENV": str(venv)}
     as_of = venv / AS_OF_FILE
-    if as_of.is_file():
+    if dated and as_of.is_file():
         # A release on a local index or in a find-links directory has no upload time, so pip would
         # take it whatever its date: only the main index is read (" " clears what pip.conf sets).
         extra |= dict(zip(_DATED, (as_of.read_text().strip() + "T00:00:00Z", " ", " "), strict=True))
