@@ -98,6 +98,8 @@ def test_a_rung_copy_has_its_own_id_and_names_its_family():
         {"demo_levels": []},
         {"samples": 0},
         {"sample": 2},
+        {"demo_levels": [3, 4], "demo_rungs": 3},
+        {"demo_rungs": 0},
     ],
 )
 def test_a_curriculum_config_that_cannot_work_is_refused(data):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.learn.test_export import GOLD, HEAD, episode, reply
 from wren.learn.data.episodes import Episode
 from wren.learn.data.export import EditWindow, ExportConfig, sft_records
@@ -98,6 +100,28 @@ def test_a_demonstration_is_retold_at_each_rung_with_only_its_statement_changed(
     assert l4.instance["hint_level"] == 4 and l4.instance["family"] == "o__r-7"
     (record,) = sft_records([l4], ExportConfig(edit_window=EditWindow()))
     assert record["hint_level"] == 4 and record["family"] == "o__r-7"
+
+
+def test_demonstrations_told_at_one_rung_each_take_the_rungs_in_turn():
+    runs = []
+    for n in range(5):
+        run = episode(STEPS)
+        run.instance = task() | {"instance_id": f"o__r-{n}"}
+        runs.append(run)
+    one, missed = at_levels(runs, [1, 3, 4], per_episode=1)
+    assert missed == 0
+    assert [c.instance_id for c in one] == ["o__r-0.L1", "o__r-1.L3", "o__r-2.L4", "o__r-3.L1", "o__r-4.L3"]
+    two, _ = at_levels(runs[:3], [1, 3, 4], per_episode=2)
+    assert [c.instance_id for c in two] == [
+        "o__r-0.L1",
+        "o__r-0.L3",
+        "o__r-1.L4",
+        "o__r-1.L1",
+        "o__r-2.L3",
+        "o__r-2.L4",
+    ]
+    with pytest.raises(ValueError, match="1 to 3"):
+        at_levels(runs, [1, 3, 4], per_episode=4)
 
 
 def test_a_run_whose_prompt_does_not_hold_the_statement_is_not_retold():

@@ -49,6 +49,10 @@ class CurriculumConfig(StrictModel):
     nothing at any rung, so its rollouts cost time and add no successes."""
     demo_levels: list[int] = Field(default_factory=lambda: [1, 2, 3, 4])
     """Rungs the demonstrations are trained at (each judged demonstration once per rung)."""
+    demo_rungs: int | None = Field(default=None, ge=1)
+    """How many of `demo_levels` each demonstration is told at, in turn (None: all). One record
+    per demonstration lets a round train on many demonstrations in the time of few: each rung
+    still gets an equal share of them."""
     eval_levels: list[int] = Field(default_factory=lambda: [1, 2, 3, 4])
     """Rungs the held-out tasks are evaluated at (every model, every seed, every rung)."""
 
@@ -60,6 +64,10 @@ class CurriculumConfig(StrictModel):
             levels = getattr(self, name)
             if not levels or any(not 0 <= k <= TOP for k in levels) or len(set(levels)) != len(levels):
                 raise ValueError(f"{name} {levels}: give distinct rungs from 0 to {TOP}")
+        if self.demo_rungs is not None and self.demo_rungs > len(self.demo_levels):
+            raise ValueError(
+                f"demo_rungs {self.demo_rungs} is more than the {len(self.demo_levels)} demo_levels"
+            )
         return self
 
 

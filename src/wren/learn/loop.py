@@ -446,7 +446,9 @@ class Loop:
         if c.curriculum:
             from wren.learn.data.rungs import at_levels
 
-            demos, counts_missed = at_levels([e for e in demos if e.resolved], c.curriculum.demo_levels)
+            demos, counts_missed = at_levels(
+                [e for e in demos if e.resolved], c.curriculum.demo_levels, c.curriculum.demo_rungs
+            )
         episodes = demos + rollouts
         # Windows are measured with the model's own tokenizer: a rough count made them outgrow
         # max_length, and the trainer's cut took the later turns (24 of 106 records once).

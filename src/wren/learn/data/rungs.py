@@ -59,12 +59,18 @@ def retold(episode: Episode, level: int) -> Episode | None:
     return dataclasses.replace(episode, instance_id=copy["instance_id"], messages=messages, instance=copy)
 
 
-def at_levels(episodes: list[Episode], levels: list[int]) -> tuple[list[Episode], int]:
-    """Every episode retold at every rung of `levels`; how many could not be retold."""
+def at_levels(
+    episodes: list[Episode], levels: list[int], per_episode: int | None = None
+) -> tuple[list[Episode], int]:
+    """Every episode retold at `per_episode` rungs of `levels` (None: every one), taken in turn so
+    that each rung gets as many episodes as the others; how many could not be retold."""
+    k = per_episode or len(levels)
+    if not 1 <= k <= len(levels):
+        raise ValueError(f"{k} rungs per episode: give 1 to {len(levels)}")
     out, missed = [], 0
-    for episode in episodes:
-        for level in levels:
-            copy = retold(episode, level)
+    for i, episode in enumerate(episodes):
+        for j in range(k):
+            copy = retold(episode, levels[(i * k + j) % len(levels)])
             if copy is None:
                 missed += 1
             else:
