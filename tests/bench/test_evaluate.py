@@ -155,6 +155,29 @@ def test_predictions_formats_and_errors(tmp_path):
         load_predictions(tmp_path / "bad.json")
 
 
+def test_coloured_pytest_output_is_parsed_as_plain(tmp_path):
+    # A project's own `addopts = "--color=yes"` colours every line pytest writes, names included.
+    (tmp_path / "pyproject.toml").write_text('[tool.pytest.ini_options]\naddopts = "--color=yes"\n')
+    (tmp_path / "test_c.py").write_text(
+        "import pytest\n\nclass TestC:\n    def test_ok(self):\n        pass\n\n"
+        "    def test_bad(self):\n        assert 0\n\n@pytest.mark.parametrize('n', [1])\n"
+        "def test_p(n):\n    pass\n"
+    )
+    log = subprocess.run(
+        [sys.executable, "-m", "pytest", "-rA", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert "\x1b[" in log
+    assert parse_pytest(log) == {
+        "test_c.py::TestC::test_ok": "PASSED",
+        "test_c.py::TestC::test_bad": "FAILED",
+        "test_c.py::test_p[1]": "PASSED",
+    }
+
+
 def test_specs_and_parsing():
     log = "tests/a.py::test_x PASSED\nPASSED tests/a.py::test_y\nFAILED tests/a.py::test_z - assert 0\nERROR tests/b.py\n"
     assert parse_pytest(log) == {

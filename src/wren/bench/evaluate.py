@@ -29,7 +29,7 @@ from wren.bench.datasets import DatasetError, parse_test_list
 from wren.bench.envs import env_command
 from wren.bench.isolation import Isolation, isolation
 from wren.bench.offline import needing_network
-from wren.bench.specs import InstanceSpec, instance_spec, log_parser
+from wren.bench.specs import InstanceSpec, instance_spec, log_parser, without_escapes
 from wren.bench.workspace import Workspace, WorkspaceConfig, open_workspace, reinstall
 from wren.environments.processes import end_workers
 from wren.exceptions import ExecutionTimeoutError, Submitted
@@ -310,8 +310,10 @@ def evaluate_instance(
                 return report
             except Submitted as e:  # a test printing the submit marker is still just output
                 result = {"output": str(e.submission), "returncode": 1}
-            (out_dir / "test_output.txt").write_text(result["output"])
-            statuses = parse(result["output"])
+            # Colour codes (a project's own `--color=yes`) would hide test names from every check below.
+            output = without_escapes(result["output"])
+            (out_dir / "test_output.txt").write_text(output)
+            statuses = parse(output)
             report["tests_status"] = grade(inst, statuses)
             if not statuses:
                 report["error"] = (
@@ -320,41 +322,41 @@ def evaluate_instance(
                 return report
             status = report["tests_status"]
             failing = status["FAIL_TO_PASS"]["failure"] + status["PASS_TO_PASS"]["failure"]
-            offline = needing_network(result["output"], failing)
+            offline = needing_network(output, failing)
             if offline and not config.network:
                 report["needs_network"] = offline
                 report["error"] = f"needs network: {', '.join(offline[:10])}" + (
                     f" and {len(offline) - 10} more" if len(offline) > 10 else ""
                 )
                 return report
-            absent = [f for f in ws.missing_files if f in result["output"]]
+            absent = [f for f in ws.missing_files if f in output]
             if failing and absent:
                 report["error"] = (
                     f"the repository mirror lacks files the tests read: {', '.join(absent[:5])} "
                     f"(failing: {', '.join(failing[:5])})"
                 )
                 return report
-            wanted = _left_out_imported(ws.left_out, result["output"]) if failing else []
+            wanted = _left_out_imported(ws.left_out, output) if failing else []
             if wanted:
                 report["error"] = (
                     "the tests import what the environment could not install (left out of "
                     f"environment.yml's translation): {', '.join(wanted)}"
                 )
                 return report
-            broken = failures_from_environment(result["output"], patch, failing)
+            broken = failures_from_environment(output, patch, failing)
             if broken:
                 report["error"] = "the tests cannot be collected in this environment: " + "; ".join(
                     f"{file}: {error}" for file, error in list(broken.items())[:3]
                 )
                 return report
-            skipped = _skipped(status["PASS_TO_PASS"]["failure"], statuses, result["output"])
+            skipped = _skipped(status["PASS_TO_PASS"]["failure"], statuses, output)
             if skipped and set(failing) <= set(skipped):
                 # It passed where the labels were made: skipping here says the environment differs.
                 report["skipped_here"] = skipped
                 report["error"] = (
                     f"PASS_TO_PASS skipped in this environment: {', '.join(skipped[:5])}"
                     + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
-                    + _skip_reason(result["output"])
+                    + _skip_reason(output)
                 )
                 return report
             resolved = not failing

@@ -43,6 +43,8 @@ _NON_TEST_SUFFIXES = (
 )
 _PYTEST_STATUS = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\s+(\S+)")
 _PYTEST_VERBOSE = re.compile(r"^(\S+::\S+)\s+(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
+# Terminal escapes (colour, bold): a project's `addopts = "--color=yes"` puts them inside test names.
+_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
 class InstanceSpec(StrictModel):
@@ -251,9 +253,9 @@ def instance_spec(
 
 
 def parse_pytest(log: str) -> dict[str, str]:
-    """Per-test statuses from pytest output: `-rA` summary lines and `-v` lines."""
+    """Per-test statuses from pytest output: `-rA` summary lines and `-v` lines, coloured or not."""
     statuses: dict[str, str] = {}
-    for raw in log.splitlines():
+    for raw in without_escapes(log).splitlines():
         line = raw.strip()
         match = _PYTEST_STATUS.match(line)
         if match:
@@ -263,6 +265,11 @@ def parse_pytest(log: str) -> dict[str, str]:
         if match:
             statuses.setdefault(match.group(1), match.group(2))
     return statuses
+
+
+def without_escapes(log: str) -> str:
+    """Test output without terminal escape sequences."""
+    return _ESCAPE.sub("", log)
 
 
 def log_parser(spec: InstanceSpec, inst: dict[str, Any]) -> Callable[[str], dict[str, str]]:
@@ -279,4 +286,4 @@ def log_parser(spec: InstanceSpec, inst: dict[str, Any]) -> Callable[[str], dict
     if parser is None:
         return parse_pytest
     # The Python parsers do not read their test_spec argument; building a real one can need network.
-    return lambda log: parser(log, None)
+    return lambda log: parser(without_escapes(log), None)
