@@ -157,7 +157,7 @@ def test_rewriting_a_tasks_file_equals_synthesis_at_that_rung(synth_run, tmp_pat
         out = tmp_path / f"l{level}" / "tasks.jsonl"
         proc = subprocess.run(
             [*WREN, "synth", str(synth_run["project"]), "-o", str(out), "--mutators", mutators]
-            + ["-w", "2", "--quiet", "--hint-level", str(level)],
+            + ["-w", "2", "--quiet", "--hint-level", str(level), "--python", sys.executable],
             capture_output=True,
             text=True,
             timeout=600,

@@ -16,8 +16,10 @@ WREN = [sys.executable, "-m", "wren.cli.main"]
 def _synth(
     *args: str, env: dict | None = None, timeout: float = 300, cwd: Path | None = None
 ) -> subprocess.CompletedProcess:
+    # Wren's own interpreter (these tests are not about the environment, see test_judge_env), with
+    # the variables the fixture's flaky tests count their runs in.
     return subprocess.run(
-        [*WREN, "synth", *args, "--quiet"],
+        [*WREN, "synth", *args, "--quiet", "--python", sys.executable],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -113,7 +115,7 @@ def test_an_interrupted_run_resumes_to_the_same_result(synth_run, tmp_path: Path
         "PYTHONPATH": os.pathsep.join(filter(None, [str(plugins), os.environ.get("PYTHONPATH")])),
         "SYNTH_HOLD": f"{out}{os.pathsep}{release}",
     }
-    args = [*WREN, "synth", str(project), "-o", str(out), "-w", "2", "--quiet"]
+    args = [*WREN, "synth", str(project), "-o", str(out), "-w", "2", "--quiet", "--python", sys.executable]
     proc = subprocess.Popen(args, env=held, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # The handshake: a task is on disk (and the runs after it are held).
     deadline = time.monotonic() + 600

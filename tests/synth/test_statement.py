@@ -119,6 +119,8 @@ def test_cli_model_option_writes_statements_with_the_model(scripted_server, proj
                 "-c",
                 "model.api_key=k",
                 "--quiet",
+                "--python",
+                sys.executable,
             ),
         ],
         capture_output=True,
@@ -143,6 +145,7 @@ def test_python_api_takes_a_model_config(scripted_server, project: Path, tmp_pat
             max_tasks=1,
             workers=1,
             progress=False,
+            python=sys.executable,
             model={"name": "openai/scripted", "api_base": server.url, "api_key": "k"},
         )
     )

@@ -140,6 +140,7 @@ def test_a_test_that_fails_only_sometimes_under_a_mutation_is_not_trusted(projec
         workers=1,
         mutators=["break_method_chain", "drop_return_value"],
         progress=False,
+        python=sys.executable,  # with this process's variables, where the counters are
     )
     synthesize(config)
     attempts = _attempts(tmp_path / "out")

@@ -80,17 +80,40 @@ def check_command(package: str, runner: str) -> str:
             '[ -f "$runner" ] && echo "wren-runner-head=$(head -c 200 "$runner" | head -n 1 | tr -d \'\\0\')"'
         )
     if package:
-        lines.append(f"python -c {shlex.quote(_PACKAGE_PROBE.format(package=package))} 2>&1 | tail -n 5")
+        lines.append(f"python -c {shlex.quote(package_probe(package))} 2>&1 | tail -n 5")
     return "\n".join(lines)
+
+
+def package_probe(package: str) -> str:
+    """Python code that prints where `package` imports from, for `check_package` to read."""
+    return _PACKAGE_PROBE.format(package=package)
+
+
+def check_package(output: str, package: str, repo_dir: str) -> str:
+    """Where the probe's `output` says `package` imports from; raises EnvironmentCheckError when that
+    is not inside `repo_dir` or is reached through an import hook."""
+    found = dict(re.findall(r"^wren-(package|package-finder)=(.*)$", output, flags=re.MULTILINE))
+    where = found.get("package", "")
+    repo = os.path.realpath(repo_dir)
+    if not where:
+        said = output.strip().splitlines()[-1] if output.strip() else "no output"
+        raise EnvironmentCheckError(f"the package under test {package!r} does not import: {said}")
+    if not where.startswith(repo + os.sep):
+        raise EnvironmentCheckError(
+            f"the package under test {package!r} imports from {where}, not from the workspace {repo}"
+        )
+    if found.get("package-finder"):
+        raise EnvironmentCheckError(
+            f"the package under test {package!r} imports through an import hook "
+            f"({found['package-finder']}), not from the workspace by path: its source tree is not "
+            "on sys.path, so tools that find modules by path do not see it"
+        )
+    return where
 
 
 def verify(ws: Workspace, output: str, package: str, runner: str) -> dict[str, Any]:
     """Read the check's output; raise EnvironmentCheckError when something resolves elsewhere."""
-    found = dict(
-        re.findall(
-            r"^wren-(python|runner|runner-head|package|package-finder)=(.*)$", output, flags=re.MULTILINE
-        )
-    )
+    found = dict(re.findall(r"^wren-(python|runner|runner-head|package)=(.*)$", output, flags=re.MULTILINE))
     allowed = [str(p / "bin") for p in (ws.venv, ws.shared_venv) if p is not None]
     result = {
         "python": found.get("python", ""),
@@ -113,19 +136,5 @@ def verify(ws: Workspace, output: str, package: str, runner: str) -> dict[str, A
                     f"{label} resolves to {where}, outside the instance's environment {ws.venv}"
                 )
     if package:
-        where = result["package"]
-        repo = os.path.realpath(ws.repo_dir)
-        if not where:
-            said = output.strip().splitlines()[-1] if output.strip() else "no output"
-            raise EnvironmentCheckError(f"the package under test {package!r} does not import: {said}")
-        if not where.startswith(repo + os.sep):
-            raise EnvironmentCheckError(
-                f"the package under test {package!r} imports from {where}, not from the workspace {repo}"
-            )
-        if found.get("package-finder"):
-            raise EnvironmentCheckError(
-                f"the package under test {package!r} imports through an import hook "
-                f"({found['package-finder']}), not from the workspace by path: its source tree is not "
-                "on sys.path, so tools that find modules by path do not see it"
-            )
+        check_package(output, package, ws.repo_dir)
     return result

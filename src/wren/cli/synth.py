@@ -40,7 +40,12 @@ def register(app: typer.Typer) -> None:
             "", "--test-cmd", help="pytest command for the repo root (default: python -m pytest -rA)."
         ),
         python: str = typer.Option(
-            "", "--python", help="Interpreter that runs the tests (default: this one)."
+            "",
+            "--python",
+            help="Interpreter that runs the tests (default: one in the environment the judge builds).",
+        ),
+        env_cache: str = typer.Option(
+            "", "--env-cache", help="The judge's environment cache (default: ~/.cache/wren/envs)."
         ),
         timeout: float = typer.Option(60.0, "--timeout", help="Most seconds one validation run may take."),
         suite_timeout: float = typer.Option(
@@ -116,6 +121,7 @@ def register(app: typer.Typer) -> None:
             "mutators": [m.strip() for m in mutators.split(",") if m.strip()],
             "test_cmd": test_cmd,
             "python": python,
+            "env_cache": env_cache,
             "timeout": timeout,
             "suite_timeout": suite_timeout,
             "model": _statement_model(config, model, slm),

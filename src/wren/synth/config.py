@@ -39,7 +39,11 @@ class SynthConfig(StrictModel):
     test_cmd: str = ""
     """pytest command run in the repository root ('' = `python -m pytest -rA`, with PYTHONPATH=src for a src layout)."""
     python: str = ""
-    """Interpreter that runs the tests ('' = the one running Wren); it needs pytest and the repo's dependencies."""
+    """Interpreter that runs the tests, with pytest and the repo's dependencies ('' = one in the
+    environment the judge builds for the tasks: pytest and the repo's declared dependencies)."""
+    env_cache: str = ""
+    """Directory of the judge's shared virtualenvs, where that environment is built or found ('' =
+    the judge's default, as `bench.workspace.env_cache`)."""
     timeout: float = Field(default=60.0, gt=0)
     """Most seconds one validation run may take (each is also capped at 10x its tests' time plus a floor)."""
     suite_timeout: float = Field(default=1800.0, gt=0)

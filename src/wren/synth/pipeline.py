@@ -7,13 +7,13 @@ all attempts to the cache directory), so an interrupted run resumes where it sto
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import queue
 import random
 import shutil
-import sys
 import tempfile
 import time
 from collections import Counter, deque
@@ -24,6 +24,7 @@ from typing import Any
 from wren.synth import baseline as baseline_mod
 from wren.synth.config import SynthConfig, SynthReport
 from wren.synth.discover import Candidate, repo_candidates, source_files
+from wren.synth.environment import check_imports_from_copy, suite_environment
 from wren.synth.mutators import get_mutators
 from wren.synth.snapshot import BrokenState, Snapshot, commit_broken_states, file_modes, take_snapshot
 from wren.synth.statement import StatementWriter
@@ -145,9 +146,6 @@ def synthesize(config: SynthConfig) -> SynthReport:
     repos_dir = Path(config.repos_dir).resolve() if config.repos_dir else output.parent / "repos"
     mutators = get_mutators(config.mutators or None)
     command = parse_test_command(config.test_cmd) if config.test_cmd else default_test_command(repo_dir)
-    python = config.python or sys.executable
-    if config.python and not shutil.which(python):
-        raise SynthError(f"--python {config.python} is not an executable")
     model = _build_model(config)
 
     cache_root = Path(config.cache_dir).resolve() if config.cache_dir else output.parent / ".wren-synth"
@@ -173,21 +171,38 @@ def synthesize(config: SynthConfig) -> SynthReport:
 
     scratch = Path(tempfile.mkdtemp(prefix="wren-synth-"))
     workspaces: list[Workspace] = []
+    stack = contextlib.ExitStack()
     try:
+        phase = time.monotonic()
+        suite_env = stack.enter_context(
+            suite_environment(
+                snapshot,
+                _task_command(command),
+                python=config.python,
+                env_cache=config.env_cache,
+                scratch=scratch / "environment",
+            )
+        )
+        report.seconds["environment"] = time.monotonic() - phase
+
         phase = time.monotonic()
         # What the snapshot holds (not the user's ignored files); symlinks are not mutated.
         listing = file_modes(snapshot)
         files = source_files(repo_dir, (path for path, mode in listing.items() if mode != "120000"))
         packages = own_packages(files)
         for i in range(config.workers):
-            workspaces.append(Workspace(i, snapshot, scratch, python, command, packages))
+            workspaces.append(
+                Workspace(i, snapshot, scratch, suite_env.python, command, packages, suite_env.environ)
+            )
+        if suite_env.judge:
+            check_imports_from_copy(workspaces[0], packages)
         report.seconds["workspaces"] = time.monotonic() - phase
 
         phase = time.monotonic()
         key = {
             "commit": snapshot.commit,
             "test_cmd": command.shell(),
-            "python": python,
+            "python": suite_env.key,
             "runs": config.baseline_runs,
         }
         baseline = baseline_mod.load_cached(baseline_path, key)
@@ -258,6 +273,7 @@ def synthesize(config: SynthConfig) -> SynthReport:
     finally:
         for ws in workspaces:
             ws.close()
+        stack.close()
         shutil.rmtree(scratch, ignore_errors=True)
         report.seconds["total"] = time.monotonic() - started
     return report

@@ -29,6 +29,11 @@ def unified_diff(path: str, before: str, after: str) -> str:
     return "".join(out) if len(out) > 1 else ""
 
 
+def task_version(snapshot: Snapshot) -> str:
+    """The `version` of every task made from `snapshot` (specs and overrides are chosen by it)."""
+    return f"synth-{snapshot.commit[:8]}"
+
+
 def instance_id(snapshot: Snapshot, verdict: Verdict) -> str:
     return f"{snapshot.owner}__{snapshot.name}-{verdict.candidate.id}"
 
@@ -61,7 +66,7 @@ def task_record(
         "hints_text": "",
         "FAIL_TO_PASS": sorted(verdict.fail_to_pass),
         "PASS_TO_PASS": sorted(verdict.pass_to_pass),
-        "version": f"synth-{snapshot.commit[:8]}",
+        "version": task_version(snapshot),
         "environment_setup_commit": base_commit,
         "test_cmd": test_cmd,
         "created_at": "",

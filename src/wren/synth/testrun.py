@@ -12,6 +12,7 @@ import shlex
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,27 @@ def default_test_command(root: Path) -> TestCommand:
     return TestCommand(env, list(DEFAULT_PYTEST_ARGS))
 
 
+def server_environ(
+    workdir: Path, command: TestCommand, base: Mapping[str, str], pycache: Path | None = None
+) -> dict[str, str]:
+    """The variables a pytest server in `workdir` runs with: `base` and the command's own."""
+    env = dict(base)
+    for key, value in command.env.items():
+        if key == "PYTHONPATH":
+            # Absolute, so module paths (and traced file names) do not depend on the cwd.
+            value = os.pathsep.join(str(workdir / p) for p in value.split(os.pathsep) if p)
+            if base.get("PYTHONPATH"):
+                value += os.pathsep + base["PYTHONPATH"]
+        env[key] = value
+    env.pop("PYTEST_ADDOPTS", None)
+    # Byte-code caching matters for speed (each run imports the package and its tests again);
+    # it is safe because every rewrite of a source file gets a new mtime (see Workspace).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if pycache is not None:
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
 @dataclass
 class RunResult:
     """What one pytest run did."""
@@ -112,31 +134,23 @@ class PytestServer:
         *,
         own_packages: frozenset[str] = frozenset(),
         pycache: Path | None = None,
+        environ: dict[str, str] | None = None,
     ):
         self.workdir = Path(workdir)
         self.command = command
         self.scratch = Path(scratch)
         self.scratch.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        for key, value in command.env.items():
-            if key == "PYTHONPATH":
-                # Absolute, so module paths (and traced file names) do not depend on the cwd.
-                value = os.pathsep.join(str(self.workdir / p) for p in value.split(os.pathsep) if p)
-                if os.environ.get("PYTHONPATH"):
-                    value += os.pathsep + os.environ["PYTHONPATH"]
-            env[key] = value
-        env.pop("PYTEST_ADDOPTS", None)
-        # Byte-code caching matters for speed (each run imports the package and its tests again);
-        # it is safe because every rewrite of a source file gets a new mtime (see Workspace).
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        if pycache is not None:
-            env["PYTHONPYCACHEPREFIX"] = str(pycache)
+        self.python = python
+        # `environ`: the variables the tests may see (None: this process's).
+        self.environ = server_environ(
+            self.workdir, command, os.environ if environ is None else environ, pycache
+        )
         self._stderr = open(self.scratch / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
         try:
             self.proc = subprocess.Popen(
                 [python, str(SERVER_SCRIPT), "--no-preload", ",".join(sorted(own_packages))],
                 cwd=self.workdir,
-                env=env,
+                env=self.environ,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,

@@ -82,6 +82,7 @@ class Workspace:
         python: str,
         command: TestCommand,
         own_packages: frozenset[str],
+        environ: dict[str, str] | None = None,
     ):
         self.index = index
         self.dir = export(snapshot, snapshot.commit, Path(root) / f"copy{index}")
@@ -92,6 +93,7 @@ class Workspace:
             Path(root) / f"scratch{index}",
             own_packages=own_packages,
             pycache=Path(root) / "pycache",
+            environ=environ,
         )
 
     def _stamp(self, path: Path) -> None:
