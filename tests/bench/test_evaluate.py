@@ -108,6 +108,34 @@ def test_test_timeout_is_an_error_verdict(calc, env_cache):
     assert "timed out after 1 s" in summary["instances"][slow["instance_id"]]["error"]
 
 
+def test_a_timed_out_instance_is_judged_again_alone_when_asked(calc, env_cache):
+    tmp_path, instances = calc
+    gold = instances[0]
+    marker = tmp_path / "slow-once"
+    # Slow on the first try only (as a suite is while it shares the machine), then as it is.
+    slow_once = {
+        **gold,
+        "test_cmd": f"test -f {marker} || {{ touch {marker}; sleep 30; }}; {gold['test_cmd']}",
+    }
+    hangs = {**instances[1], "patch": gold["patch"], "test_cmd": "sleep 30"}
+    preds = {i["instance_id"]: {"model_patch": gold["patch"]} for i in (slow_once, hangs)}
+    config = EvalConfig(
+        environment={"environment_class": "local"},
+        workspace=_workspace(tmp_path, env_cache),
+        timeout=2,
+        retry_timeout=8,
+        workers=2,
+    )
+    summary = evaluate([slow_once, hangs], preds, config, tmp_path / "t.json")
+    assert summary["resolved_ids"] == [slow_once["instance_id"]]
+    assert summary["error_ids"] == [hangs["instance_id"]]
+    first, second = (summary["instances"][i["instance_id"]] for i in (slow_once, hangs))
+    assert first["first_try"] == "tests timed out after 2 s" and "error" not in first
+    assert (
+        second["first_try"] == "tests timed out after 2 s" and second["error"] == "tests timed out after 8 s"
+    )
+
+
 def test_empty_patches_unresolved_without_running_tests_when_asked(calc, env_cache):
     tmp_path, instances = calc
     # Tests that would time out: run, the empty patch is an error verdict (the test above).

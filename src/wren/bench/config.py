@@ -22,6 +22,8 @@ class BenchConfig(StrictModel):
     """Versioned overrides file of SWE-bench specs ('' = the one shipped with Wren, 'none' = none)."""
     eval_timeout: float = Field(default=1800.0, gt=0)
     """Seconds the tests of one instance may run in `wren eval`."""
+    eval_retry_timeout: float = Field(default=0.0, ge=0)
+    """Seconds for a second try, alone, of each instance whose tests timed out (0: none)."""
     eval_empty_patches: Literal["run", "unresolved"] = "run"
     """`wren eval` on an empty patch: run its tests, or call it unresolved without (as SWE-bench does)."""
     task_template: str = "{{ problem_statement }}"

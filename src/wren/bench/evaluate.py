@@ -67,6 +67,10 @@ class EvalConfig(StrictModel):
     """Versioned overrides file merged under `specs` ('' = the one shipped with Wren, 'none' = none)."""
     network: bool = False
     """Tests may use the network; without it a test failing for want of one makes the outcome `error`."""
+    retry_timeout: float = Field(default=0.0, ge=0)
+    """Seconds for a second try of each instance whose tests timed out, judged alone after the others
+    (0: no second try). A suite that is only slow while it shares the machine then gets a verdict;
+    one that hangs is still an error."""
     empty_patches: Literal["run", "unresolved"] = "run"
     """`run`: an empty patch's tests run like any other's (what trusting the judge needs); `unresolved`:
     it is unresolved without running them, as SWE-bench's harness does (its FAIL_TO_PASS fail before a fix)."""
@@ -83,6 +87,7 @@ def judge_config(cfg: Any, **overrides: Any) -> EvalConfig:
         "specs": bench.specs,
         "spec_overrides": bench.spec_overrides,
         "empty_patches": bench.eval_empty_patches,
+        "retry_timeout": bench.eval_retry_timeout,
     }
     return EvalConfig(**{**settings, **overrides})
 
@@ -307,6 +312,7 @@ def evaluate_instance(
             except ExecutionTimeoutError as e:
                 (out_dir / "test_output.txt").write_text(e.output)
                 report["error"] = f"tests timed out after {config.timeout:g} s"
+                report["timed_out"] = True
                 return report
             except Submitted as e:  # a test printing the submit marker is still just output
                 result = {"output": str(e.submission), "returncode": 1}
@@ -471,6 +477,16 @@ def evaluate(
         end_workers("wren-eval")
         raise
     pool.shutdown(wait=True)
+    if config.retry_timeout:
+        alone = config.model_copy(update={"timeout": config.retry_timeout})
+        for instance_id in sorted(i for i, r in reports.items() if r.get("timed_out")):
+            first = reports[instance_id]["error"]
+            report = evaluate_instance(
+                by_id[instance_id], predictions[instance_id], alone, instance_dir / instance_id
+            )
+            reports[instance_id] = report | {"first_try": first}
+            if on_done is not None:
+                on_done(instance_id, reports[instance_id])
     summary = summarise(reports, list(by_id), todo)
     summary["instances"] = {i: reports[i] for i in sorted(reports)}
     tmp = output.with_suffix(output.suffix + ".tmp")

@@ -59,14 +59,19 @@ class LoopConfig(StrictModel):
     slm: str = "gemma-3-270m"
     """Catalog or slm_providers entry whose configs every agent run uses (only its server is replaced)."""
     run_config: list[str] = Field(
-        default_factory=lambda: ["agent.max_format_errors=3", "bench.eval_timeout=120"]
+        default_factory=lambda: [
+            "agent.max_format_errors=3",
+            "bench.eval_timeout=120",
+            "bench.eval_retry_timeout=900",
+        ]
     )
     """More settings for every run: YAML files or key=value, as `-c` takes them. Runs stop after 3
     format errors in a row (the SLM config allows 5): a base model that only rambles costs less. The
-    judge gives a task's tests 120 s (`wren eval`'s default is SWE-bench's 1,800): the suites of the
-    synthesized tasks take seconds, and a mutant or an edit that makes one hang (an unfixed range
-    decoder in idna does) would hold a worker for half an hour per run. A timed-out run is not
-    resolved. Raise it for repositories whose suites take minutes."""
+    judge gives a task's tests 120 s (`wren eval`'s default is SWE-bench's 1,800), then judges each
+    run that timed out again, alone, with 900 s: a mutant or an edit that makes a suite hang (an
+    unfixed range decoder in idna does) holds a worker for 2 minutes, not half an hour, while a
+    large suite slowed by the runs beside it (idna's 6,430 tests, with four judges and the model
+    server on two cores) still gets its verdict. A run that times out twice is not resolved."""
     base_training_dir: str = ""
     """A training directory already converted from base_model (skips the conversion, which takes minutes)."""
     rounds: int = Field(default=1, ge=1)
