@@ -62,13 +62,13 @@ class LoopConfig(StrictModel):
         default_factory=lambda: [
             "agent.max_format_errors=3",
             "bench.eval_timeout=120",
-            "bench.eval_retry_timeout=900",
+            "bench.eval_retry_timeout=300",
         ]
     )
     """More settings for every run: YAML files or key=value, as `-c` takes them. Runs stop after 3
     format errors in a row (the SLM config allows 5): a base model that only rambles costs less. The
     judge gives a task's tests 120 s (`wren eval`'s default is SWE-bench's 1,800), then judges each
-    run that timed out again, alone, with 900 s: a mutant or an edit that makes a suite hang (an
+    run that timed out again, alone, with 300 s: a mutant or an edit that makes a suite hang (an
     unfixed range decoder in idna does) holds a worker for 2 minutes, not half an hour, while a
     large suite slowed by the runs beside it (idna's 6,430 tests, with four judges and the model
     server on two cores) still gets its verdict. A run that times out twice is not resolved."""
