@@ -69,9 +69,9 @@ class LoopConfig(StrictModel):
     format errors in a row (the SLM config allows 5): a base model that only rambles costs less. The
     judge gives a task's tests 120 s (`wren eval`'s default is SWE-bench's 1,800), then judges each
     run that timed out again, alone, with 300 s: a mutant or an edit that makes a suite hang (an
-    unfixed range decoder in idna does) holds a worker for 2 minutes, not half an hour, while a
-    large suite slowed by the runs beside it (idna's 6,430 tests, with four judges and the model
-    server on two cores) still gets its verdict. A run that times out twice is not resolved."""
+    unfixed range decoder in idna does) costs 7 minutes, not half an hour, while a large suite
+    slowed by the runs beside it (idna's 6,430 tests took 60 to 110 s with four judges and the
+    model server on two cores) still gets its verdict. A run that times out twice is not resolved."""
     base_training_dir: str = ""
     """A training directory already converted from base_model (skips the conversion, which takes minutes)."""
     rounds: int = Field(default=1, ge=1)
