@@ -286,4 +286,4 @@ def log_parser(spec: InstanceSpec, inst: dict[str, Any]) -> Callable[[str], dict
     if parser is None:
         return parse_pytest
     # The Python parsers do not read their test_spec argument; building a real one can need network.
-    return lambda log: parser(without_escapes(log), None)
+    return lambda log: parser(log, None)
