@@ -107,6 +107,30 @@ def test_close_removes_the_container():
     environment.close()  # idempotent
 
 
+def test_a_sweep_of_child_sessions_while_closing_spares_the_removal():
+    # Ctrl-C in a batch closes environments in workers while the main thread kills the child
+    # sessions left; the container's removal must survive that sweep. In a child process, so the
+    # sweep cannot reach this test process's own commands.
+    image = require_docker_image()
+    script = textwrap.dedent(
+        f"""
+        import threading
+        from wren.environments.docker import DockerEnvironment
+        from wren.environments.processes import kill_child_sessions
+        env = DockerEnvironment(image={image!r})
+        print(env.container_name, flush=True)
+        closing = threading.Thread(target=env.close)
+        closing.start()
+        while closing.is_alive():
+            kill_child_sessions()
+        """
+    )
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    name = owner.stdout.readline().strip()
+    assert owner.wait(timeout=120) == 0
+    assert name and name not in wren_containers(owner.pid)
+
+
 def _owner_process(image: str) -> subprocess.Popen:
     script = textwrap.dedent(
         f"""

@@ -25,14 +25,16 @@ from wren.environments.processes import WATCHER_NAME
 from wren.environments.shell import PersistentShell, host_uname
 from wren.exceptions import ConfigError, ExecutionTimeoutError, WrenError
 
-# The watcher: start the container, report how that went, then wait for EOF and remove it.
+# The watcher: start the container, report how that went, then wait for EOF and remove it. The
+# removal runs as a child, not by exec: the watcher's name must stay in its argv until the
+# container is gone, or a Ctrl-C's sweep of child sessions kills `docker rm` half way.
 _WATCHER = r"""
 name=$1; exe=$2; shift 2
 "$@" 2>&1
 rc=$?
 echo "__wren_started__ $rc"
 read -r _
-exec "$exe" rm -f "$name" >/dev/null 2>&1
+"$exe" rm -f "$name" >/dev/null 2>&1
 """
 
 # Kills every process in the container whose environment carries the tag, i.e. one command and
