@@ -148,3 +148,53 @@ def test_steps_after_the_edit_can_be_left_out_but_the_submit_stays():
         "THOUGHT: rerun",
         "THOUGHT: submit",
     ]
+
+
+def test_a_window_that_opens_on_the_task_teaches_its_first_kept_step_as_the_runs_first():
+    settings = EditWindow(steps_before=2, steps_after=0, opens_on_task=True)
+    (record,) = sft_records([episode(STEPS)], ExportConfig(edit_window=settings))
+    assert [r.split("\n")[0] for r in contents(record, "assistant")] == [
+        "THOUGHT: find f",
+        "THOUGHT: read f",
+        "THOUGHT: fix line 2",
+        "THOUGHT: submit",
+    ]
+    messages = record["messages"]
+    # The task, then at once the grep: no note of the test run left out, none of its output.
+    assert messages[1]["content"] == HEAD[1]["content"] and messages[2]["role"] == "assistant"
+    users = contents(record, "user")
+    assert not any("output 0" in u for u in users) and "[" not in users[0]
+    assert "output 1" in users[1] and "output 2" in users[2]
+    # the rerun left out between the edit and the submit is still noted
+    assert "[1 earlier steps omitted]" in users[3]
+
+
+def test_records_take_the_window_of_their_rung():
+    settings = EditWindow(
+        steps_before=0,
+        steps_after=0,
+        rungs={2: {"steps_before": 2, "steps_after": 0, "opens_on_task": True}},
+    )
+    runs = []
+    for level in (2, 4):
+        run = episode(STEPS)
+        run.instance = task() | {"hint_level": level}
+        runs.append(run)
+    l2, l4 = sft_records(runs, ExportConfig(edit_window=settings))
+    first = [contents(r, "assistant")[0].split("\n")[0] for r in (l2, l4)]
+    assert first == ["THOUGHT: find f", "THOUGHT: fix line 2"]
+    bare = episode(STEPS)  # a task off the ladder takes the window's own steps
+    (record,) = sft_records([bare], ExportConfig(edit_window=settings))
+    assert contents(record, "assistant")[0].startswith("THOUGHT: fix line 2")
+
+
+def test_rung_windows_are_validated_with_the_export_config():
+    from wren.config.loader import validate
+    from wren.exceptions import ConfigError
+
+    config = validate(ExportConfig, {"edit_window": {"rungs": {"1": {"steps_before": 2}}}}, where="export")
+    assert config.edit_window.at(1).steps_before == 2 and config.edit_window.at(3).steps_before == 1
+    with pytest.raises(ConfigError, match="opens_on_tsk"):
+        validate(ExportConfig, {"edit_window": {"rungs": {"1": {"opens_on_tsk": True}}}}, where="export")
+    with pytest.raises(ConfigError):
+        validate(ExportConfig, {"edit_window": {"rungs": {"one": {}}}}, where="export")

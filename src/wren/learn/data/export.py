@@ -31,17 +31,33 @@ from wren.learn.data.windows import (
 from wren.validation import StrictModel
 
 
-class EditWindow(StrictModel):
-    """SFT records as one short window around the run's first edit, so that the edit is a large
-    share of the trained tokens: the head (system prompt and task), a note of the steps left out,
-    the last `steps_before` steps before the edit, the edit, and every step after it (the rerun of
-    the tests and the submit in a demonstration)."""
+class WindowSteps(StrictModel):
+    """Which steps around a run's first edit one short SFT record keeps."""
 
     steps_before: int = Field(default=1, ge=0)
     """Steps (a reply and its output) kept before the edit; the output the edit answers is always kept."""
     steps_after: int | None = Field(default=None, ge=0)
     """Replies kept after the edit (None: every one, to the submit); the last reply is always kept
     when it submits, so a window never teaches stopping short of the submit."""
+    opens_on_task: bool = False
+    """The first kept reply follows the task at once, as if the run had begun with it (no note of
+    the steps left out, no output before it). For steps that need nothing the run showed before
+    them, such as a grep for the function the task names: the model learns to take them first."""
+
+
+class EditWindow(WindowSteps):
+    """SFT records as one short window around the run's first edit, so that the edit is a large
+    share of the trained tokens: the head (system prompt and task), a note of the steps left out,
+    the last `steps_before` steps before the edit, the edit, and every step after it (the rerun of
+    the tests and the submit in a demonstration)."""
+
+    rungs: dict[int, WindowSteps] = Field(default_factory=dict)
+    """Other steps for records told at these rungs of the hint ladder (their task's `hint_level`):
+    where the task does not name the wrong line, the window can keep the steps that find it."""
+
+    def at(self, level: Any) -> WindowSteps:
+        """The steps kept for a record of a task told at rung `level` (None: not on the ladder)."""
+        return self.rungs.get(level, self) if isinstance(level, int) else self
 
 
 class ExportConfig(StrictModel):
@@ -112,9 +128,10 @@ def sft_records(
         # model never gets.
         messages = marked(episode)
         shown = _with_tokens(episode.shown(messages), messages)
-        cut = edit_window(shown, episode, config.edit_window) if config.edit_window else None
-        pieces = [cut] if cut else windows(shown, config.max_tokens, count, episode.opening)
         task = episode.instance or {}
+        settings = config.edit_window.at(task.get("hint_level")) if config.edit_window else None
+        cut = edit_window(shown, episode, settings) if settings else None
+        pieces = [cut] if cut else windows(shown, config.max_tokens, count, episode.opening)
         for i, window in enumerate(pieces):
             if any(m.get("train") for m in window if m["role"] == "assistant"):
                 yield {
@@ -128,7 +145,7 @@ def sft_records(
                 }
 
 
-def edit_window(shown: list[dict], episode: Episode, settings: EditWindow) -> list[dict] | None:
+def edit_window(shown: list[dict], episode: Episode, settings: WindowSteps) -> list[dict] | None:
     """The window of `settings` around the first edit of the run `shown`, or None without an edit."""
     from wren.learn.data.command_kinds import reply_kind
 
@@ -139,9 +156,10 @@ def edit_window(shown: list[dict], episode: Episode, settings: EditWindow) -> li
         return None
     first = max(edits[0] - settings.steps_before, 0)
     # The body starts with the output the first kept reply answers (none before the first reply).
-    start = replies[first] - 1 if first > 0 else replies[0]
+    start = replies[first] - 1 if first > 0 and not settings.opens_on_task else replies[first]
+    noted = 0 if settings.opens_on_task else first
     if settings.steps_after is None or edits[0] + 1 + settings.steps_after >= len(replies):
-        return join(head, first, rest[start:])
+        return join(head, noted, rest[start:])
     last_kept = replies[edits[0] + settings.steps_after]
     # Through the last reply kept and its output...
     body = rest[start : last_kept + 2]
@@ -150,7 +168,7 @@ def edit_window(shown: list[dict], episode: Episode, settings: EditWindow) -> li
         # ...then the submit, after a note of the steps left out between.
         skipped = len(replies) - 1 - (edits[0] + settings.steps_after + 1)
         body = [*body, {"role": "user", "content": OMITTED.format(n=skipped)}, rest[submit]]
-    return join(head, first, body)
+    return join(head, noted, body)
 
 
 def _assistant_turns(episode: Episode) -> list[int]:
