@@ -156,8 +156,8 @@ def edit_window(shown: list[dict], episode: Episode, settings: WindowSteps) -> l
         return None
     first = max(edits[0] - settings.steps_before, 0)
     # The body starts with the output the first kept reply answers (none before the first reply).
-    start = replies[first] - 1 if first > 0 and not settings.opens_on_task else replies[first]
     noted = 0 if settings.opens_on_task else first
+    start = replies[first] - 1 if noted else replies[first]
     if settings.steps_after is None or edits[0] + 1 + settings.steps_after >= len(replies):
         return join(head, noted, rest[start:])
     last_kept = replies[edits[0] + settings.steps_after]
