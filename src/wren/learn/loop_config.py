@@ -74,6 +74,11 @@ class LoopConfig(StrictModel):
     model server on two cores) still gets its verdict. A run that times out twice is not resolved."""
     base_training_dir: str = ""
     """A training directory already converted from base_model (skips the conversion, which takes minutes)."""
+    init_adapter: str = ""
+    """Round 0 trains on from this LoRA adapter over the base model instead of a new one, and the
+    rollouts before it run with it: an adapter GGUF, a PEFT adapter directory, or a catalog entry
+    that applies one (`wren-edit-270m` tunes Wren's shipped model further on your tasks). '' = a new
+    adapter. The held-out `base` stays the untouched base model."""
     rounds: int = Field(default=1, ge=1)
     """Rounds of rollouts, training and evaluation. Every round trains one LoRA adapter over the
     base model further: round R starts from round R-1's adapter."""

@@ -77,10 +77,11 @@ class TrainConfig(StrictModel):
     lora: LoraSettings = Field(default_factory=LoraSettings)
     """The adapter (ignored with init_adapter, whose own settings are kept)."""
     init_adapter: str = ""
-    """A PEFT adapter directory (an earlier run's `OUTPUT/adapter`) whose weights training starts
-    from, trainable and with the settings it was saved with, instead of a new LoRA: one adapter
-    over the same base model, trained on over several runs. A checkpoint of this run, where one
-    exists, is resumed from instead."""
+    """The adapter whose weights training starts from, trainable and with the settings it was
+    saved with, instead of a new LoRA: one adapter over the same base model, trained on over
+    several runs. A PEFT adapter directory (an earlier run's `OUTPUT/adapter`), a llama.cpp LoRA
+    adapter GGUF, or a catalog entry that applies one (`wren-edit-270m`: Wren's shipped model, to
+    tune further). A checkpoint of this run, where one exists, is resumed from instead."""
     method: Literal["sft", "dpo"] = "sft"
     """Which trainer runs."""
     dtype: Dtype = "auto"
@@ -227,7 +228,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     model = load_model(config.model, choose_dtype(config.dtype, facts))
     lora = lora_config(config.lora, task_type="CAUSAL_LM")
     if config.init_adapter:
-        model, lora = _with_adapter(model, config.init_adapter), None
+        start = peft_adapter_dir(config.init_adapter, config.model, output / "init-adapter")
+        model, lora = _with_adapter(model, str(start)), None
     cut: dict[str, int] = {}
     if config.method == "sft":
         from trl import SFTConfig, SFTTrainer
@@ -291,6 +293,29 @@ def train(config: TrainConfig) -> dict[str, Any]:
     tmp.write_text(json.dumps(log, indent=2))
     os.replace(tmp, output / "train_log.json")
     return log
+
+
+def peft_adapter_dir(init_adapter: str, model_dir: str | Path, converted: Path) -> Path:
+    """The PEFT directory of `init_adapter` (see TrainConfig): itself, or, for an adapter GGUF or
+    a catalog entry's, the GGUF written as one under `converted` over the base in `model_dir`
+    (with the default LoRA dropout: a GGUF does not record the one it was trained with)."""
+    path = Path(init_adapter).expanduser()
+    if not path.exists():
+        from wren.models.catalog import load_catalog
+
+        entry = load_catalog().get(init_adapter)
+        wren = entry.agent_specific.get("wren") if entry is not None else None
+        if wren is None or len(wren.lora) != 1:
+            raise ConfigError(
+                f"init_adapter {init_adapter!r} is neither a file, a directory, nor a catalog entry "
+                "with one adapter"
+            )
+        path = Path(wren.lora[0])
+    if path.is_dir():
+        return path
+    from wren.serve.adapter_import import import_adapter_gguf
+
+    return import_adapter_gguf(path, converted, model_dir, lora_dropout=LoraSettings().dropout)
 
 
 def _with_adapter(model: Any, adapter_dir: str) -> Any:
