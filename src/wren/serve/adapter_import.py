@@ -80,17 +80,14 @@ def import_adapter_gguf(
             raise ConfigError(f"{adapter_gguf}: tensor {tensor.name} adapts no module of {base_model_dir}")
         values = torch.from_numpy(tensor.data.copy()).to(torch.float32)
         # A is r x in, B is out x r: the side that is not the rank must match the base weight.
-        out_features, in_features = shapes[module]
-        rank, fits = (
-            (values.shape[0], values.shape[1] == in_features)
-            if part == "lora_a"
-            else (values.shape[1], values.shape[0] == out_features)
-        )
-        if values.dim() != 2 or not fits:
+        shape = shapes[module]
+        side = 1 if part == "lora_a" else 0
+        if values.dim() != 2 or len(shape) != 2 or values.shape[side] != shape[side]:
             raise ConfigError(
                 f"{adapter_gguf}: tensor {tensor.name} of shape {list(values.shape)} does not fit "
-                f"{module} ({out_features} x {in_features}) of {base_model_dir}"
+                f"{module} (weight {' x '.join(map(str, shape))}) of {base_model_dir}"
             )
+        rank = values.shape[1 - side]
         tensors[f"base_model.model.{module}.{_PARTS[part]}.weight"] = values
         ranks.add(rank)
     if not tensors or len(ranks) != 1:
