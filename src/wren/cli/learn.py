@@ -39,16 +39,27 @@ def demos_command(
     filter_re: str = options.FILTER,
     slice_spec: str = typer.Option("", "--slice", help="A:B, :B, A: or N (the first N)."),
     config: list[str] = typer.Option([], "-c", "--config", help="YAML file or key.path=value."),
+    checked_edits: bool = typer.Option(
+        False, "--checked-edits", help="The fix and the tests in one command (`sed -i ... && TESTS`)."
+    ),
+    slips: float = typer.Option(
+        0.0,
+        "--slips",
+        help="With --checked-edits: the share of demonstrations that first make a wrong edit, see the "
+        "tests fail, undo it and fix.",
+    ),
 ) -> None:
     """Expert runs from gold patches, executed for real and kept only when the judge resolves them."""
     from rich.console import Console
 
     from wren.bench.datasets import load_instances, select_instances
-    from wren.learn.data.demos import write_demos
+    from wren.config.loader import validate
+    from wren.learn.data.demos import DemoSettings, write_demos
 
+    settings = validate(DemoSettings, {"checked_edits": checked_edits, "slips": slips}, where="learn demos")
     cfg = _bench_config(config, env, repos)
     instances = select_instances(load_instances(dataset), slice_spec=slice_spec, filter_re=filter_re)
-    report = write_demos(instances, cfg, output, workers=workers)
+    report = write_demos(instances, cfg, output, workers=workers, settings=settings)
     Console(stderr=True).print(
         f"kept {len(report['resolved_ids'])} demonstrations the judge resolved, rejected "
         f"{len(report['rejected_ids'])}, {len(report['no_gold_patch_ids'])} without a gold patch; "

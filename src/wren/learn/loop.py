@@ -350,7 +350,9 @@ class Loop:
     def _demos(self, tasks: list[dict[str, Any]], out: Path) -> dict[str, Any]:
         from wren.learn.data.demos import write_demos
 
-        report = write_demos(tasks, self.bench_config(), out, workers=self.config.workers)
+        report = write_demos(
+            tasks, self.bench_config(), out, workers=self.config.workers, settings=self.config.demos
+        )
         return {"kept": len(report["resolved_ids"]), "rejected": len(report["rejected_ids"])}
 
     def _samples(self) -> int:

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from wren.exceptions import ConfigError
 from wren.learn.curriculum import CurriculumConfig
+from wren.learn.data.demos import DemoSettings
 from wren.learn.data.export import ExportConfig
 from wren.learn.probe import EditCheck
 from wren.learn.train.finetune import TrainConfig
@@ -111,6 +112,9 @@ class LoopConfig(StrictModel):
     """Context of the served model per run."""
     synth: SynthSettings = Field(default_factory=SynthSettings)
     """More `wren synth` settings (mutators, timeout, ...); `workers` defaults to the loop's."""
+    demos: DemoSettings = Field(default_factory=DemoSettings)
+    """How the demonstrations make their fix: checked edits (the fix and the tests in one command)
+    and the share that first make a slip the tests catch, then undo it."""
     export: ExportConfig = Field(default_factory=lambda: ExportConfig(max_tokens=MAX_TOKENS))
     """Which episodes become training data, and the rewards."""
     sft: TrainSettings = Field(

@@ -20,6 +20,8 @@ from wren.models.actions import parse_action
 KINDS = ("test", "find", "read", "edit", "submit", "other", "no action")
 
 _TESTS = re.compile(r"\b(pytest|unittest|tox|nox)\b|\bmake\s+test|\bpython\S*\s+\S*test\S*\.py")
+# An edit tool in a command makes it an edit even when the tests run after it (`sed -i ... && pytest`).
+_EDIT_TOOL = re.compile(r"\bsed\s+(-\S*\s+)*-i|\bgit\s+apply\b|(^|[;&|]\s*)patch\b")
 _EDIT = re.compile(r"\bsed\s+(-\S*\s+)*-i|\bpatch\b|\bgit\s+apply\b|(?<![0-9&])>{1,2}\s*[^&\s]|\btee\b")
 _FIND = {"grep", "rg", "find", "ag", "ack", "git grep"}
 _READ = {"cat", "nl", "head", "tail", "less", "more", "sed", "awk", "ls", "tree"}
@@ -42,6 +44,8 @@ def command_kind(command: str) -> str:
     """One of KINDS for a bash command (not `no action`, which is a reply without one)."""
     if any(marker in command for marker in SUBMIT_MARKERS):
         return "submit"
+    if _EDIT_TOOL.search(command):
+        return "edit"
     if _TESTS.search(command):
         return "test"
     if _EDIT.search(command):

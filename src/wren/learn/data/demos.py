@@ -2,7 +2,9 @@
 
 For each task with a gold patch, a fixed sequence of replies in the agent's own format: run the
 failing tests, look at the code the patch touches, apply the fix with a real edit command made
-from the patch, rerun the tests, submit. The replies are executed by the ordinary agent loop in
+from the patch, rerun the tests, submit. With checked edits the fix and the tests are one command,
+and some demonstrations first make a slip (a plausible wrong edit, `slips.py`) that the tests
+catch, undo it and then make the fix. The replies are executed by the ordinary agent loop in
 the ordinary environment (`wren batch` with a scripted model), judged by `wren eval`, and kept
 only when the judge resolves them. They teach the format and the working habit, not reasoning:
 the THOUGHT lines are templates and the fix is known in advance.
@@ -20,10 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, model_validator
+
 from wren.bench.config import BenchWrenConfig
 from wren.bench.rundir import RunDir
 from wren.bench.specs import instance_spec
 from wren.exceptions import ConfigError
+from wren.learn.data.slips import chance, slip
+from wren.validation import StrictModel
 
 SUBMIT = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && git add -A && git diff --cached"
 # The tests a demonstration runs: the task shows three failing tests (synth's statements), so each id
@@ -33,6 +39,11 @@ MAX_TEST_IDS = 3
 # The submit command (77 characters) is named, as in the few-shot turns; a test command with its ids
 # is not: a tuned model copied long ones over and over, in the THOUGHT and the block.
 MAX_NAMED_COMMAND = 80
+# A checked edit shows the end of the test output only: the summary says whether the fix worked, and
+# the record stays short enough that the edits are a large share of its trained tokens.
+CHECK_TAIL = 15
+# What a test run's output says when the tests did not all pass (pytest's summary, a traceback).
+_FAILING = re.compile(r"\b(failed|errors?|FAILED|ERROR|Traceback)\b")
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
@@ -130,18 +141,18 @@ def sed_script(hunks: list[Hunk]) -> str:
     lines, so several edits in one script do not shift each other). A small model's fix is then
     a copy of the line it read with the mistake changed, not a search string it must reproduce.
     """
-    commands = []
-    for hunk in hunks:
-        first, old, new = _changed_lines(hunk)
-        last = first + len(old) - 1
-        span = f"{first}" if last == first else f"{first},{last}"
-        if not new:
-            commands.append(f"{span}d")
-        elif not old:
-            commands.append(f"{first - 1}a\\{_sed_text(new)}" if first > 1 else f"1i\\{_sed_text(new)}")
-        else:
-            commands.append(f"{span}c\\{_sed_text(new)}")
-    return "\n".join(commands)
+    return "\n".join(_line_command(*_changed_lines(hunk)) for hunk in hunks)
+
+
+def _line_command(first: int, old: list[str], new: list[str]) -> str:
+    """The sed command putting `new` in place of the lines `old` from line `first`."""
+    last = first + len(old) - 1
+    span = f"{first}" if last == first else f"{first},{last}"
+    if not new:
+        return f"{span}d"
+    if not old:
+        return f"{first - 1}a\\{_sed_text(new)}" if first > 1 else f"1i\\{_sed_text(new)}"
+    return f"{span}c\\{_sed_text(new)}"
 
 
 def edit_command(hunks: list[Hunk]) -> str:
@@ -164,7 +175,28 @@ def edit_command(hunks: list[Hunk]) -> str:
     return " && ".join(commands)
 
 
-def _test_command(inst: dict[str, Any], specs: dict[str, Any]) -> str:
+class DemoSettings(StrictModel):
+    """How demonstrations make their fix."""
+
+    checked_edits: bool = False
+    """The fix and the tests in one command (`sed -i ... FILE && TESTS`): the edit's own output says
+    whether it worked, so a model that learns it sees a wrong edit fail and can try again within
+    one step, instead of editing once and submitting."""
+    slips: float = Field(default=0.0, ge=0.0, le=1.0)
+    """With checked_edits: the share of demonstrations (a one-line fix, chosen by instance id) whose
+    first edit is a slip (the wrong line rewritten as it reads, or the fix with one operator,
+    keyword or number changed). The tests show it fails; the next reply undoes it (`git checkout
+    -- FILE`) and makes the fix. The slip is never trained on, and a demonstration whose slip the
+    tests do not catch is rejected."""
+
+    @model_validator(mode="after")
+    def _slips_need_checked_edits(self) -> DemoSettings:
+        if self.slips and not self.checked_edits:
+            raise ValueError("slips needs checked_edits=true (a slip is caught by the edit's own test run)")
+        return self
+
+
+def _test_command(inst: dict[str, Any], specs: dict[str, Any], tail: int = 40) -> str:
     """The instance's test command, narrowed to the tests the task is about when they are pytest ids."""
     spec = instance_spec(inst, specs)
     # Without a test patch the failing tests are already in the checkout; with one they arrive
@@ -174,8 +206,8 @@ def _test_command(inst: dict[str, Any], specs: dict[str, Any]) -> str:
     if inst.get("test_cmd") and ids and all("::" in t for t in ids):
         # A test command that names its own directory runs the ids instead of it.
         base = re.sub(r"\s+tests/?\s*$", "", spec.test_cmd)
-        return f"{base} {' '.join(shlex.quote(t) for t in ids[:MAX_TEST_IDS])} 2>&1 | tail -n 40"
-    return f"{spec.test_cmd} 2>&1 | tail -n 40"
+        return f"{base} {' '.join(shlex.quote(t) for t in ids[:MAX_TEST_IDS])} 2>&1 | tail -n {tail}"
+    return f"{spec.test_cmd} 2>&1 | tail -n {tail}"
 
 
 def _reply(thought: str, command: str) -> str:
@@ -271,10 +303,32 @@ def _look_commands(hunks: list[Hunk], sources: dict[str, str]) -> tuple[list[tup
     ], f"`{name}` in {path}"
 
 
+def slip_command(hunks: list[Hunk], key: str) -> str | None:
+    """A `sed -i` that makes a slip in place of the fix (see `slips.slip`), or None: only a fix of
+    one line in one hunk gets one."""
+    if len(hunks) != 1 or hunks[0].deleted or (hunks[0].start == 0 and not hunks[0].old):
+        return None
+    first, old, new = _changed_lines(hunks[0])
+    if len(new) != 1 or len(old) > 1:
+        return None
+    wrong = slip(old[0] if old else None, new[0], key)
+    if wrong is None:
+        return None
+    return f"sed -i {shlex.quote(_line_command(first, old, [wrong]))} {shlex.quote(hunks[0].path)}"
+
+
+def takes_slip(instance_id: str, settings: DemoSettings) -> bool:
+    return chance(f"slip:{instance_id}") < settings.slips
+
+
 def demo_replies(
-    inst: dict[str, Any], specs: dict[str, Any] | None = None, sources: dict[str, str] | None = None
-) -> list[str]:
-    """The replies of an expert run for `inst`, made from its gold patch.
+    inst: dict[str, Any],
+    specs: dict[str, Any] | None = None,
+    sources: dict[str, str] | None = None,
+    settings: DemoSettings | None = None,
+) -> list[str | dict[str, Any]]:
+    """The replies of an expert run for `inst`, made from its gold patch (a reply not to be trained
+    on is a dict with `train: False`).
 
     `sources`: the unpatched text of files the patch changes, by path; with them the
     demonstration finds the changed function by grep instead of knowing where to look.
@@ -285,15 +339,46 @@ def demo_replies(
     hunks = parse_patch(inst["patch"])
     if not hunks:
         raise ConfigError(f"instance {inst.get('instance_id')!r} has no gold patch to demonstrate")
+    settings = settings or DemoSettings()
     tests = _test_command(inst, specs or {})
     looks, where = _look_commands(hunks, sources or {})
-    return [
+    replies: list[str | dict[str, Any]] = [
         _reply("I start by running the failing tests to see the failure for myself.", tests),
         *(_reply(thought, command) for thought, command in looks),
-        _reply(f"I see the mistake in {where}. I fix it by line number with sed.", edit_command(hunks)),
-        _reply("Now I rerun the tests to check that the fix works and breaks nothing.", tests),
-        _reply("The tests pass. I submit the change.", SUBMIT),
     ]
+    fix = edit_command(hunks)
+    if not settings.checked_edits:
+        return [
+            *replies,
+            _reply(f"I see the mistake in {where}. I fix it by line number with sed.", fix),
+            _reply("Now I rerun the tests to check that the fix works and breaks nothing.", tests),
+            _reply("The tests pass. I submit the change.", SUBMIT),
+        ]
+    check = _test_command(inst, specs or {}, tail=CHECK_TAIL)
+    first_try = f"I see the mistake in {where}. I fix it by line number with sed and rerun the tests."
+    wrong = slip_command(hunks, inst["instance_id"]) if takes_slip(inst["instance_id"], settings) else None
+    if wrong is not None:
+        undo = f"git checkout -- {shlex.quote(hunks[0].path)}"
+        replies += [
+            {"content": _reply(first_try, f"{wrong} && {check}"), "train": False},
+            _reply(
+                "The tests still fail, so that edit was not the fix. I undo it and change the line again.",
+                f"{undo} && {fix} && {check}",
+            ),
+        ]
+    else:
+        replies.append(_reply(first_try, f"{fix} && {check}"))
+    return [*replies, _reply("The tests pass. I submit the change.", SUBMIT)]
+
+
+def slip_caught(messages: list[dict[str, Any]]) -> bool:
+    """Whether the output after every reply not trained on (a slip) shows failing tests."""
+    for i, message in enumerate(messages):
+        if message.get("role") == "assistant" and message.get("train") is False:
+            after = messages[i + 1] if i + 1 < len(messages) else {}
+            if not _FAILING.search(str(after.get("content") or "")):
+                return False
+    return True
 
 
 def original_sources(inst: dict[str, Any], repos_dir: str | Path) -> dict[str, str]:
@@ -324,8 +409,10 @@ def write_demos(
     *,
     workers: int = 1,
     eval_timeout: float | None = None,
+    settings: DemoSettings | None = None,
 ) -> dict[str, Any]:
-    """Run the expert replies of every instance with a gold patch, judge them, keep the resolved.
+    """Run the expert replies of every instance with a gold patch, judge them, keep the resolved
+    (and, with slips, those whose slip the tests caught).
 
     `output_dir` ends up a run directory (per-instance trajectories, preds.json) holding only the
     resolved demonstrations, with the judge's report in `report.json` and the others under
@@ -352,12 +439,12 @@ def write_demos(
         try:
             repos = config.bench.workspace.repos
             sources = original_sources(inst, repos) if repos else {}
-            todo.append((inst, demo_replies(inst, config.bench.specs, sources)))
+            todo.append((inst, demo_replies(inst, config.bench.specs, sources, settings)))
         except ConfigError:
             skipped.append(inst["instance_id"])
     from concurrent.futures import ThreadPoolExecutor
 
-    def run_one(item: tuple[dict[str, Any], list[str]]) -> dict[str, Any]:
+    def run_one(item: tuple[dict[str, Any], list[str | dict[str, Any]]]) -> dict[str, Any]:
         inst, replies = item
         cfg = config.model_copy(deep=True)
         cfg.model.model_class = "scripted"
@@ -387,7 +474,13 @@ def write_demos(
         )
         summary = evaluate([by_id[i] for i in fresh], fresh, eval_config, RunDir(output_dir / "eval").report)
         verdicts.update(summary["instances"])
-    newly_rejected = sorted(i for i in fresh if verdicts.get(i, {}).get("outcome") != "resolved")
+    from wren.trajectory import read_run
+
+    paths = run.trajectories()
+    uncaught = {i for i in fresh if i in paths and not slip_caught(read_run(paths[i]).messages)}
+    newly_rejected = sorted(
+        i for i in fresh if verdicts.get(i, {}).get("outcome") != "resolved" or i in uncaught
+    )
     if newly_rejected:
         rejected_dir.mkdir(exist_ok=True)
         for instance_id in newly_rejected:

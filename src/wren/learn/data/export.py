@@ -102,10 +102,13 @@ def _with_tokens(shown: list[dict], messages: list[dict]) -> list[dict]:
 
 
 def marked(episode: Episode) -> list[dict]:
-    """The episode's messages, with format-breaking replies marked not to be trained on."""
+    """The episode's messages, with format-breaking replies marked not to be trained on (and those
+    the run itself marked so, such as a demonstration's slip)."""
     trained = set(episode.assistant_indices()) - set(episode.format_error_steps())
     return [
-        {**m, "train": i in trained} if m.get("role") == "assistant" else m
+        {**m, "train": i in trained and m.get("train", True) is not False}
+        if m.get("role") == "assistant"
+        else m
         for i, m in enumerate(episode.messages)
     ]
 
