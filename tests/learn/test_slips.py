@@ -4,6 +4,7 @@ run by the agent loop on a real git repo and judged by `wren eval`."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -156,3 +157,16 @@ def test_slips_are_caught_by_the_tests_and_never_trained_on(tmp_path: Path, monk
         line for line in episode.patch.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")
     ]
     assert changed == [f"-{WRONG}", f"+{RIGHT}"]
+
+
+def test_the_cli_refuses_slips_without_checked_edits(tmp_path: Path):
+    tasks = write_jsonl(tmp_path / "tasks.jsonl", [_instance(tmp_path / "repos", "clampx-1")])
+    proc = subprocess.run(
+        [sys.executable, "-m", "wren.cli.main", "learn", "demos", "-d", str(tasks), "-o", str(tmp_path / "d")]
+        + ["--repos", str(tmp_path / "repos"), "--slips", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "slips needs checked_edits" in proc.stderr
+    assert not (tmp_path / "d").exists()
