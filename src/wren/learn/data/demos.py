@@ -476,7 +476,8 @@ def write_demos(
         verdicts.update(summary["instances"])
     from wren.trajectory import read_run
 
-    paths = run.trajectories()
+    # Only demonstrations with slips have a check to fail: without them no trajectory is read again.
+    paths = run.trajectories() if settings is not None and settings.slips else {}
     uncaught = {i for i in fresh if i in paths and not slip_caught(read_run(paths[i]).messages)}
     newly_rejected = sorted(
         i for i in fresh if verdicts.get(i, {}).get("outcome") != "resolved" or i in uncaught
