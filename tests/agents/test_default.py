@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import SUBMIT, bash
 from wren import DefaultAgent
 from wren.agents.config import AgentConfig
-from wren.agents.default import repeated_steps
+from wren.agents.repeats import repeated_steps
 from wren.config.loader import read_yaml, validate
 from wren.environments import get_environment
 from wren.environments.local import LocalEnvironment

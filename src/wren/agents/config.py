@@ -26,6 +26,20 @@ class HistoryConfig(StrictModel):
     """Replies before a stubbed observation: whole, or only their command (THOUGHT text dropped)."""
 
 
+class ResampleConfig(StrictModel):
+    """Asking the model again when a reply reruns the command of the reply before it: a sampled
+    small model that retries a failed edit often writes the same edit again, and a second draw
+    often writes another. Off by default."""
+
+    tries: int = Field(0, ge=0)
+    """New replies asked for at most, per step (0 = off). They are not steps: the step limit counts
+    the step once, whatever it took. When none of them parses and runs something new, the step
+    runs the first reply after all."""
+    temperature: float | None = Field(None, ge=0)
+    """The temperature of those draws (None = the model's own). A model with a fixed seed draws
+    each with its seed moved on, so a draw is never the same sample again."""
+
+
 class AgentConfig(StrictModel):
     """Templates and limits of one agent run."""
 
@@ -61,6 +75,8 @@ class AgentConfig(StrictModel):
     """Times in a row the same command may give the same output (durations, clock times and
     addresses aside) before the run ends (0 = no limit): a model stuck in a loop learns nothing
     from the next identical step."""
+    resample: ResampleConfig = Field(default_factory=ResampleConfig)
+    """Asking again for a reply that reruns the step before it, instead of running it."""
     history: HistoryConfig = Field(default_factory=HistoryConfig)
     """What of the history the model sees: recent observations whole, older ones stubbed."""
 

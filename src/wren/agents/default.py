@@ -7,7 +7,6 @@ a message; TerminatingException (Submitted, LimitsExceeded) ends the run.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any
 
 from wren.agents.config import AgentConfig, template_environment
 from wren.agents.history import shorten
+from wren.agents.repeats import last_command, repeated_steps, reruns
 from wren.exceptions import (
     ExecutionTimeoutError,
     FormatError,
@@ -65,41 +65,6 @@ class StepOutcome:
     exit_status: str = ""
     submission: str = ""
     reason: str = ""
-
-
-# What changes between two runs of the same command when nothing else did: durations ("in
-# 0.12s", "3 ms"), clock times and memory addresses. Test runners print the first in every run, so
-# without this a model rerunning the same failing test forever would never count as repeating.
-ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
-_VOLATILE = re.compile(
-    r"\b\d+(?:\.\d+)?\s*(?:s|ms|us|µs|sec|secs|seconds?)\b|\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b|"
-    + ADDRESS.pattern
-)
-
-
-def steady_output(output: Any) -> Any:
-    """`output` with its durations, clock times and addresses blanked; counters stay (they are progress)."""
-    return _VOLATILE.sub("#", output) if isinstance(output, str) else output
-
-
-def repeated_steps(messages: list[dict], action_format: str = "text", action_regex: str = "") -> int:
-    """How many steps in a row, at the end of `messages`, ran the same command and got the same
-    output (but for durations, clock times and addresses). Read from the messages, not counted as
-    the run goes, so a search that sets an agent's history to any node of its tree gets that node's
-    count."""
-    count, last = 0, None
-    i = len(messages) - 2
-    while i >= 0 and messages[i].get("role") == "assistant":
-        try:
-            command = parse_action(messages[i], action_format, action_regex).command
-        except FormatError:
-            break
-        step = (command, steady_output(messages[i + 1].get("content")))
-        if last is not None and step != last:
-            break
-        count, last = count + 1, step
-        i -= 2
-    return count
 
 
 class DefaultAgent:
@@ -321,11 +286,21 @@ class DefaultAgent:
                 )
 
     def query(self, temperature: float | None = None) -> dict:
-        """One model call on the history; `temperature` samples this call at that temperature."""
+        """One model call on the history, as the run's next step; `temperature` samples this call
+        at that temperature."""
         self.check_limits()
         self.n_steps += 1
+        message = self.sample(temperature)
+        self.add_messages(message)
+        return message
+
+    def sample(self, temperature: float | None = None, draw: int = 0) -> dict:
+        """A reply to the history, not yet part of it. `draw` > 0: another draw for the same
+        history (a model with a fixed seed moves it on by `draw`)."""
         tools = [BASH_TOOL] if self.config.action_format == "toolcall" else None
-        sampling = {} if temperature is None else {"temperature": temperature}
+        sampling: dict[str, Any] = {} if temperature is None else {"temperature": temperature}
+        if draw:
+            sampling["draw"] = draw
         message = self.model.query(self.prompt_messages(), tools=tools, **sampling)
         if self.config.cut_after_action and message.get("content"):
             cut = cut_after_first_action(message["content"])
@@ -334,8 +309,39 @@ class DefaultAgent:
                 message["extra"]["content_cut"] = True
             message["content"] = cut
         self.cost += (message.get("extra") or {}).get("cost", 0.0)
-        self.add_messages(message)
         return message
+
+    def unrepeated(self, message: dict, command: str) -> tuple[dict, str]:
+        """The reply to run, and its command: `message` (the history's last), or, when its command
+        reruns the step before it, the first of up to `resample.tries` new draws that parses and
+        does not. The replies set aside stay in the chosen one's `extra.resampled`, in order, so
+        the trajectory keeps every call the step made."""
+        c = self.config
+        if not c.resample.tries:
+            return message, command
+        earlier = last_command(self.messages[self.n_prefix : -1], c.action_format, c.action_regex)
+        if earlier is None or not reruns(command, earlier):
+            return message, command
+        self.messages.pop()
+        set_aside: list[dict] = []
+        chosen = (message, command)
+        for draw in range(1, c.resample.tries + 1):
+            reply = self.sample(c.resample.temperature, draw)
+            try:
+                new = parse_action(reply, c.action_format, c.action_regex).command
+            except FormatError:
+                new = None
+            if new is not None and not reruns(new, earlier):
+                set_aside.insert(0, message)
+                chosen = (reply, new)
+                break
+            set_aside.append(reply)
+        reply, new = chosen
+        reply.setdefault("extra", {})["resampled"] = [
+            {k: m[k] for k in ("content", "tool_calls") if m.get(k) is not None} for m in set_aside
+        ]
+        self.add_messages(reply)
+        return reply, new
 
     def prompt_messages(self) -> list[dict]:
         """The history as the model sees it (see wren.agents.history); the trajectory keeps it all."""
@@ -345,7 +351,7 @@ class DefaultAgent:
         """Query, parse one action, execute it; return the step's record."""
         message = self.query()
         action = parse_action(message, self.config.action_format, self.config.action_regex)
-        return self.execute_action(message, action.command)
+        return self.execute_action(*self.unrepeated(message, action.command))
 
     def execute_action(self, message: dict, command: str) -> dict[str, Any]:
         """Run `command`, append its observation, and return the step's record."""

@@ -117,7 +117,9 @@ class LitellmModel:
 
     # -- requests -----------------------------------------------------------------------------
 
-    def _body(self, tools: list[dict] | None, temperature: float | None = None) -> dict[str, Any]:
+    def _body(
+        self, tools: list[dict] | None, temperature: float | None = None, draw: int = 0
+    ) -> dict[str, Any]:
         c = self.config
         body: dict[str, Any] = {}
         temperature = c.temperature if temperature is None else temperature
@@ -133,6 +135,9 @@ class LitellmModel:
             body.update(REQUEST_FIELDS)
         body.update(reasoning_params(c))
         body.update(c.completion_kwargs)
+        if draw and isinstance(body.get("seed"), int):
+            # A fixed seed makes the same prompt give the same reply: a new draw needs a new seed.
+            body["seed"] += draw
         constraint = self.constraint.fields(tools=bool(tools))
         if c.logprobs and c.api_base:
             constraint = {**EXTRA_REQUEST_FIELDS, **constraint}
@@ -145,7 +150,7 @@ class LitellmModel:
         return {"X-Program-Id": self.program_id} if self.program_id else {}
 
     def _query_direct(
-        self, messages: list[dict], tools: list[dict] | None, temperature: float | None = None
+        self, messages: list[dict], tools: list[dict] | None, temperature: float | None = None, draw: int = 0
     ) -> dict:
         if self._client is None:
             from wren.models.openai_client import OpenAICompatibleClient
@@ -156,7 +161,7 @@ class LitellmModel:
                 headers=self.config.headers,
                 timeout=self.config.timeout,
             )
-        body = {"model": self.bare_name or self.config.name, **self._body(tools, temperature)}
+        body = {"model": self.bare_name or self.config.name, **self._body(tools, temperature, draw)}
         extra_body = body.pop("extra_body", None) or {}
         body.update(extra_body)
         if self.program_id:
@@ -166,11 +171,11 @@ class LitellmModel:
         return self._client.chat(messages, body, self._headers())
 
     def _query_litellm(
-        self, messages: list[dict], tools: list[dict] | None, temperature: float | None = None
+        self, messages: list[dict], tools: list[dict] | None, temperature: float | None = None, draw: int = 0
     ) -> dict:
         litellm = import_litellm()
         c = self.config
-        kwargs = self._body(tools, temperature)
+        kwargs = self._body(tools, temperature, draw)
         if tools and not _has_mcp():
             # LiteLLM imports its MCP gateway (an optional dependency) whenever tools are passed.
             kwargs["_skip_mcp_handler"] = True
@@ -213,7 +218,7 @@ class LitellmModel:
         return response.model_dump()
 
     def _attempts(
-        self, messages: list[dict], tools: list[dict] | None, temperature: float | None = None
+        self, messages: list[dict], tools: list[dict] | None, temperature: float | None = None, draw: int = 0
     ) -> dict:
         c = self.config
         retrying = Retrying(
@@ -226,7 +231,7 @@ class LitellmModel:
             ),
         )
         query = self._query_direct if self.use_direct else self._query_litellm
-        return retrying(query, messages, tools, temperature)
+        return retrying(query, messages, tools, temperature, draw)
 
     def _check_input_budget(self, messages: list[dict]) -> None:
         limit = self.config.max_input_tokens
@@ -247,15 +252,17 @@ class LitellmModel:
         tools: list[dict] | None = None,
         *,
         temperature: float | None = None,
+        draw: int = 0,
         **kwargs: Any,
     ) -> dict:
         """One assistant message for `messages`; `extra` holds cost, tokens, latency, model.
         `temperature` samples this call at that temperature instead of the config's (fallback
-        models keep their own)."""
+        models keep their own); `draw` > 0 asks for another sample of a prompt already answered
+        (a configured `seed` is moved on by it)."""
         self._check_input_budget(messages)
         start = time.perf_counter()
         try:
-            response = self._attempts(messages, tools, temperature)
+            response = self._attempts(messages, tools, temperature, draw)
             model = self
         except RetryableModelError as error:
             if not self.config.fallbacks:

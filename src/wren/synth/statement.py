@@ -17,7 +17,7 @@ from typing import Any
 
 from jinja2 import Environment, StrictUndefined
 
-from wren.agents.default import ADDRESS
+from wren.agents.repeats import ADDRESS
 from wren.synth.discover import is_test_file
 from wren.synth.validate import Verdict
 
