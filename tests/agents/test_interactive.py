@@ -73,6 +73,19 @@ def test_confirm_runs_on_enter_and_rejects_with_the_typed_reason(buggy_repo):
     assert "+    return a + b" in result.submission
 
 
+def test_confirm_asks_about_the_redrawn_command_not_the_repeat(buggy_repo):
+    user = ScriptedUser([("confirm", ""), ("confirm", ""), ("confirm", ""), ("new_task", "")])
+    outputs = [bash("touch a"), bash("touch a"), bash("touch b"), SUBMIT]
+    agent = make_agent(buggy_repo, outputs, user, resample={"tries": 1})
+    assert agent.run("make files").exit_status == "Submitted"
+    # Three confirmations for three commands run: the repeat was redrawn before anyone was asked.
+    assert [kind for kind, _ in user.asked].count("confirm") == 3
+    replies = [m for m in agent.messages if m["role"] == "assistant" and "extra" in m]
+    assert [m["content"] for m in replies[-2:]] == [bash("touch b"), SUBMIT]
+    assert replies[-2]["extra"]["resampled"] == [{"content": bash("touch a")}]
+    assert (buggy_repo / "b").exists() and agent.n_steps == 3
+
+
 def test_whitelisted_commands_skip_confirmation(buggy_repo):
     user = ScriptedUser([("confirm", ""), ("confirm", ""), ("new_task", "")])
     outputs = [bash("ls"), bash("git status --short"), bash("touch made.txt"), SUBMIT]

@@ -175,9 +175,10 @@ class InteractiveAgent(DefaultAgent):
     def model_step(self) -> dict[str, Any]:
         message = self.query()
         action = parse_action(message, self.config.action_format, self.config.action_regex)
+        message, command = self.unrepeated(message, action.command)
         self.check_interrupt()
-        self.confirm(action.command)
-        return self.execute_action(message, action.command)
+        self.confirm(command)
+        return self.execute_action(message, command)
 
     def human_step(self) -> dict[str, Any]:
         while True:
