@@ -18,7 +18,9 @@ class Model(Protocol):
     n_calls: int
 
     def query(self, messages: list[dict], **kwargs: Any) -> dict:
-        """Return an assistant message dict; `extra` holds cost, tokens, latency and model name."""
+        """Return an assistant message dict; `extra` holds cost, tokens, latency and model name.
+        The agent may pass `tools`, `temperature` (this call's) and `draw` (> 0: another sample for
+        a prompt already answered); a model without those ignores them."""
         ...
 
     def get_template_vars(self) -> dict[str, Any]: ...
