@@ -77,6 +77,15 @@ def test_when_every_draw_repeats_the_first_reply_runs(scripted_server, repo):
     assert result.n_steps == 3 and len(server.completions) == 4
 
 
+def test_a_draw_that_fails_leaves_the_first_reply_in_the_trajectory(scripted_server, repo):
+    server = scripted_server([bash(WRONG), bash(RETRY_WRONG), {"status": 400, "error": "gone"}])
+    result = agent_over(server, repo, resample={"tries": 2}).run("Fix add()")
+    assert result.exit_status == "PermanentModelError" and "gone" in result.messages[-1]["content"]
+    replies = [m for m in result.messages if m["role"] == "assistant"]
+    assert [m["content"] for m in replies] == [bash(WRONG), bash(RETRY_WRONG)]
+    assert replies[-1]["extra"]["resampled"] == []
+
+
 def test_off_by_default_and_a_rerun_after_another_step_is_not_a_repeat(scripted_server, repo):
     test = "python3 -m pytest -q test_calc.py"
     edit = "sed -i 's/a - b/a + b/' calc.py"

@@ -325,22 +325,25 @@ class DefaultAgent:
         self.messages.pop()
         set_aside: list[dict] = []
         chosen = (message, command)
-        for draw in range(1, c.resample.tries + 1):
-            reply = self.sample(c.resample.temperature, draw)
-            try:
-                new = parse_action(reply, c.action_format, c.action_regex).command
-            except FormatError:
-                new = None
-            if new is not None and not reruns(new, earlier):
-                set_aside.insert(0, message)
-                chosen = (reply, new)
-                break
-            set_aside.append(reply)
-        reply, new = chosen
-        reply.setdefault("extra", {})["resampled"] = [
-            {k: m[k] for k in ("content", "tool_calls") if m.get(k) is not None} for m in set_aside
-        ]
-        self.add_messages(reply)
+        try:
+            for draw in range(1, c.resample.tries + 1):
+                reply = self.sample(c.resample.temperature, draw)
+                try:
+                    new = parse_action(reply, c.action_format, c.action_regex).command
+                except FormatError:
+                    new = None
+                if new is not None and not reruns(new, earlier):
+                    set_aside.insert(0, message)
+                    chosen = (reply, new)
+                    break
+                set_aside.append(reply)
+        finally:
+            # Also when a draw fails (the model gone, the run stopped): the first reply goes back.
+            reply, new = chosen
+            reply.setdefault("extra", {})["resampled"] = [
+                {k: m[k] for k in ("content", "tool_calls") if m.get(k) is not None} for m in set_aside
+            ]
+            self.add_messages(reply)
         return reply, new
 
     def prompt_messages(self) -> list[dict]:
