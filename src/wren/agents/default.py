@@ -14,7 +14,7 @@ from typing import Any
 
 from wren.agents.config import AgentConfig, template_environment
 from wren.agents.history import shorten
-from wren.agents.repeats import last_command, repeated_steps, reruns
+from wren.agents.repeats import command_of, last_command, repeated_steps, reruns
 from wren.exceptions import (
     ExecutionTimeoutError,
     FormatError,
@@ -328,10 +328,7 @@ class DefaultAgent:
         try:
             for draw in range(1, c.resample.tries + 1):
                 reply = self.sample(c.resample.temperature, draw)
-                try:
-                    new = parse_action(reply, c.action_format, c.action_regex).command
-                except FormatError:
-                    new = None
+                new = command_of(reply, c.action_format, c.action_regex)
                 if new is not None and not reruns(new, earlier):
                     set_aside.insert(0, message)
                     chosen = (reply, new)

@@ -63,13 +63,19 @@ def reruns(command: str, earlier: str) -> bool:
     return n > 0 and any(new[i : i + n] == old for i in range(len(new) - n + 1))
 
 
+def command_of(message: dict, action_format: str = "text", action_regex: str = "") -> str | None:
+    """The command `message` holds (None: it holds no valid action)."""
+    try:
+        return parse_action(message, action_format, action_regex).command
+    except FormatError:
+        return None
+
+
 def last_command(messages: list[dict], action_format: str = "text", action_regex: str = "") -> str | None:
     """The command of the last reply in `messages` that held one (None: no reply did)."""
     for message in reversed(messages):
-        if message.get("role") != "assistant":
-            continue
-        try:
-            return parse_action(message, action_format, action_regex).command
-        except FormatError:
-            continue
+        if message.get("role") == "assistant":
+            command = command_of(message, action_format, action_regex)
+            if command is not None:
+                return command
     return None

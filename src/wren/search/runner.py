@@ -26,10 +26,10 @@ from typing import Any, Literal
 
 from wren.agents.config import AgentConfig
 from wren.agents.default import AgentResult, DefaultAgent
+from wren.agents.repeats import command_of
 from wren.environments.snapshot import Snapshot, WorkspaceSnapshots
 from wren.exceptions import (
     ConfigError,
-    FormatError,
     LimitsExceeded,
     WrenError,
 )
@@ -154,10 +154,7 @@ class TreeSearch:
         return agent.query(temperature=self.config.temperature if explore else None)
 
     def _command(self, message: dict) -> str | None:
-        try:
-            return parse_action(message, self.agent.config.action_format).command
-        except FormatError:
-            return None
+        return command_of(message, self.agent.config.action_format)
 
     def _child(self, parent: Node, message: dict, prefix: list[dict]) -> Node:
         """Run `message`'s action from `parent`'s state; the new node holds the result and a snapshot."""
